@@ -1,0 +1,21 @@
+/**
+ * `spike keeper`: holds one shard of the root key, in memory only.
+ *
+ * @module
+ */
+import type { CommandSpec } from "../lib/cli/command.ts";
+import { resolveKeeperConfig } from "../lib/config/spike_config.ts";
+import { startKeeper } from "../lib/keeper/server.ts";
+import { resolveOrFail, runUntilSignal } from "./role_runner.ts";
+
+/** The `keeper` command. */
+export const keeperCommand: CommandSpec = {
+  name: "keeper",
+  summary: "Run a Keeper (holds one root key shard in memory)",
+  details: "Listens on SPIKE_KEEPER_TLS_PORT (default :8443).",
+  positionals: { min: 0, max: 0 },
+  run: ({ io }) => {
+    const config = resolveOrFail(() => resolveKeeperConfig(io.env));
+    return runUntilSignal(io, "keeper", config.identity, (identity, log) => startKeeper({ config, identity, log }));
+  },
+};

@@ -1,0 +1,22 @@
+/**
+ * `spike nexus`: the secrets service.
+ *
+ * @module
+ */
+import type { CommandSpec } from "../lib/cli/command.ts";
+import { resolveNexusConfig } from "../lib/config/spike_config.ts";
+import { startNexus } from "../lib/nexus/server.ts";
+import { resolveOrFail, runUntilSignal } from "./role_runner.ts";
+
+/** The `nexus` command. */
+export const nexusCommand: CommandSpec = {
+  name: "nexus",
+  summary: "Run Nexus, the secrets service",
+  details: "Settings come from SPIKE_NEXUS_* variables (see docs/CONFIGURATION.md).\n" +
+    "Needs Deno's --v8-flags=--enable-experimental-regexp-engine (policy regexes run in linear time).",
+  positionals: { min: 0, max: 0 },
+  run: ({ io }) => {
+    const config = resolveOrFail(() => resolveNexusConfig(io.env));
+    return runUntilSignal(io, "nexus", config.identity, (identity, log) => startNexus({ config, identity, log }));
+  },
+};

@@ -1,0 +1,70 @@
+/**
+ * `spike operator recover|restore`: break-glass handling of the root key.
+ *
+ * @module
+ */
+import type { CommandSpec } from "../lib/cli/command.ts";
+import { CliError } from "../lib/cli/errors.ts";
+import { ApiError } from "../lib/api/errors.ts";
+import { zeroize } from "../lib/crypto/zeroize.ts";
+import { formatRecoveryShard, parseRecoveryShard } from "../lib/pilot/recovery_file.ts";
+import { withNexus } from "./pilot_session.ts";
+
+/** The `operator` command group. */
+export const operatorCommand: CommandSpec = {
+  name: "operator",
+  summary: "Break-glass: save recovery shards, restore a Nexus from them",
+  subcommands: [
+    {
+      name: "recover",
+      summary: "Save every recovery shard as spike.recovery.<i>.txt (Pilot recover role)",
+      details: "Files go to SPIKE_PILOT_RECOVERY_DIR (default ~/.spike/recover), mode 0600. Keep them offline.",
+      positionals: { min: 0, max: 0 },
+      run: async ({ io }) => {
+        await withNexus(io, async ({ nexus, config }) => {
+          const shards = await nexus.recover();
+          try {
+            await Deno.mkdir(config.recoveryDir, { recursive: true, mode: 0o700 });
+            for (const [index, shard] of [...shards].sort(([a], [b]) => a - b)) {
+              const file = `${config.recoveryDir}/spike.recovery.${index}.txt`;
+              await Deno.writeTextFile(file, formatRecoveryShard(index, shard) + "\n", { mode: 0o600 });
+              // writeTextFile keeps the mode of an existing file; force it.
+              await Deno.chmod(file, 0o600);
+              io.stderr(`wrote ${file}\n`);
+            }
+          } finally {
+            for (const shard of shards.values()) zeroize(shard);
+          }
+        });
+        return 0;
+      },
+    },
+    {
+      name: "restore",
+      summary: "Send one recovery shard to Nexus (Pilot restore role)",
+      details: "Reads one line 'spike:<i>:<hex>' from standard input, or asks for it without echo on a terminal.\n" +
+        "Run once per shard until Nexus reports the root key restored.",
+      positionals: { min: 0, max: 0 },
+      run: async ({ io }) => {
+        if (io.stdinIsTerminal()) io.stderr("Enter a recovery shard (input is hidden): ");
+        const line = await io.readHiddenLine();
+        if (line === null || line.trim() === "") throw new CliError("no shard given on standard input");
+        let parsed;
+        try {
+          parsed = parseRecoveryShard(line);
+        } catch (error) {
+          if (error instanceof ApiError) throw new CliError(error.message);
+          throw error;
+        }
+        try {
+          const progress = await withNexus(io, ({ nexus }) => nexus.restore(parsed.index, parsed.shard));
+          if (progress.restored) io.stdout("restored: Nexus has its root key again\n");
+          else io.stdout(`shards collected: ${progress.collected}, remaining: ${progress.remaining}\n`);
+        } finally {
+          zeroize(parsed.shard);
+        }
+        return 0;
+      },
+    },
+  ],
+};

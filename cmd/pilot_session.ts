@@ -1,0 +1,62 @@
+/**
+ * Opens an authenticated Nexus client for one CLI invocation: resolves the
+ * Pilot config, picks the identity source, and checks the server's ID is a
+ * Nexus ID.
+ *
+ * @module
+ */
+import { CliError } from "../lib/cli/errors.ts";
+import type { CliIo } from "../lib/cli/io.ts";
+import { ApiCallError } from "../lib/client/errors.ts";
+import { NexusClient } from "../lib/client/nexus_client.ts";
+import { ConfigError } from "../lib/config/parse.ts";
+import { type PilotConfig, resolvePilotConfig } from "../lib/config/spike_config.ts";
+import { MtlsError } from "../lib/spiffe/errors.ts";
+import { createMtlsClient } from "../lib/spiffe/mtls_client.ts";
+import { isNexus } from "../lib/spiffe/roles.ts";
+import { toTrustRoots } from "../lib/config/trust_roots.ts";
+import { selectIdentitySource } from "../lib/spiffe/source_select.ts";
+
+/** An open client and the config it came from. */
+export interface PilotSession {
+  /** Typed Nexus API. */
+  readonly nexus: NexusClient;
+  /** Resolved settings. */
+  readonly config: PilotConfig;
+}
+
+/** Resolves the Pilot config, reporting bad settings as CLI errors. */
+export function pilotConfig(io: CliIo): PilotConfig {
+  try {
+    return resolvePilotConfig(io.env);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(error.message);
+    throw error;
+  }
+}
+
+/** Runs `use` with a connected session and closes everything afterwards. */
+export async function withNexus<T>(io: CliIo, use: (session: PilotSession) => Promise<T>): Promise<T> {
+  const config = pilotConfig(io);
+  const identity = selectIdentitySource(config.identity);
+  try {
+    try {
+      await identity.ready();
+    } catch (error) {
+      throw new CliError(`no SPIFFE identity: ${(error as Error).message}`);
+    }
+    const roots = toTrustRoots(config.trustRoots);
+    const client = createMtlsClient({ identity, serverId: (id) => isNexus(id, roots), timeoutMs: 30_000 });
+    try {
+      return await use({ nexus: new NexusClient(config.nexusUrl, client), config });
+    } catch (error) {
+      if (error instanceof ApiCallError) throw new CliError(error.message, error.status === 404 ? 3 : 1);
+      if (error instanceof MtlsError) throw new CliError(error.message);
+      throw error;
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await identity.close();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Shared wiring for the long-running roles (`nexus`, `keeper`): resolve the
+ * config, open the identity source, start, then wait for SIGINT/SIGTERM and
+ * shut down cleanly.
+ *
+ * @module
+ */
+import { CliError } from "../lib/cli/errors.ts";
+import type { CliIo } from "../lib/cli/io.ts";
+import { ConfigError } from "../lib/config/parse.ts";
+import type { IdentityConfig } from "../lib/config/spike_config.ts";
+import { createLogger, type Logger, type LogLevel } from "../lib/log/logger.ts";
+import type { IdentitySource } from "../lib/spiffe/identity.ts";
+import { selectIdentitySource } from "../lib/spiffe/source_select.ts";
+
+/** Resolves a config, turning `ConfigError` into a CLI error (exit 1). */
+export function resolveOrFail<T>(resolve: () => T): T {
+  try {
+    return resolve();
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(`configuration: ${error.message}`);
+    throw error;
+  }
+}
+
+/** The log level from `SPIKE_LOG_LEVEL` (default info). */
+export function logLevel(io: CliIo): LogLevel {
+  const level = (io.env.SPIKE_LOG_LEVEL ?? "info").toLowerCase();
+  if (level === "debug" || level === "info" || level === "warn" || level === "error") return level;
+  throw new CliError(`configuration: SPIKE_LOG_LEVEL: '${level}' is not one of debug, info, warn, error`);
+}
+
+/**
+ * Runs a server role until a termination signal, then closes it. Resolves
+ * with the exit code.
+ */
+export async function runUntilSignal(
+  io: CliIo,
+  component: string,
+  identityConfig: IdentityConfig,
+  start: (identity: IdentitySource, log: Logger) => Promise<{ close(): Promise<void> }>,
+): Promise<number> {
+  const log = createLogger({ component, level: logLevel(io) });
+  const identity = selectIdentitySource(identityConfig, { log });
+  let running: { close(): Promise<void> };
+  try {
+    running = await start(identity, log);
+  } catch (error) {
+    await identity.close();
+    const message = (error as Error).message ?? String(error);
+    if ((error as { code?: string }).code === "EADDRINUSE" || /address already in use/i.test(message)) {
+      throw new CliError(`cannot listen: the port is already in use (${message})`);
+    }
+    throw new CliError(message);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  });
+  log.info("shutting down");
+  await running.close();
+  await identity.close();
+  return 0;
+}

@@ -1,0 +1,202 @@
+/**
+ * `spike secret ...`: the secret commands of the operator CLI.
+ *
+ * @module
+ */
+import { stringify } from "yaml";
+import type { CommandSpec } from "../lib/cli/command.ts";
+import { CliError, UsageError } from "../lib/cli/errors.ts";
+import { outputFormat, renderStructured } from "../lib/cli/format.ts";
+import type { CliIo } from "../lib/cli/io.ts";
+import { withNexus } from "./pilot_session.ts";
+
+const FORMAT_OPTION = {
+  format: { type: "string", short: "f", description: "Output format: human, json or yaml", valueName: "format" },
+} as const;
+
+/** Parses `-v 1,2,3` into version numbers. */
+export function parseVersions(value: unknown): number[] {
+  if (value === undefined) return [];
+  const out: number[] = [];
+  for (const part of String(value).split(",")) {
+    const text = part.trim();
+    if (!/^\d+$/.test(text) || Number(text) > 2 ** 31 - 1) throw new UsageError(`'${text}' is not a version number`);
+    out.push(Number(text));
+  }
+  return out;
+}
+
+function parseVersion(value: unknown): number {
+  const versions = parseVersions(value);
+  if (versions.length > 1) throw new UsageError("give a single version");
+  return versions[0] ?? 0;
+}
+
+/** Collects `key=value` pairs, `--from-file key=path` and `--from-stdin key`. */
+async function collectValues(
+  pairs: readonly string[],
+  fromFile: readonly string[],
+  fromStdin: string | undefined,
+  io: CliIo,
+): Promise<Record<string, string>> {
+  const values: Record<string, string> = {};
+  const set = (key: string, value: string) => {
+    if (key === "") throw new UsageError("a key name is empty");
+    if (key in values) throw new UsageError(`key '${key}' is given twice`);
+    values[key] = value;
+  };
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    if (at < 0) throw new UsageError(`'${pair}' is not key=value`);
+    set(pair.slice(0, at), pair.slice(at + 1));
+  }
+  for (const spec of fromFile) {
+    const at = spec.indexOf("=");
+    if (at < 0) throw new UsageError(`--from-file takes key=path, got '${spec}'`);
+    const file = spec.slice(at + 1);
+    try {
+      set(spec.slice(0, at), await Deno.readTextFile(file));
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
+    }
+  }
+  if (fromStdin !== undefined) {
+    const text = new TextDecoder().decode(await io.readStdin());
+    // A value piped with `echo` ends in one newline the user did not mean.
+    set(fromStdin, text.endsWith("\n") ? text.slice(0, -1) : text);
+  }
+  if (Object.keys(values).length === 0) throw new UsageError("give at least one key=value");
+  return values;
+}
+
+/** The `secret` command group. */
+export const secretCommand: CommandSpec = {
+  name: "secret",
+  summary: "Read and write secrets",
+  subcommands: [
+    {
+      name: "put",
+      summary: "Write a new version of a secret",
+      args: "<path> [key=value...]",
+      details:
+        "Values given as key=value end up in your shell history; prefer --from-file or --from-stdin for real secrets.",
+      positionals: { min: 1 },
+      options: {
+        "from-file": {
+          type: "string",
+          multiple: true,
+          description: "Read a value from a file: key=path (repeatable)",
+          valueName: "key=path",
+        },
+        "from-stdin": {
+          type: "string",
+          description: "Read the value of this key from standard input",
+          valueName: "key",
+        },
+      },
+      run: async ({ positionals, options, io }) => {
+        const [path, ...pairs] = positionals;
+        const values = await collectValues(
+          pairs,
+          (options["from-file"] as string[] | undefined) ?? [],
+          options["from-stdin"] as string | undefined,
+          io,
+        );
+        await withNexus(io, ({ nexus }) => nexus.putSecret(path!, values));
+        io.stderr(`OK: secret ${path} written\n`);
+        return 0;
+      },
+    },
+    {
+      name: "get",
+      summary: "Read a secret (or one key of it)",
+      args: "<path> [key]",
+      positionals: { min: 1, max: 2 },
+      options: {
+        version: { type: "string", short: "v", description: "Version to read (default: current)", valueName: "N" },
+        ...FORMAT_OPTION,
+      },
+      run: async ({ positionals, options, io }) => {
+        const [path, key] = positionals;
+        const format = outputFormat(options.format);
+        const version = parseVersion(options.version);
+        const data = await withNexus(io, ({ nexus }) => nexus.getSecret(path!, version));
+        if (key !== undefined) {
+          if (!(key in data)) throw new CliError(`key '${key}' is not in secret ${path}`, 3);
+          io.stdout(format === "human" ? `${data[key]}\n` : renderStructured({ [key]: data[key] }, format));
+          return 0;
+        }
+        if (format !== "human") io.stdout(renderStructured(data, format));
+        else for (const [k, v] of Object.entries(data).sort(([a], [b]) => a < b ? -1 : 1)) io.stdout(`${k}: ${v}\n`);
+        return 0;
+      },
+    },
+    {
+      name: "delete",
+      summary: "Soft-delete versions of a secret (default: the current one)",
+      args: "<path>",
+      positionals: { min: 1, max: 1 },
+      options: {
+        versions: { type: "string", short: "v", description: "Comma-separated versions, e.g. 1,2", valueName: "list" },
+      },
+      run: async ({ positionals, options, io }) => {
+        const versions = parseVersions(options.versions);
+        await withNexus(io, ({ nexus }) => nexus.deleteSecret(positionals[0]!, versions));
+        io.stderr(`OK: secret ${positionals[0]} deleted\n`);
+        return 0;
+      },
+    },
+    {
+      name: "undelete",
+      summary: "Restore soft-deleted versions (default: the newest deleted one)",
+      args: "<path>",
+      positionals: { min: 1, max: 1 },
+      options: {
+        versions: { type: "string", short: "v", description: "Comma-separated versions, e.g. 1,2", valueName: "list" },
+      },
+      run: async ({ positionals, options, io }) => {
+        const versions = parseVersions(options.versions);
+        await withNexus(io, ({ nexus }) => nexus.undeleteSecret(positionals[0]!, versions));
+        io.stderr(`OK: secret ${positionals[0]} undeleted\n`);
+        return 0;
+      },
+    },
+    {
+      name: "list",
+      summary: "List secret paths",
+      positionals: { min: 0, max: 0 },
+      options: FORMAT_OPTION,
+      run: async ({ options, io }) => {
+        const format = outputFormat(options.format);
+        const keys = await withNexus(io, ({ nexus }) => nexus.listSecrets());
+        if (format === "human") io.stdout(keys.map((k) => `${k}\n`).join(""));
+        else io.stdout(renderStructured(keys, format));
+        return 0;
+      },
+    },
+    {
+      name: "metadata",
+      summary: "Secret metadata",
+      subcommands: [
+        {
+          name: "get",
+          summary: "Show versions and timestamps of a secret",
+          args: "<path>",
+          positionals: { min: 1, max: 1 },
+          options: {
+            version: { type: "string", short: "v", description: "Only this version", valueName: "N" },
+            ...FORMAT_OPTION,
+          },
+          run: async ({ positionals, options, io }) => {
+            const format = outputFormat(options.format);
+            const version = parseVersion(options.version);
+            const meta = await withNexus(io, ({ nexus }) => nexus.getSecretMetadata(positionals[0]!, version));
+            io.stdout(format === "json" ? renderStructured(meta, "json") : stringify(meta));
+            return 0;
+          },
+        },
+      ],
+    },
+  ],
+};

@@ -1,0 +1,38 @@
+/**
+ * The `spike` executable: one binary, the subcommand picks the role.
+ *
+ * @module
+ */
+import { type CommandSpec, runCommand } from "../lib/cli/command.ts";
+import { processIo } from "../lib/cli/io.ts";
+import { bootstrapCommand } from "./bootstrap.ts";
+import { cipherCommand } from "./cipher.ts";
+import { devCommand } from "./dev.ts";
+import { keeperCommand } from "./keeper.ts";
+import { nexusCommand } from "./nexus.ts";
+import { operatorCommand } from "./operator.ts";
+import { policyCommand } from "./policy.ts";
+import { secretCommand } from "./secret.ts";
+
+/** The root of the command tree. */
+export const spikeCommand: CommandSpec = {
+  name: "spike",
+  summary: "spike — a SPIFFE-native secrets store (SPIKE v1 compatible)",
+  details: "Roles: nexus (the secrets service), keeper (holds a root key shard), bootstrap (one-shot key setup).\n" +
+    "Operator CLI: secret, policy, cipher, operator. Start a local stack with 'spike dev'.\n" +
+    "Identity: SPIKE_SVID_DIR (spiffe-helper files) or the SPIFFE Workload API (SPIFFE_ENDPOINT_SOCKET).",
+  subcommands: [
+    nexusCommand,
+    keeperCommand,
+    bootstrapCommand,
+    secretCommand,
+    policyCommand,
+    operatorCommand,
+    cipherCommand,
+    devCommand,
+  ],
+};
+
+if (import.meta.main) {
+  Deno.exit(await runCommand(spikeCommand, Deno.args, processIo()));
+}

@@ -1,0 +1,56 @@
+/**
+ * The wire error contract: every failure a client can see is one of these
+ * codes with a fixed HTTP status. HTTP status is chosen here and nowhere else.
+ *
+ * @module
+ */
+
+/** Error codes of the SPIKE v1 contract, plus two of ours (413, 429). */
+export type ErrorCode =
+  | "api_bad_request"
+  | "access_unauthorized"
+  | "api_not_found"
+  | "api_internal_error"
+  | "state_not_ready"
+  | "api_payload_too_large"
+  | "api_rate_limited";
+
+/** HTTP status for each error code. */
+export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
+  api_bad_request: 400,
+  access_unauthorized: 401,
+  api_not_found: 404,
+  api_internal_error: 500,
+  state_not_ready: 503,
+  api_payload_too_large: 413,
+  api_rate_limited: 429,
+});
+
+/**
+ * A failure that maps onto the wire contract. `detail` is for operators'
+ * logs only and never reaches the client: it must not carry secret data.
+ */
+export class ApiError extends Error {
+  /** The wire code sent as `{"err": code}`. */
+  readonly code: ErrorCode;
+  /** Creates an API error; `detail` is logged, never sent. */
+  constructor(code: ErrorCode, detail?: string) {
+    super(detail ?? code);
+    this.name = "ApiError";
+    this.code = code;
+  }
+  /** HTTP status for this error. */
+  get status(): number {
+    return STATUS_OF[this.code];
+  }
+}
+
+/** Shorthand for a 400 with an operator-facing reason. */
+export function badRequest(detail: string): ApiError {
+  return new ApiError("api_bad_request", detail);
+}
+
+/** Finds the error code for a status (client side), if it is one of ours. */
+export function codeForStatus(status: number): ErrorCode | undefined {
+  return (Object.keys(STATUS_OF) as ErrorCode[]).find((code) => STATUS_OF[code] === status);
+}

@@ -1,0 +1,27 @@
+/**
+ * URL paths and `?action=` values of the SPIKE v1 API.
+ *
+ * @module
+ */
+
+/** Nexus and Keeper endpoint paths. */
+export const PATHS = Object.freeze({
+  secrets: "/v1/store/secrets",
+  secretsMetadata: "/v1/store/secrets/metadata",
+  policy: "/v1/acl/policy",
+  encrypt: "/v1/cipher/encrypt",
+  decrypt: "/v1/cipher/decrypt",
+  recover: "/v1/operator/recover",
+  restore: "/v1/operator/restore",
+  bootstrapVerify: "/v1/bootstrap/verify",
+  keeperContribute: "/v1/store/contribute",
+  keeperShard: "/v1/store/shard",
+});
+
+/** `?action=` values; the empty string is "no action". */
+export type Action = "" | "get" | "delete" | "undelete" | "list";
+
+/** Builds `path?action=a` (or just `path` for the default action). */
+export function urlFor(base: string, path: string, action: Action = ""): string {
+  return `${base}${path}${action ? `?action=${action}` : ""}`;
+}

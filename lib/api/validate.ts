@@ -1,0 +1,129 @@
+/**
+ * Validators for the values clients send. Each returns the value typed, or
+ * throws a 400 `ApiError` whose detail names the field (never its content
+ * when the field could be secret).
+ *
+ * @module
+ */
+import { badRequest } from "./errors.ts";
+
+/** Permissions a policy can grant. */
+export const PERMISSIONS = ["read", "write", "list", "execute", "super"] as const;
+/** One policy permission. */
+export type Permission = typeof PERMISSIONS[number];
+
+const SECRET_PATH = /^[a-zA-Z0-9._\-/()?+*|[\]{}\\]+$/;
+const NAME = /^[a-zA-Z0-9\-_ ]+$/;
+
+/** Largest accepted secret version number (fits a SQLite/Postgres integer). */
+export const MAX_VERSION = 2 ** 31 - 1;
+
+/** Validates a secret path: 1–500 characters from the contract's set. */
+export function secretPath(value: unknown, field = "path"): string {
+  if (typeof value !== "string") throw badRequest(`${field} must be a string`);
+  if (value.length < 1 || value.length > 500) throw badRequest(`${field} must be 1-500 characters`);
+  if (!SECRET_PATH.test(value)) throw badRequest(`${field} has characters outside the allowed set`);
+  return value;
+}
+
+/** Validates a key name or policy name: 1–250 of `[a-zA-Z0-9-_ ]`. */
+export function name(value: unknown, field: string): string {
+  if (typeof value !== "string") throw badRequest(`${field} must be a string`);
+  if (value.length < 1 || value.length > 250) throw badRequest(`${field} must be 1-250 characters`);
+  if (!NAME.test(value)) throw badRequest(`${field} may only contain letters, digits, '-', '_' and spaces`);
+  return value;
+}
+
+/** Validates an optional version: absent/null → 0 (current). */
+export function optionalVersion(value: unknown, field = "version"): number {
+  if (value === undefined || value === null) return 0;
+  return version(value, field);
+}
+
+/** Validates a version number 0..MAX_VERSION. */
+export function version(value: unknown, field = "version"): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_VERSION) {
+    throw badRequest(`${field} must be a whole number from 0 to ${MAX_VERSION}`);
+  }
+  return value;
+}
+
+/** Validates a list of versions (absent/null → []), at most 1000 entries. */
+export function versionList(value: unknown, field = "versions"): number[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw badRequest(`${field} must be an array of numbers`);
+  if (value.length > 1000) throw badRequest(`${field} has more than 1000 entries`);
+  return value.map((v, i) => version(v, `${field}[${i}]`));
+}
+
+/** Validates a `{key: string}` map of secret values: 1–1000 keys, names per the contract. */
+export function secretValues(value: unknown, field = "values"): Record<string, string> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw badRequest(`${field} must be an object of strings`);
+  }
+  const entries = Object.entries(value);
+  if (entries.length === 0) throw badRequest(`${field} must have at least one key`);
+  if (entries.length > 1000) throw badRequest(`${field} has more than 1000 keys`);
+  const out: Record<string, string> = {};
+  for (const [key, v] of entries) {
+    name(key, `${field} key`);
+    if (typeof v !== "string") throw badRequest(`${field}.${key} must be a string`);
+    out[key] = v;
+  }
+  return out;
+}
+
+/** Validates a permission list: non-empty, each one known, duplicates removed. */
+export function permissions(value: unknown, field = "permissions"): Permission[] {
+  if (!Array.isArray(value) || value.length === 0) throw badRequest(`${field} must be a non-empty array`);
+  const out = new Set<Permission>();
+  for (const p of value) {
+    if (typeof p !== "string" || !(PERMISSIONS as readonly string[]).includes(p)) {
+      throw badRequest(`${field} may only contain ${PERMISSIONS.join(", ")}`);
+    }
+    out.add(p as Permission);
+  }
+  return [...out];
+}
+
+/** Validates a regex source string (compiled elsewhere): 1–1000 characters. */
+export function patternSource(value: unknown, field: string): string {
+  if (typeof value !== "string") throw badRequest(`${field} must be a string`);
+  if (value.length < 1 || value.length > 1000) throw badRequest(`${field} must be 1-1000 characters`);
+  return value;
+}
+
+/** Requires a JSON object body. */
+export function object(value: unknown, field = "body"): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw badRequest(`${field} must be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Validates a shard as the wire carries it: an array of 32 integers 0..255. */
+export function shardBytes(value: unknown, field = "shard"): Uint8Array {
+  if (!Array.isArray(value) || value.length !== 32) throw badRequest(`${field} must be an array of 32 integers`);
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) {
+    const b = value[i];
+    if (typeof b !== "number" || !Number.isInteger(b) || b < 0 || b > 255) {
+      out.fill(0);
+      throw badRequest(`${field} must be an array of 32 integers from 0 to 255`);
+    }
+    out[i] = b;
+  }
+  return out;
+}
+
+/** Decodes standard base64 (with padding optional), or throws a 400. */
+export function base64(value: unknown, field: string): Uint8Array {
+  if (typeof value !== "string") throw badRequest(`${field} must be a base64 string`);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.replace(/=+$/, "").length % 4 === 1) {
+    throw badRequest(`${field} is not valid base64`);
+  }
+  const binary = atob(value.padEnd(Math.ceil(value.length / 4) * 4, "="));
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}

@@ -1,0 +1,199 @@
+/**
+ * A typed client for the Nexus API (SPIKE v1 wire contract). The CLI and
+ * the SDK both use it; it knows paths, actions and field names, and turns
+ * error answers into `ApiCallError`.
+ *
+ * @module
+ */
+import type { ErrorCode } from "../api/errors.ts";
+import { type Action, PATHS, urlFor } from "../api/paths.ts";
+import type { Permission } from "../api/validate.ts";
+import { ApiCallError } from "./errors.ts";
+import type { Transport, TransportResponse } from "./transport.ts";
+
+/** Secret metadata as the wire shows it. */
+export interface SecretMetadata {
+  /** Per-version facts keyed by version number. */
+  readonly versions: Readonly<
+    Record<string, { readonly createdTime: string; readonly version: number; readonly deletedTime: string | null }>
+  >;
+  /** Path-level facts. */
+  readonly metadata: {
+    readonly currentVersion: number;
+    readonly oldestVersion: number;
+    readonly createdTime: string;
+    readonly updatedTime: string;
+    readonly maxVersions: number;
+  };
+}
+
+/** A policy as the wire shows it. */
+export interface PolicyView {
+  readonly id: string;
+  readonly name: string;
+  readonly spiffiedPattern: string;
+  readonly pathPattern: string;
+  readonly permissions: Permission[];
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** Fields of a policy to create or update. */
+export interface PolicyInput {
+  readonly name: string;
+  readonly spiffeidPattern: string;
+  readonly pathPattern: string;
+  readonly permissions: readonly Permission[];
+}
+
+/** Cipher API JSON-mode envelope. */
+export interface CipherEnvelope {
+  readonly version: number;
+  readonly nonce: string;
+  readonly ciphertext: string;
+}
+
+/** Restore progress. */
+export interface RestoreProgress {
+  readonly collected: number;
+  readonly remaining: number;
+  readonly restored: boolean;
+}
+
+/** Typed Nexus API calls over a transport. */
+export class NexusClient {
+  readonly #base: string;
+  readonly #transport: Transport;
+
+  /** Creates a client for the Nexus at `baseUrl` (e.g. `https://localhost:8553`). */
+  constructor(baseUrl: string, transport: Transport) {
+    this.#base = baseUrl.replace(/\/+$/, "");
+    this.#transport = transport;
+  }
+
+  /** Writes a new version of a secret. */
+  async putSecret(path: string, values: Readonly<Record<string, string>>): Promise<void> {
+    await this.#json(PATHS.secrets, "", { path, values });
+  }
+
+  /** Reads a secret's values (version 0 = current). */
+  async getSecret(path: string, version = 0): Promise<Record<string, string>> {
+    const out = await this.#json(PATHS.secrets, "get", { path, version });
+    return (out.data ?? {}) as Record<string, string>;
+  }
+
+  /** Soft-deletes versions (`[]` = current). */
+  async deleteSecret(path: string, versions: readonly number[] = []): Promise<void> {
+    await this.#json(PATHS.secrets, "delete", { path, versions });
+  }
+
+  /** Restores soft-deleted versions (`[]` = highest deleted). */
+  async undeleteSecret(path: string, versions: readonly number[] = []): Promise<void> {
+    await this.#json(PATHS.secrets, "undelete", { path, versions });
+  }
+
+  /** Lists secret paths. */
+  async listSecrets(): Promise<string[]> {
+    const out = await this.#json(PATHS.secrets, "list", {});
+    return (out.keys ?? []) as string[];
+  }
+
+  /** Reads a secret's metadata. */
+  async getSecretMetadata(path: string, version = 0): Promise<SecretMetadata> {
+    return await this.#json(PATHS.secretsMetadata, "get", { path, version }) as unknown as SecretMetadata;
+  }
+
+  /** Creates or updates a policy by name. */
+  async putPolicy(policy: PolicyInput): Promise<string> {
+    const out = await this.#json(PATHS.policy, "", { ...policy, permissions: [...policy.permissions] });
+    return String(out.id ?? "");
+  }
+
+  /** Reads a policy by name. */
+  async getPolicy(name: string): Promise<PolicyView> {
+    return await this.#json(PATHS.policy, "get", { id: name }) as unknown as PolicyView;
+  }
+
+  /** Deletes a policy by name. */
+  async deletePolicy(name: string): Promise<void> {
+    await this.#json(PATHS.policy, "delete", { id: name });
+  }
+
+  /** Lists policies, optionally filtered by exact patterns. */
+  async listPolicies(filter: { spiffeidPattern?: string; pathPattern?: string } = {}): Promise<
+    Array<{ id: string; name: string }>
+  > {
+    const out = await this.#json(PATHS.policy, "list", filter);
+    return (out.policies ?? []) as Array<{ id: string; name: string }>;
+  }
+
+  /** Encrypts in JSON mode. */
+  async encryptJson(plaintextBase64: string): Promise<CipherEnvelope> {
+    return await this.#json(PATHS.encrypt, "", { plaintext: plaintextBase64 }) as unknown as CipherEnvelope;
+  }
+
+  /** Decrypts in JSON mode; returns base64 plaintext. */
+  async decryptJson(envelope: CipherEnvelope): Promise<string> {
+    const out = await this.#json(PATHS.decrypt, "", { ...envelope });
+    return String(out.plaintext ?? "");
+  }
+
+  /** Encrypts raw bytes (octet-stream mode). */
+  encryptBytes(plaintext: Uint8Array): Promise<Uint8Array> {
+    return this.#octets(PATHS.encrypt, plaintext);
+  }
+
+  /** Decrypts raw bytes (octet-stream mode). */
+  decryptBytes(sealed: Uint8Array): Promise<Uint8Array> {
+    return this.#octets(PATHS.decrypt, sealed);
+  }
+
+  /** Asks for every recovery shard (Pilot recover role). */
+  async recover(): Promise<Map<number, Uint8Array>> {
+    const out = await this.#json(PATHS.recover, "", {});
+    const shards = new Map<number, Uint8Array>();
+    for (const [index, values] of Object.entries((out.shards ?? {}) as Record<string, number[]>)) {
+      shards.set(Number(index), Uint8Array.from(values));
+    }
+    return shards;
+  }
+
+  /** Sends one recovery shard (Pilot restore role). */
+  async restore(index: number, shard: Uint8Array): Promise<RestoreProgress> {
+    const body = JSON.stringify({ id: index, shard: Array.from(shard) });
+    return await this.#send(PATHS.restore, "", body, "application/json") as unknown as RestoreProgress;
+  }
+
+  async #json(path: string, action: Action, body: unknown): Promise<Record<string, unknown>> {
+    return await this.#send(path, action, JSON.stringify(body), "application/json");
+  }
+
+  async #send(path: string, action: Action, body: string, contentType: string): Promise<Record<string, unknown>> {
+    const response = await this.#transport.post(urlFor(this.#base, path, action), body, {
+      "content-type": contentType,
+    });
+    const parsed = parseJson(response);
+    if (response.status !== 200) throw new ApiCallError(response.status, parsed?.err as ErrorCode | undefined);
+    if (!parsed) throw new ApiCallError(response.status, "api_internal_error");
+    return parsed;
+  }
+
+  async #octets(path: string, body: Uint8Array): Promise<Uint8Array> {
+    const response = await this.#transport.post(urlFor(this.#base, path), body, {
+      "content-type": "application/octet-stream",
+    });
+    if (response.status !== 200) {
+      throw new ApiCallError(response.status, parseJson(response)?.err as ErrorCode | undefined);
+    }
+    return response.body;
+  }
+}
+
+function parseJson(response: TransportResponse): Record<string, unknown> | undefined {
+  try {
+    const value = JSON.parse(new TextDecoder().decode(response.body));
+    return typeof value === "object" && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * Resolves the environment (and command-line overrides) into one frozen,
+ * validated configuration object per role. This is the only place that knows
+ * SPIKE_* variable names; everything under `lib/` receives these objects.
+ *
+ * @module
+ */
+import {
+  ConfigError,
+  type ListenAddress,
+  parseBoolean,
+  parseDuration,
+  parseHttpsUrl,
+  parseInteger,
+  parseList,
+  parseListenAddress,
+} from "./parse.ts";
+
+/** Environment variables as a plain record (tests pass their own). */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Where this process gets its X.509-SVID from. */
+export interface IdentityConfig {
+  /** `SPIKE_SVID_DIR`: spiffe-helper layout directory; wins when set. */
+  readonly svidDir?: string;
+  /** `SPIFFE_ENDPOINT_SOCKET`: the Workload API address. */
+  readonly endpointSocket: string;
+}
+
+/** Trust domains accepted for each peer role (`SPIKE_TRUST_ROOT_*`). */
+export interface TrustRootsConfig {
+  readonly nexus: readonly string[];
+  readonly keeper: readonly string[];
+  readonly pilot: readonly string[];
+  readonly bootstrap: readonly string[];
+  readonly liteWorkload: readonly string[];
+}
+
+/** Settings common to every role. */
+export interface CommonConfig {
+  /** Identity source selection. */
+  readonly identity: IdentityConfig;
+  /** Accepted trust domains per role. */
+  readonly trustRoots: TrustRootsConfig;
+}
+
+/** Storage backends Nexus can run with. */
+export type BackendStore = "sqlite" | "memory" | "lite";
+
+/** `spike nexus` settings. */
+export interface NexusConfig extends CommonConfig {
+  /** `SPIKE_NEXUS_TLS_PORT` (default `:8553`). */
+  readonly listen: ListenAddress;
+  /** `SPIKE_NEXUS_BACKEND_STORE` (default `sqlite`). */
+  readonly backendStore: BackendStore;
+  /** `SPIKE_NEXUS_DATA_DIR` (default `~/.spike/data`). */
+  readonly dataDir: string;
+  /** `SPIKE_NEXUS_MAX_SECRET_VERSIONS` (default 10). */
+  readonly maxSecretVersions: number;
+  /** `SPIKE_NEXUS_KEEPER_PEERS`: Keeper URLs; position i+1 is the share index. */
+  readonly keeperPeers: readonly string[];
+  /** `SPIKE_NEXUS_SHAMIR_SHARES` (default 3). */
+  readonly shamirShares: number;
+  /** `SPIKE_NEXUS_SHAMIR_THRESHOLD` (default 2). */
+  readonly shamirThreshold: number;
+  /** `SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL` in ms (default 5m). */
+  readonly keeperUpdateIntervalMs: number;
+  /** `SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE` (default 65536). */
+  readonly maxCiphertextSize: number;
+  /** `SPIKE_NEXUS_MAX_BODY_SIZE` [ours]: request body cap in bytes (default 1 MiB). */
+  readonly maxBodyBytes: number;
+}
+
+/** `spike keeper` settings. */
+export interface KeeperConfig extends CommonConfig {
+  /** `SPIKE_KEEPER_TLS_PORT` (default `:8443`). */
+  readonly listen: ListenAddress;
+}
+
+/** Operator CLI (`secret`, `policy`, `operator`, `cipher`) settings. */
+export interface PilotConfig extends CommonConfig {
+  /** `SPIKE_NEXUS_API_URL` (default `https://localhost:8553`). */
+  readonly nexusUrl: string;
+  /** `SPIKE_PILOT_RECOVERY_DIR` (default `~/.spike/recover`). */
+  readonly recoveryDir: string;
+}
+
+/** `spike bootstrap` settings. */
+export interface BootstrapConfig extends CommonConfig {
+  /** `SPIKE_NEXUS_API_URL`. */
+  readonly nexusUrl: string;
+  /** `SPIKE_NEXUS_KEEPER_PEERS`. */
+  readonly keeperPeers: readonly string[];
+  /** `SPIKE_NEXUS_SHAMIR_SHARES`. */
+  readonly shamirShares: number;
+  /** `SPIKE_NEXUS_SHAMIR_THRESHOLD`. */
+  readonly shamirThreshold: number;
+  /** `SPIKE_BOOTSTRAP_FORCE`: overwrite the key of a Nexus that has data. */
+  readonly force: boolean;
+}
+
+const DEFAULT_TRUST_DOMAIN = "spike.ist";
+const DEFAULT_ENDPOINT_SOCKET = "unix:///tmp/spire-agent/public/api.sock";
+
+/** Resolves the settings every role shares. */
+export function resolveCommon(env: Env): CommonConfig {
+  const svidDir = nonEmpty(env.SPIKE_SVID_DIR);
+  return {
+    identity: Object.freeze({
+      ...(svidDir ? { svidDir } : {}),
+      endpointSocket: nonEmpty(env.SPIFFE_ENDPOINT_SOCKET) ?? DEFAULT_ENDPOINT_SOCKET,
+    }),
+    trustRoots: Object.freeze({
+      nexus: trustRoot(env, "SPIKE_TRUST_ROOT_NEXUS"),
+      keeper: trustRoot(env, "SPIKE_TRUST_ROOT_KEEPER"),
+      pilot: trustRoot(env, "SPIKE_TRUST_ROOT_PILOT"),
+      bootstrap: trustRoot(env, "SPIKE_TRUST_ROOT_BOOTSTRAP"),
+      liteWorkload: trustRoot(env, "SPIKE_TRUST_ROOT_LITE_WORKLOAD"),
+    }),
+  };
+}
+
+/** Resolves `spike nexus` settings. */
+export function resolveNexusConfig(env: Env): NexusConfig {
+  const shares = integer(env, "SPIKE_NEXUS_SHAMIR_SHARES", 3, 1, 1000);
+  const threshold = integer(env, "SPIKE_NEXUS_SHAMIR_THRESHOLD", 2, 1, 1000);
+  if (threshold > shares) {
+    throw new ConfigError(
+      "SPIKE_NEXUS_SHAMIR_THRESHOLD",
+      `${threshold} is more than SPIKE_NEXUS_SHAMIR_SHARES (${shares})`,
+    );
+  }
+  const backend = nonEmpty(env.SPIKE_NEXUS_BACKEND_STORE) ?? "sqlite";
+  if (backend !== "sqlite" && backend !== "memory" && backend !== "lite") {
+    throw new ConfigError("SPIKE_NEXUS_BACKEND_STORE", `'${backend}' is not one of sqlite, memory, lite`);
+  }
+  const keeperPeers = keeperPeerList(env);
+  if (keeperPeers.length > 0 && keeperPeers.length !== shares) {
+    throw new ConfigError(
+      "SPIKE_NEXUS_KEEPER_PEERS",
+      `lists ${keeperPeers.length} Keepers but SPIKE_NEXUS_SHAMIR_SHARES is ${shares}`,
+    );
+  }
+  return Object.freeze({
+    ...resolveCommon(env),
+    listen: parseListenAddress("SPIKE_NEXUS_TLS_PORT", nonEmpty(env.SPIKE_NEXUS_TLS_PORT) ?? ":8553"),
+    backendStore: backend,
+    dataDir: nonEmpty(env.SPIKE_NEXUS_DATA_DIR) ?? `${home(env)}/.spike/data`,
+    maxSecretVersions: integer(env, "SPIKE_NEXUS_MAX_SECRET_VERSIONS", 10, 1, 1000),
+    keeperPeers,
+    shamirShares: shares,
+    shamirThreshold: threshold,
+    keeperUpdateIntervalMs: duration(env, "SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL", "5m"),
+    maxCiphertextSize: integer(env, "SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE", 65536, 1, 64 * 1024 * 1024),
+    maxBodyBytes: integer(env, "SPIKE_NEXUS_MAX_BODY_SIZE", 1024 * 1024, 1024, 256 * 1024 * 1024),
+  });
+}
+
+/** Resolves `spike keeper` settings. */
+export function resolveKeeperConfig(env: Env): KeeperConfig {
+  return Object.freeze({
+    ...resolveCommon(env),
+    listen: parseListenAddress("SPIKE_KEEPER_TLS_PORT", nonEmpty(env.SPIKE_KEEPER_TLS_PORT) ?? ":8443"),
+  });
+}
+
+/** Resolves the operator CLI's settings. */
+export function resolvePilotConfig(env: Env): PilotConfig {
+  return Object.freeze({
+    ...resolveCommon(env),
+    nexusUrl: nexusUrl(env),
+    recoveryDir: nonEmpty(env.SPIKE_PILOT_RECOVERY_DIR) ?? `${home(env)}/.spike/recover`,
+  });
+}
+
+/** Resolves `spike bootstrap` settings. */
+export function resolveBootstrapConfig(env: Env): BootstrapConfig {
+  const shares = integer(env, "SPIKE_NEXUS_SHAMIR_SHARES", 3, 1, 1000);
+  const threshold = integer(env, "SPIKE_NEXUS_SHAMIR_THRESHOLD", 2, 1, 1000);
+  if (threshold > shares) {
+    throw new ConfigError(
+      "SPIKE_NEXUS_SHAMIR_THRESHOLD",
+      `${threshold} is more than SPIKE_NEXUS_SHAMIR_SHARES (${shares})`,
+    );
+  }
+  const keeperPeers = keeperPeerList(env);
+  if (keeperPeers.length !== shares) {
+    throw new ConfigError(
+      "SPIKE_NEXUS_KEEPER_PEERS",
+      `lists ${keeperPeers.length} Keepers but SPIKE_NEXUS_SHAMIR_SHARES is ${shares}`,
+    );
+  }
+  return Object.freeze({
+    ...resolveCommon(env),
+    nexusUrl: nexusUrl(env),
+    keeperPeers,
+    shamirShares: shares,
+    shamirThreshold: threshold,
+    force: parseBoolean("SPIKE_BOOTSTRAP_FORCE", env.SPIKE_BOOTSTRAP_FORCE ?? "false"),
+  });
+}
+
+function nexusUrl(env: Env): string {
+  return parseHttpsUrl("SPIKE_NEXUS_API_URL", nonEmpty(env.SPIKE_NEXUS_API_URL) ?? "https://localhost:8553");
+}
+
+function keeperPeerList(env: Env): readonly string[] {
+  const peers = parseList(env.SPIKE_NEXUS_KEEPER_PEERS ?? "").map((url) =>
+    parseHttpsUrl("SPIKE_NEXUS_KEEPER_PEERS", url)
+  );
+  return Object.freeze(peers);
+}
+
+function trustRoot(env: Env, name: string): readonly string[] {
+  const domains = parseList(env[name] ?? "");
+  for (const domain of domains) {
+    if (!/^[a-z0-9._-]+$/.test(domain)) throw new ConfigError(name, `'${domain}' is not a valid trust domain`);
+  }
+  return Object.freeze(domains.length > 0 ? domains : [DEFAULT_TRUST_DOMAIN]);
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = nonEmpty(env[name]);
+  return value === undefined ? fallback : parseInteger(name, value, min, max);
+}
+
+function duration(env: Env, name: string, fallback: string): number {
+  const ms = parseDuration(name, nonEmpty(env[name]) ?? fallback);
+  if (ms < 100) throw new ConfigError(name, "must be at least 100ms");
+  return ms;
+}
+
+function home(env: Env): string {
+  const dir = nonEmpty(env.HOME);
+  if (!dir) throw new ConfigError("HOME", "is not set; set it, or set the data directory explicitly");
+  return dir;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}

@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { resolveBootstrapConfig, resolveKeeperConfig, resolveNexusConfig, resolvePilotConfig } from "./spike_config.ts";
+import { ConfigError } from "./parse.ts";
+
+Deno.test("nexus defaults follow SPIKE", () => {
+  const c = resolveNexusConfig({ HOME: "/home/u" });
+  assert.deepEqual(c.listen, { host: "0.0.0.0", port: 8553 });
+  assert.equal(c.backendStore, "sqlite");
+  assert.equal(c.dataDir, "/home/u/.spike/data");
+  assert.equal(c.maxSecretVersions, 10);
+  assert.equal(c.shamirShares, 3);
+  assert.equal(c.shamirThreshold, 2);
+  assert.equal(c.keeperUpdateIntervalMs, 300_000);
+  assert.equal(c.maxCiphertextSize, 65536);
+  assert.equal(c.maxBodyBytes, 1048576);
+  assert.deepEqual(c.trustRoots.pilot, ["spike.ist"]);
+  assert.equal(c.identity.svidDir, undefined);
+  assert.equal(c.identity.endpointSocket, "unix:///tmp/spire-agent/public/api.sock");
+  assert.ok(Object.isFrozen(c));
+});
+
+Deno.test("nexus reads every variable", () => {
+  const c = resolveNexusConfig({
+    SPIKE_NEXUS_TLS_PORT: "127.0.0.1:9000",
+    SPIKE_NEXUS_BACKEND_STORE: "memory",
+    SPIKE_NEXUS_DATA_DIR: "/d",
+    SPIKE_NEXUS_MAX_SECRET_VERSIONS: "3",
+    SPIKE_NEXUS_KEEPER_PEERS: "https://a:1, https://b:2",
+    SPIKE_NEXUS_SHAMIR_SHARES: "2",
+    SPIKE_NEXUS_SHAMIR_THRESHOLD: "1",
+    SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: "30s",
+    SPIKE_TRUST_ROOT_PILOT: "a.org,b.org",
+    SPIKE_SVID_DIR: "/svid",
+  });
+  assert.deepEqual(c.listen, { host: "127.0.0.1", port: 9000 });
+  assert.equal(c.backendStore, "memory");
+  assert.deepEqual(c.keeperPeers, ["https://a:1", "https://b:2"]);
+  assert.equal(c.keeperUpdateIntervalMs, 30_000);
+  assert.deepEqual(c.trustRoots.pilot, ["a.org", "b.org"]);
+  assert.equal(c.identity.svidDir, "/svid");
+});
+
+Deno.test("bad settings name the variable", () => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ SPIKE_NEXUS_BACKEND_STORE: "mysql" }, /^SPIKE_NEXUS_BACKEND_STORE: /],
+    [{ SPIKE_NEXUS_SHAMIR_THRESHOLD: "4" }, /^SPIKE_NEXUS_SHAMIR_THRESHOLD: /],
+    [{ SPIKE_NEXUS_KEEPER_PEERS: "https://a:1" }, /^SPIKE_NEXUS_KEEPER_PEERS: /],
+    [{ SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: "5" }, /^SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: /],
+    [{ SPIKE_NEXUS_MAX_SECRET_VERSIONS: "0" }, /^SPIKE_NEXUS_MAX_SECRET_VERSIONS: /],
+    [{ SPIKE_TRUST_ROOT_NEXUS: "Bad Domain" }, /^SPIKE_TRUST_ROOT_NEXUS: /],
+  ];
+  for (const [env, pattern] of cases) {
+    assert.throws(
+      () => resolveNexusConfig({ HOME: "/h", ...env }),
+      (e: unknown) => e instanceof ConfigError && pattern.test(e.message),
+    );
+  }
+});
+
+Deno.test("keeper, pilot and bootstrap configs", () => {
+  assert.equal(resolveKeeperConfig({}).listen.port, 8443);
+  const pilot = resolvePilotConfig({ HOME: "/h" });
+  assert.equal(pilot.nexusUrl, "https://localhost:8553");
+  assert.equal(pilot.recoveryDir, "/h/.spike/recover");
+  assert.throws(() => resolveBootstrapConfig({}), /SPIKE_NEXUS_KEEPER_PEERS/);
+  const b = resolveBootstrapConfig({
+    SPIKE_NEXUS_KEEPER_PEERS: "https://a:1,https://b:2,https://c:3",
+    SPIKE_BOOTSTRAP_FORCE: "true",
+  });
+  assert.equal(b.force, true);
+  assert.equal(b.keeperPeers.length, 3);
+});

@@ -1,0 +1,222 @@
+/**
+ * Shamir secret sharing of a 32-byte root key over GF(n), n the P-256 group
+ * order.
+ *
+ * The secret s is a scalar `0 < s < n`. Splitting builds
+ * `f(x) = s + a1·x + … + a(t-1)·x^(t-1) mod n` and hands out share
+ * `i = f(i)` for `i = 1..N`, each as 32 big-endian bytes. Any t shares rebuild
+ * s by Lagrange interpolation at 0; t-1 shares reveal nothing about it.
+ *
+ * The coefficients are derived from s itself (HKDF-SHA-256, see
+ * {@linkcode deriveCoefficients}), not drawn at random: Nexus re-sends each
+ * Keeper its share every few minutes, and every push must carry the same
+ * value, or shares collected at different times would mix two polynomials
+ * and rebuild a wrong key.
+ *
+ * @module
+ */
+
+import { expand, extract } from "@noble/hashes/hkdf.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { CryptoError } from "./errors.ts";
+import { bytesToScalar, CURVE_ORDER, Fn, isValidScalar, SCALAR_LENGTH, scalarToBytes } from "./scalar.ts";
+import { zeroize } from "./zeroize.ts";
+
+export { isValidScalar } from "./scalar.ts";
+export { generateRootKey } from "./root_key.ts";
+
+/** One share: the polynomial evaluated at `index`. */
+export interface Share {
+  /** Evaluation point, 1-based (the Keeper's position in the peer list). */
+  readonly index: number;
+  /** `f(index)`, 32 bytes big-endian, `0 < value < n`. */
+  readonly value: Uint8Array;
+}
+
+/** Upper bound on the share count and on any share index. */
+export const MAX_SHARES = 1000;
+
+/** HKDF-Extract salt for coefficient derivation. */
+export const COEFFICIENT_SALT = "spike/v1/shamir";
+
+/**
+ * HKDF-Expand info prefix for coefficient derivation; followed by the
+ * coefficient number and the attempt number, each 4 bytes big-endian.
+ */
+export const COEFFICIENT_INFO = "spike/v1/shamir/coefficient";
+
+/** A candidate is out of range with probability ~2^-32; more misses are a bug. */
+const MAX_COEFFICIENT_ATTEMPTS = 16;
+
+const utf8 = new TextEncoder();
+
+/**
+ * Derives coefficients a1..a(count) from the secret:
+ * `prk = HKDF-Extract(salt = "spike/v1/shamir", ikm = secret)`, then for
+ * coefficient j and attempt k = 0, 1, …:
+ * `HKDF-Expand(prk, "spike/v1/shamir/coefficient" ‖ u32be(j) ‖ u32be(k), 32)`,
+ * read big-endian, kept when `0 < value < n` (rejection sampling: no modulo
+ * bias, and a zero leading coefficient would lower the degree).
+ *
+ * Exported for tests and documentation; callers use {@linkcode splitSecret}.
+ */
+export function deriveCoefficients(
+  secret: Uint8Array,
+  count: number,
+): bigint[] {
+  const prk = extract(sha256, secret, utf8.encode(COEFFICIENT_SALT));
+  const prefix = utf8.encode(COEFFICIENT_INFO);
+  const info = new Uint8Array(prefix.length + 8);
+  info.set(prefix);
+  const view = new DataView(info.buffer);
+  const coefficients: bigint[] = [];
+  try {
+    for (let j = 1; j <= count; j++) {
+      coefficients.push(nextCoefficient(prk, info, view, prefix.length, j));
+    }
+  } finally {
+    zeroize(prk);
+  }
+  return coefficients;
+}
+
+function nextCoefficient(
+  prk: Uint8Array,
+  info: Uint8Array,
+  view: DataView,
+  at: number,
+  j: number,
+): bigint {
+  view.setUint32(at, j);
+  for (let attempt = 0; attempt < MAX_COEFFICIENT_ATTEMPTS; attempt++) {
+    view.setUint32(at + 4, attempt);
+    const okm = expand(sha256, prk, info, SCALAR_LENGTH);
+    const value = bytesToScalar(okm);
+    zeroize(okm);
+    if (value > 0n && value < CURVE_ORDER) return value;
+  }
+  throw new CryptoError("could not derive a Shamir coefficient");
+}
+
+function checkCount(name: string, value: number): void {
+  if (!Number.isInteger(value)) {
+    throw new CryptoError(`${name} must be an integer`);
+  }
+}
+
+/**
+ * Splits a 32-byte secret into `shares` shares, any `threshold` of which
+ * rebuild it. Deterministic: the same secret, count and threshold always give
+ * the same shares.
+ *
+ * @param secret 32 bytes, big-endian scalar with `0 < secret < n`
+ * @param shares N, the number of shares (indices 1..N), at most 1000
+ * @param threshold t, shares needed to rebuild, `1 <= t <= N`
+ * @returns shares with indices 1..N in order; the caller owns (and should
+ *   zero) their values
+ * @throws {CryptoError} on any invalid argument
+ */
+export function splitSecret(
+  secret: Uint8Array,
+  shares: number,
+  threshold: number,
+): Share[] {
+  checkCount("share count", shares);
+  checkCount("threshold", threshold);
+  if (threshold < 1) throw new CryptoError("threshold must be at least 1");
+  if (shares < threshold) {
+    throw new CryptoError("share count must be at least the threshold");
+  }
+  if (shares > MAX_SHARES) {
+    throw new CryptoError(`share count must be at most ${MAX_SHARES}`);
+  }
+  if (!(secret instanceof Uint8Array) || secret.length !== SCALAR_LENGTH) {
+    throw new CryptoError(`secret must be ${SCALAR_LENGTH} bytes`);
+  }
+  if (!isValidScalar(secret)) {
+    throw new CryptoError("secret must be a non-zero scalar below the P-256 order");
+  }
+
+  // Ascending powers: poly[0] = secret, poly[k] = coefficient of x^k.
+  const poly = [bytesToScalar(secret), ...deriveCoefficients(secret, threshold - 1)];
+  const out: Share[] = [];
+  for (let index = 1; index <= shares; index++) {
+    out.push({ index, value: scalarToBytes(evaluate(poly, BigInt(index))) });
+  }
+  return out;
+}
+
+/** Horner's rule: f(x) mod n. */
+function evaluate(poly: readonly bigint[], x: bigint): bigint {
+  let y = 0n;
+  for (let k = poly.length - 1; k >= 0; k--) {
+    y = Fn.add(Fn.mul(y, x), poly[k]!);
+  }
+  return y;
+}
+
+function checkShare(share: Share | undefined, seen: Set<number>): void {
+  // Shares often come from JSON; do not trust the static type.
+  const index = share?.index;
+  const value = share?.value;
+  if (
+    typeof index !== "number" || !Number.isInteger(index) || index < 1 ||
+    index > MAX_SHARES
+  ) {
+    throw new CryptoError(`share index must be an integer in 1..${MAX_SHARES}`);
+  }
+  if (seen.has(index)) {
+    throw new CryptoError(`duplicate share index ${index}`);
+  }
+  seen.add(index);
+  if (!(value instanceof Uint8Array) || value.length !== SCALAR_LENGTH) {
+    throw new CryptoError(`share ${index} must be ${SCALAR_LENGTH} bytes`);
+  }
+  if (value.every((b) => b === 0)) {
+    throw new CryptoError(`share ${index} is all zero`);
+  }
+  if (!isValidScalar(value)) {
+    throw new CryptoError(`share ${index} is not below the P-256 order`);
+  }
+}
+
+/**
+ * Rebuilds the secret from shares by Lagrange interpolation at 0 over exactly
+ * the shares given. With fewer than the threshold (or shares of different
+ * secrets) the result is a wrong value, not an error: Shamir shares carry no
+ * checksum. Callers verify the rebuilt key (Nexus does, against sealed data).
+ *
+ * @returns the 32-byte secret; the caller owns (and should zero) it
+ * @throws {CryptoError} on an empty list, a bad index, a duplicate index, a
+ *   share value that is not 32 bytes, all zero or not below n, or when the
+ *   interpolation yields zero (never a valid secret)
+ */
+export function combineShares(shares: readonly Share[]): Uint8Array {
+  if (!Array.isArray(shares) || shares.length === 0) {
+    throw new CryptoError("no shares given");
+  }
+  if (shares.length > MAX_SHARES) {
+    throw new CryptoError(`at most ${MAX_SHARES} shares can be combined`);
+  }
+  const seen = new Set<number>();
+  for (const share of shares) checkShare(share, seen);
+
+  const xs = shares.map((s) => BigInt(s.index));
+  let secret = 0n;
+  for (let i = 0; i < shares.length; i++) {
+    // Basis polynomial l_i(0) = Π_{j≠i} x_j / (x_j - x_i).
+    let num = 1n;
+    let den = 1n;
+    for (let j = 0; j < shares.length; j++) {
+      if (j === i) continue;
+      num = Fn.mul(num, xs[j]!);
+      den = Fn.mul(den, Fn.sub(xs[j]!, xs[i]!));
+    }
+    const yi = bytesToScalar(shares[i]!.value);
+    secret = Fn.add(secret, Fn.mul(yi, Fn.mul(num, Fn.inv(den))));
+  }
+  if (secret === 0n) {
+    throw new CryptoError("shares do not rebuild a valid secret");
+  }
+  return scalarToBytes(secret);
+}

@@ -1,0 +1,89 @@
+/**
+ * The Keeper HTTP application: `/v1/store/contribute` (Nexus or Bootstrap
+ * hands over the shard) and `/v1/store/shard` (Nexus takes it back), plus
+ * plain `GET /health` and `GET /ready` (ready once a shard is held).
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { ApiError } from "../api/errors.ts";
+import { PATHS } from "../api/paths.ts";
+import * as v from "../api/validate.ts";
+import type { Logger } from "../log/logger.ts";
+import { NO_CACHE_HEADERS } from "../nexus/app.ts";
+import { parseJsonBody, readBodyCapped } from "../nexus/body.ts";
+import type { PeerBindings } from "../nexus/peer.ts";
+import { zeroize } from "../crypto/zeroize.ts";
+import { isBootstrap, isNexus, type TrustRoots } from "../spiffe/roles.ts";
+import type { ShardHolder } from "./shard_holder.ts";
+
+/** What the Keeper app needs. */
+export interface KeeperDeps {
+  /** Where the shard lives. */
+  readonly shard: ShardHolder;
+  /** Accepted trust domains per role. */
+  readonly trustRoots: TrustRoots;
+  /** Structured log; never given shard bytes. */
+  readonly log: Logger;
+}
+
+/** Largest Keeper request body: a 32-integer array fits easily in 4 KiB. */
+const MAX_BODY = 4096;
+
+/** Creates the Keeper app. */
+export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings }> {
+  const app = new Hono<{ Bindings: PeerBindings }>();
+
+  app.use(async (c, next) => {
+    await next();
+    for (const [name, value] of Object.entries(NO_CACHE_HEADERS)) c.res.headers.set(name, value);
+  });
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get(
+    "/ready",
+    (c) => deps.shard.held ? c.json({ ready: true }) : c.json({ ready: false, reason: "no shard held yet" }, 503),
+  );
+
+  app.all("*", async (c) => {
+    const path = new URL(c.req.url).pathname;
+    const action = new URL(c.req.url).searchParams.get("action") ?? "";
+    const known = path === PATHS.keeperContribute || path === PATHS.keeperShard;
+    if (c.req.method !== "POST" || !known || action !== "") throw new ApiError("api_bad_request");
+    const peer = c.env?.peer;
+    if (!peer?.ok) throw new ApiError("access_unauthorized", peer ? peer.reason : "no peer identity");
+    const fromNexus = isNexus(peer.spiffeId, deps.trustRoots);
+    const allowed = path === PATHS.keeperShard ? fromNexus : fromNexus || isBootstrap(peer.spiffeId, deps.trustRoots);
+    if (!allowed) throw new ApiError("access_unauthorized", "role not allowed on this route");
+    const body = v.object(parseJsonBody(await readBodyCapped(c.req.raw, MAX_BODY)));
+
+    if (path === PATHS.keeperShard) {
+      const shard = deps.shard.get();
+      if (!shard) throw new ApiError("api_not_found", "no shard held");
+      try {
+        return c.json({ shard: Array.from(shard) });
+      } finally {
+        zeroize(shard);
+      }
+    }
+    const shard = v.shardBytes(body.shard);
+    try {
+      // SPIKE's Nexus may push an all-zero shard before it has a key; a
+      // Keeper must not let that erase the shard it holds.
+      if (shard.some((byte) => byte !== 0)) {
+        deps.shard.set(shard);
+        deps.log.info("shard stored", { from: peer.spiffeId });
+      }
+      return c.json({});
+    } finally {
+      zeroize(shard);
+    }
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof ApiError) return c.json({ err: error.code }, error.status as 400);
+    deps.log.error("unexpected error", { error: String((error as Error)?.message ?? error) });
+    return c.json({ err: "api_internal_error" }, 500);
+  });
+  return app;
+}

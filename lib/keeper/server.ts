@@ -1,0 +1,49 @@
+/**
+ * Starts a Keeper: one shard in memory, served over mTLS.
+ *
+ * @module
+ */
+import type { KeeperConfig } from "../config/spike_config.ts";
+import { toTrustRoots } from "../config/trust_roots.ts";
+import type { Logger } from "../log/logger.ts";
+import type { IdentitySource } from "../spiffe/identity.ts";
+import { serveHono } from "../spiffe/mtls_server.ts";
+import { createKeeperApp } from "./app.ts";
+import { ShardHolder } from "./shard_holder.ts";
+
+/** A running Keeper. */
+export interface RunningKeeper {
+  /** The bound TLS port. */
+  readonly port: number;
+  /** The shard it holds (tests look at it). */
+  readonly shard: ShardHolder;
+  /** Stops serving and zeroes the shard. */
+  close(): Promise<void>;
+}
+
+/** Starts a Keeper and resolves once it listens. */
+export async function startKeeper(options: {
+  config: KeeperConfig;
+  identity: IdentitySource;
+  log: Logger;
+}): Promise<RunningKeeper> {
+  const { config, identity, log } = options;
+  await identity.ready();
+  const shard = new ShardHolder();
+  const app = createKeeperApp({ shard, trustRoots: toTrustRoots(config.trustRoots), log });
+  const server = await serveHono(app, {
+    identity,
+    maxBodyBytes: 4096,
+    onError: (error) => log.debug("tls", { error: error.message }),
+  });
+  const port = await server.listen(config.listen.port, config.listen.host);
+  log.info("keeper listening", { port });
+  return {
+    port,
+    shard,
+    async close() {
+      await server.close();
+      shard.clear();
+    },
+  };
+}

@@ -1,0 +1,36 @@
+/**
+ * The one shard a Keeper holds: in memory only, zeroed when replaced or
+ * cleared.
+ *
+ * @module
+ */
+import { zeroize } from "../crypto/zeroize.ts";
+
+/** Holds at most one 32-byte shard. */
+export class ShardHolder {
+  #shard: Uint8Array | undefined;
+
+  /** Stores a copy of `shard`, zeroing the previous one. */
+  set(shard: Uint8Array): void {
+    if (shard.length !== 32) throw new RangeError("a shard is 32 bytes");
+    const copy = shard.slice();
+    zeroize(this.#shard);
+    this.#shard = copy;
+  }
+
+  /** A copy of the shard (the caller zeroes it), or `undefined`. */
+  get(): Uint8Array | undefined {
+    return this.#shard?.slice();
+  }
+
+  /** Whether a shard is held. */
+  get held(): boolean {
+    return this.#shard !== undefined;
+  }
+
+  /** Zeroes and forgets the shard. */
+  clear(): void {
+    zeroize(this.#shard);
+    this.#shard = undefined;
+  }
+}

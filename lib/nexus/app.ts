@@ -1,0 +1,94 @@
+/**
+ * The Nexus HTTP application: SPIKE v1 routes behind mTLS, dispatched by
+ * path and `?action=`, plus plain `GET /health` and `GET /ready`.
+ *
+ * Order of checks for `/v1/...`: method and route (400) → authenticated
+ * peer (401) → the route's role gate (401) → root key loaded (503) → body
+ * (413/400) → policy (401) → the work. Every error is `{"err": code}`.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { ApiError } from "../api/errors.ts";
+import { readBodyCapped } from "./body.ts";
+import { describeCaller } from "./caller.ts";
+import type { NexusDeps } from "./deps.ts";
+import type { PeerBindings } from "./peer.ts";
+import type { Route } from "./route.ts";
+import { bootstrapRoutes } from "./routes/bootstrap.ts";
+import { cipherRoutes } from "./routes/cipher.ts";
+import { operatorRoutes } from "./routes/operator.ts";
+import { policyRoutes } from "./routes/policies.ts";
+import { secretRoutes } from "./routes/secrets.ts";
+
+/** Headers on every response (the contract's no-caching set). */
+export const NO_CACHE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  "cache-control": "no-store, no-cache, must-revalidate, private",
+  pragma: "no-cache",
+  expires: "0",
+});
+
+const ROUTES: readonly Route[] = [
+  ...secretRoutes,
+  ...policyRoutes,
+  ...cipherRoutes,
+  ...operatorRoutes,
+  ...bootstrapRoutes,
+];
+
+const ROUTE_TABLE: ReadonlyMap<string, Route> = new Map(ROUTES.map((r) => [`${r.path}?${r.action}`, r]));
+
+/** Creates the Nexus app. Serve it with the mTLS adapter, passing `{ peer }`. */
+export function createNexusApp(deps: NexusDeps): Hono<{ Bindings: PeerBindings }> {
+  const app = new Hono<{ Bindings: PeerBindings }>();
+
+  app.use(async (c, next) => {
+    await next();
+    for (const [name, value] of Object.entries(NO_CACHE_HEADERS)) c.res.headers.set(name, value);
+  });
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+
+  app.get("/ready", async (c) => {
+    if (!deps.keys.ready) return c.json({ ready: false, reason: "root key not loaded" }, 503);
+    if (deps.store) {
+      try {
+        await deps.store.ping();
+      } catch {
+        return c.json({ ready: false, reason: "backend store not answering" }, 503);
+      }
+    }
+    return c.json({ ready: true });
+  });
+
+  app.all("*", async (c) => {
+    const url = new URL(c.req.url);
+    const route = ROUTE_TABLE.get(`${url.pathname}?${url.searchParams.get("action") ?? ""}`);
+    if (c.req.method !== "POST" || !route) throw new ApiError("api_bad_request", "unknown method, path or action");
+    const peer = c.env?.peer;
+    if (!peer?.ok) throw new ApiError("access_unauthorized", peer ? peer.reason : "no peer identity");
+    const caller = describeCaller(peer.spiffeId, deps.settings.trustRoots);
+    if (!route.admit(caller)) throw new ApiError("access_unauthorized", "role not allowed on this route");
+    if (route.needsRootKey && !deps.keys.ready) throw new ApiError("state_not_ready");
+    const body = await readBodyCapped(c.req.raw, deps.settings.maxBodyBytes);
+    const contentType = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    const result = await route.handle({ caller, body, contentType, deps });
+    if (result instanceof Response) return result;
+    return c.json(result);
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof ApiError) {
+      if (error.status >= 500) deps.log.error("request failed", { path: c.req.path, detail: error.message });
+      else deps.log.debug("request refused", { path: c.req.path, code: error.code, detail: error.message });
+      return c.json({ err: error.code }, error.status as 400);
+    }
+    // Unknown errors never reach the client; their message may still be
+    // useful to operators and carries no request data by construction.
+    deps.log.error("unexpected error", { path: c.req.path, error: String((error as Error)?.message ?? error) });
+    return c.json({ err: "api_internal_error" }, 500);
+  });
+
+  app.notFound((c) => c.json({ err: "api_bad_request" }, 400));
+  return app;
+}

@@ -1,0 +1,48 @@
+/**
+ * Everything a Nexus request handler needs, passed in once at start.
+ *
+ * @module
+ */
+import type { RandomBytes } from "../crypto/random.ts";
+import type { Logger } from "../log/logger.ts";
+import type { TrustRoots } from "../spiffe/roles.ts";
+import type { Store } from "../store/types.ts";
+import type { RegexCache } from "./linear_regex.ts";
+import type { RestoreSession } from "./restore_session.ts";
+import type { RootKeyState } from "./root_key_state.ts";
+
+/** The settings handlers read (a slice of `NexusConfig`). */
+export interface NexusSettings {
+  /** Accepted trust domains per role. */
+  readonly trustRoots: TrustRoots;
+  /** Versions kept per secret. */
+  readonly maxSecretVersions: number;
+  /** Cipher API payload cap in bytes. */
+  readonly maxCiphertextSize: number;
+  /** Request body cap in bytes. */
+  readonly maxBodyBytes: number;
+  /** Shamir share count (recovery hands out this many). */
+  readonly shamirShares: number;
+  /** Shamir threshold (restore needs this many). */
+  readonly shamirThreshold: number;
+}
+
+/** Injected dependencies of the Nexus app. */
+export interface NexusDeps {
+  /** Settings. */
+  readonly settings: NexusSettings;
+  /** The backend; `undefined` in `lite` mode (cipher API only). */
+  readonly store: Store | undefined;
+  /** The in-memory root key. */
+  readonly keys: RootKeyState;
+  /** Collects shards sent by `operator restore`. */
+  readonly restore: RestoreSession;
+  /** Wall clock. */
+  readonly clock: () => Date;
+  /** Random bytes (nonces). */
+  readonly random: RandomBytes;
+  /** Structured log; never given secret data. */
+  readonly log: Logger;
+  /** Compiled policy patterns. */
+  readonly regexCache: RegexCache;
+}

@@ -1,0 +1,70 @@
+/**
+ * Policy patterns are compiled with V8's linear-time regex engine (the `l`
+ * flag), so no pattern can make authorization backtrack for seconds: a
+ * policy regex is attacker-influenced input on a hot path.
+ *
+ * @module
+ */
+import { badRequest } from "../api/errors.ts";
+
+/** The regex flag selecting V8's linear-time engine. */
+const LINEAR_FLAG = "l";
+
+/** The V8 flag that enables the `l` regex flag. */
+export const LINEAR_REGEX_V8_FLAG = "--enable-experimental-regexp-engine";
+
+/**
+ * Tells whether this process was started with the linear engine. Nexus
+ * refuses to start without it rather than silently falling back.
+ */
+export function linearRegexAvailable(): boolean {
+  // The flag is held in a variable so linters don't judge the literal.
+  const linear = "l";
+  try {
+    new RegExp("a", linear);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Compiles `source` for linear-time matching, or throws a 400 `ApiError`
+ * when the pattern is invalid or uses a feature the linear engine lacks
+ * (backreferences, lookaround).
+ */
+export function compileLinear(source: string, field: string): RegExp {
+  try {
+    return new RegExp(source, LINEAR_FLAG);
+  } catch {
+    throw badRequest(`${field} is not a valid regular expression for the linear-time engine`);
+  }
+}
+
+/**
+ * A bounded cache of compiled patterns keyed by their source text. Keyed by
+ * source, it can never serve a stale pattern: a changed policy has a changed
+ * source, so every Nexus sharing a store sees policy changes at once.
+ */
+export class RegexCache {
+  readonly #limit: number;
+  readonly #entries = new Map<string, RegExp>();
+
+  /** Creates a cache holding at most `limit` compiled patterns. */
+  constructor(limit = 4096) {
+    this.#limit = limit;
+  }
+
+  /** Returns the compiled pattern for `source`, compiling it on a miss. */
+  get(source: string, field: string): RegExp {
+    const hit = this.#entries.get(source);
+    if (hit) return hit;
+    const compiled = compileLinear(source, field);
+    if (this.#entries.size >= this.#limit) {
+      // Drop the oldest entry; Map keeps insertion order.
+      this.#entries.delete(this.#entries.keys().next().value!);
+    }
+    this.#entries.set(source, compiled);
+    return compiled;
+  }
+}

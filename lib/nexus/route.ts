@@ -1,0 +1,67 @@
+/**
+ * The shape of a Nexus API route and the guards routes share.
+ *
+ * @module
+ */
+import { ApiError } from "../api/errors.ts";
+import type { Action } from "../api/paths.ts";
+import type { Permission } from "../api/validate.ts";
+import type { Store } from "../store/types.ts";
+import { isAllowed } from "./authorizer.ts";
+import type { NexusCaller } from "./caller.ts";
+import type { NexusDeps } from "./deps.ts";
+
+/** What a route handler receives. */
+export interface RouteInput {
+  /** The authenticated caller. */
+  readonly caller: NexusCaller;
+  /** The raw body (size already capped). */
+  readonly body: Uint8Array;
+  /** The request's `Content-Type` (lower-cased, without parameters). */
+  readonly contentType: string;
+  /** Injected dependencies. */
+  readonly deps: NexusDeps;
+}
+
+/** A JSON object answered with 200, or a ready-made Response (octet-stream). */
+export type RouteResult = Record<string, unknown> | Response;
+
+/** One `path` + `?action=` endpoint. */
+export interface Route {
+  /** URL path. */
+  readonly path: string;
+  /** `?action=` value, `""` for none. */
+  readonly action: Action;
+  /** Whether the root key must be loaded (503 otherwise). */
+  readonly needsRootKey: boolean;
+  /**
+   * Checks the caller's role before anything else happens (401 when it
+   * throws). Policy checks that need the body run inside `handle`.
+   */
+  readonly admit: (caller: NexusCaller) => boolean;
+  /** Does the work. */
+  readonly handle: (input: RouteInput) => Promise<RouteResult>;
+}
+
+/** Admits any authenticated caller but the lite workload (policy checks follow). */
+export const policyCallers = (caller: NexusCaller): boolean => !caller.lite;
+
+/** Throws 401 unless a policy (or superuser) grants `wanted` on `path`. */
+export async function authorize(
+  input: RouteInput,
+  path: string,
+  wanted: readonly Permission[],
+): Promise<void> {
+  const { caller, deps } = input;
+  if (caller.superuser) return;
+  const policies = await requireStore(deps).listPolicies();
+  if (!isAllowed(caller, path, wanted, policies, deps.regexCache)) {
+    throw new ApiError("access_unauthorized", `no policy grants ${wanted.join("+")}`);
+  }
+}
+
+/** The store, or a 400 in `lite` mode, which keeps no data. */
+export function requireStore(deps: NexusDeps): Store {
+  if (!deps.store) throw new ApiError("api_bad_request", "this Nexus runs in lite mode: cipher API only");
+  return deps.store;
+}

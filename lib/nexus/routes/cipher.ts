@@ -1,0 +1,115 @@
+/**
+ * `/v1/cipher/encrypt` and `/v1/cipher/decrypt`: encryption as a service,
+ * in JSON mode (base64 fields) or `application/octet-stream` mode
+ * (`0x01 ‖ nonce(12) ‖ ciphertext+tag`). Unlike SPIKE, JSON mode returns the
+ * nonce, so its output can be decrypted again.
+ *
+ * @module
+ */
+import { ApiError, badRequest } from "../../api/errors.ts";
+import { PATHS } from "../../api/paths.ts";
+import * as v from "../../api/validate.ts";
+import { decryptGcm, encryptGcm, open, seal } from "../../crypto/aead.ts";
+import { zeroize } from "../../crypto/zeroize.ts";
+import { CIPHER_PATH } from "../authorizer.ts";
+import { parseJsonBody } from "../body.ts";
+import { authorize, type Route, type RouteInput } from "../route.ts";
+
+/** Associated data for cipher API payloads (domain separation). */
+const CIPHER_AAD = new TextEncoder().encode("spike/v1/cipher");
+const OCTET_STREAM = "application/octet-stream";
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+
+async function admitCipher(input: RouteInput): Promise<void> {
+  if (input.caller.lite) return;
+  await authorize(input, CIPHER_PATH, ["execute"]);
+}
+
+function checkSize(bytes: Uint8Array, input: RouteInput): void {
+  if (bytes.length > input.deps.settings.maxCiphertextSize) throw new ApiError("api_payload_too_large");
+}
+
+function octets(bytes: Uint8Array): Response {
+  return new Response(bytes as Uint8Array<ArrayBuffer>, { status: 200, headers: { "content-type": OCTET_STREAM } });
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function cipherFailed(): ApiError {
+  // Wrong key, tampered or truncated input all look the same to the caller.
+  return badRequest("ciphertext could not be decrypted");
+}
+
+/** The cipher routes. */
+export const cipherRoutes: readonly Route[] = [
+  {
+    path: PATHS.encrypt,
+    action: "",
+    needsRootKey: true,
+    admit: () => true,
+    async handle(input) {
+      await admitCipher(input);
+      const key = input.deps.keys.keys().cipher;
+      if (input.contentType === OCTET_STREAM) {
+        checkSize(input.body, input);
+        return octets(await seal(key, input.body, CIPHER_AAD, input.deps.random));
+      }
+      const b = v.object(parseJsonBody(input.body));
+      if (b.algorithm !== undefined && b.algorithm !== null && b.algorithm !== "" && b.algorithm !== "AES-GCM") {
+        throw badRequest("algorithm must be AES-GCM");
+      }
+      const plaintext = v.base64(b.plaintext, "plaintext");
+      try {
+        checkSize(plaintext, input);
+        const nonce = input.deps.random(NONCE_BYTES);
+        const ciphertext = await encryptGcm(key, nonce, plaintext, CIPHER_AAD);
+        return { version: 1, nonce: toBase64(nonce), ciphertext: toBase64(ciphertext) };
+      } finally {
+        zeroize(plaintext);
+      }
+    },
+  },
+  {
+    path: PATHS.decrypt,
+    action: "",
+    needsRootKey: true,
+    admit: () => true,
+    async handle(input) {
+      await admitCipher(input);
+      const key = input.deps.keys.keys().cipher;
+      if (input.contentType === OCTET_STREAM) {
+        checkSize(input.body, input);
+        try {
+          return octets(await open(key, input.body, CIPHER_AAD));
+        } catch {
+          throw cipherFailed();
+        }
+      }
+      const b = v.object(parseJsonBody(input.body));
+      if (b.version !== undefined && b.version !== 1) throw badRequest("version must be 1");
+      const nonce = v.base64(b.nonce, "nonce");
+      const ciphertext = v.base64(b.ciphertext, "ciphertext");
+      if (nonce.length !== NONCE_BYTES) throw badRequest("nonce must be 12 bytes");
+      if (ciphertext.length < TAG_BYTES) throw cipherFailed();
+      checkSize(ciphertext, input);
+      let plaintext: Uint8Array;
+      try {
+        plaintext = await decryptGcm(key, nonce, ciphertext, CIPHER_AAD);
+      } catch {
+        throw cipherFailed();
+      }
+      try {
+        return { plaintext: toBase64(plaintext) };
+      } finally {
+        zeroize(plaintext);
+      }
+    },
+  },
+];

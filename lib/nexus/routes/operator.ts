@@ -1,0 +1,73 @@
+/**
+ * Break-glass routes: `/v1/operator/recover` hands the Pilot recover role
+ * every Shamir shard; `/v1/operator/restore` takes shards back one at a time
+ * from the Pilot restore role until the root key can be rebuilt.
+ *
+ * @module
+ */
+import { ApiError, badRequest } from "../../api/errors.ts";
+import { PATHS } from "../../api/paths.ts";
+import * as v from "../../api/validate.ts";
+import { splitSecret } from "../../crypto/shamir.ts";
+import { zeroize } from "../../crypto/zeroize.ts";
+import { parseJsonBody } from "../body.ts";
+import { installRootKey } from "../key_installer.ts";
+import type { Route } from "../route.ts";
+
+/** The operator routes. */
+export const operatorRoutes: readonly Route[] = [
+  {
+    path: PATHS.recover,
+    action: "",
+    // Gated by hand below so the role check (401) comes before readiness.
+    needsRootKey: false,
+    admit: (caller) => caller.recover,
+    handle(input) {
+      v.object(parseJsonBody(input.body));
+      const { deps } = input;
+      if (!deps.keys.ready) throw new ApiError("state_not_ready");
+      const shares = deps.keys.withRootKey((root) =>
+        splitSecret(root, deps.settings.shamirShares, deps.settings.shamirThreshold)
+      );
+      const shards: Record<string, number[]> = {};
+      for (const share of shares) {
+        shards[String(share.index)] = Array.from(share.value);
+        zeroize(share.value);
+      }
+      deps.log.warn("recovery shards handed out", { caller: input.caller.spiffeId });
+      return Promise.resolve({ shards });
+    },
+  },
+  {
+    path: PATHS.restore,
+    action: "",
+    needsRootKey: false,
+    admit: (caller) => caller.restore,
+    async handle(input) {
+      const b = v.object(parseJsonBody(input.body));
+      const { deps } = input;
+      const index = b.id;
+      if (typeof index !== "number" || !Number.isInteger(index) || index < 1 || index > deps.restore.maxIndex) {
+        throw badRequest(`id must be a whole number from 1 to ${deps.restore.maxIndex}`);
+      }
+      const shard = v.shardBytes(b.shard);
+      try {
+        if (shard.every((byte) => byte === 0)) throw badRequest("shard is all zeros");
+        if (deps.keys.ready) return { collected: 0, remaining: 0, restored: true };
+        const { progress, rootKey } = deps.restore.add(index, shard);
+        if (!rootKey) return { ...progress };
+        try {
+          if (await installRootKey(deps, rootKey) === "mismatch") {
+            throw badRequest("the shards do not rebuild the root key of this Nexus's data; start again");
+          }
+        } finally {
+          zeroize(rootKey);
+        }
+        deps.log.info("root key restored from operator shards");
+        return { ...progress };
+      } finally {
+        zeroize(shard);
+      }
+    },
+  },
+];

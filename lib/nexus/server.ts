@@ -1,0 +1,149 @@
+/**
+ * Starts a Nexus: store, root key state, the mTLS API server, and the
+ * Keeper exchange. `cmd/nexus.ts` calls this with real dependencies; tests
+ * call it with their own.
+ *
+ * @module
+ */
+import { systemRandom } from "../crypto/random.ts";
+import type { RandomBytes } from "../crypto/random.ts";
+import type { NexusConfig } from "../config/spike_config.ts";
+import type { Logger } from "../log/logger.ts";
+import type { IdentitySource } from "../spiffe/identity.ts";
+import { createMtlsClient } from "../spiffe/mtls_client.ts";
+import { type MtlsServer, serveHono } from "../spiffe/mtls_server.ts";
+import { isKeeper } from "../spiffe/roles.ts";
+import { toTrustRoots } from "../config/trust_roots.ts";
+import { createMemoryStore } from "../store/memory_store.ts";
+import { createSqliteStore } from "../store/sqlite_store.ts";
+import type { Store } from "../store/types.ts";
+import { createNexusApp } from "./app.ts";
+import type { NexusDeps } from "./deps.ts";
+import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
+import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable, RegexCache } from "./linear_regex.ts";
+import { RestoreSession } from "./restore_session.ts";
+import { RootKeyState } from "./root_key_state.ts";
+
+/** A running Nexus. */
+export interface RunningNexus {
+  /** The bound TLS port. */
+  readonly port: number;
+  /** Its dependencies (tests inspect the store and key state). */
+  readonly deps: NexusDeps;
+  /** The Keeper exchange, when Keepers are configured. */
+  readonly keeperSync: KeeperSync | undefined;
+  /** Stops serving, ends timers, closes the store, zeroes the key. */
+  close(): Promise<void>;
+}
+
+/** What `startNexus` needs besides the config. */
+export interface StartNexusOptions {
+  /** Resolved settings. */
+  readonly config: NexusConfig;
+  /** This Nexus's SVID source. */
+  readonly identity: IdentitySource;
+  /** Structured log. */
+  readonly log: Logger;
+  /** Wall clock (default: system). */
+  readonly clock?: () => Date;
+  /** Random source (default: system CSPRNG). */
+  readonly random?: RandomBytes;
+  /** A store to use instead of the configured backend (tests). */
+  readonly store?: Store;
+}
+
+/** Opens the configured backend. */
+export function openStore(config: NexusConfig): Store | undefined {
+  switch (config.backendStore) {
+    case "sqlite":
+      return createSqliteStore({ dataDir: config.dataDir });
+    case "memory":
+      return createMemoryStore();
+    case "lite":
+      return undefined;
+  }
+}
+
+/** Starts Nexus and resolves once it listens. */
+export async function startNexus(options: StartNexusOptions): Promise<RunningNexus> {
+  const { config, identity, log } = options;
+  if (!linearRegexAvailable()) {
+    throw new Error(`Nexus needs V8's linear-time regex engine: run Deno with --v8-flags=${LINEAR_REGEX_V8_FLAG}`);
+  }
+  await identity.ready();
+  const store = options.store ?? openStore(config);
+  const trustRoots = toTrustRoots(config.trustRoots);
+  const deps: NexusDeps = {
+    settings: {
+      trustRoots,
+      maxSecretVersions: config.maxSecretVersions,
+      maxCiphertextSize: config.maxCiphertextSize,
+      maxBodyBytes: config.maxBodyBytes,
+      shamirShares: config.shamirShares,
+      shamirThreshold: config.shamirThreshold,
+    },
+    store,
+    keys: new RootKeyState(),
+    restore: new RestoreSession(config.shamirThreshold, config.shamirShares),
+    clock: options.clock ?? (() => new Date()),
+    random: options.random ?? systemRandom,
+    log,
+    regexCache: new RegexCache(),
+  };
+
+  let server: MtlsServer | undefined;
+  let keeperClient: ReturnType<typeof createMtlsClient> | undefined;
+  let keeperSync: KeeperSync | undefined;
+  let checkpointTimer: ReturnType<typeof setInterval> | undefined;
+  try {
+    server = await serveHono(createNexusApp(deps), {
+      identity,
+      maxBodyBytes: config.maxBodyBytes,
+      onError: (error) => log.debug("tls", { error: error.message }),
+    });
+    const port = await server.listen(config.listen.port, config.listen.host);
+    log.info("nexus listening", { port, store: config.backendStore });
+
+    if (config.keeperPeers.length > 0) {
+      keeperClient = createMtlsClient({ identity, serverId: (id) => isKeeper(id, trustRoots), timeoutMs: 5000 });
+      keeperSync = startKeeperSync(deps, keeperClient, {
+        peers: config.keeperPeers,
+        threshold: config.shamirThreshold,
+        pushIntervalMs: config.keeperUpdateIntervalMs,
+      });
+    } else {
+      log.warn("no SPIKE_NEXUS_KEEPER_PEERS: the root key can only arrive through 'spike operator restore'");
+    }
+    // Pruned secret versions are overwritten on disk at a WAL checkpoint;
+    // run one on the Keeper push cadence so that happens predictably.
+    if (store && "checkpoint" in store && typeof store.checkpoint === "function") {
+      const checkpoint = store.checkpoint.bind(store) as () => Promise<unknown>;
+      checkpointTimer = setInterval(() => {
+        checkpoint().catch((error) => log.warn("checkpoint failed", { error: (error as Error).message }));
+      }, config.keeperUpdateIntervalMs);
+    }
+
+    const running: RunningNexus = {
+      port,
+      deps,
+      keeperSync,
+      async close() {
+        keeperSync?.stop();
+        if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
+        await server?.close();
+        keeperClient?.close();
+        await store?.close();
+        deps.keys.clear();
+        deps.restore.reset();
+      },
+    };
+    return running;
+  } catch (error) {
+    keeperSync?.stop();
+    if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
+    await server?.close().catch(() => {});
+    keeperClient?.close();
+    await store?.close().catch(() => {});
+    throw error;
+  }
+}

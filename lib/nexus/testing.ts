@@ -1,0 +1,120 @@
+/**
+ * Test fixtures for the Nexus app: a fixed clock, a deterministic random
+ * source, and an app over a memory store with a known root key. Only tests
+ * import this file.
+ *
+ * @module
+ */
+import type { RandomBytes } from "../crypto/random.ts";
+import { silentLogger } from "../log/logger.ts";
+import type { TrustRoots } from "../spiffe/roles.ts";
+import { createMemoryStore } from "../store/memory_store.ts";
+import type { Store } from "../store/types.ts";
+import { createNexusApp } from "./app.ts";
+import type { NexusDeps, NexusSettings } from "./deps.ts";
+import { installRootKey } from "./key_installer.ts";
+import { RegexCache } from "./linear_regex.ts";
+import type { PeerResult } from "./peer.ts";
+import { RestoreSession } from "./restore_session.ts";
+import { RootKeyState } from "./root_key_state.ts";
+
+/** The instant every fixture clock returns. */
+export const FIXED_TIME = new Date("2026-01-02T03:04:05.000Z");
+
+/** A counter-based byte source: reproducible, NOT random (tests only). */
+export function deterministicRandom(seed = 1): RandomBytes {
+  let counter = seed;
+  return (length) => {
+    const out = new Uint8Array(length);
+    for (let i = 0; i < length; i++) out[i] = (counter++ * 131 + 7) & 0xff;
+    return out;
+  };
+}
+
+/** A fixed root key for tests (a valid P-256 scalar). */
+export function testRootKey(): Uint8Array {
+  return Uint8Array.from({ length: 32 }, (_, i) => (i * 7 + 3) & 0x7f);
+}
+
+const DEFAULT_ROOTS: TrustRoots = {
+  nexus: ["spike.ist"],
+  keeper: ["spike.ist"],
+  pilot: ["spike.ist"],
+  bootstrap: ["spike.ist"],
+  liteWorkload: ["spike.ist"],
+};
+
+/** Default settings for fixtures. */
+export const TEST_SETTINGS: NexusSettings = Object.freeze({
+  trustRoots: DEFAULT_ROOTS,
+  maxSecretVersions: 10,
+  maxCiphertextSize: 65536,
+  maxBodyBytes: 1024 * 1024,
+  shamirShares: 3,
+  shamirThreshold: 2,
+});
+
+/** A Nexus app with its dependencies, for in-process requests. */
+export interface TestNexus {
+  /** Injected dependencies (store, keys, ...). */
+  readonly deps: NexusDeps;
+  /** Sends `body` to `path?action=` as `peer`; returns status and parsed body. */
+  call(
+    peer: PeerResult,
+    path: string,
+    action: string,
+    body: unknown,
+    init?: { method?: string; contentType?: string },
+  ): Promise<{ status: number; body: unknown; headers: Headers }>;
+}
+
+/** Builds a test Nexus; the root key is installed unless `withKey` is false. */
+export async function createTestNexus(options: {
+  store?: Store;
+  withKey?: boolean;
+  settings?: Partial<NexusSettings>;
+} = {}): Promise<TestNexus> {
+  const settings = { ...TEST_SETTINGS, ...options.settings };
+  const deps: NexusDeps = {
+    settings,
+    store: options.store ?? createMemoryStore(),
+    keys: new RootKeyState(),
+    restore: new RestoreSession(settings.shamirThreshold, settings.shamirShares),
+    clock: () => FIXED_TIME,
+    random: deterministicRandom(),
+    log: silentLogger,
+    regexCache: new RegexCache(),
+  };
+  if (options.withKey !== false) await installRootKey(deps, testRootKey());
+  const app = createNexusApp(deps);
+  return {
+    deps,
+    async call(peer, path, action, body, init = {}) {
+      const url = `https://nexus.test${path}${action ? `?action=${action}` : ""}`;
+      const method = init.method ?? "POST";
+      const payload: BodyInit | undefined = body instanceof Uint8Array
+        ? body as Uint8Array<ArrayBuffer>
+        : body === undefined
+        ? undefined
+        : JSON.stringify(body);
+      const request = new Request(url, {
+        method,
+        headers: { "content-type": init.contentType ?? "application/json" },
+        ...(method === "GET" || method === "HEAD" ? {} : { body: payload }),
+      });
+      const response = await app.fetch(request, { peer });
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const type = response.headers.get("content-type") ?? "";
+      const parsed = type.includes("json") ? JSON.parse(new TextDecoder().decode(bytes)) : bytes;
+      return { status: response.status, body: parsed, headers: response.headers };
+    },
+  };
+}
+
+/** A peer authenticated as `spiffeId`. */
+export function peer(spiffeId: string): PeerResult {
+  return { ok: true, spiffeId };
+}
+
+/** A request without a (valid) client certificate. */
+export const NO_CERT: PeerResult = { ok: false, reason: "no client certificate" };

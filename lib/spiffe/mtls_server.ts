@@ -1,0 +1,275 @@
+/**
+ * An HTTPS server that asks every client for its X.509-SVID and tells the
+ * handler who the client is, or why it could not be authenticated.
+ *
+ * The TLS layer accepts any client (`rejectUnauthorized: false`) so that the
+ * app can still answer unauthenticated requests such as `GET /health` and
+ * give SPIKE's `401 {"err":"access_unauthorized"}` everywhere else; the SVID is
+ * validated here with {@linkcode validatePeerSvid} and the verdict handed to
+ * the handler. After an SVID rotation, new connections get the new
+ * certificate without a restart.
+ *
+ * @module
+ */
+
+import https from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { IdentitySource, X509Identity } from "./identity.ts";
+import type { IdPredicate } from "./roles.ts";
+import { SvidError, type SvidErrorReason } from "./errors.ts";
+import { parseTrustBundle, type TrustBundle, validatePeerSvid } from "./svid.ts";
+import { createFetchHandler, type FetchApp } from "./fetch_adapter.ts";
+
+/** An authenticated client. */
+export interface PeerInfo {
+  /** Always true: tells {@linkcode PeerInfo} and {@linkcode PeerError} apart. */
+  readonly ok: true;
+  /** The client's SPIFFE ID. */
+  readonly spiffeId: string;
+  /** The trust domain of that ID. */
+  readonly trustDomain: string;
+  /** When the client's SVID (or a CA above it) expires. */
+  readonly notAfter: Date;
+}
+
+/** Why a client has no usable identity. */
+export type PeerErrorReason = SvidErrorReason | "id_not_allowed" | "internal";
+
+/** A client that could not be authenticated, and why. */
+export interface PeerError {
+  /** Always false. */
+  readonly ok: false;
+  /** Machine-readable cause; `no_certificate` when the client sent none. */
+  readonly reason: PeerErrorReason;
+  /** Human-readable cause, for logs (no key material in it). */
+  readonly message: string;
+  /** The SPIFFE ID, when the SVID was valid but not allowed. */
+  readonly spiffeId?: string;
+}
+
+/** The verdict on a client: who it is, or why that is unknown. */
+export type Peer = PeerInfo | PeerError;
+
+/**
+ * Handles one request; `peer` says who sent it. A returned promise that
+ * rejects (or a throw) is answered with an opaque 500.
+ */
+export type MtlsHandler = (req: IncomingMessage, res: ServerResponse, peer: Peer) => unknown;
+
+/** Options for {@linkcode createMtlsServer}. */
+export interface MtlsServerOptions {
+  /** Where the server's own SVID and the trust bundle come from. */
+  identity: IdentitySource;
+  /** Called for every request. */
+  handler: MtlsHandler;
+  /**
+   * Which client IDs count as authenticated; others get a
+   * {@linkcode PeerError} with reason `id_not_allowed`. Default: any valid SVID.
+   */
+  authorizePeer?: IdPredicate;
+  /** Clock for certificate validity; default the system clock. */
+  now?: () => Date;
+  /** Told about TLS handshake failures and failed context reloads (for logging). */
+  onError?: (error: Error) => void;
+  /** Time allowed to receive request headers; default 10 s (slowloris guard). */
+  headersTimeoutMs?: number;
+  /** Time allowed to receive a whole request; default 30 s. */
+  requestTimeoutMs?: number;
+  /** Idle keep-alive time; default 5 s. */
+  keepAliveTimeoutMs?: number;
+}
+
+/** A running (or ready to listen) mTLS server. */
+export interface MtlsServer {
+  /** The underlying `node:https` server. */
+  readonly server: https.Server;
+  /** The bound port; throws before {@linkcode MtlsServer.listen} resolves. */
+  readonly port: number;
+  /** Starts listening (`port` 0 picks a free one); resolves with the bound port. */
+  listen(port: number, host?: string): Promise<number>;
+  /** Stops listening and drops open connections. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Hono-style env passed to a fetch app by {@linkcode serveHono}. */
+export interface MtlsEnv {
+  /** Who the client is, or why that is unknown. */
+  readonly peer: Peer;
+  /** The client's IP address, when known. */
+  readonly remoteAddress?: string;
+}
+
+/** Options for {@linkcode serveHono}: the server's, minus the handler. */
+export interface ServeHonoOptions extends Omit<MtlsServerOptions, "handler"> {
+  /** Largest request body accepted; more is answered `413 {"err":"api_payload_too_large"}`. */
+  maxBodyBytes: number;
+}
+
+const TLS_MIN_VERSION = "TLSv1.2";
+
+/**
+ * Creates the server with the identity source's current SVID (waiting for
+ * the source to be ready). Call `listen` to start it.
+ */
+export async function createMtlsServer(options: MtlsServerOptions): Promise<MtlsServer> {
+  const now = options.now ?? (() => new Date());
+  const first = await options.identity.ready();
+  let bundle = parseTrustBundle(first.trustBundlePem);
+  // One verdict per TLS connection; revalidated if the bundle changes or the
+  // SVID expires while a keep-alive connection is still open.
+  const verdicts = new WeakMap<TLSSocket, { bundle: TrustBundle; peer: Peer }>();
+  const sockets = new Set<Socket>();
+  let closed = false;
+
+  const server = https.createServer({
+    ...tlsContextOptions(first),
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: TLS_MIN_VERSION,
+  });
+  server.headersTimeout = options.headersTimeoutMs ?? 10_000;
+  server.requestTimeout = options.requestTimeoutMs ?? 30_000;
+  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5_000;
+
+  const peerOf = (socket: TLSSocket): Peer => {
+    const cached = verdicts.get(socket);
+    const t = now().getTime();
+    if (cached && cached.bundle === bundle && (!cached.peer.ok || t <= cached.peer.notAfter.getTime())) {
+      return cached.peer;
+    }
+    const peer = authenticate(socket, bundle, now(), options.authorizePeer);
+    verdicts.set(socket, { bundle, peer });
+    return peer;
+  };
+
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    let peer: Peer;
+    try {
+      peer = peerOf(req.socket as TLSSocket);
+    } catch (err) {
+      peer = { ok: false, reason: "internal", message: `peer check failed: ${errorText(err)}` };
+    }
+    Promise.resolve()
+      .then(() => options.handler(req, res, peer))
+      .catch((err) => {
+        options.onError?.(err instanceof Error ? err : new Error(String(err)));
+        if (!res.headersSent) sendJson(res, 500, { err: "api_internal_error" });
+        else res.destroy();
+      });
+  });
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("tlsClientError", (err: Error) => options.onError?.(err));
+
+  const unsubscribe = options.identity.onChange((identity) => {
+    try {
+      const nextBundle = parseTrustBundle(identity.trustBundlePem);
+      server.setSecureContext({ ...tlsContextOptions(identity), minVersion: TLS_MIN_VERSION });
+      bundle = nextBundle;
+    } catch (err) {
+      // Keep serving with the previous SVID rather than going down.
+      options.onError?.(new Error(`could not load rotated SVID: ${errorText(err)}`));
+    }
+  });
+
+  let boundPort: number | undefined;
+  return {
+    server,
+    get port(): number {
+      if (boundPort === undefined) throw new Error("server is not listening");
+      return boundPort;
+    },
+    listen(port: number, host?: string): Promise<number> {
+      return new Promise((resolve, reject) => {
+        const onError = (err: Error) => reject(err);
+        server.once("error", onError);
+        server.listen(port, host, () => {
+          server.off("error", onError);
+          const address = server.address();
+          boundPort = typeof address === "object" && address !== null ? address.port : port;
+          resolve(boundPort);
+        });
+      });
+    },
+    close(): Promise<void> {
+      if (closed) return Promise.resolve();
+      closed = true;
+      unsubscribe();
+      return new Promise((resolve) => {
+        if (!server.listening) {
+          for (const socket of sockets) socket.destroy();
+          resolve();
+          return;
+        }
+        server.close(() => resolve());
+        // Keep-alive connections would hold close() open until they idle out.
+        for (const socket of sockets) socket.destroy();
+      });
+    },
+  };
+}
+
+/**
+ * Serves a fetch-style app (a Hono app: `app.fetch(request, env)`) over mTLS.
+ * The app receives `env.peer` ({@linkcode MtlsEnv}); bodies over
+ * `maxBodyBytes` are refused with 413 as they stream in.
+ */
+export function serveHono(app: FetchApp<MtlsEnv>, options: ServeHonoOptions): Promise<MtlsServer> {
+  const { maxBodyBytes, ...serverOptions } = options;
+  const handle = createFetchHandler(app, { maxBodyBytes, onError: options.onError });
+  return createMtlsServer({
+    ...serverOptions,
+    handler: (req, res, peer) => handle(req, res, { peer, remoteAddress: req.socket.remoteAddress }),
+  });
+}
+
+/** Validates the client's SVID on `socket` and applies the ID predicate. */
+function authenticate(socket: TLSSocket, bundle: TrustBundle, now: Date, allowed?: IdPredicate): Peer {
+  if (typeof socket.getPeerCertificate !== "function") {
+    return { ok: false, reason: "no_certificate", message: "connection is not TLS" };
+  }
+  try {
+    const svid = validatePeerSvid(socket.getPeerCertificate(true), bundle, now);
+    if (allowed && !allowed(svid.spiffeId)) {
+      return {
+        ok: false,
+        reason: "id_not_allowed",
+        message: `client SPIFFE ID ${svid.spiffeId} is not allowed`,
+        spiffeId: svid.spiffeId,
+      };
+    }
+    return { ok: true, spiffeId: svid.spiffeId, trustDomain: svid.trustDomain, notAfter: svid.notAfter };
+  } catch (err) {
+    if (err instanceof SvidError) return { ok: false, reason: err.reason, message: err.message };
+    throw err;
+  }
+}
+
+function tlsContextOptions(identity: X509Identity): { key: string; cert: string; ca: string } {
+  // node:tls needs the key as a string or Buffer; the identity keeps the
+  // bytes so their owner can zero them.
+  return {
+    key: new TextDecoder().decode(identity.privateKeyPem),
+    cert: identity.certChainPem,
+    // Sent to clients as acceptable issuers; the SVID check itself is ours.
+    ca: identity.trustBundlePem,
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "cache-control": "no-store, no-cache, must-revalidate, private",
+    "pragma": "no-cache",
+    "expires": "0",
+  });
+  res.end(JSON.stringify(body));
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,145 @@
+/**
+ * A store that keeps everything in process memory: for tests, `spike dev`
+ * and short-lived setups. Data is gone when the process ends.
+ *
+ * Every method copies on the way in and on the way out, so no caller can
+ * change stored data through a reference it kept or was given — the same
+ * behaviour a database backend has by nature.
+ *
+ * @module
+ */
+import { compareByteOrder } from "./byte_order.ts";
+import { settle } from "./settle.ts";
+import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import type { PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
+
+function copyVersion(v: SecretVersion): SecretVersion {
+  return {
+    version: v.version,
+    createdTime: new Date(v.createdTime),
+    deletedTime: v.deletedTime === null ? null : new Date(v.deletedTime),
+    sealed: v.sealed.slice(),
+  };
+}
+
+function copySecret(r: SecretRecord, revision: number): SecretRecord {
+  const versions = new Map<number, SecretVersion>();
+  for (const [n, v] of r.versions) versions.set(n, copyVersion(v));
+  return {
+    revision,
+    currentVersion: r.currentVersion,
+    oldestVersion: r.oldestVersion,
+    createdTime: new Date(r.createdTime),
+    updatedTime: new Date(r.updatedTime),
+    maxVersions: r.maxVersions,
+    versions,
+  };
+}
+
+function copyPolicy(p: PolicyRecord, createdAt = p.createdAt): PolicyRecord {
+  return {
+    name: p.name,
+    spiffeIdPattern: p.spiffeIdPattern,
+    pathPattern: p.pathPattern,
+    permissions: [...p.permissions],
+    createdAt: new Date(createdAt),
+    updatedAt: new Date(p.updatedAt),
+  };
+}
+
+/**
+ * Creates an empty in-memory store. Compare-and-swap is atomic because each
+ * method body runs without yielding to the event loop.
+ */
+export function createMemoryStore(): Store {
+  const secrets = new Map<string, SecretRecord>();
+  const policies = new Map<string, PolicyRecord>();
+  const meta = new Map<string, Uint8Array>();
+  let closed = false;
+
+  /** Runs `work` on the open store; a closed store rejects. */
+  function run<T>(work: () => T): Promise<T> {
+    return settle(() => {
+      if (closed) throw new Error("store is closed");
+      return work();
+    });
+  }
+
+  return {
+    readSecret(path) {
+      return run(() => {
+        const stored = secrets.get(path);
+        return stored && copySecret(stored, stored.revision);
+      });
+    },
+
+    writeSecret(path, expectedRevision, next) {
+      return run(() => {
+        checkSecretWrite(path, expectedRevision, next);
+        if ((secrets.get(path)?.revision ?? 0) !== expectedRevision) return false;
+        secrets.set(path, copySecret(next, expectedRevision + 1));
+        return true;
+      });
+    },
+
+    listSecretPaths() {
+      return run(() => [...secrets.keys()].sort(compareByteOrder));
+    },
+
+    upsertPolicy(policy) {
+      return run(() => {
+        checkPolicy(policy);
+        const stored = copyPolicy(policy, policies.get(policy.name)?.createdAt);
+        policies.set(policy.name, stored);
+        return copyPolicy(stored);
+      });
+    },
+
+    getPolicy(name) {
+      return run(() => {
+        const stored = policies.get(name);
+        return stored && copyPolicy(stored);
+      });
+    },
+
+    deletePolicy(name) {
+      return run(() => policies.delete(name));
+    },
+
+    listPolicies() {
+      return run(() =>
+        [...policies.values()]
+          .sort((a, b) => compareByteOrder(a.name, b.name))
+          .map((p) => copyPolicy(p))
+      );
+    },
+
+    getMeta(key) {
+      return run(() => meta.get(key)?.slice());
+    },
+
+    putMeta(key, value) {
+      return run(() => {
+        checkMetaKey(key);
+        checkMetaValue(value);
+        meta.set(key, value.slice());
+      });
+    },
+
+    hasData() {
+      return run(() => secrets.size > 0 || policies.size > 0 || meta.size > 0);
+    },
+
+    ping() {
+      return run(() => undefined);
+    },
+
+    close() {
+      closed = true;
+      secrets.clear();
+      policies.clear();
+      meta.clear();
+      return Promise.resolve();
+    },
+  };
+}

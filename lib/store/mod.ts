@@ -1,0 +1,9 @@
+/**
+ * Storage backends behind one contract. Nexus seals values before they get
+ * here; a store keeps opaque bytes and swaps whole records atomically.
+ *
+ * @module
+ */
+export type { Permission, PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
+export { createMemoryStore } from "./memory_store.ts";
+export { createSqliteStore, SQLITE_FILE_NAME, type SqliteStore, type SqliteStoreOptions } from "./sqlite_store.ts";

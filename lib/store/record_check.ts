@@ -1,0 +1,66 @@
+/**
+ * Argument checks shared by every backend, so that a programming error in a
+ * caller fails the same way everywhere instead of storing a record one
+ * backend would reject and another would accept. Messages name the field,
+ * never its content.
+ *
+ * @module
+ */
+import type { PolicyRecord, SecretRecord } from "./types.ts";
+
+function fail(what: string): never {
+  throw new TypeError(`store: invalid ${what}`);
+}
+
+function checkCount(value: unknown, what: string, min: number): void {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) fail(what);
+}
+
+function checkDate(value: unknown, what: string): void {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) fail(what);
+}
+
+function checkKey(value: unknown, what: string): void {
+  if (typeof value !== "string" || value.length === 0) fail(what);
+}
+
+/** Throws a `TypeError` unless `writeSecret`'s arguments are well formed. */
+export function checkSecretWrite(path: string, expectedRevision: number, next: SecretRecord): void {
+  checkKey(path, "secret path");
+  checkCount(expectedRevision, "expected revision", 0);
+  checkCount(next.currentVersion, "current version", 0);
+  checkCount(next.oldestVersion, "oldest version", 0);
+  checkCount(next.maxVersions, "max versions", 0);
+  checkDate(next.createdTime, "created time");
+  checkDate(next.updatedTime, "updated time");
+  if (!(next.versions instanceof Map)) fail("versions");
+  for (const [key, v] of next.versions) {
+    checkCount(key, "version number", 1);
+    if (v.version !== key) fail("version number (key and entry differ)");
+    checkDate(v.createdTime, "version created time");
+    if (v.deletedTime !== null) checkDate(v.deletedTime, "version deleted time");
+    if (!(v.sealed instanceof Uint8Array)) fail("sealed value");
+  }
+}
+
+/** Throws a `TypeError` unless `policy` is well formed. */
+export function checkPolicy(policy: PolicyRecord): void {
+  checkKey(policy.name, "policy name");
+  if (typeof policy.spiffeIdPattern !== "string") fail("policy SPIFFE ID pattern");
+  if (typeof policy.pathPattern !== "string") fail("policy path pattern");
+  if (!Array.isArray(policy.permissions) || !policy.permissions.every((p) => typeof p === "string")) {
+    fail("policy permissions");
+  }
+  checkDate(policy.createdAt, "policy created time");
+  checkDate(policy.updatedAt, "policy updated time");
+}
+
+/** Throws a `TypeError` unless `key` is a usable meta key. */
+export function checkMetaKey(key: string): void {
+  checkKey(key, "meta key");
+}
+
+/** Throws a `TypeError` unless `value` is a byte array. */
+export function checkMetaValue(value: Uint8Array): void {
+  if (!(value instanceof Uint8Array)) fail("meta value");
+}

@@ -1,0 +1,92 @@
+/**
+ * The SQLite schema and its migrations. Each migration runs once, in order,
+ * inside the same `BEGIN IMMEDIATE` transaction that records the new schema
+ * version, so several processes opening one file at once never migrate twice
+ * and a crash mid-migration leaves the old schema intact.
+ *
+ * Timestamps are integer milliseconds since the Unix epoch (exactly what a
+ * JavaScript `Date` holds, so nothing is lost on a round trip).
+ *
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+
+/** One schema step. */
+export interface Migration {
+  /** Schema version after this step. */
+  readonly version: number;
+  /** DDL run inside the migration transaction. */
+  readonly sql: string;
+}
+
+/** Every schema step, oldest first. Append only: never edit a released step. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE secrets (
+        path            TEXT    NOT NULL PRIMARY KEY,
+        revision        INTEGER NOT NULL CHECK (revision >= 1),
+        current_version INTEGER NOT NULL CHECK (current_version >= 0),
+        oldest_version  INTEGER NOT NULL CHECK (oldest_version >= 0),
+        max_versions    INTEGER NOT NULL CHECK (max_versions >= 0),
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE secret_versions (
+        path       TEXT    NOT NULL REFERENCES secrets (path) ON DELETE CASCADE,
+        version    INTEGER NOT NULL CHECK (version >= 1),
+        created_ms INTEGER NOT NULL,
+        deleted_ms INTEGER,
+        sealed     BLOB    NOT NULL,
+        PRIMARY KEY (path, version)
+      ) STRICT;
+      CREATE TABLE policies (
+        name              TEXT    NOT NULL PRIMARY KEY,
+        spiffe_id_pattern TEXT    NOT NULL,
+        path_pattern      TEXT    NOT NULL,
+        permissions       TEXT    NOT NULL,
+        created_ms        INTEGER NOT NULL,
+        updated_ms        INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE meta (
+        key   TEXT NOT NULL PRIMARY KEY,
+        value BLOB NOT NULL
+      ) STRICT;
+    `,
+  },
+];
+
+/** The schema version this build writes. */
+export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/**
+ * Brings the database to `SCHEMA_VERSION`. Refuses a database written by a
+ * newer build rather than guess at a schema it does not know.
+ */
+export function migrate(db: DatabaseSync, migrations: readonly Migration[] = MIGRATIONS): void {
+  const latest = migrations[migrations.length - 1]?.version ?? 0;
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    db.exec(
+      "CREATE TABLE IF NOT EXISTS schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL) STRICT",
+    );
+    const row = db.prepare("SELECT version FROM schema_version WHERE id = 1").get();
+    const current = row ? Number(row.version) : 0;
+    if (current > latest) {
+      throw new Error(`database schema version ${current} is newer than this build supports (${latest})`);
+    }
+    for (const step of migrations) {
+      if (step.version > current) db.exec(step.sql);
+    }
+    if (current !== latest) {
+      db.prepare(
+        "INSERT INTO schema_version (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+      ).run(latest);
+    }
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
+}

@@ -1,0 +1,291 @@
+/**
+ * The one behavioural contract every `Store` backend must pass. A backend's
+ * test file calls `runStoreContract` with a factory; each case gets a fresh
+ * store and cleans it up.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { Permission, PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
+
+/** A fresh store plus whatever removes its traces (temp dirs, databases). */
+export interface StoreFixture {
+  /** The store under test. */
+  readonly store: Store;
+  /** Called after the store is closed. */
+  cleanup(): Promise<void>;
+}
+
+const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
+const at = (seconds: number) => new Date(T0 + seconds * 1000);
+const bytesOf = (text: string) => new TextEncoder().encode(text);
+
+function version(n: number, deleted: number | null = null, sealed = bytesOf(`sealed-${n}`)): SecretVersion {
+  return { version: n, createdTime: at(n), deletedTime: deleted === null ? null : at(deleted), sealed };
+}
+
+/** A record holding `versions`, current = the highest undeleted one. */
+export function recordOf(versions: readonly SecretVersion[], revision = 0): SecretRecord {
+  const live = versions.filter((v) => v.deletedTime === null).map((v) => v.version);
+  return {
+    revision,
+    currentVersion: Math.max(0, ...live),
+    oldestVersion: versions.length === 0 ? 0 : Math.min(...versions.map((v) => v.version)),
+    createdTime: at(0),
+    updatedTime: at(versions.length),
+    maxVersions: 10,
+    versions: new Map(versions.map((v) => [v.version, v])),
+  };
+}
+
+function policy(name: string, seconds = 1): PolicyRecord {
+  return {
+    name,
+    spiffeIdPattern: `^spiffe://spike\\.ist/app/${name}$`,
+    pathPattern: `^apps/${name}/.*$`,
+    permissions: ["read", "list"],
+    createdAt: at(seconds),
+    updatedAt: at(seconds),
+  };
+}
+
+/** Compares records ignoring `revision`. */
+function assertSameRecord(actual: SecretRecord | undefined, expected: SecretRecord): void {
+  assert.ok(actual);
+  const { revision: _a, versions: av, ...aRest } = actual;
+  const { revision: _e, versions: ev, ...eRest } = expected;
+  assert.deepEqual(aRest, eRest);
+  assert.deepEqual(
+    [...av.entries()].sort(([x], [y]) => x - y),
+    [...ev.entries()].sort(([x], [y]) => x - y),
+  );
+}
+
+/**
+ * Read-modify-write that appends one version, retrying on conflict; resolves
+ * how many conflicts it met. Mirrors what Nexus does, without its crypto.
+ */
+export async function appendVersion(
+  store: Store,
+  path: string,
+  sealed: Uint8Array,
+  maxAttempts = 500,
+): Promise<number> {
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    const current = await store.readSecret(path);
+    // Yield once more so other writers interleave between read and write.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const n = current ? Math.max(0, ...current.versions.keys()) + 1 : 1;
+    const versions = new Map(current?.versions);
+    versions.set(n, { version: n, createdTime: at(n), deletedTime: null, sealed });
+    const next: SecretRecord = {
+      ...(current ?? recordOf([])),
+      currentVersion: n,
+      oldestVersion: 1,
+      maxVersions: 1000,
+      versions,
+    };
+    if (await store.writeSecret(path, current?.revision ?? 0, next)) return attempt;
+  }
+  throw new Error("appendVersion: too many conflicts");
+}
+
+/** Registers the contract's `Deno.test` cases for one backend. */
+export function runStoreContract(name: string, makeStore: () => Promise<StoreFixture>): void {
+  function test(title: string, body: (store: Store) => Promise<void>): void {
+    Deno.test(`${name}: ${title}`, async () => {
+      const { store, cleanup } = await makeStore();
+      try {
+        await body(store);
+      } finally {
+        await store.close();
+        await cleanup();
+      }
+    });
+  }
+
+  test("a new store is empty", async (store) => {
+    assert.equal(await store.readSecret("a/b"), undefined);
+    assert.deepEqual(await store.listSecretPaths(), []);
+    assert.deepEqual(await store.listPolicies(), []);
+    assert.equal(await store.getPolicy("p"), undefined);
+    assert.equal(await store.getMeta("k"), undefined);
+    assert.equal(await store.hasData(), false);
+    await store.ping();
+  });
+
+  test("writeSecret creates at revision 1 and reads back every field", async (store) => {
+    const record = recordOf([version(1, 7), version(2)]);
+    assert.equal(await store.writeSecret("a/b", 0, { ...record, revision: 42 }), true);
+    const read = await store.readSecret("a/b");
+    assert.equal(read?.revision, 1, "the store sets the revision, ignoring next.revision");
+    assertSameRecord(read, record);
+    assert.equal(read!.createdTime.getTime(), T0, "millisecond precision survives");
+  });
+
+  test("compare-and-swap: success bumps the revision, stale or future revisions are refused", async (store) => {
+    const v1 = recordOf([version(1)]);
+    const v2 = recordOf([version(1), version(2)]);
+    const v3 = recordOf([version(1), version(2), version(3)]);
+    assert.equal(await store.writeSecret("p", 0, v1), true);
+    assert.equal(await store.writeSecret("p", 0, v2), false, "create over an existing path");
+    assert.equal(await store.writeSecret("p", 1, v2), true);
+    assert.equal(await store.writeSecret("p", 1, v3), false, "stale revision");
+    assert.equal(await store.writeSecret("p", 5, v3), false, "revision from the future");
+    assert.equal(await store.writeSecret("q", 1, v1), false, "update of a path that does not exist");
+    const read = await store.readSecret("p");
+    assert.equal(read?.revision, 2);
+    assertSameRecord(read, v2);
+    assert.equal(await store.readSecret("q"), undefined);
+    assert.equal(await store.writeSecret("p", 2, v3), true);
+    assert.equal((await store.readSecret("p"))?.revision, 3);
+  });
+
+  test("versions absent from the next record are gone; changed ones are rewritten", async (store) => {
+    await store.writeSecret("p", 0, recordOf([version(1), version(2), version(3)]));
+    const next = recordOf([version(2, 9), version(3, null, bytesOf("resealed-3")), version(4)]);
+    assert.equal(await store.writeSecret("p", 1, next), true);
+    const read = await store.readSecret("p");
+    assertSameRecord(read, next);
+    assert.equal(read!.versions.has(1), false);
+    const none = recordOf([]);
+    assert.equal(await store.writeSecret("p", 2, none), true);
+    const empty = await store.readSecret("p");
+    assert.equal(empty?.versions.size, 0);
+    assert.deepEqual(await store.listSecretPaths(), ["p"]);
+  });
+
+  test("records and bytes are copies in both directions", async (store) => {
+    const sealed = bytesOf("original");
+    await store.writeSecret("p", 0, recordOf([version(1, null, sealed)]));
+    sealed.fill(0);
+    const first = await store.readSecret("p");
+    assert.deepEqual(first!.versions.get(1)!.sealed, bytesOf("original"));
+    first!.versions.get(1)!.sealed.fill(0);
+    first!.createdTime.setTime(0);
+    (first!.versions as Map<number, SecretVersion>).delete(1);
+    const second = await store.readSecret("p");
+    assert.deepEqual(second!.versions.get(1)!.sealed, bytesOf("original"));
+    assert.equal(second!.createdTime.getTime(), T0);
+
+    const value = bytesOf("meta");
+    await store.putMeta("k", value);
+    value.fill(0);
+    const got = await store.getMeta("k");
+    got!.fill(0);
+    assert.deepEqual(await store.getMeta("k"), bytesOf("meta"));
+
+    const p = { ...policy("a"), permissions: ["read"] as Permission[] };
+    const saved = await store.upsertPolicy(p);
+    p.permissions.push("write");
+    (saved.permissions as string[]).push("super");
+    (await store.getPolicy("a"))!.createdAt.setTime(0);
+    const again = await store.getPolicy("a");
+    assert.deepEqual(again!.permissions, ["read"]);
+    assert.equal(again!.createdAt.getTime(), at(1).getTime());
+  });
+
+  test("listSecretPaths is sorted by byte order and includes fully deleted paths", async (store) => {
+    const paths = ["b", "a/z", "a", "B", "a/b", "a.b", "_", "a-b", "z/\u00e9", "z/\u{1F600}", "z/\uFF5E"];
+    for (const path of paths) await store.writeSecret(path, 0, recordOf([version(1)]));
+    await store.writeSecret("gone", 0, recordOf([version(1, 5), version(2, 6)]));
+    assert.deepEqual(await store.listSecretPaths(), [
+      "B",
+      "_",
+      "a",
+      "a-b",
+      "a.b",
+      "a/b",
+      "a/z",
+      "b",
+      "gone",
+      "z/\u00e9",
+      "z/\uFF5E",
+      "z/\u{1F600}",
+    ]);
+  });
+
+  test("policies: upsert keeps createdAt, get, list sorted, delete", async (store) => {
+    const created = await store.upsertPolicy(policy("beta", 1));
+    assert.deepEqual(created, policy("beta", 1));
+    await store.upsertPolicy(policy("alpha", 2));
+    const changed: PolicyRecord = {
+      ...policy("beta", 9),
+      spiffeIdPattern: "^spiffe://spike\\.ist/other$",
+      pathPattern: "^x$",
+      permissions: ["super"],
+    };
+    const updated = await store.upsertPolicy(changed);
+    assert.deepEqual(updated, { ...changed, createdAt: at(1) });
+    assert.deepEqual(await store.getPolicy("beta"), updated);
+    assert.deepEqual((await store.listPolicies()).map((p) => p.name), ["alpha", "beta"]);
+    assert.deepEqual((await store.listPolicies())[1], updated);
+    assert.equal(await store.getPolicy("gamma"), undefined);
+    assert.equal(await store.deletePolicy("beta"), true);
+    assert.equal(await store.deletePolicy("beta"), false);
+    assert.equal(await store.getPolicy("beta"), undefined);
+    assert.deepEqual((await store.listPolicies()).map((p) => p.name), ["alpha"]);
+  });
+
+  test("meta: missing, put, overwrite", async (store) => {
+    assert.equal(await store.getMeta("root_key_check"), undefined);
+    await store.putMeta("root_key_check", new Uint8Array([1, 2, 3]));
+    await store.putMeta("other", new Uint8Array(0));
+    assert.deepEqual(await store.getMeta("root_key_check"), new Uint8Array([1, 2, 3]));
+    await store.putMeta("root_key_check", new Uint8Array([9]));
+    assert.deepEqual(await store.getMeta("root_key_check"), new Uint8Array([9]));
+    assert.deepEqual(await store.getMeta("other"), new Uint8Array(0));
+  });
+
+  test("hasData sees secrets, policies and meta", async (store) => {
+    assert.equal(await store.hasData(), false);
+    await store.upsertPolicy(policy("p"));
+    assert.equal(await store.hasData(), true);
+    await store.deletePolicy("p");
+    assert.equal(await store.hasData(), false);
+    await store.putMeta("k", new Uint8Array([1]));
+    assert.equal(await store.hasData(), true);
+  });
+
+  test("hasData sees a secret", async (store) => {
+    await store.writeSecret("p", 0, recordOf([version(1)]));
+    assert.equal(await store.hasData(), true);
+  });
+
+  test("malformed writes are refused and change nothing", async (store) => {
+    const good = recordOf([version(1)]);
+    const mismatched: SecretRecord = { ...good, versions: new Map([[2, version(1)]]) };
+    await assert.rejects(store.writeSecret("p", 0, mismatched), TypeError);
+    await assert.rejects(store.writeSecret("p", -1, good), TypeError);
+    await assert.rejects(store.writeSecret("", 0, good), TypeError);
+    await assert.rejects(store.writeSecret("p", 0, { ...good, updatedTime: new Date(NaN) }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), name: "" }), TypeError);
+    await assert.rejects(store.putMeta("", new Uint8Array(1)), TypeError);
+    assert.equal(await store.hasData(), false);
+  });
+
+  test("20 concurrent read-modify-write writers each land exactly one distinct version", async (store) => {
+    const writers = 20;
+    const conflicts = await Promise.all(
+      Array.from({ length: writers }, (_, i) => appendVersion(store, "hot/path", bytesOf(`writer-${i}`))),
+    );
+    assert.ok(conflicts.reduce((a, b) => a + b, 0) > 0, "the writers did contend");
+    const read = await store.readSecret("hot/path");
+    assert.equal(read?.revision, writers);
+    assert.deepEqual(
+      [...read!.versions.keys()].sort((a, b) => a - b),
+      Array.from({ length: writers }, (_, i) => i + 1),
+    );
+    const owners = new Set([...read!.versions.values()].map((v) => new TextDecoder().decode(v.sealed)));
+    assert.equal(owners.size, writers, "no writer's version was overwritten by another");
+  });
+
+  test("a closed store rejects; close is idempotent", async (store) => {
+    await store.close();
+    await store.close();
+    await assert.rejects(store.ping());
+    await assert.rejects(store.readSecret("p"));
+    await assert.rejects(store.writeSecret("p", 0, recordOf([version(1)])));
+    await assert.rejects(store.hasData());
+  });
+}
