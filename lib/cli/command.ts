@@ -135,12 +135,14 @@ export function helpText(path: readonly CommandSpec[]): string {
   const name = commandName(path);
   if (path.length === 1) lines.push(`${command.summary}\n`);
   else lines.push(`${name} — ${command.summary}\n`);
-  const synopsis = command.subcommands
-    ? `${name} <command> [options]`
-    : `${name}${command.options && Object.keys(command.options).length ? " [options]" : ""}${
-      command.args ? ` ${command.args}` : ""
-    }`;
-  lines.push(`Usage: ${synopsis}\n`);
+  const own = `${name}${command.options && Object.keys(command.options).length ? " [options]" : ""}${
+    command.args ? ` ${command.args}` : ""
+  }`;
+  const synopses = [
+    ...(command.run ? [own] : []),
+    ...(command.subcommands ? [`${name} <command> [options]`] : []),
+  ];
+  lines.push(`Usage: ${synopses.join("\n       ")}\n`);
   if (command.details) lines.push(`${command.details.trimEnd()}\n`);
   if (command.subcommands) {
     lines.push("Commands:");

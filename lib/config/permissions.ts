@@ -1,0 +1,51 @@
+/**
+ * The least Deno permissions each role needs, as `deno run` flags. `spike
+ * dev` starts every child with these; the docs show them for systemd units
+ * and containers.
+ *
+ * @module
+ */
+
+/** Roles that run as their own process. */
+export type ProcessRole = "nexus" | "keeper" | "bootstrap";
+
+/** What a role touches. */
+export interface RoleResources {
+  /** The SVID directory it reads (spiffe-helper layout). */
+  readonly svidDir: string;
+  /** `host:port` it listens on (nexus, keeper). */
+  readonly listen?: string;
+  /** `host:port` pairs it connects to (Keepers, Nexus). */
+  readonly connect?: readonly string[];
+  /** Directory it reads and writes (Nexus data). */
+  readonly dataDir?: string;
+}
+
+/** V8 flag Nexus needs for linear-time policy regexes. */
+export const NEXUS_V8_FLAGS = "--v8-flags=--enable-experimental-regexp-engine";
+
+/**
+ * `deno run` permission flags for `role`. Nothing is granted that the role
+ * does not use: a Keeper cannot write files, Bootstrap cannot listen, none
+ * can spawn processes.
+ */
+export function rolePermissionFlags(role: ProcessRole, resources: RoleResources): string[] {
+  const read = [resources.svidDir];
+  const write: string[] = [];
+  const net = [...(resources.listen ? [resources.listen] : []), ...(resources.connect ?? [])];
+  if (role === "nexus" && resources.dataDir) {
+    read.push(resources.dataDir);
+    write.push(resources.dataDir);
+  }
+  const flags = ["--no-prompt", "--allow-env", `--allow-read=${read.join(",")}`];
+  if (write.length > 0) flags.push(`--allow-write=${write.join(",")}`);
+  if (net.length > 0) flags.push(`--allow-net=${net.join(",")}`);
+  if (role === "nexus") flags.push(NEXUS_V8_FLAGS);
+  return flags;
+}
+
+/** `host:port` of an https URL, as `--allow-net` wants it. */
+export function netTarget(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || "443"}`;
+}

@@ -1,0 +1,34 @@
+import assert from "node:assert/strict";
+import { netTarget, rolePermissionFlags } from "./permissions.ts";
+
+Deno.test("nexus may read its SVID and data, write only data, and use only its ports", () => {
+  assert.deepEqual(
+    rolePermissionFlags("nexus", {
+      svidDir: "/d/id/nexus",
+      dataDir: "/d/data",
+      listen: "127.0.0.1:8553",
+      connect: ["127.0.0.1:8443", "127.0.0.1:8543"],
+    }),
+    [
+      "--no-prompt",
+      "--allow-env",
+      "--allow-read=/d/id/nexus,/d/data",
+      "--allow-write=/d/data",
+      "--allow-net=127.0.0.1:8553,127.0.0.1:8443,127.0.0.1:8543",
+      "--v8-flags=--enable-experimental-regexp-engine",
+    ],
+  );
+});
+
+Deno.test("a keeper cannot write files and bootstrap cannot listen", () => {
+  const keeper = rolePermissionFlags("keeper", { svidDir: "/k", listen: "127.0.0.1:8443" });
+  assert.ok(!keeper.some((f) => f.startsWith("--allow-write")));
+  assert.ok(!keeper.some((f) => f.startsWith("--allow-run")));
+  const bootstrap = rolePermissionFlags("bootstrap", { svidDir: "/b", connect: ["127.0.0.1:8553"] });
+  assert.deepEqual(bootstrap, ["--no-prompt", "--allow-env", "--allow-read=/b", "--allow-net=127.0.0.1:8553"]);
+});
+
+Deno.test("netTarget keeps host and port", () => {
+  assert.equal(netTarget("https://127.0.0.1:8443"), "127.0.0.1:8443");
+  assert.equal(netTarget("https://localhost"), "localhost:443");
+});

@@ -1,0 +1,192 @@
+/**
+ * Runs the real `spike` command as child processes for integration tests:
+ * one-shot commands (CLI) and long-running roles (nexus, keeper, dev), with
+ * their output captured and helpers to wait for a log line or a port.
+ *
+ * @module
+ */
+
+/** Path of the `spike` entry point. */
+export const SPIKE_MAIN = new URL("../../cmd/spike.ts", import.meta.url).pathname;
+
+/** Deno flags every test child gets (tests are not the place for least privilege). */
+export const TEST_DENO_FLAGS = ["--allow-all", "--v8-flags=--enable-experimental-regexp-engine", "--quiet"];
+
+/** Output of a finished command. */
+export interface CommandResult {
+  /** Exit code. */
+  readonly code: number;
+  /** Standard output as text. */
+  readonly stdout: string;
+  /** Standard output as bytes. */
+  readonly stdoutBytes: Uint8Array;
+  /** Standard error as text. */
+  readonly stderr: string;
+}
+
+/** Environment for children: the test's own PATH/HOME plus `env`. */
+function childEnv(env: Record<string, string>): Record<string, string> {
+  const base: Record<string, string> = {};
+  for (const name of ["PATH", "HOME", "TMPDIR", "DENO_DIR", "NO_COLOR"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) base[name] = value;
+  }
+  return { ...base, NO_COLOR: "1", ...env };
+}
+
+/**
+ * Runs `spike <args>` to completion (killed after `timeoutMs`, default 60 s)
+ * and returns its exit code and output.
+ */
+export async function runSpike(
+  args: readonly string[],
+  options: { env?: Record<string, string>; stdin?: string | Uint8Array; timeoutMs?: number; denoFlags?: string[] } = {},
+): Promise<CommandResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(options.denoFlags ?? TEST_DENO_FLAGS), SPIKE_MAIN, ...args],
+    env: childEnv(options.env ?? {}),
+    clearEnv: true,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, options.timeoutMs ?? 60_000);
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin);
+    await writer.close();
+  }
+  const output = await child.output();
+  clearTimeout(timer);
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stdoutBytes: output.stdout,
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** A long-running `spike` child. */
+export class SpikeProcess {
+  readonly #child: Deno.ChildProcess;
+  readonly #lines: string[] = [];
+  readonly #waiters = new Set<() => void>();
+  /** Resolves with the exit status once the process ends. */
+  readonly exited: Promise<Deno.CommandStatus>;
+
+  /** Starts `spike <args>` with `env`; stdout and stderr are both captured. */
+  constructor(args: readonly string[], options: { env?: Record<string, string>; denoFlags?: string[] } = {}) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...(options.denoFlags ?? TEST_DENO_FLAGS), SPIKE_MAIN, ...args],
+      env: childEnv(options.env ?? {}),
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const pumps = [this.#pump(this.#child.stdout), this.#pump(this.#child.stderr)];
+    this.exited = Promise.all(pumps).then(() => this.#child.status);
+  }
+
+  /** The child's process ID. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Every output line so far (stdout and stderr interleaved). */
+  get output(): string {
+    return this.#lines.join("\n");
+  }
+
+  /** Waits until an output line matches `pattern`; throws with the output after `timeoutMs`. */
+  async waitFor(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    this.exited.then(() => exited = true);
+    while (true) {
+      const line = this.#lines.find((l) => pattern.test(l));
+      if (line !== undefined) return line;
+      if (exited) throw new Error(`process exited before ${pattern} appeared:\n${this.output}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${pattern}:\n${this.output}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(left, 200));
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.#waiters.add(done);
+      });
+    }
+  }
+
+  /** Sends `signal` (default SIGTERM) and waits for the exit. */
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
+    try {
+      this.#child.kill(signal);
+    } catch { /* already exited */ }
+    return await this.exited;
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of stream) {
+      pending += decoder.decode(chunk, { stream: true });
+      const parts = pending.split("\n");
+      pending = parts.pop()!;
+      this.#lines.push(...parts);
+      for (const wake of this.#waiters) wake();
+      this.#waiters.clear();
+    }
+    if (pending) this.#lines.push(pending);
+    for (const wake of this.#waiters) wake();
+  }
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Polls `GET https://127.0.0.1:<port>/ready` (no client cert) until 200 or timeout. */
+export async function waitForReady(port: number, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const status = await getStatus(port, "/ready").catch((e) => (last = String(e), 0));
+    if (status === 200) return;
+    last = `status ${status}`;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`port ${port} never became ready (${last})`);
+}
+
+/** `GET https://127.0.0.1:<port><path>` without a client certificate; resolves with the status. */
+export async function getStatus(port: number, path: string): Promise<number> {
+  const https = await import("node:https");
+  return await new Promise<number>((resolve, reject) => {
+    const request = https.request({
+      host: "127.0.0.1",
+      port,
+      path,
+      method: "GET",
+      rejectUnauthorized: false,
+      timeout: 5000,
+    }, (response) => {
+      response.resume();
+      response.on("end", () => resolve(response.statusCode ?? 0));
+    });
+    request.on("error", reject);
+    request.on("timeout", () => request.destroy(new Error("timeout")));
+    request.end();
+  });
+}
