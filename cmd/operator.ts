@@ -6,6 +6,7 @@
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError } from "../lib/cli/errors.ts";
 import { ApiError } from "../lib/api/errors.ts";
+import { ApiCallError } from "../lib/client/errors.ts";
 import { zeroize } from "../lib/crypto/zeroize.ts";
 import { formatRecoveryShard, parseRecoveryShard } from "../lib/pilot/recovery_file.ts";
 import { withNexus } from "./pilot_session.ts";
@@ -57,7 +58,19 @@ export const operatorCommand: CommandSpec = {
           throw error;
         }
         try {
-          const progress = await withNexus(io, ({ nexus }) => nexus.restore(parsed.index, parsed.shard));
+          const progress = await withNexus(io, async ({ nexus }) => {
+            try {
+              return await nexus.restore(parsed.index, parsed.shard);
+            } catch (error) {
+              if (error instanceof ApiCallError && error.status === 400) {
+                throw new CliError(
+                  "Nexus refused the shard: it is not a valid shard, or the shards sent so far do not rebuild " +
+                    "the root key of its data (the collected shards were discarded; send them again)",
+                );
+              }
+              throw error;
+            }
+          });
           if (progress.restored) io.stdout("restored: Nexus has its root key again\n");
           else io.stdout(`shards collected: ${progress.collected}, remaining: ${progress.remaining}\n`);
         } finally {

@@ -38,6 +38,7 @@ export function pilotConfig(io: CliIo): PilotConfig {
 /** Runs `use` with a connected session and closes everything afterwards. */
 export async function withNexus<T>(io: CliIo, use: (session: PilotSession) => Promise<T>): Promise<T> {
   const config = pilotConfig(io);
+  await requireIdentityAvailable(config);
   const identity = selectIdentitySource(config.identity);
   try {
     try {
@@ -58,5 +59,28 @@ export async function withNexus<T>(io: CliIo, use: (session: PilotSession) => Pr
     }
   } finally {
     await identity.close();
+  }
+}
+
+/**
+ * A CLI call should fail at once, not after the source's ready timeout,
+ * when there is plainly no identity to be had: no SVID directory set and no
+ * Workload API socket file. (Servers keep waiting instead: an agent may
+ * start after them.)
+ */
+async function requireIdentityAvailable(config: PilotConfig): Promise<void> {
+  if (config.identity.svidDir !== undefined) return;
+  const socket = config.identity.endpointSocket;
+  if (!socket.startsWith("unix://")) return;
+  const path = socket.slice("unix://".length);
+  try {
+    await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new CliError(
+        `no SPIFFE identity: SPIKE_SVID_DIR is not set and there is no Workload API socket at ${path} ` +
+          "(set SPIKE_SVID_DIR, or SPIFFE_ENDPOINT_SOCKET to a running SPIRE agent; with 'spike dev', source its pilot.env)",
+      );
+    }
   }
 }

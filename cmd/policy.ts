@@ -9,6 +9,7 @@ import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { outputFormat, renderStructured } from "../lib/cli/format.ts";
 import type { CliIo } from "../lib/cli/io.ts";
 import { type Permission, PERMISSIONS } from "../lib/api/validate.ts";
+import { ApiCallError } from "../lib/client/errors.ts";
 import type { PolicyInput } from "../lib/client/nexus_client.ts";
 import { withNexus } from "./pilot_session.ts";
 
@@ -53,6 +54,23 @@ export function parsePolicyFile(text: string, source: string): PolicyInput {
   };
 }
 
+/** Sends a policy; a 400 gets a message naming what Nexus checks. */
+async function savePolicy(io: CliIo, policy: PolicyInput): Promise<void> {
+  await withNexus(io, async ({ nexus }) => {
+    try {
+      await nexus.putPolicy(policy);
+    } catch (error) {
+      if (error instanceof ApiCallError && error.status === 400) {
+        throw new CliError(
+          "Nexus refused the policy as invalid: the name allows letters, digits, '-', '_' and spaces, and both " +
+            "patterns must be regular expressions that run in linear time (no backreferences or lookaround)",
+        );
+      }
+      throw error;
+    }
+  });
+}
+
 async function confirm(io: CliIo, question: string): Promise<boolean> {
   io.stderr(`${question} [y/N] `);
   const answer = (await io.readLine() ?? "").trim().toLowerCase();
@@ -95,7 +113,7 @@ export const policyCommand: CommandSpec = {
           pathPattern: requireString(options, "path-pattern"),
           permissions: parsePermissions(requireString(options, "permissions")),
         };
-        await withNexus(io, ({ nexus }) => nexus.putPolicy(policy));
+        await savePolicy(io, policy);
         io.stderr(`OK: policy ${policy.name} saved\n`);
         return 0;
       },
@@ -114,7 +132,7 @@ export const policyCommand: CommandSpec = {
           throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
         }
         const policy = parsePolicyFile(text, file);
-        await withNexus(io, ({ nexus }) => nexus.putPolicy(policy));
+        await savePolicy(io, policy);
         io.stderr(`OK: policy ${policy.name} applied\n`);
         return 0;
       },

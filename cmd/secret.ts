@@ -42,7 +42,7 @@ async function collectValues(
   const values: Record<string, string> = {};
   const set = (key: string, value: string) => {
     if (key === "") throw new UsageError("a key name is empty");
-    if (key in values) throw new UsageError(`key '${key}' is given twice`);
+    if (Object.hasOwn(values, key)) throw new UsageError(`key '${key}' is given twice`);
     values[key] = value;
   };
   for (const pair of pairs) {
@@ -123,7 +123,7 @@ export const secretCommand: CommandSpec = {
         const version = parseVersion(options.version);
         const data = await withNexus(io, ({ nexus }) => nexus.getSecret(path!, version));
         if (key !== undefined) {
-          if (!(key in data)) throw new CliError(`key '${key}' is not in secret ${path}`, 3);
+          if (!Object.hasOwn(data, key)) throw new CliError(`key '${key}' is not in secret ${path}`, 3);
           io.stdout(format === "human" ? `${data[key]}\n` : renderStructured({ [key]: data[key] }, format));
           return 0;
         }

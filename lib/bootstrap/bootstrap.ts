@@ -3,6 +3,13 @@
  * random key, split it, hand shard i to Keeper i, then prove Nexus rebuilt
  * the same key through `/v1/bootstrap/verify`.
  *
+ * Before making a key it asks Nexus what it holds (a throw-away verify call):
+ * `503` with `initialized: false` means a new deployment; `503` with
+ * `initialized: true` means Nexus keeps data sealed under some earlier key;
+ * `400` means a key is loaded. Nexus itself never accepts a key that does not
+ * open the check value stored with its data, so this probe is a courtesy that
+ * stops Bootstrap before it hands the Keepers shards nobody can use.
+ *
  * @module
  */
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -30,15 +37,18 @@ export class BootstrapError extends Error {
 export interface BootstrapOptions {
   /** Nexus base URL. */
   readonly nexusUrl: string;
-  /** Keeper base URLs; Keeper i gets share index i+1. */
+  /** Keeper base URLs; Keeper i gets share index i+1. Every one must take its shard. */
   readonly keeperPeers: readonly string[];
   /** Shamir threshold. */
   readonly threshold: number;
-  /** Proceed even if Nexus already has a key or data. */
+  /**
+   * Hand out a new key even though Nexus keeps data sealed under an earlier
+   * one. Nexus accepts the new key only once that data is wiped.
+   */
   readonly force: boolean;
-  /** mTLS transport that accepts only Nexus IDs. */
+  /** mTLS transport that accepts only Nexus IDs (its own timeout bounds each call). */
   readonly nexus: Transport;
-  /** mTLS transport that accepts only Keeper IDs. */
+  /** mTLS transport that accepts only Keeper IDs (its own timeout is the per-Keeper timeout). */
   readonly keepers: Transport;
   /** Random source. */
   readonly random: RandomBytes;
@@ -46,96 +56,177 @@ export interface BootstrapOptions {
   readonly log: Logger;
   /** Overall deadline in ms (default 120 s). */
   readonly timeoutMs?: number;
+  /** First wait between retries in ms (default 200; doubles up to 5 s, 2 s while verifying). */
+  readonly initialBackoffMs?: number;
   /** Clock for the deadline (default `Date.now`). */
   readonly now?: () => number;
 }
 
-const JSON_HEADERS = { "content-type": "application/json" };
+const JSON_HEADERS = Object.freeze({ "content-type": "application/json" });
 
-/** Runs Bootstrap; resolves when Nexus has proven it holds the new key. */
+/** What the probe learned about Nexus. */
+type NexusState = "empty" | "has-key" | "has-data";
+
+/** Deadline, clock and cancellation shared by one run. */
+interface Run {
+  readonly options: BootstrapOptions;
+  readonly deadline: number;
+  readonly now: () => number;
+  readonly initialBackoff: number;
+}
+
+/** Thrown inside a retry loop that another failure has cancelled. */
+class Cancelled extends Error {}
+
+/**
+ * Runs Bootstrap; resolves when Nexus has proven it holds the new key.
+ *
+ * @throws {BootstrapError} with an operator-facing reason otherwise
+ */
 export async function runBootstrap(options: BootstrapOptions): Promise<void> {
   const now = options.now ?? Date.now;
-  const deadline = now() + (options.timeoutMs ?? 120_000);
+  const run: Run = {
+    options,
+    now,
+    deadline: now() + (options.timeoutMs ?? 120_000),
+    initialBackoff: options.initialBackoffMs ?? 200,
+  };
   const { log } = options;
 
-  const state = await probeNexus(options, deadline, now);
-  if (state !== "empty") {
-    const what = state === "has-key" ? "already holds a root key" : "already keeps data sealed under a root key";
+  const state = await probeNexus(run);
+  if (state === "has-key") {
+    // A running Nexus never swaps its key, so a new one could never be
+    // verified; handing it out would only leave the Keepers holding shards
+    // of a key nobody uses until Nexus pushes its own back.
+    throw new BootstrapError(
+      "Nexus is already running with a root key and never replaces it, so there is nothing to bootstrap" +
+        (options.force
+          ? " (SPIKE_BOOTSTRAP_FORCE does not change that: to start over, stop Nexus and every Keeper, " +
+            "wipe Nexus's data, start them again and rerun bootstrap)"
+          : ""),
+    );
+  }
+  if (state === "has-data") {
     if (!options.force) {
       throw new BootstrapError(
-        `Nexus ${what}; refusing to make a new one (set SPIKE_BOOTSTRAP_FORCE=true to override)`,
+        "Nexus already keeps data sealed under a root key; refusing to make a new one. " +
+          "If its Keepers lost their shards, use 'spike operator restore'; " +
+          "to throw that data away and start over, set SPIKE_BOOTSTRAP_FORCE=true",
       );
     }
-    log.warn(`Nexus ${what}; continuing because SPIKE_BOOTSTRAP_FORCE=true`);
+    log.warn(
+      "Nexus keeps data sealed under another root key; handing out a new key because SPIKE_BOOTSTRAP_FORCE=true " +
+        "(Nexus accepts it only once its data is wiped)",
+    );
   }
 
   const rootKey = generateRootKey(options.random);
   try {
-    await distribute(options, rootKey, deadline, now);
-    await verify(options, rootKey, deadline, now);
+    await distributeAndVerify(run, rootKey);
   } finally {
     zeroize(rootKey);
   }
   log.info("bootstrap complete: Nexus holds the new root key");
 }
 
-type NexusState = "empty" | "has-key" | "has-data";
-
 /** Asks Nexus whether it already has a key (or data) before making one. */
-async function probeNexus(options: BootstrapOptions, deadline: number, now: () => number): Promise<NexusState> {
+async function probeNexus(run: Run): Promise<NexusState> {
+  const { options } = run;
   // A verify call with a throw-away ciphertext: 503 means "no key yet",
   // 400 means "a key is loaded and this did not open under it".
   const body = JSON.stringify({ nonce: b64(options.random(12)), ciphertext: b64(options.random(32)) });
   const response = await retry(
-    options,
-    "Nexus",
-    deadline,
-    now,
-    () => options.nexus.post(`${options.nexusUrl}${PATHS.bootstrapVerify}`, body, JSON_HEADERS),
+    run,
+    `Nexus at ${options.nexusUrl}`,
+    () => options.nexus.post(`${options.nexusUrl}${PATHS.bootstrapVerify}`, body, { ...JSON_HEADERS }),
   );
   if (response.status === 503) return parse(response)?.initialized === true ? "has-data" : "empty";
   if (response.status === 400 || response.status === 200) return "has-key";
-  throw new BootstrapError(`Nexus answered ${response.status} ${errCode(response)} to the bootstrap probe`);
+  throw new BootstrapError(`Nexus answered ${describe(response)} to the bootstrap probe`);
 }
 
-async function distribute(options: BootstrapOptions, rootKey: Uint8Array, deadline: number, now: () => number) {
+/**
+ * Hands shard i to Keeper i, all in parallel, and verifies Nexus as soon as
+ * `threshold` Keepers hold theirs (that is when Nexus can rebuild the key).
+ * Keepers still missing keep being retried until the deadline. Verified is
+ * success even if a Keeper never took its shard: Nexus re-sends every Keeper
+ * its shard on each push, so that one is seeded once it is reachable; the
+ * operator is warned.
+ */
+async function distributeAndVerify(run: Run, rootKey: Uint8Array): Promise<void> {
+  const { options } = run;
   const shares = splitSecret(rootKey, options.keeperPeers.length, options.threshold);
+  const cancel = new AbortController();
+  const delivered = new Set<number>();
+  let reached!: () => void;
+  const thresholdReached = new Promise<void>((resolve) => reached = resolve);
   try {
-    await Promise.all(shares.map(async (share, i) => {
+    const settled = Promise.allSettled(shares.map(async (share, i) => {
       const url = options.keeperPeers[i]!;
       const body = JSON.stringify({ shard: Array.from(share.value) });
       const response = await retry(
-        options,
+        run,
         `Keeper ${url}`,
-        deadline,
-        now,
-        () => options.keepers.post(`${url}${PATHS.keeperContribute}`, body, JSON_HEADERS),
+        () => options.keepers.post(`${url}${PATHS.keeperContribute}`, body, { ...JSON_HEADERS }),
+        cancel.signal,
       );
       if (response.status !== 200) {
-        throw new BootstrapError(`Keeper ${url} refused its shard: ${response.status} ${errCode(response)}`);
+        throw new BootstrapError(`Keeper ${url} refused its shard: ${describe(response)}`);
       }
       options.log.info("shard delivered", { keeper: url, index: share.index });
+      delivered.add(i);
+      if (delivered.size >= options.threshold) reached();
     }));
+    const enough = await Promise.race([
+      thresholdReached.then(() => true),
+      settled.then(() => delivered.size >= options.threshold),
+    ]);
+    if (!enough) {
+      throw new BootstrapError(
+        `only ${delivered.size} of ${shares.length} Keepers took their shards, ${options.threshold} are needed: ` +
+          failureText(await settled),
+      );
+    }
+    try {
+      await verify(run, rootKey);
+    } catch (error) {
+      cancel.abort();
+      await settled;
+      throw error;
+    }
+    const failures = failureText(await settled);
+    if (failures !== "") {
+      options.log.warn(
+        `Nexus holds the new key, but not every Keeper took its shard (${failures}); ` +
+          "Nexus hands each Keeper its shard on every push, once it is reachable",
+      );
+    }
   } finally {
     for (const share of shares) zeroize(share.value);
   }
 }
 
-async function verify(options: BootstrapOptions, rootKey: Uint8Array, deadline: number, now: () => number) {
+function failureText(results: PromiseSettledResult<void>[]): string {
+  return results
+    .flatMap((r) => r.status === "rejected" && !(r.reason instanceof Cancelled) ? [(r.reason as Error).message] : [])
+    .join("; ");
+}
+
+/** Proves Nexus rebuilt `rootKey`, waiting while it answers 503 (still collecting shards). */
+async function verify(run: Run, rootKey: Uint8Array): Promise<void> {
+  const { options, now, deadline } = run;
   const text = options.random(32);
   const nonce = options.random(12);
   try {
     const ciphertext = await encryptGcm(rootKey, nonce, text, new Uint8Array(0));
     const expected = new TextEncoder().encode(bytesToHex(sha256(text)));
     const body = JSON.stringify({ nonce: b64(nonce), ciphertext: b64(ciphertext) });
-    let backoff = 200;
+    let backoff = run.initialBackoff;
     while (true) {
       const response = await retry(
-        options,
-        "Nexus",
-        deadline,
-        now,
-        () => options.nexus.post(`${options.nexusUrl}${PATHS.bootstrapVerify}`, body, JSON_HEADERS),
+        run,
+        `Nexus at ${options.nexusUrl}`,
+        () => options.nexus.post(`${options.nexusUrl}${PATHS.bootstrapVerify}`, body, { ...JSON_HEADERS }),
       );
       if (response.status === 200) {
         const hash = new TextEncoder().encode(String(parse(response)?.hash ?? ""));
@@ -144,21 +235,24 @@ async function verify(options: BootstrapOptions, rootKey: Uint8Array, deadline: 
       }
       if (response.status === 400) {
         throw new BootstrapError(
-          "Nexus holds a different root key (it did not rebuild the new one); restart Nexus or check the Keepers",
+          "Nexus loaded a different root key than the one just handed out " +
+            "(another Bootstrap ran, or the Keepers held shards of an older key); check the Keepers and rerun",
         );
       }
       if (response.status !== 503) {
-        throw new BootstrapError(`Nexus answered ${response.status} ${errCode(response)} to verification`);
+        throw new BootstrapError(`Nexus answered ${describe(response)} to the verification`);
       }
       if (now() + backoff > deadline) {
-        const data = parse(response)?.initialized === true;
         throw new BootstrapError(
-          data
-            ? "Nexus did not accept the new root key: it keeps data sealed under another key (wipe its data to start over)"
-            : "timed out waiting for Nexus to rebuild the root key from the Keepers",
+          parse(response)?.initialized === true
+            ? "Nexus did not take the new root key: it keeps data sealed under another key " +
+              "(wipe its data and restart it, then rerun bootstrap)"
+            : "timed out waiting for Nexus to rebuild the root key from the Keepers (is it configured with " +
+              "the same SPIKE_NEXUS_KEEPER_PEERS, in the same order?)",
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, backoff));
+      options.log.info("waiting for Nexus to rebuild the root key");
+      await sleep(backoff);
       backoff = Math.min(2000, backoff * 2);
     }
   } finally {
@@ -166,26 +260,45 @@ async function verify(options: BootstrapOptions, rootKey: Uint8Array, deadline: 
   }
 }
 
-/** Retries a call while the peer is unreachable, with backoff, until the deadline. */
+/**
+ * Retries `call` while the peer is unreachable (connection refused, reset,
+ * per-call timeout), with doubling backoff, until the run's deadline.
+ */
 async function retry(
-  options: BootstrapOptions,
+  run: Run,
   what: string,
-  deadline: number,
-  now: () => number,
   call: () => Promise<TransportResponse>,
+  signal?: AbortSignal,
 ): Promise<TransportResponse> {
-  let backoff = 200;
+  let backoff = run.initialBackoff;
   while (true) {
+    if (signal?.aborted) throw new Cancelled();
     try {
       return await call();
     } catch (error) {
+      if (signal?.aborted) throw new Cancelled();
       const message = (error as Error).message;
-      if (now() + backoff > deadline) throw new BootstrapError(`${what} unreachable: ${message}`);
-      options.log.info("waiting for peer", { peer: what, error: message });
-      await new Promise((resolve) => setTimeout(resolve, backoff));
+      if (run.now() + backoff > run.deadline) {
+        throw new BootstrapError(`could not reach ${what} before the deadline (SPIKE_BOOTSTRAP_TIMEOUT): ${message}`);
+      }
+      run.options.log.info("waiting for peer", { peer: what, error: message });
+      await sleep(backoff, signal);
       backoff = Math.min(5000, backoff * 2);
     }
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 function parse(response: TransportResponse): Record<string, unknown> | undefined {
@@ -196,8 +309,9 @@ function parse(response: TransportResponse): Record<string, unknown> | undefined
   }
 }
 
-function errCode(response: TransportResponse): string {
-  return String(parse(response)?.err ?? "");
+function describe(response: TransportResponse): string {
+  const code = parse(response)?.err;
+  return typeof code === "string" && code !== "" ? `${response.status} ${code}` : String(response.status);
 }
 
 function b64(bytes: Uint8Array): string {

@@ -208,6 +208,10 @@ function keeperPeerList(env: Env): readonly string[] {
   const peers = parseList(env.SPIKE_NEXUS_KEEPER_PEERS ?? "").map((url) =>
     parseHttpsUrl("SPIKE_NEXUS_KEEPER_PEERS", url)
   );
+  // Each position is a share index: one Keeper listed twice would hold two
+  // shares and be fed a mix of them.
+  const duplicate = peers.find((url, i) => peers.indexOf(url) !== i);
+  if (duplicate) throw new ConfigError("SPIKE_NEXUS_KEEPER_PEERS", `${duplicate} is listed twice`);
   return Object.freeze(peers);
 }
 

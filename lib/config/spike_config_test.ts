@@ -45,6 +45,10 @@ Deno.test("bad settings name the variable", () => {
     [{ SPIKE_NEXUS_BACKEND_STORE: "mysql" }, /^SPIKE_NEXUS_BACKEND_STORE: /],
     [{ SPIKE_NEXUS_SHAMIR_THRESHOLD: "4" }, /^SPIKE_NEXUS_SHAMIR_THRESHOLD: /],
     [{ SPIKE_NEXUS_KEEPER_PEERS: "https://a:1" }, /^SPIKE_NEXUS_KEEPER_PEERS: /],
+    [
+      { SPIKE_NEXUS_KEEPER_PEERS: "https://a:1,https://b:2,https://a:1/" },
+      /^SPIKE_NEXUS_KEEPER_PEERS: https:\/\/a:1 is listed twice/,
+    ],
     [{ SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: "5" }, /^SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: /],
     [{ SPIKE_NEXUS_MAX_SECRET_VERSIONS: "0" }, /^SPIKE_NEXUS_MAX_SECRET_VERSIONS: /],
     [{ SPIKE_TRUST_ROOT_NEXUS: "Bad Domain" }, /^SPIKE_TRUST_ROOT_NEXUS: /],

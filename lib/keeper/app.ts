@@ -28,7 +28,7 @@ export interface KeeperDeps {
 }
 
 /** Largest Keeper request body: a 32-integer array fits easily in 4 KiB. */
-const MAX_BODY = 4096;
+export const KEEPER_MAX_BODY_BYTES = 4096;
 
 /** Creates the Keeper app. */
 export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings }> {
@@ -55,7 +55,7 @@ export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings
     const fromNexus = isNexus(peer.spiffeId, deps.trustRoots);
     const allowed = path === PATHS.keeperShard ? fromNexus : fromNexus || isBootstrap(peer.spiffeId, deps.trustRoots);
     if (!allowed) throw new ApiError("access_unauthorized", "role not allowed on this route");
-    const body = v.object(parseJsonBody(await readBodyCapped(c.req.raw, MAX_BODY)));
+    const body = v.object(parseJsonBody(await readBodyCapped(c.req.raw, KEEPER_MAX_BODY_BYTES)));
 
     if (path === PATHS.keeperShard) {
       const shard = deps.shard.get();
@@ -71,8 +71,9 @@ export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings
       // SPIKE's Nexus may push an all-zero shard before it has a key; a
       // Keeper must not let that erase the shard it holds.
       if (shard.some((byte) => byte !== 0)) {
-        deps.shard.set(shard);
-        deps.log.info("shard stored", { from: peer.spiffeId });
+        // Nexus re-sends the same shard on every push; only a change is news.
+        if (deps.shard.set(shard)) deps.log.info("shard stored", { from: peer.spiffeId });
+        else deps.log.debug("shard refreshed", { from: peer.spiffeId });
       }
       return c.json({});
     } finally {

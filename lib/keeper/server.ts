@@ -8,7 +8,7 @@ import { toTrustRoots } from "../config/trust_roots.ts";
 import type { Logger } from "../log/logger.ts";
 import type { IdentitySource } from "../spiffe/identity.ts";
 import { serveHono } from "../spiffe/mtls_server.ts";
-import { createKeeperApp } from "./app.ts";
+import { createKeeperApp, KEEPER_MAX_BODY_BYTES } from "./app.ts";
 import { ShardHolder } from "./shard_holder.ts";
 
 /** A running Keeper. */
@@ -33,10 +33,16 @@ export async function startKeeper(options: {
   const app = createKeeperApp({ shard, trustRoots: toTrustRoots(config.trustRoots), log });
   const server = await serveHono(app, {
     identity,
-    maxBodyBytes: 4096,
+    maxBodyBytes: KEEPER_MAX_BODY_BYTES,
     onError: (error) => log.debug("tls", { error: error.message }),
   });
-  const port = await server.listen(config.listen.port, config.listen.host);
+  let port: number;
+  try {
+    port = await server.listen(config.listen.port, config.listen.host);
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
   log.info("keeper listening", { port });
   return {
     port,

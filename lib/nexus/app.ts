@@ -1,6 +1,7 @@
 /**
  * The Nexus HTTP application: SPIKE v1 routes behind mTLS, dispatched by
- * path and `?action=`, plus plain `GET /health` and `GET /ready`.
+ * path and `?action=`, plus plain `GET /health`, `GET /ready` and
+ * `GET /metrics` (Prometheus text; counts and latencies, no secrets).
  *
  * Order of checks for `/v1/...`: method and route (400) → authenticated
  * peer (401) → the route's role gate (401) → root key loaded (503) → body
@@ -36,6 +37,8 @@ const ROUTES: readonly Route[] = [
   ...bootstrapRoutes,
 ];
 
+const OPERATIONAL: ReadonlySet<string> = new Set(["/health", "/ready", "/metrics"]);
+
 const ROUTE_TABLE: ReadonlyMap<string, Route> = new Map(ROUTES.map((r) => [`${r.path}?${r.action}`, r]));
 
 /** Creates the Nexus app. Serve it with the mTLS adapter, passing `{ peer }`. */
@@ -43,8 +46,20 @@ export function createNexusApp(deps: NexusDeps): Hono<{ Bindings: PeerBindings }
   const app = new Hono<{ Bindings: PeerBindings }>();
 
   app.use(async (c, next) => {
+    const started = performance.now();
     await next();
     for (const [name, value] of Object.entries(NO_CACHE_HEADERS)) c.res.headers.set(name, value);
+    if (deps.metrics) {
+      const url = new URL(c.req.url);
+      const key = `${url.pathname}?${url.searchParams.get("action") ?? ""}`;
+      // Only known routes become labels; anything else is "other".
+      const route = ROUTE_TABLE.has(key)
+        ? key.replace(/\?$/, "")
+        : OPERATIONAL.has(url.pathname)
+        ? url.pathname
+        : "other";
+      deps.metrics.observe(route, c.res.status, (performance.now() - started) / 1000);
+    }
   });
 
   app.get("/health", (c) => c.json({ status: "ok" }));
@@ -59,6 +74,13 @@ export function createNexusApp(deps: NexusDeps): Hono<{ Bindings: PeerBindings }
       }
     }
     return c.json({ ready: true });
+  });
+
+  app.get("/metrics", (c) => {
+    if (!deps.metrics) throw new ApiError("api_bad_request", "metrics are off");
+    return c.body(deps.metrics.render(deps.keys.ready), 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    });
   });
 
   app.all("*", async (c) => {

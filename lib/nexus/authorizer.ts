@@ -60,9 +60,48 @@ function grantsAll(granted: readonly Permission[], wanted: readonly Permission[]
   return wanted.every((p) => granted.includes(p));
 }
 
-/** A SPIFFE ID pattern is anchored when it pins both ends of the ID. */
-function isAnchored(source: string): boolean {
-  return source.startsWith("^") && source.endsWith("$") && !source.endsWith("\\$");
+/**
+ * A SPIFFE ID pattern is anchored when every top-level alternative pins both
+ * ends of the ID: `^a$|.*$` starts with `^` and ends with `$`, yet its second
+ * branch matches any ID.
+ */
+export function isAnchored(source: string): boolean {
+  return topLevelAlternatives(source).every((branch) => branch.startsWith("^") && endsWithAnchor(branch));
+}
+
+/** Splits `source` at the `|` that are outside groups, classes and escapes. */
+function topLevelAlternatives(source: string): string[] {
+  const branches: string[] = [];
+  let depth = 0;
+  let inClass = false;
+  let start = 0;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === "\\") {
+      i++;
+    } else if (inClass) {
+      if (c === "]") inClass = false;
+    } else if (c === "[") {
+      inClass = true;
+    } else if (c === "(") {
+      depth++;
+    } else if (c === ")") {
+      depth = Math.max(0, depth - 1);
+    } else if (c === "|" && depth === 0) {
+      branches.push(source.slice(start, i));
+      start = i + 1;
+    }
+  }
+  branches.push(source.slice(start));
+  return branches;
+}
+
+/** True when `branch` ends in a `$` that is not escaped (an even run of `\\` before it). */
+function endsWithAnchor(branch: string): boolean {
+  if (!branch.endsWith("$")) return false;
+  let backslashes = 0;
+  for (let i = branch.length - 2; i >= 0 && branch[i] === "\\"; i--) backslashes++;
+  return backslashes % 2 === 0;
 }
 
 /** Whole-string match, via an explicitly anchored (and cached) variant. */

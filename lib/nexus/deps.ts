@@ -8,6 +8,7 @@ import type { Logger } from "../log/logger.ts";
 import type { TrustRoots } from "../spiffe/roles.ts";
 import type { Store } from "../store/types.ts";
 import type { RegexCache } from "./linear_regex.ts";
+import type { NexusMetrics } from "./metrics.ts";
 import type { RestoreSession } from "./restore_session.ts";
 import type { RootKeyState } from "./root_key_state.ts";
 
@@ -45,4 +46,6 @@ export interface NexusDeps {
   readonly log: Logger;
   /** Compiled policy patterns. */
   readonly regexCache: RegexCache;
+  /** Request metrics for `GET /metrics` (absent: the endpoint answers 400). */
+  readonly metrics?: NexusMetrics;
 }

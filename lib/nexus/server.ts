@@ -21,6 +21,7 @@ import { createNexusApp } from "./app.ts";
 import type { NexusDeps } from "./deps.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable, RegexCache } from "./linear_regex.ts";
+import { NexusMetrics } from "./metrics.ts";
 import { RestoreSession } from "./restore_session.ts";
 import { RootKeyState } from "./root_key_state.ts";
 
@@ -50,6 +51,10 @@ export interface StartNexusOptions {
   readonly random?: RandomBytes;
   /** A store to use instead of the configured backend (tests). */
   readonly store?: Store;
+  /** Recovery backoff overrides (tests; defaults: 100 ms doubling to 5 s). */
+  readonly keeperBackoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /** Per-call timeout towards Keepers in ms (default 5000). */
+  readonly keeperTimeoutMs?: number;
 }
 
 /** Opens the configured backend. */
@@ -89,6 +94,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     random: options.random ?? systemRandom,
     log,
     regexCache: new RegexCache(),
+    metrics: new NexusMetrics(Date.now()),
   };
 
   let server: MtlsServer | undefined;
@@ -105,11 +111,17 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     log.info("nexus listening", { port, store: config.backendStore });
 
     if (config.keeperPeers.length > 0) {
-      keeperClient = createMtlsClient({ identity, serverId: (id) => isKeeper(id, trustRoots), timeoutMs: 5000 });
+      keeperClient = createMtlsClient({
+        identity,
+        serverId: (id) => isKeeper(id, trustRoots),
+        timeoutMs: options.keeperTimeoutMs ?? 5000,
+      });
       keeperSync = startKeeperSync(deps, keeperClient, {
         peers: config.keeperPeers,
         threshold: config.shamirThreshold,
         pushIntervalMs: config.keeperUpdateIntervalMs,
+        initialBackoffMs: options.keeperBackoff?.initialMs,
+        maxBackoffMs: options.keeperBackoff?.maxMs,
       });
     } else {
       log.warn("no SPIKE_NEXUS_KEEPER_PEERS: the root key can only arrive through 'spike operator restore'");
@@ -128,10 +140,13 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       deps,
       keeperSync,
       async close() {
-        keeperSync?.stop();
+        // Stop first and drop the Keeper connections so a recovery round or
+        // push in flight ends now, before the store it may write to closes.
+        const stopping = keeperSync?.stop();
+        keeperClient?.close();
+        await stopping;
         if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
         await server?.close();
-        keeperClient?.close();
         await store?.close();
         deps.keys.clear();
         deps.restore.reset();
@@ -139,10 +154,11 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     };
     return running;
   } catch (error) {
-    keeperSync?.stop();
+    const stopping = keeperSync?.stop();
+    keeperClient?.close();
+    await stopping;
     if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
     await server?.close().catch(() => {});
-    keeperClient?.close();
     await store?.close().catch(() => {});
     throw error;
   }

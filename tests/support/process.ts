@@ -31,7 +31,18 @@ function childEnv(env: Record<string, string>): Record<string, string> {
     const value = Deno.env.get(name);
     if (value !== undefined) base[name] = value;
   }
+  // Pin Deno's cache: a test that gives the child another HOME must not
+  // leave it with an empty cache (and no network to fill it).
+  base.DENO_DIR ??= defaultDenoDir();
   return { ...base, NO_COLOR: "1", ...env };
+}
+
+/** Where Deno keeps its cache when DENO_DIR is unset (Linux and macOS rules). */
+function defaultDenoDir(): string {
+  const xdg = Deno.env.get("XDG_CACHE_HOME");
+  if (xdg) return `${xdg}/deno`;
+  const home = Deno.env.get("HOME") ?? "";
+  return Deno.build.os === "darwin" ? `${home}/Library/Caches/deno` : `${home}/.cache/deno`;
 }
 
 /**

@@ -8,7 +8,8 @@
 import { ApiError, badRequest } from "../../api/errors.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
-import { splitSecret } from "../../crypto/shamir.ts";
+import { CryptoError } from "../../crypto/errors.ts";
+import { isValidScalar, splitSecret } from "../../crypto/shamir.ts";
 import { zeroize } from "../../crypto/zeroize.ts";
 import { parseJsonBody } from "../body.ts";
 import { installRootKey } from "../key_installer.ts";
@@ -53,8 +54,24 @@ export const operatorRoutes: readonly Route[] = [
       const shard = v.shardBytes(b.shard);
       try {
         if (shard.every((byte) => byte === 0)) throw badRequest("shard is all zeros");
-        if (deps.keys.ready) return { collected: 0, remaining: 0, restored: true };
-        const { progress, rootKey } = deps.restore.add(index, shard);
+        // Refused here, so a mistyped shard never sits in the session only
+        // to make the combination fail later.
+        if (!isValidScalar(shard)) throw badRequest("shard is not a scalar below the P-256 group order");
+        if (deps.keys.ready) {
+          // A shard that arrived while another call was installing the key
+          // must not stay in memory.
+          deps.restore.reset();
+          return { collected: 0, remaining: 0, restored: true };
+        }
+        let added;
+        try {
+          added = deps.restore.add(index, shard);
+        } catch (error) {
+          // Shares that combine to no valid key: the operator's input, not our fault.
+          if (error instanceof CryptoError) throw badRequest("the shards do not combine into a root key; start again");
+          throw error;
+        }
+        const { progress, rootKey } = added;
         if (!rootKey) return { ...progress };
         try {
           if (await installRootKey(deps, rootKey) === "mismatch") {

@@ -1,0 +1,262 @@
+/**
+ * Nexus ↔ Keepers over real mTLS: recovery of the root key from the Keepers
+ * at start (3/3, 2/3, waiting at 1/3), the key check that refuses shards of
+ * another key, and the periodic push that re-seeds a restarted Keeper.
+ */
+import assert from "node:assert/strict";
+import { type Share, splitSecret } from "../crypto/shamir.ts";
+import { systemRandom } from "../crypto/random.ts";
+import {
+  closedPort,
+  createTestPki,
+  localUrl,
+  recordingLog,
+  startTestKeeper,
+  testClient,
+  type TestPki,
+  waitUntil,
+} from "../keeper/testing.ts";
+import type { RunningKeeper } from "../keeper/server.ts";
+import { isKeeper, trustRoots } from "../spiffe/roles.ts";
+import type { MtlsClient } from "../spiffe/mtls_client.ts";
+import { createMemoryStore } from "../store/memory_store.ts";
+import type { Store } from "../store/types.ts";
+import { checkRootKey, writeRootKeyCheck } from "./key_check.ts";
+import { installRootKey } from "./key_installer.ts";
+import { type KeeperSync, type KeeperSyncOptions, startKeeperSync } from "./keeper_sync.ts";
+import { RootKeyState } from "./root_key_state.ts";
+import { testRootKey } from "./testing.ts";
+
+const KEY = testRootKey();
+const SHARES = splitSecret(KEY, 3, 2);
+const OTHER_KEY = Uint8Array.from({ length: 32 }, (_, i) => (i * 13 + 5) & 0x7f);
+const OTHER_SHARES = splitSecret(OTHER_KEY, 3, 2);
+
+/** Three Keepers (some may be left unstarted) and a Nexus side wired to them. */
+interface Fixture {
+  readonly pki: TestPki;
+  readonly keepers: (RunningKeeper | undefined)[];
+  readonly ports: number[];
+  readonly store: Store;
+  readonly keys: RootKeyState;
+  readonly log: ReturnType<typeof recordingLog>;
+  readonly client: MtlsClient;
+  start(options?: Partial<KeeperSyncOptions>): KeeperSync;
+  close(): Promise<void>;
+}
+
+/** `holding[i]`: the share Keeper i starts with; `null` = Keeper not running. */
+async function fixture(holding: (Share | undefined | null)[]): Promise<Fixture> {
+  const pki = await createTestPki();
+  const keepers = await Promise.all(holding.map(async (share) => {
+    if (share === null) return undefined;
+    const keeper = await startTestKeeper(pki);
+    if (share) keeper.shard.set(share.value);
+    return keeper;
+  }));
+  const ports = keepers.map((k) => k?.port ?? closedPort());
+  const client = await testClient(pki, "spike/nexus", (id) => isKeeper(id, trustRoots()));
+  const store = createMemoryStore();
+  const keys = new RootKeyState();
+  const log = recordingLog();
+  let sync: KeeperSync | undefined;
+  return {
+    pki,
+    keepers,
+    ports,
+    store,
+    keys,
+    log,
+    client,
+    start(options = {}) {
+      sync = startKeeperSync({ store, keys, random: systemRandom, log }, client, {
+        peers: ports.map(localUrl),
+        threshold: 2,
+        pushIntervalMs: 60_000,
+        initialBackoffMs: 10,
+        maxBackoffMs: 40,
+        ...options,
+      });
+      return sync;
+    },
+    async close() {
+      const stopping = sync?.stop();
+      client.close();
+      await stopping;
+      await Promise.all(keepers.map((k) => k?.close()));
+      keys.clear();
+      await store.close();
+    },
+  };
+}
+
+function rootKeyOf(keys: RootKeyState): Uint8Array {
+  return keys.withRootKey((root) => root.slice());
+}
+
+Deno.test("recovery with 3 of 3 Keepers rebuilds the key and records its check value", async () => {
+  const f = await fixture([SHARES[0], SHARES[1], SHARES[2]]);
+  try {
+    await f.start().recovered;
+    assert.deepEqual(rootKeyOf(f.keys), KEY);
+    assert.equal(await checkRootKey(f.store, KEY), "match");
+    assert.equal(await checkRootKey(f.store, OTHER_KEY), "mismatch");
+    assert.equal(f.log.count("root key rebuilt from keepers"), 1);
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("recovery with 2 of 3 Keepers (one down) still rebuilds the key", async () => {
+  for (const down of [0, 1, 2]) {
+    const holding: (Share | null)[] = [SHARES[0]!, SHARES[1]!, SHARES[2]!];
+    holding[down] = null;
+    const f = await fixture(holding);
+    try {
+      await f.start().recovered;
+      assert.deepEqual(rootKeyOf(f.keys), KEY, `keeper ${down + 1} down`);
+    } finally {
+      await f.close();
+    }
+  }
+});
+
+Deno.test("with 1 of 3 shards Nexus waits, and recovers once a second Keeper gets its shard", async () => {
+  const f = await fixture([SHARES[0], undefined, undefined]);
+  try {
+    const sync = f.start();
+    await waitUntil(() => f.log.count("waiting for keeper shards") >= 3, "three rounds found too few shards");
+    assert.equal(f.keys.ready, false);
+    assert.ok(f.log.lines.some((l) => l.includes('"have":1') && l.includes('"need":2')));
+    f.keepers[1]!.shard.set(SHARES[1]!.value);
+    await sync.recovered;
+    assert.deepEqual(rootKeyOf(f.keys), KEY);
+    // The install itself re-seeds every Keeper, including the one that had nothing.
+    await waitUntil(() => f.keepers[2]!.shard.held, "keeper 3 got its shard");
+    assert.deepEqual(f.keepers[2]!.shard.get(), SHARES[2]!.value);
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("a restarted Keeper gets its shard back from the periodic push", async () => {
+  const f = await fixture([SHARES[0], SHARES[1], SHARES[2]]);
+  try {
+    const sync = f.start({ pushIntervalMs: 100 });
+    await sync.recovered;
+    const port = f.ports[1]!;
+    await f.keepers[1]!.close();
+    assert.equal(f.keepers[1]!.shard.held, false, "a closed Keeper has zeroed its shard");
+    const restarted = await startTestKeeper(f.pki, port);
+    f.keepers[1] = restarted;
+    assert.equal(restarted.shard.held, false);
+    await waitUntil(() => restarted.shard.held, "the restarted keeper holds a shard again");
+    assert.deepEqual(restarted.shard.get(), SHARES[1]!.value);
+    // Pushes are the same shard each time: the others never changed.
+    assert.deepEqual(f.keepers[0]!.shard.get(), SHARES[0]!.value);
+    assert.deepEqual(f.keepers[2]!.shard.get(), SHARES[2]!.value);
+    assert.equal(await sync.pushNow(), 3);
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("shards of another key are refused by the key check: Nexus stays not ready", async () => {
+  const f = await fixture([OTHER_SHARES[0], OTHER_SHARES[1], OTHER_SHARES[2]]);
+  try {
+    await writeRootKeyCheck(f.store, KEY, systemRandom);
+    f.start();
+    await waitUntil(
+      () => f.log.count("do not rebuild the root key of this Nexus's data") >= 3,
+      "three rounds were refused",
+    );
+    assert.equal(f.keys.ready, false);
+    assert.equal(await checkRootKey(f.store, KEY), "match", "the check value was not replaced");
+    // Nothing was pushed back over the Keepers' shards.
+    assert.deepEqual(f.keepers[0]!.shard.get(), OTHER_SHARES[0]!.value);
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("one Keeper holding a stray shard does not stop recovery from the other two", async () => {
+  for (const stray of [0, 1, 2]) {
+    const holding = [SHARES[0], SHARES[1], SHARES[2]];
+    holding[stray] = OTHER_SHARES[stray];
+    const f = await fixture(holding);
+    try {
+      await writeRootKeyCheck(f.store, KEY, systemRandom);
+      const sync = f.start();
+      await sync.recovered;
+      assert.deepEqual(rootKeyOf(f.keys), KEY, `stray shard at keeper ${stray + 1}`);
+      // The stray Keeper is put right by the push that follows the install.
+      await waitUntil(
+        () => f.keepers[stray]!.shard.get()?.every((b, i) => b === SHARES[stray]!.value[i]) ?? false,
+        `keeper ${stray + 1} was re-seeded`,
+      );
+    } finally {
+      await f.close();
+    }
+  }
+});
+
+Deno.test("a shard that is not a valid share value is ignored", async () => {
+  const f = await fixture([SHARES[0], { index: 2, value: new Uint8Array(32).fill(0xff) }, SHARES[2]]);
+  try {
+    await f.start().recovered;
+    assert.deepEqual(rootKeyOf(f.keys), KEY);
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("a key installed by a restore ends recovery at once and re-seeds the Keepers", async () => {
+  const f = await fixture([undefined, undefined, null]);
+  try {
+    // Backoff long enough that only the install can end the wait.
+    const sync = f.start({ initialBackoffMs: 3_600_000, maxBackoffMs: 3_600_000 });
+    await waitUntil(() => f.log.count("waiting for keeper shards") >= 1, "a first round ran");
+    assert.equal(
+      await installRootKey({ store: f.store, keys: f.keys, random: systemRandom, log: f.log }, KEY),
+      "installed",
+    );
+    let done = false;
+    sync.recovered.then(() => done = true);
+    await waitUntil(() => done, "recovery ended");
+    await waitUntil(() => f.keepers[0]!.shard.held && f.keepers[1]!.shard.held, "keepers were re-seeded");
+    assert.deepEqual(f.keepers[0]!.shard.get(), SHARES[0]!.value);
+    assert.deepEqual(f.keepers[1]!.shard.get(), SHARES[1]!.value);
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("pushNow before a key is loaded sends nothing; stop ends an endless recovery", async () => {
+  const f = await fixture([undefined, null, null]);
+  try {
+    const sync = f.start();
+    assert.equal(await sync.pushNow(), 0);
+    await waitUntil(() => f.log.count("waiting for keeper shards") >= 2, "two rounds ran");
+    await sync.stop();
+    await sync.recovered;
+    assert.equal(f.keys.ready, false);
+    assert.equal(f.keepers[0]!.shard.held, false);
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("no shard byte reaches the Nexus log during recovery and pushes", async () => {
+  const f = await fixture([SHARES[0], SHARES[1], null]);
+  try {
+    const sync = f.start();
+    await sync.recovered;
+    await sync.pushNow();
+    const needles = SHARES.map((s) => Array.from(s.value.slice(0, 6)).join(","));
+    for (const line of f.log.lines) {
+      for (const needle of needles) assert.ok(!line.includes(needle), line);
+    }
+  } finally {
+    await f.close();
+  }
+});
