@@ -4,7 +4,7 @@
  * @module
  */
 import { type CommandSpec, runCommand } from "../lib/cli/command.ts";
-import { processIo } from "../lib/cli/io.ts";
+import { processIo } from "./process_io.ts";
 import { bootstrapCommand } from "./bootstrap.ts";
 import { cipherCommand } from "./cipher.ts";
 import { devCommand } from "./dev.ts";
