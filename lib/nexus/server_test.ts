@@ -27,7 +27,8 @@ Deno.test("close() ends a recovery stuck on Keepers that never answer", async ()
   try {
     const pki = await createTestPki();
     const nexus = await startNexus({
-      config: config(0, [hole, hole, hole]),
+      // Three distinct URLs (duplicates are refused) that all lead to the hole.
+      config: config(0, [`${hole}/a`, `${hole}/b`, `${hole}/c`]),
       identity: await pki.source("spike/nexus"),
       log: recordingLog(),
       keeperTimeoutMs: 3_600_000,
