@@ -79,6 +79,9 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
   const now = options.now ?? (() => new Date());
   let pool: Pool | undefined;
   let closed = false;
+  // Calls in flight, so close() can fail them at once instead of letting
+  // them wait out their timeout (a peer may hang mid-handshake).
+  const pending = new Set<(err: Error) => void>();
 
   const retire = (old: Pool | undefined) => {
     if (!old) return;
@@ -111,7 +114,7 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
     const active = await currentPool();
     active.inFlight++;
     try {
-      return await send(active.agent, method, target, body, headers, timeoutMs, maxResponseBytes);
+      return await send(active.agent, method, target, body, headers, timeoutMs, maxResponseBytes, pending);
     } finally {
       active.inFlight--;
       if (active.retired && active.inFlight === 0) active.agent.destroy();
@@ -125,6 +128,7 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
       if (closed) return;
       closed = true;
       unsubscribe();
+      for (const abort of pending) abort(new MtlsError("closed", "mTLS client is closed"));
       pool?.agent.destroy();
       pool = undefined;
     },
@@ -154,6 +158,8 @@ class SvidAgent extends https.Agent {
   readonly #bundle: TrustBundle;
   readonly #serverId: IdPredicate;
   readonly #now: () => Date;
+  /** Sockets still in their handshake: not yet known to the base agent. */
+  readonly #handshaking = new Set<tls.TLSSocket>();
 
   constructor(bundle: TrustBundle, serverId: IdPredicate, now: () => Date, options: https.AgentOptions) {
     super(options);
@@ -175,7 +181,10 @@ class SvidAgent extends https.Agent {
       callback?.(err, socket as Duplex);
     };
     const socket = tls.connect(options);
+    this.#handshaking.add(socket);
+    socket.once("close", () => this.#handshaking.delete(socket));
     socket.once("secureConnect", () => {
+      this.#handshaking.delete(socket);
       try {
         const svid = validatePeerSvid(socket.getPeerCertificate(true), this.#bundle, this.#now());
         if (!this.#serverId(svid.spiffeId)) {
@@ -202,6 +211,13 @@ class SvidAgent extends https.Agent {
     );
     return undefined;
   }
+
+  /** Also drops connections that are still in their handshake. */
+  override destroy(): void {
+    for (const socket of this.#handshaking) socket.destroy();
+    this.#handshaking.clear();
+    super.destroy();
+  }
 }
 
 function send(
@@ -212,6 +228,7 @@ function send(
   headers: Record<string, string>,
   timeoutMs: number,
   maxResponseBytes: number,
+  pending: Set<(err: Error) => void>,
 ): Promise<MtlsResponse> {
   const payload = typeof body === "string" ? new TextEncoder().encode(body) : body;
   return new Promise((resolve, reject) => {
@@ -220,8 +237,14 @@ function send(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      pending.delete(abort);
       reject(err);
     };
+    const abort = (err: Error) => {
+      fail(err);
+      req.destroy(err);
+    };
+    pending.add(abort);
     const req = https.request(url, {
       method,
       agent,
@@ -254,6 +277,7 @@ function send(
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        pending.delete(abort);
         resolve({ status: res.statusCode ?? 0, headers: flattenHeaders(res), body: concat(chunks, size) });
       });
     });

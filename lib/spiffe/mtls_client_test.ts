@@ -199,3 +199,26 @@ Deno.test("oversized responses, non-https URLs and calls after close are refused
   }
   await rejectsWith(http.post(`https://127.0.0.1:${srv.port}/`, "{}"), "closed");
 });
+
+Deno.test("close() fails calls still stuck in a TLS handshake at once", async () => {
+  const { client } = await testPki();
+  // Accepts TCP and never speaks TLS.
+  const hole = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of hole) accepted.push(conn);
+  })();
+  const http = createMtlsClient({ identity: createStaticSource(client), serverId: isNexus, timeoutMs: 3_600_000 });
+  try {
+    const call = http.post(`https://127.0.0.1:${(hole.addr as Deno.NetAddr).port}/x`, "{}");
+    while (accepted.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    http.close();
+    // Without close() cutting it, this call would wait out its hour.
+    await rejectsWith(call, "closed", /closed/);
+  } finally {
+    http.close();
+    hole.close();
+    for (const conn of accepted) conn.close();
+    await accepting.catch(() => {});
+  }
+});
