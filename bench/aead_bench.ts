@@ -22,6 +22,7 @@
  */
 
 import { gcm } from "@noble/ciphers/aes.js";
+import { formatNumber as fmt, median } from "./support.ts";
 
 /** One implementation under test: returns ciphertext‖tag / plaintext. */
 interface Impl {
@@ -63,12 +64,6 @@ function parseRounds(args: readonly string[]): number {
     throw new Error("--rounds must be an integer in 1..50");
   }
   return n;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function randomBytes(n: number): Uint8Array {
@@ -176,13 +171,6 @@ async function round(
   const seconds = (performance.now() - start) / 1000;
   if (sink === 256) console.error("unreachable");
   return done / seconds;
-}
-
-function fmt(n: number, digits = 0): string {
-  return n.toLocaleString("en-US", {
-    maximumFractionDigits: digits,
-    minimumFractionDigits: digits,
-  });
 }
 
 async function main(): Promise<void> {
