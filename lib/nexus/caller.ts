@@ -3,14 +3,7 @@
  *
  * @module
  */
-import {
-  isBootstrap,
-  isLiteWorkload,
-  isPilotRecover,
-  isPilotRestore,
-  isPilotSuperuser,
-  type TrustRoots,
-} from "../spiffe/roles.ts";
+import { rolesOf, type TrustRoots } from "../spiffe/roles.ts";
 import type { Caller } from "./authorizer.ts";
 
 /** A caller with its role flags, computed once per request. */
@@ -25,14 +18,15 @@ export interface NexusCaller extends Caller {
   readonly bootstrap: boolean;
 }
 
-/** Classifies an authenticated SPIFFE ID. */
+/** Classifies an authenticated SPIFFE ID (parsed once). */
 export function describeCaller(spiffeId: string, roots: TrustRoots): NexusCaller {
+  const roles = rolesOf(spiffeId, roots);
   return Object.freeze({
     spiffeId,
-    superuser: isPilotSuperuser(spiffeId, roots),
-    lite: isLiteWorkload(spiffeId, roots),
-    recover: isPilotRecover(spiffeId, roots),
-    restore: isPilotRestore(spiffeId, roots),
-    bootstrap: isBootstrap(spiffeId, roots),
+    superuser: roles.has("pilot_superuser"),
+    lite: roles.has("lite_workload"),
+    recover: roles.has("pilot_recover"),
+    restore: roles.has("pilot_restore"),
+    bootstrap: roles.has("bootstrap"),
   });
 }

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { isSpiffeId, parseSpiffeId } from "./id.ts";
+import { parseSpiffeId, type SpiffeId } from "./id.ts";
 
 /** A check on a peer's SPIFFE ID (string form). */
 export type IdPredicate = (id: string) => boolean;
@@ -99,8 +99,33 @@ export function spikeIdFor(role: SpikeRole, trustDomain: string = DEFAULT_SPIKE_
 
 /** True when `id` holds `role` under `roots`. Never throws. */
 export function hasRole(role: SpikeRole, id: string, roots: TrustRoots = DEFAULT_TRUST_ROOTS): boolean {
-  if (!isSpiffeId(id)) return false;
-  const parsed = parseSpiffeId(id);
+  const parsed = tryParse(id);
+  return parsed !== undefined && parsedHasRole(role, parsed, roots);
+}
+
+/**
+ * Every role `id` holds under `roots`, parsing the ID once (a request's
+ * caller is classified against all roles). Never throws.
+ */
+export function rolesOf(id: string, roots: TrustRoots = DEFAULT_TRUST_ROOTS): ReadonlySet<SpikeRole> {
+  const parsed = tryParse(id);
+  const roles = new Set<SpikeRole>();
+  if (parsed === undefined) return roles;
+  for (const role of Object.keys(ROLE_PATHS) as SpikeRole[]) {
+    if (parsedHasRole(role, parsed, roots)) roles.add(role);
+  }
+  return roles;
+}
+
+function tryParse(id: string): SpiffeId | undefined {
+  try {
+    return parseSpiffeId(id);
+  } catch {
+    return undefined;
+  }
+}
+
+function parsedHasRole(role: SpikeRole, parsed: SpiffeId, roots: TrustRoots): boolean {
   if (!roots[ROLE_TRUST_ROOT[role]].includes(parsed.trustDomain)) return false;
   const rolePath = ROLE_PATHS[role];
   return parsed.path === rolePath || parsed.path.startsWith(`${rolePath}/`);

@@ -11,6 +11,7 @@ import {
   isPilotSuperuser,
   ROLE_PATHS,
   rolePredicate,
+  rolesOf,
   spikeIdFor,
   type SpikeRole,
   trustRoots,
@@ -93,4 +94,11 @@ Deno.test("trustRoots copies lists so callers cannot change the defaults", () =>
   assert.deepEqual(DEFAULT_TRUST_ROOTS.nexus, ["spike.ist"]);
   assert.ok(Object.isFrozen(DEFAULT_TRUST_ROOTS));
   assert.throws(() => DEFAULT_TRUST_ROOTS.nexus.push("evil.org"));
+});
+
+Deno.test("rolesOf classifies an ID against every role at once", () => {
+  assert.deepEqual([...rolesOf("spiffe://spike.ist/spike/pilot/role/superuser")], ["pilot_superuser"]);
+  assert.deepEqual([...rolesOf("spiffe://spike.ist/spike/keeper/2")], ["keeper"]);
+  assert.deepEqual([...rolesOf("spiffe://other.org/spike/nexus")], []);
+  assert.deepEqual([...rolesOf("not an id")], []);
 });

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { X509Certificate as NodeX509Certificate } from "node:crypto";
+import { createHash, X509Certificate as NodeX509Certificate } from "node:crypto";
 import * as x509 from "./x509.ts";
 import { checkTrustDomainName, parseSpiffeId } from "./id.ts";
 import { SpiffeIdError, SvidError } from "./errors.ts";
@@ -42,6 +42,9 @@ export interface PeerCertificateLike {
 /** The peer chain, leaf first: DER certificates, or what `node:tls` returns. */
 export type PeerChainInput = readonly Uint8Array[] | PeerCertificateLike | null | undefined;
 
+/** How many verified chains a bundle remembers. */
+const VERIFIED_CACHE_LIMIT = 1024;
+
 /** Longest chain accepted (leaf, intermediates, root). */
 const MAX_CHAIN_LENGTH = 8;
 
@@ -65,6 +68,12 @@ interface TrustAnchor extends ParsedCert {
  */
 export class TrustBundle {
   readonly #anchors: readonly TrustAnchor[];
+  /**
+   * Chains that already passed every check, by a hash of their exact bytes.
+   * Parsing and signature checks dominate a handshake; a chain's bytes fix
+   * its verdict except for time, which is checked again on every hit.
+   */
+  readonly #verified = new Map<string, ValidatedSvid>();
 
   private constructor(anchors: TrustAnchor[]) {
     this.#anchors = Object.freeze(anchors);
@@ -83,6 +92,25 @@ export class TrustBundle {
   /** @internal Anchors for {@linkcode validatePeerSvid}. */
   anchors(): readonly TrustAnchor[] {
     return this.#anchors;
+  }
+
+  /** @internal A cached verdict for `key` if it holds at `now`. */
+  cached(key: string, now: Date): ValidatedSvid | undefined {
+    const hit = this.#verified.get(key);
+    if (!hit) return undefined;
+    const t = now.getTime();
+    return t >= hit.notBefore.getTime() && t <= hit.notAfter.getTime() ? hit : undefined;
+  }
+
+  /** @internal Remembers a verdict (bounded; the oldest entry goes first). */
+  remember(key: string, verdict: ValidatedSvid): void {
+    if (this.#verified.size >= VERIFIED_CACHE_LIMIT) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(key, verdict);
+  }
+
+  /** @internal Whether `der` is one of the bundle's CA certificates. */
+  isAnchor(der: Uint8Array): boolean {
+    return this.#anchors.some((anchor) => sameBytes(anchor.der, der));
   }
 
   /** @internal Use {@linkcode parseTrustBundle} / {@linkcode trustBundleFromMap}. */
@@ -155,7 +183,13 @@ export function validatePeerSvid(chain: PeerChainInput, bundle: TrustBundle | st
   if (ders.length > MAX_CHAIN_LENGTH) {
     throw new SvidError("malformed_certificate", `peer chain longer than ${MAX_CHAIN_LENGTH} certificates`);
   }
-  const [leaf, ...intermediates] = ders.map((der, i) => parseCert(der, i === 0 ? "leaf" : `chain[${i}]`));
+  const key = chainKey(ders);
+  const hit = trust.cached(key, now);
+  if (hit) return hit;
+  // A peer (Deno's TLS included) may list the trust anchor itself after the
+  // leaf; it adds nothing the bundle lacks, so don't parse it again.
+  const candidates = ders.filter((der, i) => i === 0 || !trust.isAnchor(der));
+  const [leaf, ...intermediates] = candidates.map((der, i) => parseCert(der, i === 0 ? "leaf" : `chain[${i}]`));
 
   const spiffeId = leafSpiffeId(leaf!);
   if (leaf!.isCa) throw new SvidError("leaf_is_ca", `leaf certificate of ${spiffeId} is a CA (CA:TRUE)`);
@@ -163,12 +197,24 @@ export function validatePeerSvid(chain: PeerChainInput, bundle: TrustBundle | st
   checkValidity(leaf!, now, `leaf certificate of ${spiffeId}`);
 
   const path = findPath(leaf!, intermediates, trust.anchors(), spiffeId.trustDomain, now);
-  return Object.freeze({
+  const verdict = Object.freeze({
     spiffeId: spiffeId.toString(),
     trustDomain: spiffeId.trustDomain,
     notAfter: new Date(Math.min(...path.map((c) => c.cert.notAfter.getTime()))),
     notBefore: new Date(Math.max(...path.map((c) => c.cert.notBefore.getTime()))),
   });
+  trust.remember(key, verdict);
+  return verdict;
+}
+
+/** SHA-256 over the chain's certificates, each length-prefixed. */
+function chainKey(ders: readonly Uint8Array[]): string {
+  const hash = createHash("sha256");
+  for (const der of ders) {
+    hash.update(String(der.length) + ":");
+    hash.update(der);
+  }
+  return hash.digest("hex");
 }
 
 // ---------------------------------------------------------------------------

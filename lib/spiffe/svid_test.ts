@@ -188,3 +188,26 @@ Deno.test("peerChainToDer follows node's issuerCertificate links and stops at a 
   a.issuerCertificate = b;
   assert.equal(peerChainToDer(a as never).length, 1);
 });
+
+Deno.test("a remembered chain is checked against the clock again on every use", async () => {
+  const { ca, other } = await cas();
+  const bundle = parseTrustBundle(ca.caCertPem);
+  const id = await ca.issue(ID, {
+    notBefore: new Date(NOW.getTime() - 1000),
+    notAfter: new Date(NOW.getTime() + 60_000),
+  });
+  const chain = [firstDer(id.certChainPem)];
+  const first = validatePeerSvid(chain, bundle, NOW);
+  assert.deepEqual(validatePeerSvid(chain, bundle, new Date(NOW.getTime() + 30_000)), first);
+  rejectsWith("expired", () => validatePeerSvid(chain, bundle, new Date(NOW.getTime() + 61_000)));
+  rejectsWith("not_yet_valid", () => validatePeerSvid(chain, bundle, new Date(NOW.getTime() - 2000)));
+  // A verdict belongs to its bundle: another CA's bundle still refuses the chain.
+  rejectsWith("untrusted_chain", () => validatePeerSvid(chain, parseTrustBundle(other.caCertPem), NOW));
+});
+
+Deno.test("a chain that lists the trust anchor after the leaf validates", async () => {
+  const { ca } = await cas();
+  const id = await ca.issue(ID);
+  const chain = [firstDer(id.certChainPem), firstDer(ca.caCertPem)];
+  assert.equal(validatePeerSvid(chain, parseTrustBundle(ca.caCertPem), NOW).spiffeId, ID);
+});
