@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { decodeBase64, encodeBase64 } from "../lib/api/base64.ts";
 import type { CommandContext, CommandSpec } from "../lib/cli/command.ts";
 import { CliError } from "../lib/cli/errors.ts";
 import type { CliIo } from "../lib/cli/io.ts";
@@ -38,19 +39,6 @@ async function writeOutput(options: CommandContext["options"], io: CliIo, bytes:
   }
 }
 
-function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary);
-}
-
-function fromBase64(text: string): Uint8Array {
-  const binary = atob(text);
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
-}
-
 function parseEnvelope(bytes: Uint8Array): CipherEnvelope {
   try {
     const value = JSON.parse(new TextDecoder().decode(bytes));
@@ -82,7 +70,7 @@ export const cipherCommand: CommandSpec = {
         try {
           const output = await withNexus(io, async ({ nexus }) => {
             if (!options.json) return await nexus.encryptBytes(input);
-            const envelope = await nexus.encryptJson(toBase64(input));
+            const envelope = await nexus.encryptJson(encodeBase64(input));
             return new TextEncoder().encode(JSON.stringify(envelope) + "\n");
           });
           await writeOutput(options, io, output);
@@ -101,7 +89,9 @@ export const cipherCommand: CommandSpec = {
         const input = await readInput(options, io);
         const output = await withNexus(io, async ({ nexus }) => {
           if (!options.json) return await nexus.decryptBytes(input);
-          return fromBase64(await nexus.decryptJson(parseEnvelope(input)));
+          const plaintext = decodeBase64(await nexus.decryptJson(parseEnvelope(input)));
+          if (!plaintext) throw new CliError("Nexus answered with a plaintext that is not base64");
+          return plaintext;
         });
         try {
           await writeOutput(options, io, output);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { decodeBase64 } from "./base64.ts";
 import { badRequest } from "./errors.ts";
 
 /** Permissions a policy can grant. */
@@ -118,12 +119,7 @@ export function shardBytes(value: unknown, field = "shard"): Uint8Array {
 
 /** Decodes standard base64 (with padding optional), or throws a 400. */
 export function base64(value: unknown, field: string): Uint8Array {
-  if (typeof value !== "string") throw badRequest(`${field} must be a base64 string`);
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.replace(/=+$/, "").length % 4 === 1) {
-    throw badRequest(`${field} is not valid base64`);
-  }
-  const binary = atob(value.padEnd(Math.ceil(value.length / 4) * 4, "="));
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
+  const bytes = typeof value === "string" ? decodeBase64(value) : undefined;
+  if (!bytes) throw badRequest(`${field} must be a base64 string`);
+  return bytes;
 }

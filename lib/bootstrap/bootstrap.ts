@@ -14,6 +14,7 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
+import { encodeBase64 } from "../api/base64.ts";
 import { PATHS } from "../api/paths.ts";
 import { encryptGcm } from "../crypto/aead.ts";
 import { constantTimeEqual } from "../crypto/constant_time.ts";
@@ -134,7 +135,10 @@ async function probeNexus(run: Run): Promise<NexusState> {
   const { options } = run;
   // A verify call with a throw-away ciphertext: 503 means "no key yet",
   // 400 means "a key is loaded and this did not open under it".
-  const body = JSON.stringify({ nonce: b64(options.random(12)), ciphertext: b64(options.random(32)) });
+  const body = JSON.stringify({
+    nonce: encodeBase64(options.random(12)),
+    ciphertext: encodeBase64(options.random(32)),
+  });
   const response = await retry(
     run,
     `Nexus at ${options.nexusUrl}`,
@@ -220,7 +224,7 @@ async function verify(run: Run, rootKey: Uint8Array): Promise<void> {
   try {
     const ciphertext = await encryptGcm(rootKey, nonce, text, new Uint8Array(0));
     const expected = new TextEncoder().encode(bytesToHex(sha256(text)));
-    const body = JSON.stringify({ nonce: b64(nonce), ciphertext: b64(ciphertext) });
+    const body = JSON.stringify({ nonce: encodeBase64(nonce), ciphertext: encodeBase64(ciphertext) });
     let backoff = run.initialBackoff;
     while (true) {
       const response = await retry(
@@ -312,8 +316,4 @@ function parse(response: TransportResponse): Record<string, unknown> | undefined
 function describe(response: TransportResponse): string {
   const code = parse(response)?.err;
   return typeof code === "string" && code !== "" ? `${response.status} ${code}` : String(response.status);
-}
-
-function b64(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes));
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { ApiError, badRequest } from "../../api/errors.ts";
+import { encodeBase64 } from "../../api/base64.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
 import { decryptGcm, encryptGcm, open, seal } from "../../crypto/aead.ts";
@@ -32,14 +33,6 @@ function checkSize(bytes: Uint8Array, input: RouteInput): void {
 
 function octets(bytes: Uint8Array): Response {
   return new Response(bytes as Uint8Array<ArrayBuffer>, { status: 200, headers: { "content-type": OCTET_STREAM } });
-}
-
-function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
 }
 
 function cipherFailed(): ApiError {
@@ -70,7 +63,7 @@ export const cipherRoutes: readonly Route[] = [
         checkSize(plaintext, input);
         const nonce = input.deps.random(NONCE_BYTES);
         const ciphertext = await encryptGcm(key, nonce, plaintext, CIPHER_AAD);
-        return { version: 1, nonce: toBase64(nonce), ciphertext: toBase64(ciphertext) };
+        return { version: 1, nonce: encodeBase64(nonce), ciphertext: encodeBase64(ciphertext) };
       } finally {
         zeroize(plaintext);
       }
@@ -106,7 +99,7 @@ export const cipherRoutes: readonly Route[] = [
         throw cipherFailed();
       }
       try {
-        return { plaintext: toBase64(plaintext) };
+        return { plaintext: encodeBase64(plaintext) };
       } finally {
         zeroize(plaintext);
       }
