@@ -7,8 +7,8 @@
  * `i = f(i)` for `i = 1..N`, each as 32 big-endian bytes. Any t shares rebuild
  * s by Lagrange interpolation at 0; t-1 shares reveal nothing about it.
  *
- * The coefficients are derived from s itself (HKDF-SHA-256, see
- * {@linkcode deriveCoefficients}), not drawn at random: Nexus re-sends each
+ * The coefficients are derived from s itself (a SHA-256 chain, as SPIKE
+ * does; see {@linkcode deriveCoefficients}), not drawn at random: Nexus re-sends each
  * Keeper its share every few minutes, and every push must carry the same
  * value, or shares collected at different times would mix two polynomials
  * and rebuild a wrong key.
@@ -16,7 +16,6 @@
  * @module
  */
 
-import { expand, extract } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { CryptoError } from "./errors.ts";
 import { bytesToScalar, CURVE_ORDER, Fn, isValidScalar, SCALAR_LENGTH, scalarToBytes } from "./scalar.ts";
@@ -36,27 +35,16 @@ export interface Share {
 /** Upper bound on the share count and on any share index. */
 export const MAX_SHARES = 1000;
 
-/** HKDF-Extract salt for coefficient derivation. */
-export const COEFFICIENT_SALT = "spike/v1/shamir";
-
-/**
- * HKDF-Expand info prefix for coefficient derivation; followed by the
- * coefficient number and the attempt number, each 4 bytes big-endian.
- */
-export const COEFFICIENT_INFO = "spike/v1/shamir/coefficient";
-
 /** A candidate is out of range with probability ~2^-32; more misses are a bug. */
 const MAX_COEFFICIENT_ATTEMPTS = 16;
 
-const utf8 = new TextEncoder();
-
 /**
- * Derives coefficients a1..a(count) from the secret:
- * `prk = HKDF-Extract(salt = "spike/v1/shamir", ikm = secret)`, then for
- * coefficient j and attempt k = 0, 1, …:
- * `HKDF-Expand(prk, "spike/v1/shamir/coefficient" ‖ u32be(j) ‖ u32be(k), 32)`,
- * read big-endian, kept when `0 < value < n` (rejection sampling: no modulo
- * bias, and a zero leading coefficient would lower the degree).
+ * Derives coefficients a1..a(count) from the secret exactly as SPIKE does,
+ * so both implementations hand out the same shares for the same key (a
+ * Keeper or recovery file from one then combines with the other's): a byte
+ * stream `B0 = SHA-256(secret)`, `B(k+1) = SHA-256(B(k))`; each coefficient
+ * takes the next block read big-endian, skipping blocks `≥ n` (rejection
+ * sampling, no modulo bias).
  *
  * Exported for tests and documentation; callers use {@linkcode splitSecret}.
  */
@@ -64,38 +52,27 @@ export function deriveCoefficients(
   secret: Uint8Array,
   count: number,
 ): bigint[] {
-  const prk = extract(sha256, secret, utf8.encode(COEFFICIENT_SALT));
-  const prefix = utf8.encode(COEFFICIENT_INFO);
-  const info = new Uint8Array(prefix.length + 8);
-  info.set(prefix);
-  const view = new DataView(info.buffer);
+  let block = sha256(secret);
   const coefficients: bigint[] = [];
   try {
     for (let j = 1; j <= count; j++) {
-      coefficients.push(nextCoefficient(prk, info, view, prefix.length, j));
+      let attempts = 0;
+      while (true) {
+        const value = bytesToScalar(block);
+        const next = sha256(block);
+        zeroize(block);
+        block = next;
+        if (value < CURVE_ORDER) {
+          coefficients.push(value);
+          break;
+        }
+        if (++attempts >= MAX_COEFFICIENT_ATTEMPTS) throw new CryptoError("could not derive a Shamir coefficient");
+      }
     }
   } finally {
-    zeroize(prk);
+    zeroize(block);
   }
   return coefficients;
-}
-
-function nextCoefficient(
-  prk: Uint8Array,
-  info: Uint8Array,
-  view: DataView,
-  at: number,
-  j: number,
-): bigint {
-  view.setUint32(at, j);
-  for (let attempt = 0; attempt < MAX_COEFFICIENT_ATTEMPTS; attempt++) {
-    view.setUint32(at + 4, attempt);
-    const okm = expand(sha256, prk, info, SCALAR_LENGTH);
-    const value = bytesToScalar(okm);
-    zeroize(okm);
-    if (value > 0n && value < CURVE_ORDER) return value;
-  }
-  throw new CryptoError("could not derive a Shamir coefficient");
 }
 
 function checkCount(name: string, value: number): void {

@@ -2,17 +2,10 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { CryptoError } from "./errors.ts";
-import { hkdfSha256 } from "./kdf.ts";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { systemRandom } from "./random.ts";
 import { CURVE_ORDER, isValidScalar, scalarToBytes } from "./scalar.ts";
-import {
-  COEFFICIENT_INFO,
-  COEFFICIENT_SALT,
-  combineShares,
-  generateRootKey,
-  type Share,
-  splitSecret,
-} from "./shamir.ts";
+import { combineShares, deriveCoefficients, generateRootKey, type Share, splitSecret } from "./shamir.ts";
 
 const n = CURVE_ORDER;
 
@@ -123,45 +116,77 @@ Deno.test("threshold 2 shares lie on a line", () => {
   assert.equal(mod(s2! - s1!), mod(s3! - s2!));
 });
 
-Deno.test("coefficients follow the documented HKDF derivation", () => {
-  const info = new Uint8Array(COEFFICIENT_INFO.length + 8);
-  info.set(new TextEncoder().encode(COEFFICIENT_INFO));
-  new DataView(info.buffer).setUint32(COEFFICIENT_INFO.length, 1); // j = 1
-  // attempt = 0 (already zero)
-  const a1 = hkdfSha256(
-    SECRET_1_TO_32,
-    new TextEncoder().encode(COEFFICIENT_SALT),
-    info,
-    32,
-  );
-  assert.ok(isValidScalar(a1));
+Deno.test("coefficients follow the documented SHA-256 chain", () => {
+  const block0 = sha256(SECRET_1_TO_32);
+  const [a1, a2] = deriveCoefficients(SECRET_1_TO_32, 2);
+  assert.equal(a1, toBig(block0));
+  assert.equal(a2, toBig(sha256(block0)));
   const [share1] = splitSecret(SECRET_1_TO_32, 3, 2);
-  assert.equal(toBig(share1!.value), (toBig(SECRET_1_TO_32) + toBig(a1)) % n);
+  assert.equal(toBig(share1!.value), (toBig(SECRET_1_TO_32) + a1!) % n);
 });
 
-Deno.test("pinned vector: 3 shares, threshold 2, secret 01..20", () => {
-  // Guards the derivation against silent change: a change would make
-  // recovery files written before it useless with shares made after it.
-  const shares = splitSecret(SECRET_1_TO_32, 3, 2);
-  assert.deepEqual(shares.map((s) => [s.index, bytesToHex(s.value)]), [
-    [1, "777f39dfc4bacbfd1a2717f70904eb3f7ab80d8f8006acb5b81c33dc434ef44a"],
-    [2, "edfc70bb846f90f22b4424e204fbc76ee45e080aeaf74253571e4c9c697fc974"],
-    [3, "6479a798442455e63c6131cd00f2a39e911d07d8aed0396c02669a99934d794d"],
-  ]);
-  assert.deepEqual(
-    combineShares([{
-      index: 3,
-      value: hexToBytes(
-        "6479a798442455e63c6131cd00f2a39e911d07d8aed0396c02669a99934d794d",
-      ),
-    }, {
-      index: 1,
-      value: hexToBytes(
-        "777f39dfc4bacbfd1a2717f70904eb3f7ab80d8f8006acb5b81c33dc434ef44a",
-      ),
-    }]),
-    SECRET_1_TO_32,
-  );
+// Shares made by SPIKE (spike-sdk-go v0.19.9, crypto.ComputeShares) for the
+// same keys: ours must be identical, so Keepers and recovery files work
+// across the two implementations.
+const SPIKE_VECTORS: Array<{ key: string; shares: number; threshold: number; expected: string[] }> = [
+  {
+    key: "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
+    shares: 3,
+    threshold: 2,
+    expected: [
+      "af236f32fa2a813f8bcb40fbaf87b2f4ded823a83c257443fea67d20d4c431e9",
+      "5d44db62ef4efb760e8c76eb520156d9efb7398ebc1d32eaf079146290071f61",
+      "0b664792e47375ac914dacdaf47afabf00964f753c14f191e24baba44b4a0cd9",
+    ],
+  },
+  {
+    key: "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
+    shares: 5,
+    threshold: 3,
+    expected: [
+      "d7060f775f1f687b1cfc95871d87713c8d221022b18839e5568d203073e11d52",
+      "fccf5c74832298645351c9190a004ff8a8deeb7891a849705013a0a10c7acd05",
+      "725de9fb710f96c3ac09a5c1d278ab446448a515b57645b905ad9c6de6eb2e39",
+      "37b1b80b28e6639a27242b8176f0831f7c4637a7c409cd446b14de59ff95663f",
+      "4ccac6a3aaa6fee7c4a15a57f767d789f0d7a32ebd62e0128049666556797517",
+    ],
+  },
+  {
+    key: "7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    shares: 3,
+    threshold: 2,
+    expected: [
+      "91e11f545637b979ed825443697e64758774e724b9938e9436124252c9de37c2",
+      "a3c23ea8ac6f72f3db04a886d2fcc8eb0ee9ce4973271d286c2484a593bc6f85",
+      "b5a35dfd02a72c6dc886fcca3c7b2d60965eb56e2cbaabbca236c6f85d9aa748",
+    ],
+  },
+  {
+    key: "7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    shares: 5,
+    threshold: 3,
+    expected: [
+      "48f42538fc8e01d7ed2c4e67d919a4e9d0863a8a692c96234486b63ca0651211",
+      "800e563a45c8946cd9ac91189169cabbf016168dd8a2d9e999b01f0fea3afe12",
+      "254e9304dbafb7bdc580c81228f07176a1c8995ca74b2cce0bc26fb6e11e9eb1",
+      "38b4db97be436bcbb0a8f3549fad9919a284bda47c3d2d558e7772f48173193f",
+      "ba412ff2ed83b0969b2512dff5a141a4f24a83655778db8021cf28c8cb386dbc",
+    ],
+  },
+];
+
+Deno.test("shares are identical to SPIKE's for the same key", () => {
+  for (const { key, shares, threshold, expected } of SPIKE_VECTORS) {
+    const made = splitSecret(hexToBytes(key), shares, threshold);
+    assert.deepEqual(made.map((s) => s.index), expected.map((_, i) => i + 1));
+    assert.deepEqual(made.map((s) => bytesToHex(s.value)), expected, `${key} ${shares}/${threshold}`);
+    // And SPIKE's shares rebuild the key here.
+    const subset = expected.slice(-threshold).map((hex, i) => ({
+      index: shares - threshold + i + 1,
+      value: hexToBytes(hex),
+    }));
+    assert.equal(bytesToHex(combineShares(subset)), key);
+  }
 });
 
 Deno.test("splitSecret rejects invalid arguments", () => {

@@ -101,8 +101,10 @@ export function createNexusApp(deps: NexusDeps): Hono<{ Bindings: PeerBindings }
 
   app.onError((error, c) => {
     if (error instanceof ApiError) {
-      if (error.status >= 500) deps.log.error("request failed", { path: c.req.path, detail: error.message });
-      else deps.log.debug("request refused", { path: c.req.path, code: error.code, detail: error.message });
+      // Not-ready is a state, not a failure: it is logged once when it starts.
+      if (error.status >= 500 && error.code !== "state_not_ready") {
+        deps.log.error("request failed", { path: c.req.path, detail: error.message });
+      } else deps.log.debug("request refused", { path: c.req.path, code: error.code, detail: error.message });
       return c.json({ err: error.code }, error.status as 400);
     }
     // Unknown errors never reach the client; their message may still be

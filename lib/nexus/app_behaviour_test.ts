@@ -352,7 +352,7 @@ Deno.test("restore: a wrong shard set is refused with 400 and Nexus stays not re
   for (
     const body of [
       { id: 0, shard: Array(32).fill(1) },
-      { id: 4, shard: Array(32).fill(1) },
+      { id: 1001, shard: Array(32).fill(1) }, // indices run 1..1000 (MAX_SHARES)
       { id: 1.5, shard: Array(32).fill(1) },
       { id: "1", shard: Array(32).fill(1) },
       { id: 1, shard: Array(31).fill(1) },
@@ -649,4 +649,21 @@ Deno.test("key names that collide with Object.prototype members are stored like 
     "toString",
     "c",
   ]]);
+});
+
+Deno.test("restore: a shard index beyond the configured count (an earlier, larger split) is accepted", async () => {
+  const nexus = await createTestNexus({ store: await storeWithData(), withKey: false });
+  // The same key split 5 ways: share 5 is a point of the same polynomial.
+  const five = splitSecret(testRootKey(), 5, 2);
+  await expect(nexus, RESTORE, PATHS.restore, "", { id: 5, shard: [...five[4]!.value] }, 200, {
+    collected: 1,
+    remaining: 1,
+    restored: false,
+  });
+  await expect(nexus, RESTORE, PATHS.restore, "", { id: 1, shard: [...five[0]!.value] }, 200, {
+    collected: 2,
+    remaining: 0,
+    restored: true,
+  });
+  await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 200, { data: { pass: "p1" } });
 });

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { combineShares, type Share } from "../crypto/shamir.ts";
+import { combineShares, MAX_SHARES, type Share } from "../crypto/shamir.ts";
 import { zeroize } from "../crypto/zeroize.ts";
 
 /** What a restore call reports back. */
@@ -23,18 +23,20 @@ export interface RestoreProgress {
  */
 export class RestoreSession {
   readonly #threshold: number;
-  readonly #shares: number;
   readonly #held = new Map<number, Uint8Array>();
 
-  /** Creates a session for a `threshold`-of-`shares` split. */
-  constructor(threshold: number, shares: number) {
+  /** Creates a session that rebuilds the key from `threshold` shards. */
+  constructor(threshold: number) {
     this.#threshold = threshold;
-    this.#shares = shares;
   }
 
-  /** The largest valid shard index. */
+  /**
+   * The largest valid shard index. Not the configured share count: a
+   * share is f(i) of a polynomial fixed by the key alone, so a recovery file
+   * from an earlier split with more shares (ours or SPIKE's) is just as good.
+   */
   get maxIndex(): number {
-    return this.#shares;
+    return MAX_SHARES;
   }
 
   /**

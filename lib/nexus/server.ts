@@ -89,7 +89,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     },
     store,
     keys: new RootKeyState(),
-    restore: new RestoreSession(config.shamirThreshold, config.shamirShares),
+    restore: new RestoreSession(config.shamirThreshold),
     clock: options.clock ?? (() => new Date()),
     random: options.random ?? systemRandom,
     log,

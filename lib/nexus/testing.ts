@@ -80,7 +80,7 @@ export async function createTestNexus(options: {
     settings,
     store: options.store ?? createMemoryStore(),
     keys: new RootKeyState(),
-    restore: new RestoreSession(settings.shamirThreshold, settings.shamirShares),
+    restore: new RestoreSession(settings.shamirThreshold),
     clock: () => FIXED_TIME,
     random: deterministicRandom(),
     log: silentLogger,
