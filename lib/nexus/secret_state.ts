@@ -17,8 +17,8 @@
  *   kept; SPIKE overwrites it). `[]` or `0` mean the current version.
  *   Versions that do not exist are ignored. The current version becomes the
  *   highest undeleted one, or 0.
- * - Undelete clears `deletedTime`; `[]` restores the highest deleted version,
- *   `0` means the current version (which is never deleted). Nothing to
+ * - Undelete clears `deletedTime`; `[]` or `0` restore the highest deleted
+ *   version (SPIKE's pilot sends `[0]` for a plain undelete). Nothing to
  *   restore is a no-op (SPIKE answers 404 there).
  * - `oldestVersion` follows SPIKE exactly: 1 for a new secret; on a put it
  *   changes only when versions are pruned (to the lowest version kept); after
@@ -176,10 +176,12 @@ export function deleteVersions(record: SecretRecord, versions: readonly number[]
  * versions are ignored.
  */
 export function undeleteVersions(record: SecretRecord, versions: readonly number[], now: Date): SecretRecord {
-  const current = record.currentVersion;
+  // 0 cannot mean "current" here (the current version is never deleted);
+  // SPIKE's pilot sends [0] for a plain `secret undelete`, so 0 means what
+  // [] means: the highest deleted version.
   const targets = versions.length === 0
     ? [highestDeleted(record.versions)]
-    : versions.map((n) => n === 0 ? current : n);
+    : versions.map((n) => n === 0 ? highestDeleted(record.versions) : n);
   return withDeletedTimes(record, targets, null, now);
 }
 

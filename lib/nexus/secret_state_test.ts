@@ -158,6 +158,12 @@ Deno.test("undelete [] restores the highest deleted version", () => {
   assert.deepEqual(u.versions.get(1)!.deletedTime, t(10));
 });
 
+Deno.test("undelete [0] means the same as []: the highest deleted version", () => {
+  const r = deleteVersions(deleteVersions(putMany(3), [3], t(10)), [1], t(11));
+  assert.deepEqual(undeleteVersions(r, [0], t(20)), undeleteVersions(r, [], t(20)));
+  assert.equal(undeleteVersions(r, [0], t(20)).versions.get(3)!.deletedTime, null);
+});
+
 Deno.test("undelete [] with nothing deleted, [0], or missing versions is a no-op", () => {
   const r = putMany(3);
   assert.equal(undeleteVersions(r, [], t(20)), r);
