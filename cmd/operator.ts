@@ -47,8 +47,7 @@ export const operatorCommand: CommandSpec = {
         "Run once per shard until Nexus reports the root key restored.",
       positionals: { min: 0, max: 0 },
       run: async ({ io }) => {
-        if (io.stdinIsTerminal()) io.stderr("Enter a recovery shard (input is hidden): ");
-        const line = await io.readHiddenLine();
+        const line = await io.readHiddenLine("Enter a recovery shard (input is hidden): ");
         if (line === null || line.trim() === "") throw new CliError("no shard given on standard input");
         let parsed;
         try {

@@ -18,9 +18,11 @@ export function processIo(): CliIo {
     stderr: (text) => writeAllSync(Deno.stderr, encoder.encode(text)),
     readStdin: async () => new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer()),
     readLine: () => readLineFromStdin(),
-    readHiddenLine: async () => {
+    readHiddenLine: async (prompt) => {
       if (!Deno.stdin.isTerminal()) return await readLineFromStdin();
       Deno.stdin.setRaw(true);
+      // Prompt only once echo is off, so nothing typed after it can show.
+      writeAllSync(Deno.stderr, encoder.encode(prompt));
       try {
         return await readLineFromStdin();
       } finally {

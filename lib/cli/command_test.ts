@@ -20,7 +20,7 @@ function memoryIo(): CliIo & { out: string; err: string } {
     },
     readStdin: () => Promise.resolve(new Uint8Array(0)),
     readLine: () => Promise.resolve(null),
-    readHiddenLine: () => Promise.resolve(null),
+    readHiddenLine: (_prompt: string) => Promise.resolve(null),
     stdinIsTerminal: () => false,
     env: {},
   };

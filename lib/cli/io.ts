@@ -19,9 +19,10 @@ export interface CliIo {
   readLine(): Promise<string | null>;
   /**
    * Reads one line without echoing it when standard input is a terminal
-   * (for shards and passwords); like `readLine` otherwise.
+   * (for shards and passwords), showing `prompt` on stderr once echo is
+   * off; like `readLine` (and no prompt) otherwise.
    */
-  readHiddenLine(): Promise<string | null>;
+  readHiddenLine(prompt: string): Promise<string | null>;
   /** Whether standard input is a terminal (for hidden prompts). */
   stdinIsTerminal(): boolean;
   /** The environment variables of the invocation. */
