@@ -6,9 +6,12 @@
  * Run:
  * `deno run --allow-all --v8-flags=--enable-experimental-regexp-engine bench/nexus_api_bench.ts [--quick]`
  *
- * Two Nexus instances run side by side, one on the SQLite store (in a
- * temporary directory, `synchronous=FULL` as in production) and one on the
- * memory store, each with a random root key installed. Two identities call
+ * Three Nexus instances run side by side, each with a random root key
+ * installed: `sqlite`, the in-thread SQLite store (`createSqliteStore`,
+ * every commit on the event loop); `worker-sqlite`, the SQLite store whose
+ * commits run in a worker, in groups (`createSqliteWorkerStore`); and
+ * `memory`. Both SQLite stores use a temporary directory and
+ * `synchronous=FULL`, as in production. Two identities call
  * them, both minted by a development CA: the Pilot superuser (policy checks
  * skipped) and a workload that is granted `read` on `bench/` by the last of
  * `--policies` policies (so a policy read lists every policy from the store
@@ -45,6 +48,13 @@ import { NexusClient } from "../lib/client/nexus_client.ts";
 import { resolveNexusConfig } from "../lib/config/spike_config.ts";
 import { silentLogger } from "../lib/log/logger.ts";
 import { installRootKey } from "../lib/nexus/key_installer.ts";
+import { createSqliteStore } from "../lib/store/sqlite_store.ts";
+import {
+  createSqliteWorkerStore,
+  type SqliteWorkerStats,
+  type SqliteWorkerStore,
+} from "../lib/store/sqlite_worker_store.ts";
+import type { Store } from "../lib/store/types.ts";
 import { type RunningNexus, startNexus } from "../lib/nexus/server.ts";
 import { createDevCa } from "../lib/spiffe/dev_ca.ts";
 import type { X509Identity } from "../lib/spiffe/identity.ts";
@@ -117,7 +127,7 @@ export function parseSettings(args: readonly string[]): BenchSettings {
   });
 }
 
-const STORES = ["sqlite", "memory"] as const;
+const STORES = ["sqlite", "worker-sqlite", "memory"] as const;
 type StoreKind = typeof STORES[number];
 const CONCURRENCY = [1, 16] as const;
 const OPS = ["secret put", "secret get", "secret get (policy)", "cipher encrypt 1 KiB", "health"] as const;
@@ -140,6 +150,10 @@ interface Target {
   readonly superuser: NexusClient;
   readonly workloadTransport: MtlsClient;
   readonly workload: NexusClient;
+  /** The worker store, when `kind` is `worker-sqlite` (for its group-commit counters). */
+  readonly workerStore: SqliteWorkerStore | undefined;
+  /** Writes and commits of the worker store per measured cell, summed over rounds. */
+  readonly groups: Map<string, SqliteWorkerStats>;
 }
 
 /** The identities every Nexus and client of one run use. */
@@ -163,14 +177,28 @@ function nexusClientFor(identity: X509Identity): MtlsClient {
   return createMtlsClient({ identity: createStaticSource(identity), serverId: (id) => isNexus(id), timeoutMs: 30_000 });
 }
 
+/** The store of each kind, opened explicitly so the two SQLite variants do not depend on Nexus's default. */
+function openBenchStore(kind: StoreKind, dataDir: string): Store | undefined {
+  switch (kind) {
+    case "sqlite":
+      return createSqliteStore({ dataDir });
+    case "worker-sqlite":
+      return createSqliteWorkerStore({ dataDir });
+    case "memory":
+      return undefined;
+  }
+}
+
 async function startTarget(kind: StoreKind, ids: Identities, dir: string, settings: BenchSettings): Promise<Target> {
+  const dataDir = join(dir, `data-${kind}`);
   const config = resolveNexusConfig({
     HOME: dir,
     SPIKE_NEXUS_TLS_PORT: "127.0.0.1:0",
-    SPIKE_NEXUS_BACKEND_STORE: kind,
-    SPIKE_NEXUS_DATA_DIR: join(dir, `data-${kind}`),
+    SPIKE_NEXUS_BACKEND_STORE: kind === "memory" ? "memory" : "sqlite",
+    SPIKE_NEXUS_DATA_DIR: dataDir,
   });
-  const nexus = await startNexus({ config, identity: createStaticSource(ids.nexus), log: silentLogger });
+  const store = openBenchStore(kind, dataDir);
+  const nexus = await startNexus({ config, identity: createStaticSource(ids.nexus), log: silentLogger, store });
   const rootKey = crypto.getRandomValues(new Uint8Array(32));
   // Keep it below the P-256 group order, like a key Bootstrap would make.
   rootKey[0] = rootKey[0]! & 0x7f;
@@ -190,6 +218,8 @@ async function startTarget(kind: StoreKind, ids: Identities, dir: string, settin
     superuser: new NexusClient(baseUrl, superuserTransport),
     workloadTransport,
     workload: new NexusClient(baseUrl, workloadTransport),
+    workerStore: kind === "worker-sqlite" ? store as SqliteWorkerStore : undefined,
+    groups: new Map(),
   };
   await seed(target, settings.policies);
   return target;
@@ -311,6 +341,24 @@ async function measure(op: Operation, concurrency: number, maxRequests: number, 
   return await runBounded(op, concurrency, maxRequests, maxMs);
 }
 
+/**
+ * Runs `work`; when `key` is given and `target` has a worker store, adds the
+ * writes and commits it made meanwhile to `target.groups`.
+ */
+async function countGroups<T>(target: Target, key: string | undefined, work: () => Promise<T>): Promise<T> {
+  const store = target.workerStore;
+  if (!store || key === undefined) return await work();
+  const before = store.stats();
+  const result = await work();
+  const after = store.stats();
+  const sum = target.groups.get(key) ?? { writes: 0, commits: 0 };
+  target.groups.set(key, {
+    writes: sum.writes + after.writes - before.writes,
+    commits: sum.commits + after.commits - before.commits,
+  });
+  return result;
+}
+
 /** Samples of every cell, keyed by {@linkcode cellKey}. */
 type Samples = Map<string, Sample[]>;
 
@@ -344,8 +392,14 @@ async function runRound(
   for (const opName of OPS) {
     for (const concurrency of CONCURRENCY) {
       for (const kind of stores) {
-        const sample = await measure(operation(targets.get(kind)!, opName), concurrency, maxRequests, maxMs);
-        if (samples) record(samples, cellKey(opName, concurrency, kind), sample);
+        const target = targets.get(kind)!;
+        const key = cellKey(opName, concurrency, kind);
+        const sample = await countGroups(
+          target,
+          samples && opName === "secret put" ? key : undefined,
+          () => measure(operation(target, opName), concurrency, maxRequests, maxMs),
+        );
+        if (samples) record(samples, key, sample);
         if (sample.errors > 0) {
           log(`  ${opName} c=${concurrency} ${kind}: ${sample.errors} errors (${sample.firstError})`);
         }
@@ -354,8 +408,9 @@ async function runRound(
   }
   for (const kind of stores) {
     const target = targets.get(kind)!;
-    const sample = await underWriteLoad(target, maxRequests, maxMs);
-    if (samples) record(samples, cellKey("health under writes", kind), sample);
+    const key = cellKey("health under writes", kind);
+    const sample = await countGroups(target, samples && key, () => underWriteLoad(target, maxRequests, maxMs));
+    if (samples) record(samples, key, sample);
     if (sample.errors > 0) log(`  health under writes ${kind}: ${sample.errors} errors (${sample.firstError})`);
   }
   const sync = await runBounded(fsyncOperation(fsyncFile), 1, samples ? FSYNC_PROBES : 10, maxMs);
@@ -406,7 +461,7 @@ function med(list: readonly Sample[], field: "perSecond" | "p50" | "p90" | "p99"
 }
 
 /** Median over rounds of `a / b` for one field, pairing samples of the same round. */
-function pairedRatio(a: readonly Sample[], b: readonly Sample[], field: "perSecond" | "p50"): number {
+function pairedRatio(a: readonly Sample[], b: readonly Sample[], field: "perSecond" | "p50" | "p99"): number {
   return median(a.map((s, i) => s[field] / b[i]![field]));
 }
 
@@ -425,7 +480,7 @@ const LATENCY_HEADER = ["requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "erro
 const RIGHT6 = ["right", "right", "right", "right", "right", "right"] as const;
 
 /** Renders the result tables as Markdown. */
-function report(samples: Samples, settings: BenchSettings): string {
+function report(samples: Samples, settings: BenchSettings, worker: Target): string {
   const get = (...parts: (string | number)[]) => samples.get(cellKey(...parts))!;
   const out: string[] = [];
 
@@ -447,15 +502,25 @@ function report(samples: Samples, settings: BenchSettings): string {
     "Ratios of req/s, each the median of per-round ratios (both sides measured in the same round):",
     "",
     markdownTable(
-      ["operation", "sqlite ÷ memory, 1", "sqlite ÷ memory, 16", "16 ÷ 1, sqlite", "16 ÷ 1, memory"],
+      [
+        "operation",
+        "sqlite ÷ memory, 1",
+        "sqlite ÷ memory, 16",
+        "worker ÷ sqlite, 1",
+        "worker ÷ sqlite, 16",
+        "16 ÷ 1, sqlite",
+        "16 ÷ 1, memory",
+      ],
       OPS.map((op) => [
         op,
         formatRatio(pairedRatio(get(op, 1, "sqlite"), get(op, 1, "memory"), "perSecond")),
         formatRatio(pairedRatio(get(op, 16, "sqlite"), get(op, 16, "memory"), "perSecond")),
+        formatRatio(pairedRatio(get(op, 1, "worker-sqlite"), get(op, 1, "sqlite"), "perSecond")),
+        formatRatio(pairedRatio(get(op, 16, "worker-sqlite"), get(op, 16, "sqlite"), "perSecond")),
         formatRatio(pairedRatio(get(op, 16, "sqlite"), get(op, 1, "sqlite"), "perSecond")),
         formatRatio(pairedRatio(get(op, 16, "memory"), get(op, 1, "memory"), "perSecond")),
       ]),
-      ["left", "right", "right", "right", "right"],
+      ["left", "right", "right", "right", "right", "right", "right"],
     ),
     "",
     markdownTable(
@@ -479,6 +544,34 @@ function report(samples: Samples, settings: BenchSettings): string {
       ["store", ...LATENCY_HEADER],
       STORES.map((kind) => [kind, ...latencyCells(get("health under writes", kind))]),
       ["left", ...RIGHT6],
+    ),
+    "",
+    `worker-sqlite ÷ sqlite under writes (same round, median): /health p99 ${
+      formatRatio(pairedRatio(get("health under writes", "worker-sqlite"), get("health under writes", "sqlite"), "p99"))
+    }, req/s ${
+      formatRatio(
+        pairedRatio(get("health under writes", "worker-sqlite"), get("health under writes", "sqlite"), "perSecond"),
+      )
+    }.`,
+    "",
+    "Group commit of `worker-sqlite` (writes per transaction, i.e. per fsync, over the measured rounds):",
+    "",
+    markdownTable(
+      ["cell", "writes", "commits", "writes per commit"],
+      [
+        ["secret put, 1 in flight", cellKey("secret put", 1, "worker-sqlite")],
+        ["secret put, 16 in flight", cellKey("secret put", 16, "worker-sqlite")],
+        [`/health under ${WRITERS} writers`, cellKey("health under writes", "worker-sqlite")],
+      ].map(([label, key]) => {
+        const counts = worker.groups.get(key!) ?? { writes: 0, commits: 0 };
+        return [
+          label!,
+          formatNumber(counts.writes),
+          formatNumber(counts.commits),
+          formatNumber(counts.writes / Math.max(1, counts.commits), 2),
+        ];
+      }),
+      ["left", "right", "right", "right"],
     ),
     "",
   );
@@ -570,7 +663,7 @@ async function main(): Promise<void> {
       `deno ${Deno.version.deno}, v8 ${Deno.version.v8}, ${Deno.build.os}/${Deno.build.arch}, ` +
         `${navigator.hardwareConcurrency} CPUs\n`,
     );
-    console.log(report(samples, settings));
+    console.log(report(samples, settings, targets.get("worker-sqlite")!));
     log(`nexus_api_bench: done in ${formatNumber((performance.now() - started) / 1000, 1)} s`);
   } finally {
     fsyncFile.close();

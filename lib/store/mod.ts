@@ -7,3 +7,10 @@
 export type { Permission, PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
 export { createMemoryStore } from "./memory_store.ts";
 export { createSqliteStore, SQLITE_FILE_NAME, type SqliteStore, type SqliteStoreOptions } from "./sqlite_store.ts";
+export {
+  createSqliteWorkerStore,
+  sqliteWorkerPermitted,
+  type SqliteWorkerStats,
+  type SqliteWorkerStore,
+  type SqliteWorkerStoreOptions,
+} from "./sqlite_worker_store.ts";

@@ -2,68 +2,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { DEFAULT_BUSY_TIMEOUT_MS, openDatabase } from "./sqlite_connection.ts";
+import { runSqliteFileContract, withTempDir } from "./sqlite_file_contract.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "./sqlite_schema.ts";
 import { createSqliteStore, SQLITE_FILE_NAME } from "./sqlite_store.ts";
-import { appendVersion, recordOf, runStoreContract } from "./store_contract.ts";
-import type { SecretVersion } from "./types.ts";
-
-const posix = Deno.build.os !== "windows";
-const encoder = new TextEncoder();
-const CHILD = new URL("./testdata/sqlite_child.ts", import.meta.url).pathname;
-
-async function withTempDir(body: (dir: string) => Promise<void> | void): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "spike_sqlite_" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function live(n: number, text = `sealed-${n}`): SecretVersion {
-  return { version: n, createdTime: new Date(1_700_000_000_000 + n), deletedTime: null, sealed: encoder.encode(text) };
-}
-
-function fileContains(file: string, needle: string): boolean {
-  let data: Uint8Array;
-  try {
-    data = Deno.readFileSync(file);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-  // latin1 maps every byte to one char, so an ASCII needle is found exactly where its bytes are.
-  return new TextDecoder("latin1").decode(data).includes(needle);
-}
-
-/** Reads the child's stdout until `token` shows up; bounded by `timeoutMs`. */
-async function waitForToken(child: Deno.ChildProcess, token: string, timeoutMs = 30_000): Promise<void> {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`child did not print "${token}" within ${timeoutMs} ms`)), timeoutMs);
-  });
-  let seen = "";
-  try {
-    while (!seen.includes(token)) {
-      const { value, done } = await Promise.race([reader.read(), timeout]);
-      if (done) throw new Error(`child ended before printing "${token}"`);
-      seen += value;
-    }
-  } finally {
-    clearTimeout(timer);
-    await reader.cancel();
-  }
-}
-
-function spawnChild(args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--allow-read", "--allow-write", CHILD, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
+import { runStoreContract } from "./store_contract.ts";
 
 runStoreContract("sqlite", async () => {
   const dir = await Deno.makeTempDir({ prefix: "spike_sqlite_" });
@@ -72,6 +14,8 @@ runStoreContract("sqlite", async () => {
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
 });
+
+runSqliteFileContract("sqlite", createSqliteStore);
 
 Deno.test("sqlite: connection settings are applied", async () => {
   await withTempDir((dir) => {
@@ -85,69 +29,6 @@ Deno.test("sqlite: connection settings are applied", async () => {
       assert.equal(pragma("busy_timeout"), DEFAULT_BUSY_TIMEOUT_MS);
     } finally {
       db.close();
-    }
-  });
-});
-
-Deno.test({
-  name: "sqlite: creates the data dir 0700 and spike.db 0600; the WAL gets the same mode",
-  ignore: !posix,
-  fn: () =>
-    withTempDir(async (dir) => {
-      const dataDir = join(dir, "nested", "data");
-      const store = createSqliteStore({ dataDir });
-      try {
-        await store.writeSecret("p", 0, recordOf([live(1)]));
-        assert.equal(store.file, join(dataDir, SQLITE_FILE_NAME));
-        assert.equal(Deno.statSync(dataDir).mode! & 0o777, 0o700);
-        assert.equal(Deno.statSync(store.file).mode! & 0o777, 0o600);
-        assert.equal(Deno.statSync(`${store.file}-wal`).mode! & 0o777, 0o600);
-      } finally {
-        await store.close();
-      }
-    }),
-});
-
-Deno.test({
-  name: "sqlite: a database file readable by others is tightened to 0600",
-  ignore: !posix,
-  fn: () =>
-    withTempDir(async (dir) => {
-      const file = join(dir, SQLITE_FILE_NAME);
-      Deno.writeFileSync(file, new Uint8Array(0), { mode: 0o644 });
-      Deno.chmodSync(file, 0o644);
-      const store = createSqliteStore({ dataDir: dir });
-      await store.close();
-      assert.equal(Deno.statSync(file).mode! & 0o777, 0o600);
-    }),
-});
-
-Deno.test("sqlite: data survives close and reopen", async () => {
-  await withTempDir(async (dir) => {
-    const record = recordOf([live(1), { ...live(2), deletedTime: new Date(1_700_000_000_500) }]);
-    const first = createSqliteStore({ dataDir: dir });
-    await first.writeSecret("a/b", 0, record);
-    const policy = await first.upsertPolicy({
-      name: "p",
-      spiffeIdPattern: "^x$",
-      pathPattern: "^y$",
-      permissions: ["read", "write"],
-      createdAt: new Date(1_000),
-      updatedAt: new Date(2_000),
-    });
-    await first.putMeta("k", new Uint8Array([7, 8]));
-    await first.close();
-
-    const second = createSqliteStore({ dataDir: dir });
-    try {
-      const read = await second.readSecret("a/b");
-      assert.equal(read?.revision, 1);
-      assert.deepEqual({ ...read, revision: 0 }, record);
-      assert.deepEqual(await second.getPolicy("p"), policy);
-      assert.deepEqual(await second.getMeta("k"), new Uint8Array([7, 8]));
-      assert.equal(await second.hasData(), true);
-    } finally {
-      await second.close();
     }
   });
 });
@@ -173,105 +54,5 @@ Deno.test("sqlite: schema version is recorded, steps run once, a newer schema is
       db.close();
     }
     assert.throws(() => createSqliteStore({ dataDir: dir }), /newer than this build supports/);
-  });
-});
-
-Deno.test("sqlite: two store instances on one file keep the compare-and-swap", async () => {
-  await withTempDir(async (dir) => {
-    const a = createSqliteStore({ dataDir: dir });
-    const b = createSqliteStore({ dataDir: dir });
-    try {
-      await a.writeSecret("p", 0, recordOf([live(1)]));
-      const seenByA = await a.readSecret("p");
-      const seenByB = await b.readSecret("p");
-      assert.equal(seenByB?.revision, 1);
-      assert.equal(await a.writeSecret("p", seenByA!.revision, recordOf([live(1), live(2, "from-a")])), true);
-      assert.equal(await b.writeSecret("p", seenByB!.revision, recordOf([live(1), live(2, "from-b")])), false);
-      const fresh = await b.readSecret("p");
-      assert.equal(fresh?.revision, 2);
-      assert.equal(new TextDecoder().decode(fresh!.versions.get(2)!.sealed), "from-a");
-      assert.equal(await b.writeSecret("p", 2, recordOf([live(1), live(2, "from-a"), live(3, "from-b")])), true);
-      assert.equal(await a.writeSecret("p", 2, recordOf([live(1)])), false, "a's view is stale now");
-
-      const writers = [a, b].flatMap((store, s) =>
-        Array.from({ length: 10 }, (_, i) => appendVersion(store, "hot", encoder.encode(`${s}-${i}`)))
-      );
-      await Promise.all(writers);
-      const hot = await a.readSecret("hot");
-      assert.equal(hot?.revision, 20);
-      assert.equal(new Set([...hot!.versions.values()].map((v) => new TextDecoder().decode(v.sealed))).size, 20);
-    } finally {
-      await a.close();
-      await b.close();
-    }
-  });
-});
-
-Deno.test("sqlite: pruned version bytes are gone from the database files", async () => {
-  await withTempDir(async (dir) => {
-    const small = `PRUNE-SMALL-${crypto.randomUUID()}`;
-    const large = `PRUNE-LARGE-${crypto.randomUUID()}`;
-    const store = createSqliteStore({ dataDir: dir });
-    const files = [store.file, `${store.file}-wal`, `${store.file}-shm`];
-    const anywhere = (needle: string) => files.some((f) => fileContains(f, needle));
-    try {
-      // The large value spills into overflow pages, with the marker at its end.
-      await store.writeSecret("p", 0, recordOf([live(1, small), live(2, "x".repeat(9000) + large), live(3)]));
-      assert.equal(await store.checkpoint(), true);
-      assert.ok(fileContains(store.file, small) && fileContains(store.file, large), "the check can see the markers");
-
-      assert.equal(await store.writeSecret("p", 1, recordOf([live(3), live(4)])), true);
-      assert.equal(await store.checkpoint(), true);
-      assert.equal(anywhere(small), false);
-      assert.equal(anywhere(large), false);
-    } finally {
-      await store.close();
-    }
-    assert.equal(anywhere(small) || anywhere(large), false);
-  });
-});
-
-Deno.test("sqlite: an acknowledged write survives kill -9 of the writing process", async () => {
-  await withTempDir(async (dir) => {
-    const child = spawnChild(["write", dir, "crash/path", "written-before-the-kill"]);
-    const stderr = new Response(child.stderr).text();
-    try {
-      await waitForToken(child, "ack");
-    } finally {
-      child.kill("SIGKILL");
-    }
-    const status = await child.status;
-    assert.equal(status.success, false, await stderr);
-    assert.equal(status.signal, "SIGKILL");
-
-    const store = createSqliteStore({ dataDir: dir });
-    try {
-      const read = await store.readSecret("crash/path");
-      assert.equal(read?.revision, 1);
-      assert.equal(new TextDecoder().decode(read!.versions.get(1)!.sealed), "written-before-the-kill");
-    } finally {
-      await store.close();
-    }
-  });
-});
-
-Deno.test("sqlite: two processes appending to one path lose nothing", async () => {
-  await withTempDir(async (dir) => {
-    await createSqliteStore({ dataDir: dir }).close(); // create the schema once, up front
-    const children = ["a", "b"].map((tag) => spawnChild(["append", dir, "shared", "10", tag]));
-    const outputs = await Promise.all(children.map((c) => c.output()));
-    for (const out of outputs) assert.equal(out.success, true, new TextDecoder().decode(out.stderr));
-
-    const store = createSqliteStore({ dataDir: dir });
-    try {
-      const read = await store.readSecret("shared");
-      assert.equal(read?.revision, 20);
-      assert.deepEqual([...read!.versions.keys()].sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1));
-      const values = new Set([...read!.versions.values()].map((v) => new TextDecoder().decode(v.sealed)));
-      assert.equal(values.size, 20);
-      for (const tag of ["a", "b"]) for (let i = 0; i < 10; i++) assert.ok(values.has(`${tag}-${i}`));
-    } finally {
-      await store.close();
-    }
   });
 });

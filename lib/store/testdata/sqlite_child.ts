@@ -1,21 +1,33 @@
 /**
  * A separate process for the SQLite store tests (not a test itself).
+ * `<kind>` is `sqlite` (the in-thread store) or `worker-sqlite` (the worker
+ * store).
  *
- * - `write <dataDir> <path> <text>`: writes one version holding `text`,
- *   prints `ack`, then idles (bounded) until it is killed.
- * - `append <dataDir> <path> <count> <tag>`: appends `count` versions by
- *   read-modify-write with retry, then prints `done`.
+ * - `<kind> write <dataDir> <path> <text>`: writes one version holding
+ *   `text`, prints `ack`, then idles (bounded) until it is killed.
+ * - `<kind> append <dataDir> <path> <count> <tag>`: appends `count` versions
+ *   by read-modify-write with retry, then prints `done`.
  *
  * @module
  */
 import { createSqliteStore } from "../sqlite_store.ts";
+import type { SqliteStore } from "../sqlite_types.ts";
+import { createSqliteWorkerStore } from "../sqlite_worker_store.ts";
 import { appendVersion, recordOf } from "../store_contract.ts";
 
 const encoder = new TextEncoder();
-const [mode, dataDir, path, arg, tag] = Deno.args;
-if (!dataDir || !path || !arg) throw new Error("usage: sqlite_child.ts write|append <dataDir> <path> <arg> [tag]");
+const [kind, mode, dataDir, path, arg, tag] = Deno.args;
+if (!dataDir || !path || !arg) {
+  throw new Error("usage: sqlite_child.ts sqlite|worker-sqlite write|append <dataDir> <path> <arg> [tag]");
+}
 
-const store = createSqliteStore({ dataDir });
+function open(dir: string): SqliteStore {
+  if (kind === "sqlite") return createSqliteStore({ dataDir: dir });
+  if (kind === "worker-sqlite") return createSqliteWorkerStore({ dataDir: dir });
+  throw new Error(`unknown store kind ${kind}`);
+}
+
+const store = open(dataDir);
 if (mode === "write") {
   const sealed = encoder.encode(arg);
   const ok = await store.writeSecret(

@@ -1,0 +1,299 @@
+/**
+ * One open SQLite connection with every statement the store runs, answering
+ * the store calls synchronously. The in-thread store (`sqlite_store.ts`)
+ * calls it directly; the worker store runs it inside its worker
+ * (`sqlite_worker.ts`), which also commits writes in groups through
+ * `writeBatch`. All SQL lives here.
+ *
+ * Compare-and-swap: a secret write runs in a `BEGIN IMMEDIATE` transaction
+ * (or inside one, in a batch), which takes SQLite's single write lock before
+ * the revision is read, so no two connections, in one process or many, can
+ * both pass the check.
+ *
+ * @module
+ */
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import { openDatabase } from "./sqlite_connection.ts";
+import { migrate } from "./sqlite_schema.ts";
+import type { SqliteCall, SqliteCalls, SqliteOutcome, SqliteWriteName } from "./sqlite_types.ts";
+import type { Permission, PolicyRecord, SecretRecord, SecretVersion } from "./types.ts";
+
+/** An open connection answering the store calls. */
+export interface SqliteDatabase extends SqliteCalls {
+  /**
+   * Runs `calls` in one `BEGIN IMMEDIATE` transaction, each in its own
+   * savepoint (so one that throws or loses its compare-and-swap changes
+   * nothing and leaves the others alone), then commits once: one WAL fsync
+   * for the whole group. Resolves one outcome per call, in order, only after
+   * `COMMIT` returned; throws, with nothing written, when the transaction as
+   * a whole fails (lock timeout, I/O error at commit).
+   */
+  writeBatch(calls: readonly SqliteCall<SqliteWriteName>[]): SqliteOutcome[];
+  /** Closes the connection (the last one to close checkpoints the WAL). */
+  close(): void;
+}
+
+type Row = Record<string, unknown>;
+
+function int(value: unknown): number {
+  if (typeof value === "number") return value;
+  if (typeof value === "bigint") return Number(value);
+  throw new TypeError("store: unexpected column type");
+}
+
+function date(value: unknown): Date {
+  return new Date(int(value));
+}
+
+function bytes(value: unknown): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  throw new TypeError("store: unexpected column type");
+}
+
+function text(value: unknown): string {
+  if (typeof value === "string") return value;
+  throw new TypeError("store: unexpected column type");
+}
+
+function toPolicy(row: Row): PolicyRecord {
+  return {
+    name: text(row.name),
+    spiffeIdPattern: text(row.spiffe_id_pattern),
+    pathPattern: text(row.path_pattern),
+    permissions: JSON.parse(text(row.permissions)) as Permission[],
+    createdAt: date(row.created_ms),
+    updatedAt: date(row.updated_ms),
+  };
+}
+
+const SQL = {
+  begin: "BEGIN IMMEDIATE",
+  commit: "COMMIT",
+  rollback: "ROLLBACK",
+  savepoint: "SAVEPOINT write",
+  release: "RELEASE write",
+  rollbackToSavepoint: "ROLLBACK TO write",
+  readSecret: `
+    SELECT s.revision, s.current_version, s.oldest_version, s.max_versions, s.created_ms, s.updated_ms,
+           v.version, v.created_ms AS v_created_ms, v.deleted_ms AS v_deleted_ms, v.sealed
+    FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
+    WHERE s.path = ?
+    ORDER BY v.version`,
+  revision: "SELECT revision FROM secrets WHERE path = ?",
+  insertSecret: `
+    INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  updateSecret: `
+    UPDATE secrets SET revision = ?, current_version = ?, oldest_version = ?, max_versions = ?,
+                       created_ms = ?, updated_ms = ?
+    WHERE path = ?`,
+  // Versions absent from the new record are pruned; json_each lets one
+  // prepared statement take a list of any length.
+  pruneVersions: "DELETE FROM secret_versions WHERE path = ? AND version NOT IN (SELECT value FROM json_each(?))",
+  // Rewrites a version only when something in it changed, so a put touches
+  // one new row instead of all kept ones.
+  upsertVersion: `
+    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (path, version) DO UPDATE SET
+      created_ms = excluded.created_ms, deleted_ms = excluded.deleted_ms, sealed = excluded.sealed
+    WHERE created_ms IS NOT excluded.created_ms OR deleted_ms IS NOT excluded.deleted_ms
+       OR sealed IS NOT excluded.sealed`,
+  listPaths: "SELECT path FROM secrets ORDER BY path",
+  upsertPolicy: `
+    INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+      spiffe_id_pattern = excluded.spiffe_id_pattern, path_pattern = excluded.path_pattern,
+      permissions = excluded.permissions, updated_ms = excluded.updated_ms
+    RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms`,
+  getPolicy:
+    "SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms FROM policies WHERE name = ?",
+  deletePolicy: "DELETE FROM policies WHERE name = ?",
+  listPolicies:
+    "SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms FROM policies ORDER BY name",
+  getMeta: "SELECT value FROM meta WHERE key = ?",
+  putMeta: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+  hasData: `SELECT EXISTS (SELECT 1 FROM secrets) OR EXISTS (SELECT 1 FROM policies)
+                OR EXISTS (SELECT 1 FROM meta) AS any_data`,
+  ping: "SELECT version FROM schema_version WHERE id = 1",
+  checkpoint: "PRAGMA wal_checkpoint(TRUNCATE)",
+} as const;
+
+type Statements = { readonly [K in keyof typeof SQL]: StatementSync };
+
+/**
+ * Opens `file` (which must exist; see `prepareSqliteFile`), brings its
+ * schema up to date and prepares every statement once.
+ */
+export function openSqliteDatabase(file: string, busyTimeoutMs?: number): SqliteDatabase {
+  const db = openDatabase(file, busyTimeoutMs);
+  let st: Statements;
+  try {
+    migrate(db);
+    st = Object.fromEntries(
+      Object.entries(SQL).map(([name, sql]) => [name, db.prepare(sql)]),
+    ) as unknown as Statements;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return createCalls(db, st);
+}
+
+function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
+  function inTransaction<T>(work: () => T): T {
+    st.begin.run();
+    try {
+      const result = work();
+      st.commit.run();
+      return result;
+    } catch (error) {
+      if (db.isTransaction) st.rollback.run();
+      throw error;
+    }
+  }
+
+  /** The compare-and-swap itself; the caller holds the write lock (an open `BEGIN IMMEDIATE`). */
+  function applySecretWrite(path: string, expectedRevision: number, next: SecretRecord): boolean {
+    checkSecretWrite(path, expectedRevision, next);
+    const row = st.revision.get(path) as Row | undefined;
+    if ((row ? int(row.revision) : 0) !== expectedRevision) return false;
+    const fields: SQLInputValue[] = [
+      expectedRevision + 1,
+      next.currentVersion,
+      next.oldestVersion,
+      next.maxVersions,
+      next.createdTime.getTime(),
+      next.updatedTime.getTime(),
+    ];
+    if (row) st.updateSecret.run(...fields, path);
+    else st.insertSecret.run(path, ...fields);
+    st.pruneVersions.run(path, JSON.stringify([...next.versions.keys()]));
+    for (const v of next.versions.values()) {
+      st.upsertVersion.run(
+        path,
+        v.version,
+        v.createdTime.getTime(),
+        v.deletedTime === null ? null : v.deletedTime.getTime(),
+        v.sealed,
+      );
+    }
+    return true;
+  }
+
+  const calls: SqliteCalls = {
+    readSecret(path) {
+      // One statement is one consistent snapshot, even with writers in other processes.
+      const rows = st.readSecret.all(path) as Row[];
+      const first = rows[0];
+      if (!first) return undefined;
+      const versions = new Map<number, SecretVersion>();
+      for (const row of rows) {
+        if (row.version === null) continue; // a record with no versions left
+        const version = int(row.version);
+        versions.set(version, {
+          version,
+          createdTime: date(row.v_created_ms),
+          deletedTime: row.v_deleted_ms === null ? null : date(row.v_deleted_ms),
+          sealed: bytes(row.sealed),
+        });
+      }
+      return {
+        revision: int(first.revision),
+        currentVersion: int(first.current_version),
+        oldestVersion: int(first.oldest_version),
+        maxVersions: int(first.max_versions),
+        createdTime: date(first.created_ms),
+        updatedTime: date(first.updated_ms),
+        versions,
+      };
+    },
+
+    writeSecret: (path, expectedRevision, next) => inTransaction(() => applySecretWrite(path, expectedRevision, next)),
+
+    listSecretPaths: () => (st.listPaths.all() as Row[]).map((row) => text(row.path)),
+
+    upsertPolicy(policy) {
+      checkPolicy(policy);
+      const row = st.upsertPolicy.get(
+        policy.name,
+        policy.spiffeIdPattern,
+        policy.pathPattern,
+        JSON.stringify(policy.permissions),
+        policy.createdAt.getTime(),
+        policy.updatedAt.getTime(),
+      ) as Row;
+      return toPolicy(row);
+    },
+
+    getPolicy(name) {
+      const row = st.getPolicy.get(name) as Row | undefined;
+      return row && toPolicy(row);
+    },
+
+    deletePolicy: (name) => Number(st.deletePolicy.run(name).changes) > 0,
+
+    listPolicies: () => (st.listPolicies.all() as Row[]).map(toPolicy),
+
+    getMeta(key) {
+      const row = st.getMeta.get(key) as Row | undefined;
+      return row && bytes(row.value);
+    },
+
+    putMeta(key, value) {
+      checkMetaKey(key);
+      checkMetaValue(value);
+      st.putMeta.run(key, value);
+    },
+
+    hasData: () => int((st.hasData.get() as Row).any_data) === 1,
+
+    ping() {
+      if (!st.ping.get()) throw new Error("store: schema version missing");
+    },
+
+    checkpoint: () => int((st.checkpoint.get() as Row).busy) === 0,
+  };
+
+  /** A write call without a transaction of its own, for use inside a batch. */
+  function applyWrite(call: SqliteCall<SqliteWriteName>): unknown {
+    switch (call.name) {
+      case "writeSecret":
+        return applySecretWrite(...call.args);
+      case "upsertPolicy":
+        return calls.upsertPolicy(...call.args);
+      case "deletePolicy":
+        return calls.deletePolicy(...call.args);
+      case "putMeta":
+        return calls.putMeta(...call.args);
+    }
+  }
+
+  return {
+    ...calls,
+
+    writeBatch(batch) {
+      return inTransaction(() =>
+        batch.map((call): SqliteOutcome => {
+          st.savepoint.run();
+          try {
+            const value = applyWrite(call);
+            st.release.run();
+            return { ok: true, value };
+          } catch (error) {
+            // Some errors (I/O, out of memory) make SQLite roll back the whole
+            // transaction; then the writes before this one are gone too, and
+            // the batch must fail as a whole rather than report them written.
+            if (!db.isTransaction) throw error;
+            st.rollbackToSavepoint.run();
+            st.release.run();
+            return { ok: false, error };
+          }
+        })
+      );
+    },
+
+    close: () => db.close(),
+  };
+}

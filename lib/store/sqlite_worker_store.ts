@@ -1,0 +1,266 @@
+/**
+ * The SQLite store with its commits off the event loop. `node:sqlite` is
+ * synchronous, so in `sqlite_store.ts` every commit, fsync included, stops
+ * the whole process; here a module worker (`sqlite_worker.ts`) owns the
+ * write connection and the main thread only posts messages to it.
+ *
+ * Group commit: writes (`writeSecret`, `upsertPolicy`, `deletePolicy`,
+ * `putMeta`) queue up here while the worker commits the previous group, and
+ * go to it together as one transaction, each in its own savepoint with its
+ * own compare-and-swap, so one failing write never affects another. One
+ * fsync then covers the whole group. A write is acknowledged only after the
+ * worker's `COMMIT` returned: durability is exactly the in-thread store's.
+ *
+ * Reads run on the calling thread through a second connection of their own:
+ * a read is a few tens of microseconds of SQLite work, less than a message
+ * round trip, and in WAL mode it never waits for the writer. Every read sees
+ * every write acknowledged before it started. `ping` and `checkpoint` go to
+ * the worker, so `/ready` fails when the worker does.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { settle } from "./settle.ts";
+import { openSqliteDatabase } from "./sqlite_database.ts";
+import { prepareSqliteFile } from "./sqlite_files.ts";
+import type { SqliteCall, SqliteResult, SqliteStore, SqliteStoreOptions, SqliteWriteName } from "./sqlite_types.ts";
+import {
+  fromWireError,
+  type SqliteSingleName,
+  type WireOutcome,
+  type WorkerReply,
+  type WorkerRequest,
+} from "./sqlite_worker_protocol.ts";
+// Not for its exports: a static import puts the worker module into the
+// module graph, so `deno compile` embeds it (its body runs only as a worker).
+import "./sqlite_worker.ts";
+
+/** Options of `createSqliteWorkerStore`. */
+export interface SqliteWorkerStoreOptions extends SqliteStoreOptions {
+  /** Most writes committed in one transaction (default 256). */
+  readonly maxBatch?: number;
+  /** The worker module (default `sqlite_worker.ts`; tests swap in one that misbehaves). */
+  readonly workerUrl?: URL;
+}
+
+/** Counters of the group commit. */
+export interface SqliteWorkerStats {
+  /** Writes the worker has answered. */
+  readonly writes: number;
+  /** Transactions they took (one fsync each). */
+  readonly commits: number;
+}
+
+/** The worker store: a `SqliteStore` plus its group-commit counters. */
+export interface SqliteWorkerStore extends SqliteStore {
+  /** Writes and commits so far (writes ÷ commits = the mean group size). */
+  stats(): SqliteWorkerStats;
+}
+
+/** Default cap on one group: bounds how long one transaction holds the write lock. */
+export const DEFAULT_MAX_BATCH = 256;
+
+const WORKER_OPTIONS: WorkerOptions = { type: "module", name: "spike-sqlite" };
+
+/**
+ * Whether this process may start the SQLite worker: Deno checks read
+ * permission for every module a worker loads, so the directory holding
+ * `sqlite_worker.ts` (and its imports) must be readable. Always true in a
+ * `deno compile` binary built with `--allow-read`.
+ */
+export function sqliteWorkerPermitted(workerUrl = new URL("./sqlite_worker.ts", import.meta.url)): boolean {
+  if (workerUrl.protocol !== "file:") return true;
+  return Deno.permissions.querySync({ name: "read", path: dirname(fileURLToPath(workerUrl)) }).state === "granted";
+}
+
+interface Waiter {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+interface QueuedWrite extends Waiter {
+  readonly call: SqliteCall<SqliteWriteName>;
+}
+
+function settleWith(waiter: Waiter, outcome: WireOutcome): void {
+  if (outcome.ok) waiter.resolve(outcome.value);
+  else waiter.reject(fromWireError(outcome.error));
+}
+
+/**
+ * Opens (creating when missing) `spike.db` in `options.dataDir`, brings its
+ * schema up to date on this thread (so a bad file fails here, at once), and
+ * starts the worker. Like the in-thread store, several stores, in one
+ * process or many, may share the file.
+ */
+export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): SqliteWorkerStore {
+  const maxBatch = Math.max(1, Math.trunc(options.maxBatch ?? DEFAULT_MAX_BATCH));
+  const workerUrl = options.workerUrl ?? new URL("./sqlite_worker.ts", import.meta.url);
+  if (!sqliteWorkerPermitted(workerUrl)) {
+    const code = dirname(fileURLToPath(workerUrl));
+    throw new Error(`store: the SQLite worker needs read access to its code: add ${code} to --allow-read`);
+  }
+  const file = prepareSqliteFile(options.dataDir);
+  const reader = openSqliteDatabase(file, options.busyTimeoutMs);
+  let worker: Worker;
+  try {
+    worker = options.workerUrl
+      ? new Worker(options.workerUrl, WORKER_OPTIONS)
+      : new Worker(new URL("./sqlite_worker.ts", import.meta.url), WORKER_OPTIONS);
+  } catch (error) {
+    reader.close();
+    throw error;
+  }
+
+  const pending = new Map<number, Waiter>();
+  const queue: QueuedWrite[] = [];
+  const outstanding = new Set<Promise<unknown>>();
+  let nextId = 0;
+  let batchInFlight = false;
+  let flushScheduled = false;
+  let failure: Error | undefined;
+  let closed = false;
+  let closing: Promise<void> | undefined;
+  let writes = 0;
+  let commits = 0;
+
+  /** Ends the worker and fails everything pending and everything after: the store is unusable. */
+  function fail(error: Error): void {
+    if (failure) return;
+    failure = error;
+    worker.terminate();
+    for (const waiter of pending.values()) waiter.reject(error);
+    pending.clear();
+    for (const write of queue.splice(0)) write.reject(error);
+  }
+
+  worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+    const { id, outcome } = event.data;
+    const waiter = pending.get(id);
+    pending.delete(id);
+    if (waiter) settleWith(waiter, outcome);
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    fail(new Error(`store: sqlite worker crashed (${event.message}); every pending call failed`));
+  };
+  worker.onmessageerror = () => fail(new Error("store: sqlite worker sent a message that could not be read"));
+  worker.postMessage({ type: "open", file, busyTimeoutMs: options.busyTimeoutMs } satisfies WorkerRequest);
+
+  /** Tracks `promise` until it settles, so `close` can wait for it. */
+  function track<T>(promise: Promise<T>): Promise<T> {
+    outstanding.add(promise);
+    const forget = () => outstanding.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  function usable(): void {
+    if (closed) throw new Error("store is closed");
+    if (failure) throw failure;
+  }
+
+  /** Posts one request and resolves with the worker's answer. */
+  function request(message: WorkerRequest & { id: number }): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (failure) return reject(failure);
+      pending.set(message.id, { resolve, reject });
+      try {
+        worker.postMessage(message);
+      } catch (error) {
+        pending.delete(message.id);
+        reject(error);
+      }
+    });
+  }
+
+  function call<K extends SqliteSingleName>(single: SqliteCall<K>): Promise<SqliteResult<K>> {
+    try {
+      usable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return track(
+      request({ type: "call", id: ++nextId, call: single as SqliteCall<SqliteSingleName> }) as Promise<SqliteResult<K>>,
+    );
+  }
+
+  /** Sends the queued writes as one group, unless a group is already being committed. */
+  function flush(): void {
+    flushScheduled = false;
+    if (batchInFlight || queue.length === 0 || failure) return;
+    const batch = queue.splice(0, maxBatch);
+    batchInFlight = true;
+    request({ type: "batch", id: ++nextId, calls: batch.map((w) => w.call) }).then(
+      (outcomes) => {
+        writes += batch.length;
+        commits++;
+        batch.forEach((write, i) => settleWith(write, (outcomes as WireOutcome[])[i]!));
+      },
+      (error) => {
+        for (const write of batch) write.reject(error);
+      },
+    ).finally(() => {
+      batchInFlight = false;
+      flush();
+    });
+  }
+
+  function write<K extends SqliteWriteName>(queued: SqliteCall<K>): Promise<SqliteResult<K>> {
+    return track(
+      new Promise<SqliteResult<K>>((resolve, reject) => {
+        usable();
+        queue.push({
+          call: queued as SqliteCall<SqliteWriteName>,
+          resolve: resolve as (value: unknown) => void,
+          reject,
+        });
+        // Writes issued in the same turn of the event loop go out together.
+        if (!flushScheduled && !batchInFlight) {
+          flushScheduled = true;
+          queueMicrotask(flush);
+        }
+      }),
+    );
+  }
+
+  function read<T>(work: () => T): Promise<T> {
+    return settle(() => {
+      usable();
+      return work();
+    });
+  }
+
+  return {
+    file,
+    readSecret: (path) => read(() => reader.readSecret(path)),
+    writeSecret: (path, expectedRevision, next) => write({ name: "writeSecret", args: [path, expectedRevision, next] }),
+    listSecretPaths: () => read(() => reader.listSecretPaths()),
+    upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
+    getPolicy: (name) => read(() => reader.getPolicy(name)),
+    deletePolicy: (name) => write({ name: "deletePolicy", args: [name] }),
+    listPolicies: () => read(() => reader.listPolicies()),
+    getMeta: (key) => read(() => reader.getMeta(key)),
+    putMeta: (key, value) => write({ name: "putMeta", args: [key, value] }),
+    hasData: () => read(() => reader.hasData()),
+    ping: () => call({ name: "ping", args: [] }),
+    checkpoint: () => call({ name: "checkpoint", args: [] }),
+    stats: () => ({ writes, commits }),
+
+    close() {
+      closing ??= (async () => {
+        closed = true;
+        // Queued writes still go out; wait for every answer before closing.
+        while (outstanding.size > 0) await Promise.allSettled([...outstanding]);
+        reader.close();
+        // The worker closes its connection last, so the final checkpoint runs there.
+        if (!failure) {
+          await request({ type: "close", id: ++nextId }).catch(() => {});
+          worker.terminate();
+        }
+      })();
+      return closing;
+    },
+  };
+}
