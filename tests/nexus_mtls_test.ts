@@ -20,6 +20,7 @@ import { createMtlsClient, type MtlsClient } from "../lib/spiffe/mtls_client.ts"
 import { isNexus, spikeIdFor } from "../lib/spiffe/roles.ts";
 import { createStaticSource } from "../lib/spiffe/static_source.ts";
 import { SQLITE_FILE_NAME, type SqliteStore } from "../lib/store/sqlite_store.ts";
+import type { SqliteWorkerStore } from "../lib/store/sqlite_worker_store.ts";
 
 const WEB_ID = "spiffe://spike.ist/app/web";
 const OTHER_ID = "spiffe://spike.ist/app/other";
@@ -310,6 +311,28 @@ Deno.test("mTLS + sqlite: 30 concurrent clients putting one path make 30 distinc
     assert.equal(meta.metadata.currentVersion, 30);
     const seen = await Promise.all(range(1, 30).map((v) => admin.getSecret("app/contended", v)));
     assert.deepEqual(seen.map((s) => Number(s.writer)).sort((a, b) => a - b), range(0, 29));
+  } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("mTLS + sqlite-worker: concurrent clients on the worker-committed store lose nothing", async () => {
+  const fixture = await startFixture({
+    SPIKE_NEXUS_BACKEND_STORE: "sqlite-worker",
+    SPIKE_NEXUS_MAX_SECRET_VERSIONS: "50",
+  });
+  try {
+    const writers = await Promise.all(
+      Array.from({ length: 20 }, () => fixture.client(spikeIdFor("pilot_superuser"))),
+    );
+    await Promise.all(writers.map((client, i) => client.putSecret("app/contended", { writer: String(i) })));
+    const meta = await writers[0]!.getSecretMetadata("app/contended");
+    assert.deepEqual(Object.keys(meta.versions).map(Number).sort((a, b) => a - b), range(1, 20));
+    const seen = await Promise.all(range(1, 20).map((v) => writers[0]!.getSecret("app/contended", v)));
+    assert.deepEqual(seen.map((x) => Number(x.writer)).sort((a, b) => a - b), range(0, 19));
+    // The writes really went through the worker.
+    assert.ok("stats" in fixture.store, "SPIKE_NEXUS_BACKEND_STORE=sqlite-worker did not open the worker store");
+    assert.ok((fixture.store as SqliteWorkerStore).stats().writes >= 20);
   } finally {
     await fixture.close();
   }

@@ -45,7 +45,7 @@ export interface CommonConfig {
 }
 
 /** Storage backends Nexus can run with. */
-export type BackendStore = "sqlite" | "memory" | "lite";
+export type BackendStore = "sqlite" | "sqlite-worker" | "memory" | "lite";
 
 /** `spike nexus` settings. */
 export interface NexusConfig extends CommonConfig {
@@ -131,8 +131,11 @@ export function resolveNexusConfig(env: Env): NexusConfig {
     );
   }
   const backend = nonEmpty(env.SPIKE_NEXUS_BACKEND_STORE) ?? "sqlite";
-  if (backend !== "sqlite" && backend !== "memory" && backend !== "lite") {
-    throw new ConfigError("SPIKE_NEXUS_BACKEND_STORE", `'${backend}' is not one of sqlite, memory, lite`);
+  if (backend !== "sqlite" && backend !== "sqlite-worker" && backend !== "memory" && backend !== "lite") {
+    throw new ConfigError(
+      "SPIKE_NEXUS_BACKEND_STORE",
+      `'${backend}' is not one of sqlite, sqlite-worker, memory, lite`,
+    );
   }
   const keeperPeers = keeperPeerList(env);
   if (keeperPeers.length > 0 && keeperPeers.length !== shares) {

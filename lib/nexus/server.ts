@@ -16,6 +16,7 @@ import { isKeeper } from "../spiffe/roles.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
 import { createMemoryStore } from "../store/memory_store.ts";
 import { createSqliteStore } from "../store/sqlite_store.ts";
+import { createSqliteWorkerStore } from "../store/sqlite_worker_store.ts";
 import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import type { NexusDeps } from "./deps.ts";
@@ -62,6 +63,8 @@ export function openStore(config: NexusConfig): Store | undefined {
   switch (config.backendStore) {
     case "sqlite":
       return createSqliteStore({ dataDir: config.dataDir });
+    case "sqlite-worker":
+      return createSqliteWorkerStore({ dataDir: config.dataDir });
     case "memory":
       return createMemoryStore();
     case "lite":
