@@ -9,7 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { freePort, getStatus, runSpike, SpikeProcess, waitForReady } from "./support/process.ts";
+import { getPlainStatus } from "../lib/dev/health.ts";
+import { freePort, runSpike, SpikeProcess, waitForReady } from "./support/process.ts";
 
 const TD = "spiffe://spike.ist";
 const ROLES = {
@@ -112,7 +113,7 @@ Deno.test("stack: bootstrap, kill -9, 2 of 3 Keepers, break-glass restore, Keepe
       assert.match(nexusBusy.stderr, /port is already in use/);
       assert.equal(badPeers.code, 1, badPeers.stderr);
       assert.match(badPeers.stderr, /configuration: SPIKE_NEXUS_KEEPER_PEERS: 'keeper-1:8443' /);
-      assert.equal(await getStatus(nexusPort, "/ready"), 503);
+      assert.equal(await getPlainStatus(nexusPort, "/ready"), 503);
     });
 
     await t.step("bootstrap verifies; a secret goes in and comes out; recovery files are saved", async () => {
@@ -163,7 +164,7 @@ Deno.test("stack: bootstrap, kill -9, 2 of 3 Keepers, break-glass restore, Keepe
       await Promise.all([stop(keepers[1]!), stop(nexus, "SIGKILL")]);
       nexus = await startNexus();
       await nexus.waitFor(/waiting for keeper shards.*"have":1,"need":2/);
-      assert.equal(await getStatus(nexusPort, "/ready"), 503);
+      assert.equal(await getPlainStatus(nexusPort, "/ready"), 503);
       const get = await getSecret();
       assert.notEqual(get.code, 0);
       assert.equal(get.stdout, "");
@@ -193,8 +194,8 @@ Deno.test("stack: bootstrap, kill -9, 2 of 3 Keepers, break-glass restore, Keepe
         // A Keeper's /ready turns 200 once it holds a shard (no client cert needed).
         await eventually(
           async () =>
-            (await getStatus(keeperPorts[1]!, "/ready")) === 200 &&
-            (await getStatus(keeperPorts[2]!, "/ready")) === 200,
+            (await getPlainStatus(keeperPorts[1]!, "/ready")) === 200 &&
+            (await getPlainStatus(keeperPorts[2]!, "/ready")) === 200,
           "both restarted keepers hold a shard",
           10_000,
         );

@@ -22,7 +22,7 @@ export async function waitForHealth(
   while (Date.now() < deadline) {
     if (exited) throw new DevStackError(`${child.name} exited during start-up:\n${child.tail()}`);
     try {
-      const status = await getStatus(port, path);
+      const status = await getPlainStatus(port, path);
       if (status === 200) return;
       last = `HTTP ${status}`;
     } catch (error) {
@@ -38,7 +38,7 @@ export async function waitForHealth(
  * carry no secrets; the server certificate is a dev SVID with no host name,
  * so it is not checked here.
  */
-function getStatus(port: number, path: string): Promise<number> {
+export function getPlainStatus(port: number, path: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const request = https.request(
       { host: "127.0.0.1", port, path, method: "GET", rejectUnauthorized: false, timeout: 3000 },

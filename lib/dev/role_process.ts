@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { forEachLine } from "./lines.ts";
 import { type ProcessRole, rolePermissionFlags, type RoleResources } from "../config/permissions.ts";
 
 /** How to launch `spike` again: from source with `deno run`, or the compiled binary. */
@@ -61,21 +62,12 @@ export function startRoleProcess(options: {
     stderr: "piped",
   }).spawn();
   const recent: string[] = [];
-  const relayStream = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    let pending = "";
-    for await (const chunk of stream) {
-      pending += decoder.decode(chunk, { stream: true });
-      const lines = pending.split("\n");
-      pending = lines.pop()!;
-      for (const line of lines) {
-        recent.push(line);
-        if (recent.length > 40) recent.shift();
-        options.relay(`[${options.name}] ${line}`);
-      }
-    }
-    if (pending) options.relay(`[${options.name}] ${pending}`);
-  };
+  const relayStream = (stream: ReadableStream<Uint8Array>) =>
+    forEachLine(stream, (line) => {
+      recent.push(line);
+      if (recent.length > 40) recent.shift();
+      options.relay(`[${options.name}] ${line}`);
+    });
   const relayed = Promise.all([relayStream(child.stdout), relayStream(child.stderr)]);
   const exited = relayed.then(() => child.status);
   return {

@@ -10,8 +10,8 @@ import { ApiError } from "../api/errors.ts";
 import { PATHS } from "../api/paths.ts";
 import * as v from "../api/validate.ts";
 import type { Logger } from "../log/logger.ts";
-import { NO_CACHE_HEADERS } from "../nexus/app.ts";
-import { parseJsonBody, readBodyCapped } from "../nexus/body.ts";
+import { noCache } from "../api/no_cache.ts";
+import { parseJsonBody, readBodyCapped } from "../api/body.ts";
 import type { PeerBindings } from "../nexus/peer.ts";
 import { zeroize } from "../crypto/zeroize.ts";
 import { isBootstrap, isNexus, type TrustRoots } from "../spiffe/roles.ts";
@@ -34,10 +34,7 @@ export const KEEPER_MAX_BODY_BYTES = 4096;
 export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings }> {
   const app = new Hono<{ Bindings: PeerBindings }>();
 
-  app.use(async (c, next) => {
-    await next();
-    for (const [name, value] of Object.entries(NO_CACHE_HEADERS)) c.res.headers.set(name, value);
-  });
+  app.use(noCache);
 
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get(

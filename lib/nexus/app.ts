@@ -11,7 +11,8 @@
  */
 import { Hono } from "hono";
 import { ApiError } from "../api/errors.ts";
-import { readBodyCapped } from "./body.ts";
+import { setNoCacheHeaders } from "../api/no_cache.ts";
+import { readBodyCapped } from "../api/body.ts";
 import { describeCaller } from "./caller.ts";
 import type { NexusDeps } from "./deps.ts";
 import type { PeerBindings } from "./peer.ts";
@@ -21,13 +22,6 @@ import { cipherRoutes } from "./routes/cipher.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { secretRoutes } from "./routes/secrets.ts";
-
-/** Headers on every response (the contract's no-caching set). */
-export const NO_CACHE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  "cache-control": "no-store, no-cache, must-revalidate, private",
-  pragma: "no-cache",
-  expires: "0",
-});
 
 const ROUTES: readonly Route[] = [
   ...secretRoutes,
@@ -48,7 +42,7 @@ export function createNexusApp(deps: NexusDeps): Hono<{ Bindings: PeerBindings }
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
-    for (const [name, value] of Object.entries(NO_CACHE_HEADERS)) c.res.headers.set(name, value);
+    setNoCacheHeaders(c.res.headers);
     if (deps.metrics) {
       const url = new URL(c.req.url);
       const key = `${url.pathname}?${url.searchParams.get("action") ?? ""}`;

@@ -7,6 +7,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { NO_CACHE_HEADERS } from "../api/no_cache.ts";
 
 /** Anything with a Fetch-API handler, such as a Hono app. */
 export interface FetchApp<Env> {
@@ -24,13 +25,6 @@ export interface FetchHandlerOptions {
 
 /** Handles one node request by calling the fetch app with `env`. */
 export type NodeFetchHandler<Env> = (req: IncomingMessage, res: ServerResponse, env: Env) => Promise<void>;
-
-const NO_CACHE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  "content-type": "application/json",
-  "cache-control": "no-store, no-cache, must-revalidate, private",
-  "pragma": "no-cache",
-  "expires": "0",
-});
 
 /** Raised inside the body stream when the cap is crossed. */
 class BodyTooLargeError extends Error {

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { forEachLine } from "../../lib/dev/lines.ts";
+import { getPlainStatus } from "../../lib/dev/health.ts";
 
 /** Path of the `spike` entry point. */
 export const SPIKE_MAIN = new URL("../../cmd/spike.ts", import.meta.url).pathname;
@@ -145,17 +147,11 @@ export class SpikeProcess {
   }
 
   async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    let pending = "";
-    for await (const chunk of stream) {
-      pending += decoder.decode(chunk, { stream: true });
-      const parts = pending.split("\n");
-      pending = parts.pop()!;
-      this.#lines.push(...parts);
+    await forEachLine(stream, (line) => {
+      this.#lines.push(line);
       for (const wake of this.#waiters) wake();
       this.#waiters.clear();
-    }
-    if (pending) this.#lines.push(pending);
+    });
     for (const wake of this.#waiters) wake();
   }
 }
@@ -173,31 +169,10 @@ export async function waitForReady(port: number, timeoutMs = 30_000): Promise<vo
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (Date.now() < deadline) {
-    const status = await getStatus(port, "/ready").catch((e) => (last = String(e), 0));
+    const status = await getPlainStatus(port, "/ready").catch((e) => (last = String(e), 0));
     if (status === 200) return;
     last = `status ${status}`;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`port ${port} never became ready (${last})`);
-}
-
-/** `GET https://127.0.0.1:<port><path>` without a client certificate; resolves with the status. */
-export async function getStatus(port: number, path: string): Promise<number> {
-  const https = await import("node:https");
-  return await new Promise<number>((resolve, reject) => {
-    const request = https.request({
-      host: "127.0.0.1",
-      port,
-      path,
-      method: "GET",
-      rejectUnauthorized: false,
-      timeout: 5000,
-    }, (response) => {
-      response.resume();
-      response.on("end", () => resolve(response.statusCode ?? 0));
-    });
-    request.on("error", reject);
-    request.on("timeout", () => request.destroy(new Error("timeout")));
-    request.end();
-  });
 }

@@ -14,7 +14,7 @@ import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
 import { decryptGcm } from "../../crypto/aead.ts";
 import { zeroize } from "../../crypto/zeroize.ts";
-import { parseJsonBody } from "../body.ts";
+import { parseJsonBody } from "../../api/body.ts";
 import { KEY_CHECK_META } from "../key_check.ts";
 import type { Route } from "../route.ts";
 

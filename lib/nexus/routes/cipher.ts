@@ -13,7 +13,7 @@ import * as v from "../../api/validate.ts";
 import { decryptGcm, encryptGcm, open, seal } from "../../crypto/aead.ts";
 import { zeroize } from "../../crypto/zeroize.ts";
 import { CIPHER_PATH } from "../authorizer.ts";
-import { parseJsonBody } from "../body.ts";
+import { parseJsonBody } from "../../api/body.ts";
 import { authorize, type Route, type RouteInput } from "../route.ts";
 
 /** Associated data for cipher API payloads (domain separation). */

@@ -11,7 +11,7 @@ import * as v from "../../api/validate.ts";
 import { CryptoError } from "../../crypto/errors.ts";
 import { isValidScalar, splitSecret } from "../../crypto/shamir.ts";
 import { zeroize } from "../../crypto/zeroize.ts";
-import { parseJsonBody } from "../body.ts";
+import { parseJsonBody } from "../../api/body.ts";
 import { installRootKey } from "../key_installer.ts";
 import type { Route } from "../route.ts";
 

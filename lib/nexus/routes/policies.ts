@@ -9,7 +9,7 @@ import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
 import type { PolicyRecord } from "../../store/types.ts";
 import { ACL_PATH } from "../authorizer.ts";
-import { parseJsonBody } from "../body.ts";
+import { parseJsonBody } from "../../api/body.ts";
 import { compileLinear } from "../linear_regex.ts";
 import { authorize, policyCallers, requireStore, type Route, type RouteInput } from "../route.ts";
 

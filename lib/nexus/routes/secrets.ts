@@ -6,7 +6,7 @@
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
 import { SECRET_LIST_PATH } from "../authorizer.ts";
-import { parseJsonBody } from "../body.ts";
+import { parseJsonBody } from "../../api/body.ts";
 import { authorize, policyCallers, requireStore, type Route, type RouteInput } from "../route.ts";
 import { SecretService } from "../secret_service.ts";
 

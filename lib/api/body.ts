@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ApiError, badRequest } from "../api/errors.ts";
+import { ApiError, badRequest } from "./errors.ts";
 
 /** Reads at most `limit` bytes of `request`'s body; more → 413. */
 export async function readBodyCapped(request: Request, limit: number): Promise<Uint8Array> {
