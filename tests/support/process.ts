@@ -8,6 +8,8 @@
 import { forEachLine } from "../../lib/dev/lines.ts";
 import { getPlainStatus } from "../../lib/dev/health.ts";
 
+export { freePort } from "./ports.ts";
+
 /** Path of the `spike` entry point. */
 export const SPIKE_MAIN = new URL("../../cmd/spike.ts", import.meta.url).pathname;
 
@@ -154,14 +156,6 @@ export class SpikeProcess {
     });
     for (const wake of this.#waiters) wake();
   }
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /** Polls `GET https://127.0.0.1:<port>/ready` (no client cert) until 200 or timeout. */
