@@ -114,3 +114,22 @@ export function parseHttpsUrl(name: string, value: string): string {
   if (url.protocol !== "https:") throw new ConfigError(name, `'${value}' must use https://`);
   return url.origin + url.pathname.replace(/\/+$/, "");
 }
+
+/**
+ * Parses a `postgres://` (or `postgresql://`) connection URL. Messages never
+ * repeat the value: it may hold a password.
+ */
+export function parsePostgresUrl(name: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    throw new ConfigError(name, "is not a URL (expected postgres://user@host:port/database)");
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+    throw new ConfigError(name, `must use postgres:// (got ${url.protocol}//)`);
+  }
+  if (!url.hostname) throw new ConfigError(name, "names no host");
+  if (url.pathname.length <= 1) throw new ConfigError(name, "names no database (postgres://user@host:port/database)");
+  return value.trim();
+}

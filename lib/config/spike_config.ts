@@ -14,6 +14,7 @@ import {
   parseInteger,
   parseList,
   parseListenAddress,
+  parsePostgresUrl,
 } from "./parse.ts";
 
 /** Environment variables as a plain record (tests pass their own). */
@@ -45,7 +46,17 @@ export interface CommonConfig {
 }
 
 /** Storage backends Nexus can run with. */
-export type BackendStore = "sqlite" | "sqlite-worker" | "memory" | "lite";
+export type BackendStore = "sqlite" | "sqlite-worker" | "postgres" | "memory" | "lite";
+
+/** Where the `postgres` backend connects [ours]. */
+export interface PostgresConfig {
+  /** `SPIKE_NEXUS_POSTGRES_URL`: `postgres://user[:password]@host[:port]/database[?sslmode=…]`. */
+  readonly url: string;
+  /** `SPIKE_NEXUS_POSTGRES_PASSWORD_FILE`: file holding the password (trailing newline ignored). */
+  readonly passwordFile?: string;
+  /** `SPIKE_NEXUS_POSTGRES_MAX_CONNECTIONS` (default 10). */
+  readonly maxConnections: number;
+}
 
 /** `spike nexus` settings. */
 export interface NexusConfig extends CommonConfig {
@@ -55,6 +66,8 @@ export interface NexusConfig extends CommonConfig {
   readonly backendStore: BackendStore;
   /** `SPIKE_NEXUS_DATA_DIR` (default `~/.spike/data`). */
   readonly dataDir: string;
+  /** Connection settings; present exactly when `backendStore` is `postgres`. */
+  readonly postgres?: PostgresConfig;
   /** `SPIKE_NEXUS_MAX_SECRET_VERSIONS` (default 10). */
   readonly maxSecretVersions: number;
   /** `SPIKE_NEXUS_KEEPER_PEERS`: Keeper URLs; position i+1 is the share index. */
@@ -131,11 +144,8 @@ export function resolveNexusConfig(env: Env): NexusConfig {
     );
   }
   const backend = nonEmpty(env.SPIKE_NEXUS_BACKEND_STORE) ?? "sqlite";
-  if (backend !== "sqlite" && backend !== "sqlite-worker" && backend !== "memory" && backend !== "lite") {
-    throw new ConfigError(
-      "SPIKE_NEXUS_BACKEND_STORE",
-      `'${backend}' is not one of sqlite, sqlite-worker, memory, lite`,
-    );
+  if (!(BACKEND_STORES as readonly string[]).includes(backend)) {
+    throw new ConfigError("SPIKE_NEXUS_BACKEND_STORE", `'${backend}' is not one of ${BACKEND_STORES.join(", ")}`);
   }
   const keeperPeers = keeperPeerList(env);
   if (keeperPeers.length > 0 && keeperPeers.length !== shares) {
@@ -147,7 +157,8 @@ export function resolveNexusConfig(env: Env): NexusConfig {
   return Object.freeze({
     ...resolveCommon(env),
     listen: parseListenAddress("SPIKE_NEXUS_TLS_PORT", nonEmpty(env.SPIKE_NEXUS_TLS_PORT) ?? ":8553"),
-    backendStore: backend,
+    backendStore: backend as BackendStore,
+    ...(backend === "postgres" ? { postgres: postgresConfig(env) } : {}),
     dataDir: nonEmpty(env.SPIKE_NEXUS_DATA_DIR) ?? `${home(env)}/.spike/data`,
     maxSecretVersions: integer(env, "SPIKE_NEXUS_MAX_SECRET_VERSIONS", 10, 1, 1000),
     keeperPeers,
@@ -200,6 +211,19 @@ export function resolveBootstrapConfig(env: Env): BootstrapConfig {
     shamirShares: shares,
     shamirThreshold: threshold,
     force: parseBoolean("SPIKE_BOOTSTRAP_FORCE", env.SPIKE_BOOTSTRAP_FORCE ?? "false"),
+  });
+}
+
+const BACKEND_STORES: readonly BackendStore[] = ["sqlite", "sqlite-worker", "postgres", "memory", "lite"];
+
+function postgresConfig(env: Env): PostgresConfig {
+  const url = nonEmpty(env.SPIKE_NEXUS_POSTGRES_URL);
+  if (!url) throw new ConfigError("SPIKE_NEXUS_POSTGRES_URL", "is required when SPIKE_NEXUS_BACKEND_STORE is postgres");
+  const passwordFile = nonEmpty(env.SPIKE_NEXUS_POSTGRES_PASSWORD_FILE);
+  return Object.freeze({
+    url: parsePostgresUrl("SPIKE_NEXUS_POSTGRES_URL", url),
+    ...(passwordFile ? { passwordFile } : {}),
+    maxConnections: integer(env, "SPIKE_NEXUS_POSTGRES_MAX_CONNECTIONS", 10, 1, 1000),
   });
 }
 

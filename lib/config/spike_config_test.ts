@@ -61,6 +61,39 @@ Deno.test("bad settings name the variable", () => {
   }
 });
 
+Deno.test("postgres backend: URL required and checked, password file and pool size, no password in errors", () => {
+  const base = { HOME: "/h", SPIKE_NEXUS_BACKEND_STORE: "postgres" };
+  const c = resolveNexusConfig({
+    ...base,
+    SPIKE_NEXUS_POSTGRES_URL: "postgres://spike@db.internal:5432/spike?sslmode=verify-full",
+    SPIKE_NEXUS_POSTGRES_PASSWORD_FILE: "/run/secrets/pg",
+    SPIKE_NEXUS_POSTGRES_MAX_CONNECTIONS: "25",
+  });
+  assert.deepEqual(c.postgres, {
+    url: "postgres://spike@db.internal:5432/spike?sslmode=verify-full",
+    passwordFile: "/run/secrets/pg",
+    maxConnections: 25,
+  });
+  assert.equal(
+    resolveNexusConfig({ ...base, SPIKE_NEXUS_POSTGRES_URL: "postgresql://h/d" }).postgres?.maxConnections,
+    10,
+  );
+  assert.equal(resolveNexusConfig({ HOME: "/h", SPIKE_NEXUS_POSTGRES_URL: "postgres://h/d" }).postgres, undefined);
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{}, /^SPIKE_NEXUS_POSTGRES_URL: is required/],
+    [{ SPIKE_NEXUS_POSTGRES_URL: "mysql://u:hunter2@h/d" }, /^SPIKE_NEXUS_POSTGRES_URL: must use postgres:\/\//],
+    [{ SPIKE_NEXUS_POSTGRES_URL: "postgres://u:hunter2@h:5432" }, /^SPIKE_NEXUS_POSTGRES_URL: names no database/],
+    [{ SPIKE_NEXUS_POSTGRES_URL: "postgres://u:hunter2@[bad/d" }, /^SPIKE_NEXUS_POSTGRES_URL: is not a URL/],
+    [{ SPIKE_NEXUS_POSTGRES_URL: "postgres://h/d", SPIKE_NEXUS_POSTGRES_MAX_CONNECTIONS: "0" }, /MAX_CONNECTIONS/],
+  ];
+  for (const [env, pattern] of cases) {
+    assert.throws(
+      () => resolveNexusConfig({ ...base, ...env }),
+      (e: unknown) => e instanceof ConfigError && pattern.test(e.message) && !e.message.includes("hunter2"),
+    );
+  }
+});
+
 Deno.test("keeper, pilot and bootstrap configs", () => {
   assert.equal(resolveKeeperConfig({}).listen.port, 8443);
   const pilot = resolvePilotConfig({ HOME: "/h" });

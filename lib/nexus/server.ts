@@ -7,7 +7,7 @@
  */
 import { systemRandom } from "../crypto/random.ts";
 import type { RandomBytes } from "../crypto/random.ts";
-import type { NexusConfig } from "../config/spike_config.ts";
+import type { NexusConfig, PostgresConfig } from "../config/spike_config.ts";
 import type { Logger } from "../log/logger.ts";
 import type { IdentitySource } from "../spiffe/identity.ts";
 import { createMtlsClient } from "../spiffe/mtls_client.ts";
@@ -15,6 +15,7 @@ import { type MtlsServer, serveHono } from "../spiffe/mtls_server.ts";
 import { isKeeper } from "../spiffe/roles.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
 import { createMemoryStore } from "../store/memory_store.ts";
+import { createPostgresStore } from "../store/postgres_store.ts";
 import { createSqliteStore } from "../store/sqlite_store.ts";
 import { createSqliteWorkerStore } from "../store/sqlite_worker_store.ts";
 import type { Store } from "../store/types.ts";
@@ -65,11 +66,36 @@ export function openStore(config: NexusConfig): Store | undefined {
       return createSqliteStore({ dataDir: config.dataDir });
     case "sqlite-worker":
       return createSqliteWorkerStore({ dataDir: config.dataDir });
+    case "postgres":
+      return openPostgresStore(config.postgres!);
     case "memory":
       return createMemoryStore();
     case "lite":
       return undefined;
   }
+}
+
+/**
+ * Connects the `postgres` backend, reading the password file when one is
+ * configured (so the password needs to be in neither the URL nor the
+ * environment).
+ */
+function openPostgresStore(settings: PostgresConfig): Store {
+  let password: string | undefined;
+  if (settings.passwordFile) {
+    try {
+      password = Deno.readTextFileSync(settings.passwordFile).replace(/\r?\n$/, "");
+    } catch (error) {
+      throw new Error(
+        `cannot read SPIKE_NEXUS_POSTGRES_PASSWORD_FILE ${settings.passwordFile}: ${(error as Error).name}`,
+      );
+    }
+  }
+  return createPostgresStore({
+    url: settings.url,
+    maxConnections: settings.maxConnections,
+    ...(password === undefined ? {} : { password }),
+  });
 }
 
 /** Starts Nexus and resolves once it listens. */

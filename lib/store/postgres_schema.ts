@@ -1,0 +1,99 @@
+/**
+ * The Postgres schema and its migrations. Every Nexus sharing a database
+ * runs `migratePostgres` when it first touches the store; a transaction-level
+ * advisory lock makes them take turns, so a step runs once however many
+ * instances start together, and a failing step leaves the old schema intact
+ * (Postgres DDL is transactional).
+ *
+ * Text columns that are sorted use `COLLATE "C"`: byte order of UTF-8, the
+ * order every backend lists in (see `byte_order.ts`). Times are `timestamptz`
+ * (microsecond precision, so a JavaScript `Date` round-trips exactly).
+ *
+ * @module
+ */
+import type { Sql } from "postgres";
+
+/** One schema step. */
+export interface PostgresMigration {
+  /** Schema version after this step. */
+  readonly version: number;
+  /** DDL run inside the migration transaction. */
+  readonly sql: string;
+}
+
+/** Every schema step, oldest first. Append only: never edit a released step. */
+export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE secrets (
+        path            text COLLATE "C" NOT NULL PRIMARY KEY,
+        revision        bigint      NOT NULL CHECK (revision >= 1),
+        current_version integer     NOT NULL CHECK (current_version >= 0),
+        oldest_version  integer     NOT NULL CHECK (oldest_version >= 0),
+        max_versions    integer     NOT NULL CHECK (max_versions >= 0),
+        created_at      timestamptz NOT NULL,
+        updated_at      timestamptz NOT NULL
+      );
+      CREATE TABLE secret_versions (
+        path       text COLLATE "C" NOT NULL REFERENCES secrets (path) ON DELETE CASCADE,
+        version    integer     NOT NULL CHECK (version >= 1),
+        created_at timestamptz NOT NULL,
+        deleted_at timestamptz,
+        sealed     bytea       NOT NULL,
+        PRIMARY KEY (path, version)
+      );
+      CREATE TABLE policies (
+        name              text COLLATE "C" NOT NULL PRIMARY KEY,
+        spiffe_id_pattern text        NOT NULL,
+        path_pattern      text        NOT NULL,
+        permissions       jsonb       NOT NULL,
+        created_at        timestamptz NOT NULL,
+        updated_at        timestamptz NOT NULL
+      );
+      CREATE TABLE meta (
+        key   text  NOT NULL PRIMARY KEY,
+        value bytea NOT NULL
+      );
+    `,
+  },
+];
+
+/** The schema version this build writes. */
+export const POSTGRES_SCHEMA_VERSION: number = POSTGRES_MIGRATIONS[POSTGRES_MIGRATIONS.length - 1]!.version;
+
+/** Advisory lock key that serializes migrations of one database ("spike" in ASCII). */
+const MIGRATION_LOCK = 0x7370696b65;
+
+/**
+ * Brings the database to the newest schema of `migrations`. Refuses a
+ * database written by a newer build rather than guess at a schema it does
+ * not know.
+ */
+export async function migratePostgres(
+  sql: Sql,
+  migrations: readonly PostgresMigration[] = POSTGRES_MIGRATIONS,
+): Promise<void> {
+  const latest = migrations[migrations.length - 1]?.version ?? 0;
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
+    await tx`
+      CREATE TABLE IF NOT EXISTS schema_version (
+        id      integer PRIMARY KEY CHECK (id = 1),
+        version integer NOT NULL
+      )`;
+    const [row] = await tx`SELECT version FROM schema_version WHERE id = 1`;
+    const current = row ? Number(row.version) : 0;
+    if (current > latest) {
+      throw new Error(`database schema version ${current} is newer than this build supports (${latest})`);
+    }
+    for (const step of migrations) {
+      if (step.version > current) await tx.unsafe(step.sql);
+    }
+    if (current !== latest) {
+      await tx`
+        INSERT INTO schema_version (id, version) VALUES (1, ${latest})
+        ON CONFLICT (id) DO UPDATE SET version = excluded.version`;
+    }
+  });
+}

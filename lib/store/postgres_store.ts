@@ -1,0 +1,246 @@
+/**
+ * The shared backend: PostgreSQL through the `postgres` npm driver, so that
+ * several Nexus instances serve the same data (Nexus keeps no cache of
+ * secrets; see `docs/STORAGE.md`).
+ *
+ * Compare-and-swap: a secret write is one transaction whose first statement
+ * is `UPDATE … WHERE revision = expected` (or `INSERT … ON CONFLICT DO
+ * NOTHING` for a new path). Postgres row locks make a concurrent writer wait
+ * and then re-check the condition against the committed row, so of two
+ * writers with the same expected revision exactly one matches a row; the
+ * other changes nothing and resolves `false`.
+ *
+ * The schema is created or upgraded on first use (`postgres_schema.ts`), and
+ * a failed attempt (server down) is retried by the next call, so Nexus can
+ * start before its database and turn ready once it answers.
+ *
+ * @module
+ */
+import postgres, { type Sql } from "postgres";
+import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import { migratePostgres } from "./postgres_schema.ts";
+import type { Permission, PolicyRecord, SecretVersion, Store } from "./types.ts";
+
+/** Options of the Postgres store. */
+export interface PostgresStoreOptions {
+  /** `postgres://user[:password]@host[:port]/database[?sslmode=…]`. */
+  readonly url: string;
+  /** Password when not in the URL (e.g. read from a file by the caller). */
+  readonly password?: string;
+  /** Most connections the pool opens (default 10). */
+  readonly maxConnections?: number;
+  /** Seconds to wait for a new connection before the call fails (default 10). */
+  readonly connectTimeoutSeconds?: number;
+}
+
+type Row = Record<string, unknown>;
+
+/** An int8 arrives as a string (it may exceed 2^53); ours never do. */
+function int(value: unknown): number {
+  const n = typeof value === "string" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isSafeInteger(n)) throw new TypeError("store: unexpected column type");
+  return n;
+}
+
+function date(value: unknown): Date {
+  if (value instanceof Date) return new Date(value);
+  throw new TypeError("store: unexpected column type");
+}
+
+/** The driver hands out Node `Buffer`s; callers get plain `Uint8Array` copies. */
+function bytes(value: unknown): Uint8Array {
+  if (value instanceof Uint8Array) return new Uint8Array(value);
+  throw new TypeError("store: unexpected column type");
+}
+
+function text(value: unknown): string {
+  if (typeof value === "string") return value;
+  throw new TypeError("store: unexpected column type");
+}
+
+function toPolicy(row: Row): PolicyRecord {
+  return {
+    name: text(row.name),
+    spiffeIdPattern: text(row.spiffe_id_pattern),
+    pathPattern: text(row.path_pattern),
+    permissions: [...(row.permissions as Permission[])],
+    createdAt: date(row.created_at),
+    updatedAt: date(row.updated_at),
+  };
+}
+
+/**
+ * Connects lazily to the database at `options.url`. Each store is its own
+ * connection pool; any number of stores, in one process or many, may share
+ * the database.
+ */
+export function createPostgresStore(options: PostgresStoreOptions): Store {
+  const sql: Sql = postgres(options.url, {
+    max: options.maxConnections ?? 10,
+    connect_timeout: options.connectTimeoutSeconds ?? 10,
+    ...(options.password === undefined ? {} : { password: options.password }),
+    onnotice: () => {},
+  });
+  let closed = false;
+  let schema: Promise<void> | undefined;
+
+  /** Migrates once per store; a failure is forgotten so the next call tries again. */
+  function ensureSchema(): Promise<void> {
+    schema ??= migratePostgres(sql).catch((error) => {
+      schema = undefined;
+      throw error;
+    });
+    return schema;
+  }
+
+  async function run<T>(work: () => Promise<T>): Promise<T> {
+    if (closed) throw new Error("store is closed");
+    await ensureSchema();
+    return await work();
+  }
+
+  return {
+    readSecret: (path) =>
+      run(async () => {
+        // One statement is one snapshot, even with writers in other processes.
+        const rows = await sql`
+          SELECT s.revision, s.current_version, s.oldest_version, s.max_versions, s.created_at, s.updated_at,
+                 v.version, v.created_at AS v_created_at, v.deleted_at AS v_deleted_at, v.sealed
+          FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
+          WHERE s.path = ${path}
+          ORDER BY v.version`;
+        const first = rows[0];
+        if (!first) return undefined;
+        const versions = new Map<number, SecretVersion>();
+        for (const row of rows) {
+          if (row.version === null) continue; // a record with no versions left
+          const version = int(row.version);
+          versions.set(version, {
+            version,
+            createdTime: date(row.v_created_at),
+            deletedTime: row.v_deleted_at === null ? null : date(row.v_deleted_at),
+            sealed: bytes(row.sealed),
+          });
+        }
+        return {
+          revision: int(first.revision),
+          currentVersion: int(first.current_version),
+          oldestVersion: int(first.oldest_version),
+          maxVersions: int(first.max_versions),
+          createdTime: date(first.created_at),
+          updatedTime: date(first.updated_at),
+          versions,
+        };
+      }),
+
+    writeSecret: (path, expectedRevision, next) =>
+      run(async () => {
+        checkSecretWrite(path, expectedRevision, next);
+        return await sql.begin(async (tx) => {
+          const revision = expectedRevision + 1;
+          const swapped = expectedRevision === 0
+            ? await tx`
+                INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_at, updated_at)
+                VALUES (${path}, ${revision}, ${next.currentVersion}, ${next.oldestVersion}, ${next.maxVersions},
+                        ${next.createdTime}, ${next.updatedTime})
+                ON CONFLICT (path) DO NOTHING
+                RETURNING 1`
+            : await tx`
+                UPDATE secrets SET revision = ${revision}, current_version = ${next.currentVersion},
+                       oldest_version = ${next.oldestVersion}, max_versions = ${next.maxVersions},
+                       created_at = ${next.createdTime}, updated_at = ${next.updatedTime}
+                WHERE path = ${path} AND revision = ${expectedRevision}
+                RETURNING 1`;
+          if (swapped.length === 0) return false;
+          const kept = [...next.versions.keys()];
+          // Pipelined: the driver sends these without waiting for each answer.
+          await Promise.all([
+            tx`DELETE FROM secret_versions WHERE path = ${path} AND NOT (version = ANY(${kept}::integer[]))`,
+            ...[...next.versions.values()].map((v) =>
+              // Rewrites a version only when something in it changed, so a
+              // put touches one new row instead of all kept ones.
+              tx`
+                INSERT INTO secret_versions (path, version, created_at, deleted_at, sealed)
+                VALUES (${path}, ${v.version}, ${v.createdTime}, ${v.deletedTime}, ${v.sealed})
+                ON CONFLICT (path, version) DO UPDATE SET
+                  created_at = excluded.created_at, deleted_at = excluded.deleted_at, sealed = excluded.sealed
+                WHERE (secret_versions.created_at, secret_versions.deleted_at, secret_versions.sealed)
+                      IS DISTINCT FROM (excluded.created_at, excluded.deleted_at, excluded.sealed)`
+            ),
+          ]);
+          return true;
+        });
+      }),
+
+    listSecretPaths: () =>
+      run(async () => (await sql`SELECT path FROM secrets ORDER BY path`).map((row) => text(row.path))),
+
+    upsertPolicy: (policy) =>
+      run(async () => {
+        checkPolicy(policy);
+        const [row] = await sql`
+          INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at)
+          VALUES (${policy.name}, ${policy.spiffeIdPattern}, ${policy.pathPattern},
+                  ${sql.json([...policy.permissions])}, ${policy.createdAt}, ${policy.updatedAt})
+          ON CONFLICT (name) DO UPDATE SET
+            spiffe_id_pattern = excluded.spiffe_id_pattern, path_pattern = excluded.path_pattern,
+            permissions = excluded.permissions, updated_at = excluded.updated_at
+          RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at`;
+        return toPolicy(row!);
+      }),
+
+    getPolicy: (name) =>
+      run(async () => {
+        const [row] = await sql`
+          SELECT name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at
+          FROM policies WHERE name = ${name}`;
+        return row && toPolicy(row);
+      }),
+
+    deletePolicy: (name) =>
+      run(async () => (await sql`DELETE FROM policies WHERE name = ${name} RETURNING 1`).length > 0),
+
+    listPolicies: () =>
+      run(async () =>
+        (await sql`
+          SELECT name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at
+          FROM policies ORDER BY name`).map(toPolicy)
+      ),
+
+    getMeta: (key) =>
+      run(async () => {
+        const [row] = await sql`SELECT value FROM meta WHERE key = ${key}`;
+        return row && bytes(row.value);
+      }),
+
+    putMeta: (key, value) =>
+      run(async () => {
+        checkMetaKey(key);
+        checkMetaValue(value);
+        await sql`
+          INSERT INTO meta (key, value) VALUES (${key}, ${value})
+          ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+      }),
+
+    hasData: () =>
+      run(async () => {
+        const [row] = await sql`
+          SELECT EXISTS (SELECT 1 FROM secrets) OR EXISTS (SELECT 1 FROM policies)
+                 OR EXISTS (SELECT 1 FROM meta) AS any_data`;
+        return row!.any_data === true;
+      }),
+
+    ping: () =>
+      run(async () => {
+        const [row] = await sql`SELECT version FROM schema_version WHERE id = 1`;
+        if (!row) throw new Error("store: schema version missing");
+      }),
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      // Calls already running get 5 s to finish before their connections are cut.
+      await sql.end({ timeout: 5 });
+    },
+  };
+}

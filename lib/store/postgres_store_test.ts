@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { createTestDatabase } from "../../tests/support/postgres_db.ts";
+import { freePort } from "../../tests/support/ports.ts";
+import { migratePostgres, POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from "./postgres_schema.ts";
+import { createPostgresStore } from "./postgres_store.ts";
+import { runStoreContract } from "./store_contract.ts";
+
+runStoreContract("postgres", async () => {
+  const db = await createTestDatabase();
+  return { store: createPostgresStore({ url: db.url }), cleanup: () => db.drop() };
+});
+
+Deno.test("postgres: schema version is recorded, steps run once, a newer schema is refused", async () => {
+  const db = await createTestDatabase();
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    // Five instances starting together on an empty database migrate it once.
+    const stores = Array.from({ length: 5 }, () => createPostgresStore({ url: db.url }));
+    await Promise.all(stores.map((s) => s.ping()));
+    await Promise.all(stores.map((s) => s.close()));
+    const version = async () => Number((await sql`SELECT version FROM schema_version`)[0]!.version);
+    assert.equal(await version(), POSTGRES_SCHEMA_VERSION);
+
+    const next = [...POSTGRES_MIGRATIONS, { version: POSTGRES_SCHEMA_VERSION + 1, sql: "CREATE TABLE extra (x int)" }];
+    await migratePostgres(sql, next);
+    await migratePostgres(sql, next);
+    assert.equal(await version(), POSTGRES_SCHEMA_VERSION + 1);
+    // A failing step leaves the version (and the schema) where it was.
+    const broken = [...next, {
+      version: POSTGRES_SCHEMA_VERSION + 2,
+      sql: "CREATE TABLE y (a int); CREATE TABLE extra (y int)",
+    }];
+    await assert.rejects(migratePostgres(sql, broken));
+    assert.equal(await version(), POSTGRES_SCHEMA_VERSION + 1);
+    assert.equal((await sql`SELECT to_regclass('y') AS t`)[0]!.t, null);
+
+    const newer = createPostgresStore({ url: db.url });
+    await assert.rejects(newer.ping(), /newer than this build supports/);
+    await newer.close();
+  } finally {
+    await sql.end();
+    await db.drop();
+  }
+});
+
+Deno.test("postgres: calls fail while the server is unreachable; the same store works once it answers", async () => {
+  const db = await createTestDatabase();
+  const url = new URL(db.url);
+  const target = Number(url.port);
+  url.port = String(freePort());
+  const store = createPostgresStore({ url: url.href, connectTimeoutSeconds: 2 });
+  let relay: { close(): Promise<void> } | undefined;
+  try {
+    // Nothing listens on the store's port yet: schema set-up and reads fail.
+    await assert.rejects(store.ping());
+    await assert.rejects(store.readSecret("a"));
+    // Now the port leads to the server: the schema is created on this call.
+    relay = relayTcp(Number(url.port), target);
+    await store.ping();
+    assert.equal(await store.hasData(), false);
+  } finally {
+    await store.close();
+    await relay?.close();
+    await db.drop();
+  }
+});
+
+/** Forwards TCP connections from 127.0.0.1:`from` to 127.0.0.1:`to` (a server coming up). */
+function relayTcp(from: number, to: number): { close(): Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: from });
+  const pipes: Promise<unknown>[] = [];
+  const accepting = (async () => {
+    for await (const inbound of listener) {
+      const outbound = await Deno.connect({ hostname: "127.0.0.1", port: to });
+      pipes.push(
+        inbound.readable.pipeTo(outbound.writable).catch(() => {}),
+        outbound.readable.pipeTo(inbound.writable).catch(() => {}),
+      );
+    }
+  })().catch(() => {});
+  return {
+    async close() {
+      listener.close();
+      await accepting;
+      await Promise.all(pipes);
+    },
+  };
+}
