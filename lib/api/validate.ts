@@ -6,6 +6,7 @@
  * @module
  */
 import { decodeBase64 } from "./base64.ts";
+import { storableText } from "../store/storable_text.ts";
 import { badRequest } from "./errors.ts";
 
 /** Permissions a policy can grant. */
@@ -87,10 +88,16 @@ export function permissions(value: unknown, field = "permissions"): Permission[]
   return [...out];
 }
 
-/** Validates a regex source string (compiled elsewhere): 1–1000 characters. */
+/**
+ * Validates a regex source string (compiled elsewhere): 1–1000 characters of
+ * well-formed text without NUL. A lone UTF-16 surrogate would be stored as
+ * U+FFFD (a different pattern than the one accepted), and Postgres text
+ * cannot hold NUL at all.
+ */
 export function patternSource(value: unknown, field: string): string {
   if (typeof value !== "string") throw badRequest(`${field} must be a string`);
   if (value.length < 1 || value.length > 1000) throw badRequest(`${field} must be 1-1000 characters`);
+  if (!storableText(value)) throw badRequest(`${field} must be well-formed text without NUL characters`);
   return value;
 }
 

@@ -425,9 +425,9 @@ Deno.test("reserved system paths need an anchored SPIFFE ID pattern and a full p
   assert.equal((await list()).status, 401);
 });
 
-Deno.test("policies with bad regexes, or ones the linear engine cannot run, are refused with 400", async () => {
+Deno.test("policies with bad regexes, text no store keeps as given, or ones the linear engine cannot run: 400", async () => {
   const nexus = await createTestNexus();
-  const patterns = ["[", "(", "a**", "(?<n>a)\\k<n>", "(a)\\1", "(?=a)b", "(?!a)b", "a{2,1000}"];
+  const patterns = ["[", "(", "a**", "(?<n>a)\\k<n>", "(a)\\1", "(?=a)b", "(?!a)b", "a{2,1000}", "a\0b", "\ud800"];
   for (const pattern of patterns) {
     await putPolicy(nexus, "bad", pattern, "^app/", ["read"], 400);
     await putPolicy(nexus, "bad", WEB_ID, pattern, ["read"], 400);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { storableText } from "./storable_text.ts";
 import type { PolicyRecord, SecretRecord } from "./types.ts";
 
 function fail(what: string): never {
@@ -21,7 +22,7 @@ function checkDate(value: unknown, what: string): void {
 }
 
 function checkKey(value: unknown, what: string): void {
-  if (typeof value !== "string" || value.length === 0) fail(what);
+  if (typeof value !== "string" || value.length === 0 || !storableText(value)) fail(what);
 }
 
 /** Throws a `TypeError` unless `writeSecret`'s arguments are well formed. */
@@ -46,8 +47,10 @@ export function checkSecretWrite(path: string, expectedRevision: number, next: S
 /** Throws a `TypeError` unless `policy` is well formed. */
 export function checkPolicy(policy: PolicyRecord): void {
   checkKey(policy.name, "policy name");
-  if (typeof policy.spiffeIdPattern !== "string") fail("policy SPIFFE ID pattern");
-  if (typeof policy.pathPattern !== "string") fail("policy path pattern");
+  if (typeof policy.spiffeIdPattern !== "string" || !storableText(policy.spiffeIdPattern)) {
+    fail("policy SPIFFE ID pattern");
+  }
+  if (typeof policy.pathPattern !== "string" || !storableText(policy.pathPattern)) fail("policy path pattern");
   if (!Array.isArray(policy.permissions) || !policy.permissions.every((p) => typeof p === "string")) {
     fail("policy permissions");
   }

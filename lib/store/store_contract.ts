@@ -260,6 +260,10 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     await assert.rejects(store.writeSecret("", 0, good), TypeError);
     await assert.rejects(store.writeSecret("p", 0, { ...good, updatedTime: new Date(NaN) }), TypeError);
     await assert.rejects(store.upsertPolicy({ ...policy("p"), name: "" }), TypeError);
+    // Text no backend can keep as given: NUL (Postgres refuses it) and lone surrogates (become U+FFFD).
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), pathPattern: "^a\0b$" }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), spiffeIdPattern: "^\ud800$" }), TypeError);
+    await assert.rejects(store.writeSecret("a\0b", 0, recordOf([version(1)])), TypeError);
     await assert.rejects(store.putMeta("", new Uint8Array(1)), TypeError);
     assert.equal(await store.hasData(), false);
   });
