@@ -6,11 +6,12 @@
  * one is enforced by the other at once, and its deletion too; concurrent
  * writers split across both never lose an update nor reuse a version; when
  * one Nexus is killed the other keeps serving; no plaintext reaches the
- * database.
+ * database. One instance runs with the least Deno permissions of its role.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import postgres from "postgres";
+import { netTarget, rolePermissionFlags } from "../lib/config/permissions.ts";
 import { mintDevIdentities } from "../lib/dev/identities.ts";
 import { loadOrCreateDevCa, writeSvidFiles } from "../lib/spiffe/dev_ca.ts";
 import { ApiCallError, connectSpike, type SpikeClient } from "../lib/sdk/mod.ts";
@@ -39,22 +40,33 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
       SPIKE_NEXUS_SHAMIR_SHARES: "2",
       SPIKE_NEXUS_SHAMIR_THRESHOLD: "2",
     };
-    const start = async (args: string[], env: Record<string, string>, ready: RegExp) => {
-      const child = new SpikeProcess(args, { env });
+    const start = async (args: string[], env: Record<string, string>, ready: RegExp, denoFlags?: string[]) => {
+      const child = new SpikeProcess(args, { env, ...(denoFlags ? { denoFlags: [...denoFlags, "--quiet"] } : {}) });
       running.add(child);
       await child.waitFor(ready);
       return child;
     };
+    // Instance B runs with exactly the permissions a deployment grants (no file writes at all).
+    const leastPermissions = rolePermissionFlags("nexus", {
+      svidDir: ids.dirOf("nexus"),
+      listen: `127.0.0.1:${nexusPorts[1]}`,
+      connect: [netTarget(db.url), ...keeperPorts.map((port) => `127.0.0.1:${port}`)],
+    });
     const startNexus = (i: number) =>
-      start(["nexus"], {
-        ...shared,
-        SPIKE_SVID_DIR: ids.dirOf("nexus"),
-        SPIKE_NEXUS_TLS_PORT: `127.0.0.1:${nexusPorts[i]}`,
-        SPIKE_NEXUS_BACKEND_STORE: "postgres",
-        SPIKE_NEXUS_POSTGRES_URL: db.url,
-        SPIKE_NEXUS_MAX_SECRET_VERSIONS: "100",
-        SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: "2s",
-      }, /nexus listening/);
+      start(
+        ["nexus"],
+        {
+          ...shared,
+          SPIKE_SVID_DIR: ids.dirOf("nexus"),
+          SPIKE_NEXUS_TLS_PORT: `127.0.0.1:${nexusPorts[i]}`,
+          SPIKE_NEXUS_BACKEND_STORE: "postgres",
+          SPIKE_NEXUS_POSTGRES_URL: db.url,
+          SPIKE_NEXUS_MAX_SECRET_VERSIONS: "100",
+          SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: "2s",
+        },
+        /nexus listening/,
+        i === 1 ? leastPermissions : undefined,
+      );
     const connect = async (dir: string, i: number) => {
       const client = await connectSpike({ env: { SPIKE_SVID_DIR: dir }, nexusUrl: urlOf(nexusPorts[i]!) });
       clients.push(client);

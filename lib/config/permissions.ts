@@ -17,8 +17,10 @@ export interface RoleResources {
   readonly listen?: string;
   /** `host:port` pairs it connects to (Keepers, Nexus). */
   readonly connect?: readonly string[];
-  /** Directory it reads and writes (Nexus data). */
+  /** Directory it reads and writes (Nexus data, SQLite backends). */
   readonly dataDir?: string;
+  /** Further files it reads (Nexus: `SPIKE_NEXUS_POSTGRES_PASSWORD_FILE`). */
+  readonly readFiles?: readonly string[];
 }
 
 /** V8 flag Nexus needs for linear-time policy regexes. */
@@ -30,7 +32,7 @@ export const NEXUS_V8_FLAGS = "--v8-flags=--enable-experimental-regexp-engine";
  * can spawn processes.
  */
 export function rolePermissionFlags(role: ProcessRole, resources: RoleResources): string[] {
-  const read = [resources.svidDir];
+  const read = [resources.svidDir, ...(resources.readFiles ?? [])];
   const write: string[] = [];
   const net = [...(resources.listen ? [resources.listen] : []), ...(resources.connect ?? [])];
   if (role === "nexus" && resources.dataDir) {
@@ -44,8 +46,11 @@ export function rolePermissionFlags(role: ProcessRole, resources: RoleResources)
   return flags;
 }
 
-/** `host:port` of an https URL, as `--allow-net` wants it. */
+/** Ports implied by a URL scheme that names none. */
+const DEFAULT_PORTS: Readonly<Record<string, string>> = { "https:": "443", "postgres:": "5432", "postgresql:": "5432" };
+
+/** `host:port` of an https or postgres URL, as `--allow-net` wants it. */
 export function netTarget(url: string): string {
   const u = new URL(url);
-  return `${u.hostname}:${u.port || "443"}`;
+  return `${u.hostname}:${u.port || DEFAULT_PORTS[u.protocol] || "443"}`;
 }

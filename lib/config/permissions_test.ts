@@ -20,6 +20,24 @@ Deno.test("nexus may read its SVID and data, write only data, and use only its p
   );
 });
 
+Deno.test("nexus on postgres: no file writes, reads its password file, reaches the database", () => {
+  assert.deepEqual(
+    rolePermissionFlags("nexus", {
+      svidDir: "/d/id/nexus",
+      readFiles: ["/run/secrets/pg"],
+      listen: "0.0.0.0:8553",
+      connect: [netTarget("postgres://spike@db.internal/spike"), "10.0.0.5:8443"],
+    }),
+    [
+      "--no-prompt",
+      "--allow-env",
+      "--allow-read=/d/id/nexus,/run/secrets/pg",
+      "--allow-net=0.0.0.0:8553,db.internal:5432,10.0.0.5:8443",
+      "--v8-flags=--enable-experimental-regexp-engine",
+    ],
+  );
+});
+
 Deno.test("a keeper cannot write files and bootstrap cannot listen", () => {
   const keeper = rolePermissionFlags("keeper", { svidDir: "/k", listen: "127.0.0.1:8443" });
   assert.ok(!keeper.some((f) => f.startsWith("--allow-write")));
@@ -31,4 +49,5 @@ Deno.test("a keeper cannot write files and bootstrap cannot listen", () => {
 Deno.test("netTarget keeps host and port", () => {
   assert.equal(netTarget("https://127.0.0.1:8443"), "127.0.0.1:8443");
   assert.equal(netTarget("https://localhost"), "localhost:443");
+  assert.equal(netTarget("postgresql://u:p@db:6432/spike?sslmode=require"), "db:6432");
 });

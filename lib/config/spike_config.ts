@@ -64,8 +64,8 @@ export interface NexusConfig extends CommonConfig {
   readonly listen: ListenAddress;
   /** `SPIKE_NEXUS_BACKEND_STORE` (default `sqlite`). */
   readonly backendStore: BackendStore;
-  /** `SPIKE_NEXUS_DATA_DIR` (default `~/.spike/data`). */
-  readonly dataDir: string;
+  /** `SPIKE_NEXUS_DATA_DIR` (default `~/.spike/data`); present exactly for the SQLite backends. */
+  readonly dataDir?: string;
   /** Connection settings; present exactly when `backendStore` is `postgres`. */
   readonly postgres?: PostgresConfig;
   /** `SPIKE_NEXUS_MAX_SECRET_VERSIONS` (default 10). */
@@ -159,7 +159,9 @@ export function resolveNexusConfig(env: Env): NexusConfig {
     listen: parseListenAddress("SPIKE_NEXUS_TLS_PORT", nonEmpty(env.SPIKE_NEXUS_TLS_PORT) ?? ":8553"),
     backendStore: backend as BackendStore,
     ...(backend === "postgres" ? { postgres: postgresConfig(env) } : {}),
-    dataDir: nonEmpty(env.SPIKE_NEXUS_DATA_DIR) ?? `${home(env)}/.spike/data`,
+    ...(backend === "sqlite" || backend === "sqlite-worker"
+      ? { dataDir: nonEmpty(env.SPIKE_NEXUS_DATA_DIR) ?? `${home(env)}/.spike/data` }
+      : {}),
     maxSecretVersions: integer(env, "SPIKE_NEXUS_MAX_SECRET_VERSIONS", 10, 1, 1000),
     keeperPeers,
     shamirShares: shares,

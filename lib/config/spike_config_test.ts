@@ -79,6 +79,12 @@ Deno.test("postgres backend: URL required and checked, password file and pool si
     10,
   );
   assert.equal(resolveNexusConfig({ HOME: "/h", SPIKE_NEXUS_POSTGRES_URL: "postgres://h/d" }).postgres, undefined);
+  // No data directory, so no HOME needed (a container user may have none).
+  const noHome = resolveNexusConfig({
+    SPIKE_NEXUS_BACKEND_STORE: "postgres",
+    SPIKE_NEXUS_POSTGRES_URL: "postgres://h/d",
+  });
+  assert.equal(noHome.dataDir, undefined);
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{}, /^SPIKE_NEXUS_POSTGRES_URL: is required/],
     [{ SPIKE_NEXUS_POSTGRES_URL: "mysql://u:hunter2@h/d" }, /^SPIKE_NEXUS_POSTGRES_URL: must use postgres:\/\//],

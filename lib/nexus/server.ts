@@ -63,9 +63,9 @@ export interface StartNexusOptions {
 export function openStore(config: NexusConfig): Store | undefined {
   switch (config.backendStore) {
     case "sqlite":
-      return createSqliteStore({ dataDir: config.dataDir });
+      return createSqliteStore({ dataDir: config.dataDir! });
     case "sqlite-worker":
-      return createSqliteWorkerStore({ dataDir: config.dataDir });
+      return createSqliteWorkerStore({ dataDir: config.dataDir! });
     case "postgres":
       return openPostgresStore(config.postgres!);
     case "memory":
