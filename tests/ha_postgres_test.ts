@@ -6,7 +6,8 @@
  * one is enforced by the other at once, and its deletion too; concurrent
  * writers split across both never lose an update nor reuse a version; when
  * one Nexus is killed the other keeps serving; no plaintext reaches the
- * database. One instance runs with the least Deno permissions of its role.
+ * database. Both reach the database over verified TLS; one runs with the
+ * least Deno permissions of its role.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -15,7 +16,7 @@ import { netTarget, rolePermissionFlags } from "../lib/config/permissions.ts";
 import { mintDevIdentities } from "../lib/dev/identities.ts";
 import { loadOrCreateDevCa, writeSvidFiles } from "../lib/spiffe/dev_ca.ts";
 import { ApiCallError, connectSpike, type SpikeClient } from "../lib/sdk/mod.ts";
-import { createTestDatabase } from "./support/postgres_db.ts";
+import { createTestDatabase, testPostgresCaFile } from "./support/postgres_db.ts";
 import { freePort, runSpike, SpikeProcess, waitForReady } from "./support/process.ts";
 
 const WORKLOAD = "spiffe://spike.ist/app/billing";
@@ -47,10 +48,14 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
       return child;
     };
     // Instance B runs with exactly the permissions a deployment grants (no file writes at all).
+    // The database is reached as "localhost" over TLS, verified against the test cluster's CA.
+    const dbUrl = Object.assign(new URL(db.url), { hostname: "localhost" }).href;
+    const caFile = testPostgresCaFile();
     const leastPermissions = rolePermissionFlags("nexus", {
       svidDir: ids.dirOf("nexus"),
+      readFiles: [caFile],
       listen: `127.0.0.1:${nexusPorts[1]}`,
-      connect: [netTarget(db.url), ...keeperPorts.map((port) => `127.0.0.1:${port}`)],
+      connect: [netTarget(dbUrl), ...keeperPorts.map((port) => `127.0.0.1:${port}`)],
     });
     const startNexus = (i: number) =>
       start(
@@ -60,7 +65,8 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
           SPIKE_SVID_DIR: ids.dirOf("nexus"),
           SPIKE_NEXUS_TLS_PORT: `127.0.0.1:${nexusPorts[i]}`,
           SPIKE_NEXUS_BACKEND_STORE: "postgres",
-          SPIKE_NEXUS_POSTGRES_URL: db.url,
+          SPIKE_NEXUS_POSTGRES_URL: dbUrl,
+          SPIKE_NEXUS_POSTGRES_CA_FILE: caFile,
           SPIKE_NEXUS_MAX_SECRET_VERSIONS: "100",
           SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: "2s",
         },
@@ -149,9 +155,14 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
       assert.deepEqual(await superB.getSecret("apps/billing/db"), { pass: `${PLAINTEXT}-2` });
     });
 
-    await t.step("no plaintext value in any column of the database", async () => {
+    await t.step("Nexus talks to the database over TLS only; no plaintext value in any column", async () => {
       const sql = postgres(db.url, { max: 1, onnotice: () => {} });
       try {
+        const sessions = await sql`
+          SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+          WHERE a.datname = current_database() AND s.pid <> pg_backend_pid()`;
+        assert.ok(sessions.length > 0, "the surviving Nexus holds connections");
+        assert.ok(sessions.every((row) => row.ssl === true), "every Nexus connection uses TLS");
         const dump = [
           ...(await sql`SELECT sealed AS b FROM secret_versions`),
           ...(await sql`SELECT value AS b FROM meta`),

@@ -1,8 +1,9 @@
 /**
  * The test suite's entry point (`deno task test`): starts a throwaway
- * PostgreSQL cluster unless `SPIKE_TEST_POSTGRES_URL` already names a server,
- * runs `deno test` with the suite's flags and any arguments given (a file, a
- * `--filter`), stops the cluster and exits with the tests' exit code.
+ * PostgreSQL cluster (TLS on, its CA in `SPIKE_TEST_POSTGRES_CA_FILE`) unless
+ * `SPIKE_TEST_POSTGRES_URL` already names a server, runs `deno test` with the
+ * suite's flags and any arguments given (a file, a `--filter`), stops the
+ * cluster and exits with the tests' exit code.
  *
  * Tests that need Postgres make their own database on that server (see
  * `tests/support/postgres_db.ts`), so they run in parallel without sharing
@@ -21,6 +22,7 @@ async function main(args: string[]): Promise<number> {
   if (!Deno.env.get("SPIKE_TEST_POSTGRES_URL")) {
     cluster = await startPostgresCluster();
     env.SPIKE_TEST_POSTGRES_URL = cluster.url;
+    env.SPIKE_TEST_POSTGRES_CA_FILE = cluster.caFile;
   }
   const child = new Deno.Command(Deno.execPath(), { args: [...TEST_FLAGS, ...args], env }).spawn();
   // Ctrl-C reaches the test process too (same process group); wait for it, then clean up.

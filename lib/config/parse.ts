@@ -130,6 +130,8 @@ export function parsePostgresUrl(name: string, value: string): string {
     throw new ConfigError(name, `must use postgres:// (got ${url.protocol}//)`);
   }
   if (!url.hostname) throw new ConfigError(name, "names no host");
+  // The driver would otherwise ask the OS for the current user's name.
+  if (!url.username) throw new ConfigError(name, "names no user (postgres://user@host:port/database)");
   if (url.pathname.length <= 1) throw new ConfigError(name, "names no database (postgres://user@host:port/database)");
   return value.trim();
 }

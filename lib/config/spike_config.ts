@@ -54,6 +54,8 @@ export interface PostgresConfig {
   readonly url: string;
   /** `SPIKE_NEXUS_POSTGRES_PASSWORD_FILE`: file holding the password (trailing newline ignored). */
   readonly passwordFile?: string;
+  /** `SPIKE_NEXUS_POSTGRES_CA_FILE`: PEM CA(s) of the server; when set, TLS with full verification. */
+  readonly caFile?: string;
   /** `SPIKE_NEXUS_POSTGRES_MAX_CONNECTIONS` (default 10). */
   readonly maxConnections: number;
 }
@@ -222,9 +224,11 @@ function postgresConfig(env: Env): PostgresConfig {
   const url = nonEmpty(env.SPIKE_NEXUS_POSTGRES_URL);
   if (!url) throw new ConfigError("SPIKE_NEXUS_POSTGRES_URL", "is required when SPIKE_NEXUS_BACKEND_STORE is postgres");
   const passwordFile = nonEmpty(env.SPIKE_NEXUS_POSTGRES_PASSWORD_FILE);
+  const caFile = nonEmpty(env.SPIKE_NEXUS_POSTGRES_CA_FILE);
   return Object.freeze({
     url: parsePostgresUrl("SPIKE_NEXUS_POSTGRES_URL", url),
     ...(passwordFile ? { passwordFile } : {}),
+    ...(caFile ? { caFile } : {}),
     maxConnections: integer(env, "SPIKE_NEXUS_POSTGRES_MAX_CONNECTIONS", 10, 1, 1000),
   });
 }

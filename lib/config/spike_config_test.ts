@@ -67,22 +67,24 @@ Deno.test("postgres backend: URL required and checked, password file and pool si
     ...base,
     SPIKE_NEXUS_POSTGRES_URL: "postgres://spike@db.internal:5432/spike?sslmode=verify-full",
     SPIKE_NEXUS_POSTGRES_PASSWORD_FILE: "/run/secrets/pg",
+    SPIKE_NEXUS_POSTGRES_CA_FILE: "/etc/spike/pg-ca.pem",
     SPIKE_NEXUS_POSTGRES_MAX_CONNECTIONS: "25",
   });
   assert.deepEqual(c.postgres, {
     url: "postgres://spike@db.internal:5432/spike?sslmode=verify-full",
     passwordFile: "/run/secrets/pg",
+    caFile: "/etc/spike/pg-ca.pem",
     maxConnections: 25,
   });
   assert.equal(
-    resolveNexusConfig({ ...base, SPIKE_NEXUS_POSTGRES_URL: "postgresql://h/d" }).postgres?.maxConnections,
+    resolveNexusConfig({ ...base, SPIKE_NEXUS_POSTGRES_URL: "postgresql://u@h/d" }).postgres?.maxConnections,
     10,
   );
-  assert.equal(resolveNexusConfig({ HOME: "/h", SPIKE_NEXUS_POSTGRES_URL: "postgres://h/d" }).postgres, undefined);
+  assert.equal(resolveNexusConfig({ HOME: "/h", SPIKE_NEXUS_POSTGRES_URL: "postgres://u@h/d" }).postgres, undefined);
   // No data directory, so no HOME needed (a container user may have none).
   const noHome = resolveNexusConfig({
     SPIKE_NEXUS_BACKEND_STORE: "postgres",
-    SPIKE_NEXUS_POSTGRES_URL: "postgres://h/d",
+    SPIKE_NEXUS_POSTGRES_URL: "postgres://u@h/d",
   });
   assert.equal(noHome.dataDir, undefined);
   const cases: Array<[Record<string, string>, RegExp]> = [
@@ -90,7 +92,8 @@ Deno.test("postgres backend: URL required and checked, password file and pool si
     [{ SPIKE_NEXUS_POSTGRES_URL: "mysql://u:hunter2@h/d" }, /^SPIKE_NEXUS_POSTGRES_URL: must use postgres:\/\//],
     [{ SPIKE_NEXUS_POSTGRES_URL: "postgres://u:hunter2@h:5432" }, /^SPIKE_NEXUS_POSTGRES_URL: names no database/],
     [{ SPIKE_NEXUS_POSTGRES_URL: "postgres://u:hunter2@[bad/d" }, /^SPIKE_NEXUS_POSTGRES_URL: is not a URL/],
-    [{ SPIKE_NEXUS_POSTGRES_URL: "postgres://h/d", SPIKE_NEXUS_POSTGRES_MAX_CONNECTIONS: "0" }, /MAX_CONNECTIONS/],
+    [{ SPIKE_NEXUS_POSTGRES_URL: "postgres://:hunter2@h/d" }, /^SPIKE_NEXUS_POSTGRES_URL: names no user/],
+    [{ SPIKE_NEXUS_POSTGRES_URL: "postgres://u@h/d", SPIKE_NEXUS_POSTGRES_MAX_CONNECTIONS: "0" }, /MAX_CONNECTIONS/],
   ];
   for (const [env, pattern] of cases) {
     assert.throws(

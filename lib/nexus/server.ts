@@ -76,26 +76,32 @@ export function openStore(config: NexusConfig): Store | undefined {
 }
 
 /**
- * Connects the `postgres` backend, reading the password file when one is
+ * Connects the `postgres` backend, reading the password and CA files when
  * configured (so the password needs to be in neither the URL nor the
  * environment).
  */
 function openPostgresStore(settings: PostgresConfig): Store {
-  let password: string | undefined;
-  if (settings.passwordFile) {
-    try {
-      password = Deno.readTextFileSync(settings.passwordFile).replace(/\r?\n$/, "");
-    } catch (error) {
-      throw new Error(
-        `cannot read SPIKE_NEXUS_POSTGRES_PASSWORD_FILE ${settings.passwordFile}: ${(error as Error).name}`,
-      );
-    }
-  }
+  const password = settings.passwordFile === undefined
+    ? undefined
+    : readSetting("SPIKE_NEXUS_POSTGRES_PASSWORD_FILE", settings.passwordFile).replace(/\r?\n$/, "");
+  const caPem = settings.caFile === undefined
+    ? undefined
+    : readSetting("SPIKE_NEXUS_POSTGRES_CA_FILE", settings.caFile);
   return createPostgresStore({
     url: settings.url,
     maxConnections: settings.maxConnections,
     ...(password === undefined ? {} : { password }),
+    ...(caPem === undefined ? {} : { caPem }),
   });
+}
+
+/** Reads a file named by a setting; the error names the setting and the file, never the content. */
+function readSetting(variable: string, file: string): string {
+  try {
+    return Deno.readTextFileSync(file);
+  } catch (error) {
+    throw new Error(`cannot read ${variable} ${file}: ${(error as Error).name}`);
+  }
 }
 
 /** Starts Nexus and resolves once it listens. */

@@ -27,6 +27,12 @@ export interface PostgresStoreOptions {
   readonly url: string;
   /** Password when not in the URL (e.g. read from a file by the caller). */
   readonly password?: string;
+  /**
+   * PEM of the CA(s) that sign the server's certificate. When given, every
+   * connection uses TLS and verifies the certificate and that it names the
+   * host of `url`, whatever `sslmode` the URL says.
+   */
+  readonly caPem?: string;
   /** Most connections the pool opens (default 10). */
   readonly maxConnections?: number;
   /** Seconds to wait for a new connection before the call fails (default 10). */
@@ -34,6 +40,20 @@ export interface PostgresStoreOptions {
 }
 
 type Row = Record<string, unknown>;
+
+/**
+ * TLS options that verify the server: against `caPem` when given, else
+ * against Deno's root store when the URL says `sslmode=verify-full`; other
+ * modes are left to the driver. The host is named explicitly because the
+ * driver leaves the TLS server name unset for an IP address, and the TLS
+ * layer would then check the certificate against "localhost".
+ */
+function verifiedTls(url: string, caPem: string | undefined): object | undefined {
+  const parsed = new URL(url);
+  if (caPem === undefined && parsed.searchParams.get("sslmode") !== "verify-full") return undefined;
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
+  return { rejectUnauthorized: true, host, ...(caPem === undefined ? {} : { ca: caPem }) };
+}
 
 /** An int8 arrives as a string (it may exceed 2^53); ours never do. */
 function int(value: unknown): number {
@@ -75,10 +95,12 @@ function toPolicy(row: Row): PolicyRecord {
  * the database.
  */
 export function createPostgresStore(options: PostgresStoreOptions): Store {
+  const tls = verifiedTls(options.url, options.caPem);
   const sql: Sql = postgres(options.url, {
     max: options.maxConnections ?? 10,
     connect_timeout: options.connectTimeoutSeconds ?? 10,
     ...(options.password === undefined ? {} : { password: options.password }),
+    ...(tls === undefined ? {} : { ssl: tls }),
     onnotice: () => {},
   });
   let closed = false;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { createTestDatabase } from "../../tests/support/postgres_db.ts";
+import { createTestDatabase, testPostgresCaFile } from "../../tests/support/postgres_db.ts";
+import { makeServerTls } from "../../tests/support/server_tls.ts";
 import { freePort } from "../../tests/support/ports.ts";
 import { migratePostgres, POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from "./postgres_schema.ts";
 import { createPostgresStore } from "./postgres_store.ts";
@@ -87,3 +88,40 @@ function relayTcp(from: number, to: number): { close(): Promise<void> } {
     },
   };
 }
+
+Deno.test("postgres: with a CA, connections use TLS and verify the server's name and issuer", async () => {
+  const db = await createTestDatabase();
+  const caPem = await Deno.readTextFile(testPostgresCaFile());
+  const at = (host: string) => {
+    const url = new URL(db.url);
+    url.hostname = host;
+    return url.href;
+  };
+  const verified = createPostgresStore({ url: at("localhost"), caPem });
+  const wrongName = createPostgresStore({ url: at("127.0.0.1"), caPem, connectTimeoutSeconds: 5 });
+  const otherCa = createPostgresStore({
+    url: at("localhost"),
+    caPem: (await makeServerTls(["localhost"])).caPem,
+    connectTimeoutSeconds: 5,
+  });
+  const sql = postgres(at("localhost"), { max: 1, onnotice: () => {}, ssl: { ca: caPem, host: "localhost" } });
+  try {
+    await verified.ping();
+    // The same kind of connection, asked for its own TLS status.
+    const [row] = await sql`SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`;
+    assert.equal(row!.ssl, true);
+    // The server certificate names localhost only.
+    await assert.rejects(wrongName.ping(), /altnames|hostname|IP|certificate/i);
+    await assert.rejects(otherCa.ping(), /certificate|issuer|verify/i);
+    // verify-full without a CA file: Deno's root store does not know the test CA.
+    const systemRoots = createPostgresStore({
+      url: `${at("localhost")}?sslmode=verify-full`,
+      connectTimeoutSeconds: 5,
+    });
+    await assert.rejects(systemRoots.ping(), /certificate|issuer|verify/i);
+    await systemRoots.close();
+  } finally {
+    await Promise.all([verified.close(), wrongName.close(), otherCa.close(), sql.end()]);
+    await db.drop();
+  }
+});

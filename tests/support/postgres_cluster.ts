@@ -13,11 +13,18 @@
  */
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
+import { makeServerTls } from "./server_tls.ts";
 
 /** A running test cluster. */
 export interface PostgresCluster {
   /** `postgres://spike@127.0.0.1:<port>/postgres` (trust auth, no password). */
   readonly url: string;
+  /**
+   * PEM file of the CA that signed the server's TLS certificate, which names
+   * `localhost` only: TLS is on (and optional), so clients can test
+   * `verify-full` against `localhost` and a name mismatch against 127.0.0.1.
+   */
+  readonly caFile: string;
   /** Stops the server (fast shutdown) and deletes its directory. */
   stop(): Promise<void>;
 }
@@ -79,9 +86,14 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   const asPostgres = Deno.uid() === 0;
   const dir = await Deno.makeTempDir({ prefix: "spike_pg_" });
   const data = join(dir, "data");
+  const tls = await makeServerTls(["localhost"]);
+  const caFile = join(dir, "ca.pem");
+  await Deno.writeTextFile(caFile, tls.caPem);
+  await Deno.writeTextFile(join(dir, "server.crt"), tls.certPem);
+  await Deno.writeTextFile(join(dir, "server.key"), tls.keyPem, { mode: 0o600 });
   if (asPostgres) {
     const { uid, gid } = await postgresUser();
-    await Deno.chown(dir, uid, gid);
+    for (const path of [dir, join(dir, "server.crt"), join(dir, "server.key")]) await Deno.chown(path, uid, gid);
   }
   const pgCtl = (...args: string[]) => run([join(bin, "pg_ctl"), "-D", data, ...args], asPostgres);
   let started = false;
@@ -91,7 +103,11 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
     const options = [
       `-p ${port}`,
       `-k ${dir}`,
-      "-c listen_addresses=127.0.0.1",
+      // Both loopbacks, so "localhost" answers whichever a client tries first.
+      "-c listen_addresses='127.0.0.1,::1'",
+      "-c ssl=on",
+      `-c ssl_cert_file=${join(dir, "server.crt")}`,
+      `-c ssl_key_file=${join(dir, "server.key")}`,
       "-c fsync=off",
       "-c synchronous_commit=off",
       "-c full_page_writes=off",
@@ -102,6 +118,7 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
     started = true;
     return {
       url: `postgres://spike@127.0.0.1:${port}/postgres`,
+      caFile,
       async stop() {
         await pgCtl("-m", "fast", "-w", "stop");
         await Deno.remove(dir, { recursive: true });

@@ -26,6 +26,18 @@ export function testPostgresUrl(): string {
   return url;
 }
 
+/** PEM file of the CA of the suite's server (`SPIKE_TEST_POSTGRES_CA_FILE`, set by `deno task test`). */
+export function testPostgresCaFile(): string {
+  const file = Deno.env.get("SPIKE_TEST_POSTGRES_CA_FILE");
+  if (!file) {
+    throw new Error(
+      "SPIKE_TEST_POSTGRES_CA_FILE is not set: run the suite with `deno task test`, or point it at the PEM of " +
+        "the CA that signed your server's certificate (for the name localhost)",
+    );
+  }
+  return file;
+}
+
 /** Creates an empty database named `spike_test_<random>` and returns its URL. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const serverUrl = testPostgresUrl();
