@@ -6,12 +6,15 @@
  * Run:
  * `deno run --allow-all --v8-flags=--enable-experimental-regexp-engine bench/nexus_api_bench.ts [--quick]`
  *
- * Three Nexus instances run side by side, each with a random root key
+ * Four Nexus instances run side by side, each with a random root key
  * installed: `sqlite`, the in-thread SQLite store (`createSqliteStore`,
  * every commit on the event loop); `worker-sqlite`, the SQLite store whose
- * commits run in a worker, in groups (`createSqliteWorkerStore`); and
- * `memory`. Both SQLite stores use a temporary directory and
- * `synchronous=FULL`, as in production. Two identities call
+ * commits run in a worker, in groups (`createSqliteWorkerStore`);
+ * `postgres`, on a throwaway PostgreSQL cluster the bench starts on loopback
+ * (`initdb`, as for the tests, but with `fsync`, `synchronous_commit` and
+ * `full_page_writes` on, as in production; TLS off); and `memory`. Both
+ * SQLite stores use a temporary directory and `synchronous=FULL`, as in
+ * production. Two identities call
  * them, both minted by a development CA: the Pilot superuser (policy checks
  * skipped) and a workload that is granted `read` on `bench/` by the last of
  * `--policies` policies (so a policy read lists every policy from the store
@@ -48,6 +51,7 @@ import { NexusClient } from "../lib/client/nexus_client.ts";
 import { resolveNexusConfig } from "../lib/config/spike_config.ts";
 import { silentLogger } from "../lib/log/logger.ts";
 import { installRootKey } from "../lib/nexus/key_installer.ts";
+import { createPostgresStore } from "../lib/store/postgres_store.ts";
 import { createSqliteStore } from "../lib/store/sqlite_store.ts";
 import {
   createSqliteWorkerStore,
@@ -58,6 +62,7 @@ import type { Store } from "../lib/store/types.ts";
 import { type RunningNexus, startNexus } from "../lib/nexus/server.ts";
 import { createDevCa } from "../lib/spiffe/dev_ca.ts";
 import type { X509Identity } from "../lib/spiffe/identity.ts";
+import { startPostgresCluster } from "../tests/support/postgres_cluster.ts";
 import { createMtlsClient, type MtlsClient } from "../lib/spiffe/mtls_client.ts";
 import { isNexus, spikeIdFor } from "../lib/spiffe/roles.ts";
 import { createStaticSource } from "../lib/spiffe/static_source.ts";
@@ -127,7 +132,7 @@ export function parseSettings(args: readonly string[]): BenchSettings {
   });
 }
 
-const STORES = ["sqlite", "worker-sqlite", "memory"] as const;
+const STORES = ["sqlite", "worker-sqlite", "postgres", "memory"] as const;
 type StoreKind = typeof STORES[number];
 const CONCURRENCY = [1, 16] as const;
 const OPS = ["secret put", "secret get", "secret get (policy)", "cipher encrypt 1 KiB", "health"] as const;
@@ -178,18 +183,26 @@ function nexusClientFor(identity: X509Identity): MtlsClient {
 }
 
 /** The store of each kind, opened explicitly so the two SQLite variants do not depend on Nexus's default. */
-function openBenchStore(kind: StoreKind, dataDir: string): Store | undefined {
+function openBenchStore(kind: StoreKind, dataDir: string, postgresUrl: string): Store | undefined {
   switch (kind) {
     case "sqlite":
       return createSqliteStore({ dataDir });
     case "worker-sqlite":
       return createSqliteWorkerStore({ dataDir });
+    case "postgres":
+      return createPostgresStore({ url: postgresUrl });
     case "memory":
       return undefined;
   }
 }
 
-async function startTarget(kind: StoreKind, ids: Identities, dir: string, settings: BenchSettings): Promise<Target> {
+async function startTarget(
+  kind: StoreKind,
+  ids: Identities,
+  dir: string,
+  postgresUrl: string,
+  settings: BenchSettings,
+): Promise<Target> {
   const dataDir = join(dir, `data-${kind}`);
   const config = resolveNexusConfig({
     HOME: dir,
@@ -197,7 +210,7 @@ async function startTarget(kind: StoreKind, ids: Identities, dir: string, settin
     SPIKE_NEXUS_BACKEND_STORE: kind === "memory" ? "memory" : "sqlite",
     SPIKE_NEXUS_DATA_DIR: dataDir,
   });
-  const store = openBenchStore(kind, dataDir);
+  const store = openBenchStore(kind, dataDir, postgresUrl);
   const nexus = await startNexus({ config, identity: createStaticSource(ids.nexus), log: silentLogger, store });
   const rootKey = crypto.getRandomValues(new Uint8Array(32));
   // Keep it below the P-256 group order, like a key Bootstrap would make.
@@ -639,9 +652,10 @@ async function main(): Promise<void> {
   const targets = new Map<StoreKind, Target>();
   // Next to the SQLite file, on the same file system.
   const fsyncFile = await Deno.open(join(dir, "fsync-probe"), { create: true, write: true });
+  const postgresCluster = await startPostgresCluster({ durable: true });
   try {
     const ids = await makeIdentities();
-    for (const kind of STORES) targets.set(kind, await startTarget(kind, ids, dir, settings));
+    for (const kind of STORES) targets.set(kind, await startTarget(kind, ids, dir, postgresCluster.url, settings));
     log(`nexus_api_bench: warm-up round`);
     await runRound(targets, ids, fsyncFile, settings, 0, undefined, log);
     const samples: Samples = new Map();
@@ -672,6 +686,7 @@ async function main(): Promise<void> {
       target.workloadTransport.close();
       await target.nexus.close();
     }
+    await postgresCluster.stop();
     await Deno.remove(dir, { recursive: true });
   }
 }

@@ -5,9 +5,9 @@
  * on `stop()`. `initdb` refuses to run as root, so as root the cluster runs
  * as the `postgres` system user (through `runuser`).
  *
- * Durability settings are off (`fsync`, `synchronous_commit`,
- * `full_page_writes`): this cluster holds test data only and is deleted
- * afterwards; the store's own durability is Postgres' business in production.
+ * Durability settings are off unless asked for (`fsync`,
+ * `synchronous_commit`, `full_page_writes`): a test cluster holds throwaway
+ * data; the store's own durability is Postgres' business in production.
  *
  * @module
  */
@@ -80,8 +80,18 @@ async function run(argv: string[], asPostgres: boolean): Promise<void> {
   }
 }
 
+/** Options of {@linkcode startPostgresCluster}. */
+export interface PostgresClusterOptions {
+  /**
+   * Keep Postgres' production durability (`fsync`, `synchronous_commit`,
+   * `full_page_writes` on), for benchmarks that compare it with SQLite's
+   * `synchronous=FULL`. Tests leave it off: their data is thrown away.
+   */
+  readonly durable?: boolean;
+}
+
 /** Starts a cluster and resolves once it accepts connections. */
-export async function startPostgresCluster(): Promise<PostgresCluster> {
+export async function startPostgresCluster(options: PostgresClusterOptions = {}): Promise<PostgresCluster> {
   const bin = await findBinDir();
   const asPostgres = Deno.uid() === 0;
   const dir = await Deno.makeTempDir({ prefix: "spike_pg_" });
@@ -100,7 +110,7 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   try {
     await run([join(bin, "initdb"), "-D", data, "-U", "spike", "-A", "trust", "-E", "UTF8", "--no-sync"], asPostgres);
     const port = freePort();
-    const options = [
+    const serverOptions = [
       `-p ${port}`,
       `-k ${dir}`,
       // Both loopbacks, so "localhost" answers whichever a client tries first.
@@ -108,13 +118,11 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
       "-c ssl=on",
       `-c ssl_cert_file=${join(dir, "server.crt")}`,
       `-c ssl_key_file=${join(dir, "server.key")}`,
-      "-c fsync=off",
-      "-c synchronous_commit=off",
-      "-c full_page_writes=off",
+      ...(options.durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
       "-c max_connections=300",
     ].join(" ");
     // pg_ctl -w returns once the server accepts connections (or failed to start).
-    await pgCtl("-l", join(dir, "server.log"), "-o", options, "-w", "-t", "60", "start");
+    await pgCtl("-l", join(dir, "server.log"), "-o", serverOptions, "-w", "-t", "60", "start");
     started = true;
     return {
       url: `postgres://spike@127.0.0.1:${port}/postgres`,
