@@ -5,6 +5,7 @@
  * @module
  */
 import * as https from "node:https";
+import { concatBytes } from "../spiffe/pem.ts";
 import { DevStackError } from "./errors.ts";
 import type { RoleProcess } from "./role_process.ts";
 
@@ -34,21 +35,30 @@ export async function waitForHealth(
 }
 
 /**
- * One plain GET. The operational endpoints need no client certificate and
- * carry no secrets; the server certificate is a dev SVID with no host name,
- * so it is not checked here.
+ * One plain GET: the status and the body as text. The operational endpoints
+ * need no client certificate and carry no secrets; the server certificate is
+ * a dev SVID with no host name, so it is not checked here.
  */
-export function getPlainStatus(port: number, path: string): Promise<number> {
+export function getPlain(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const request = https.request(
       { host: "127.0.0.1", port, path, method: "GET", rejectUnauthorized: false, timeout: 3000 },
       (response) => {
-        response.resume();
-        response.on("end", () => resolve(response.statusCode ?? 0));
+        const chunks: Uint8Array[] = [];
+        response.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+        response.on(
+          "end",
+          () => resolve({ status: response.statusCode ?? 0, body: new TextDecoder().decode(concatBytes(chunks)) }),
+        );
       },
     );
     request.on("error", reject);
     request.on("timeout", () => request.destroy(new Error("timed out")));
     request.end();
   });
+}
+
+/** The status of one plain GET (see {@linkcode getPlain}). */
+export async function getPlainStatus(port: number, path: string): Promise<number> {
+  return (await getPlain(port, path)).status;
 }

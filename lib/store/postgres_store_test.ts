@@ -3,6 +3,7 @@ import postgres from "postgres";
 import { createTestDatabase, testPostgresCaFile } from "../../tests/support/postgres_db.ts";
 import { makeServerTls } from "../../tests/support/server_tls.ts";
 import { freePort } from "../../tests/support/ports.ts";
+import { startTcpRelay } from "../../tests/support/tcp_relay.ts";
 import { migratePostgres, POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from "./postgres_schema.ts";
 import { createPostgresStore } from "./postgres_store.ts";
 import { runStoreContract } from "./store_contract.ts";
@@ -51,43 +52,21 @@ Deno.test("postgres: calls fail while the server is unreachable; the same store 
   const target = Number(url.port);
   url.port = String(freePort());
   const store = createPostgresStore({ url: url.href, connectTimeoutSeconds: 2 });
-  let relay: { close(): Promise<void> } | undefined;
+  const relay = startTcpRelay(Number(url.port), target, { startCut: true });
   try {
     // Nothing listens on the store's port yet: schema set-up and reads fail.
     await assert.rejects(store.ping());
     await assert.rejects(store.readSecret("a"));
     // Now the port leads to the server: the schema is created on this call.
-    relay = relayTcp(Number(url.port), target);
+    relay.restore();
     await store.ping();
     assert.equal(await store.hasData(), false);
   } finally {
     await store.close();
-    await relay?.close();
+    await relay.close();
     await db.drop();
   }
 });
-
-/** Forwards TCP connections from 127.0.0.1:`from` to 127.0.0.1:`to` (a server coming up). */
-function relayTcp(from: number, to: number): { close(): Promise<void> } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: from });
-  const pipes: Promise<unknown>[] = [];
-  const accepting = (async () => {
-    for await (const inbound of listener) {
-      const outbound = await Deno.connect({ hostname: "127.0.0.1", port: to });
-      pipes.push(
-        inbound.readable.pipeTo(outbound.writable).catch(() => {}),
-        outbound.readable.pipeTo(inbound.writable).catch(() => {}),
-      );
-    }
-  })().catch(() => {});
-  return {
-    async close() {
-      listener.close();
-      await accepting;
-      await Promise.all(pipes);
-    },
-  };
-}
 
 Deno.test("postgres: with a CA, connections use TLS and verify the server's name and issuer", async () => {
   const db = await createTestDatabase();
