@@ -19,7 +19,8 @@
 import postgres, { type Sql } from "postgres";
 import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
 import { migratePostgres } from "./postgres_schema.ts";
-import type { Permission, PolicyRecord, SecretVersion, Store } from "./types.ts";
+import { recordFromJoinRows } from "./record_rows.ts";
+import type { Permission, PolicyRecord, Store } from "./types.ts";
 
 /** Options of the Postgres store. */
 export interface PostgresStoreOptions {
@@ -126,33 +127,13 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       run(async () => {
         // One statement is one snapshot, even with writers in other processes.
         const rows = await sql`
-          SELECT s.revision, s.current_version, s.oldest_version, s.max_versions, s.created_at, s.updated_at,
-                 v.version, v.created_at AS v_created_at, v.deleted_at AS v_deleted_at, v.sealed
+          SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
+                 s.created_at AS created, s.updated_at AS updated,
+                 v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed
           FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
           WHERE s.path = ${path}
           ORDER BY v.version`;
-        const first = rows[0];
-        if (!first) return undefined;
-        const versions = new Map<number, SecretVersion>();
-        for (const row of rows) {
-          if (row.version === null) continue; // a record with no versions left
-          const version = int(row.version);
-          versions.set(version, {
-            version,
-            createdTime: date(row.v_created_at),
-            deletedTime: row.v_deleted_at === null ? null : date(row.v_deleted_at),
-            sealed: bytes(row.sealed),
-          });
-        }
-        return {
-          revision: int(first.revision),
-          currentVersion: int(first.current_version),
-          oldestVersion: int(first.oldest_version),
-          maxVersions: int(first.max_versions),
-          createdTime: date(first.created_at),
-          updatedTime: date(first.updated_at),
-          versions,
-        };
+        return recordFromJoinRows(rows, { int, date, bytes });
       }),
 
     writeSecret: (path, expectedRevision, next) =>

@@ -14,10 +14,11 @@
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import { recordFromJoinRows } from "./record_rows.ts";
 import { openDatabase } from "./sqlite_connection.ts";
 import { migrate } from "./sqlite_schema.ts";
 import type { SqliteCall, SqliteCalls, SqliteOutcome, SqliteWriteName } from "./sqlite_types.ts";
-import type { Permission, PolicyRecord, SecretRecord, SecretVersion } from "./types.ts";
+import type { Permission, PolicyRecord, SecretRecord } from "./types.ts";
 
 /** An open connection answering the store calls. */
 export interface SqliteDatabase extends SqliteCalls {
@@ -75,8 +76,9 @@ const SQL = {
   release: "RELEASE write",
   rollbackToSavepoint: "ROLLBACK TO write",
   readSecret: `
-    SELECT s.revision, s.current_version, s.oldest_version, s.max_versions, s.created_ms, s.updated_ms,
-           v.version, v.created_ms AS v_created_ms, v.deleted_ms AS v_deleted_ms, v.sealed
+    SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
+           s.created_ms AS created, s.updated_ms AS updated,
+           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed
     FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
     WHERE s.path = ?
     ORDER BY v.version`,
@@ -185,29 +187,7 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
   const calls: SqliteCalls = {
     readSecret(path) {
       // One statement is one consistent snapshot, even with writers in other processes.
-      const rows = st.readSecret.all(path) as Row[];
-      const first = rows[0];
-      if (!first) return undefined;
-      const versions = new Map<number, SecretVersion>();
-      for (const row of rows) {
-        if (row.version === null) continue; // a record with no versions left
-        const version = int(row.version);
-        versions.set(version, {
-          version,
-          createdTime: date(row.v_created_ms),
-          deletedTime: row.v_deleted_ms === null ? null : date(row.v_deleted_ms),
-          sealed: bytes(row.sealed),
-        });
-      }
-      return {
-        revision: int(first.revision),
-        currentVersion: int(first.current_version),
-        oldestVersion: int(first.oldest_version),
-        maxVersions: int(first.max_versions),
-        createdTime: date(first.created_ms),
-        updatedTime: date(first.updated_ms),
-        versions,
-      };
+      return recordFromJoinRows(st.readSecret.all(path) as Row[], { int, date, bytes });
     },
 
     writeSecret: (path, expectedRevision, next) => inTransaction(() => applySecretWrite(path, expectedRevision, next)),

@@ -14,28 +14,28 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** The suite's server URL; throws a clear message when the suite was not started through `deno task test`. */
-export function testPostgresUrl(): string {
-  const url = Deno.env.get("SPIKE_TEST_POSTGRES_URL");
-  if (!url) {
+/** A variable `deno task test` sets; throws saying so, and what else would do, when it is missing. */
+function suiteSetting(name: string, otherwise: string): string {
+  const value = Deno.env.get(name);
+  if (!value) {
     throw new Error(
-      "SPIKE_TEST_POSTGRES_URL is not set: run the suite with `deno task test` (it starts a throwaway " +
-        "PostgreSQL), or set it to a server where this user may create databases",
+      `${name} is not set: run the suite with \`deno task test\` (it starts a throwaway PostgreSQL), or ${otherwise}`,
     );
   }
-  return url;
+  return value;
 }
 
-/** PEM file of the CA of the suite's server (`SPIKE_TEST_POSTGRES_CA_FILE`, set by `deno task test`). */
+/** The suite's server URL (`SPIKE_TEST_POSTGRES_URL`). */
+export function testPostgresUrl(): string {
+  return suiteSetting("SPIKE_TEST_POSTGRES_URL", "set it to a server where this user may create databases");
+}
+
+/** PEM file of the CA of the suite's server (`SPIKE_TEST_POSTGRES_CA_FILE`). */
 export function testPostgresCaFile(): string {
-  const file = Deno.env.get("SPIKE_TEST_POSTGRES_CA_FILE");
-  if (!file) {
-    throw new Error(
-      "SPIKE_TEST_POSTGRES_CA_FILE is not set: run the suite with `deno task test`, or point it at the PEM of " +
-        "the CA that signed your server's certificate (for the name localhost)",
-    );
-  }
-  return file;
+  return suiteSetting(
+    "SPIKE_TEST_POSTGRES_CA_FILE",
+    "point it at the CA of your server's certificate (name: localhost)",
+  );
 }
 
 /** Creates an empty database named `spike_test_<random>` and returns its URL. */

@@ -1,0 +1,52 @@
+/**
+ * Builds a `SecretRecord` from the rows of the one query both SQL backends
+ * read a secret with: the secret row left-joined to its versions, one row
+ * per version (one row with a null version when none is left). Each backend
+ * passes the decoders of its own column types.
+ *
+ * Expected columns: `revision`, `current_version`, `oldest_version`,
+ * `max_versions`, `created`, `updated`, `version`, `v_created`, `v_deleted`,
+ * `sealed`.
+ *
+ * @module
+ */
+import type { SecretRecord, SecretVersion } from "./types.ts";
+
+/** How a backend turns its column values into JavaScript values. */
+export interface ColumnDecoders {
+  /** An integer column. */
+  int(value: unknown): number;
+  /** A timestamp column. */
+  date(value: unknown): Date;
+  /** A byte column, copied. */
+  bytes(value: unknown): Uint8Array;
+}
+
+/** The record the joined rows describe, or `undefined` when there are none (no such path). */
+export function recordFromJoinRows(
+  rows: readonly Record<string, unknown>[],
+  decode: ColumnDecoders,
+): SecretRecord | undefined {
+  const first = rows[0];
+  if (!first) return undefined;
+  const versions = new Map<number, SecretVersion>();
+  for (const row of rows) {
+    if (row.version === null) continue; // a record with no versions left
+    const version = decode.int(row.version);
+    versions.set(version, {
+      version,
+      createdTime: decode.date(row.v_created),
+      deletedTime: row.v_deleted === null ? null : decode.date(row.v_deleted),
+      sealed: decode.bytes(row.sealed),
+    });
+  }
+  return {
+    revision: decode.int(first.revision),
+    currentVersion: decode.int(first.current_version),
+    oldestVersion: decode.int(first.oldest_version),
+    maxVersions: decode.int(first.max_versions),
+    createdTime: decode.date(first.created),
+    updatedTime: decode.date(first.updated),
+    versions,
+  };
+}
