@@ -7,7 +7,7 @@
  */
 import type { Permission } from "../api/validate.ts";
 import type { PolicyRecord } from "../store/types.ts";
-import type { RegexCache } from "./linear_regex.ts";
+import type { PatternMatcher, RegexCache } from "./linear_regex.ts";
 
 /** Reserved path guarding the policy API. */
 export const ACL_PATH = "spike/system/acl";
@@ -110,7 +110,7 @@ function fullMatch(cache: RegexCache, source: string, text: string): boolean {
   return anchored !== null && anchored.test(text);
 }
 
-function compileOrNull(cache: RegexCache, source: string): RegExp | null {
+function compileOrNull(cache: RegexCache, source: string): PatternMatcher | null {
   try {
     return cache.get(source, "pattern");
   } catch {

@@ -6,6 +6,7 @@
  * @module
  */
 import { badRequest } from "../api/errors.ts";
+import { literalMatcher } from "./literal_pattern.ts";
 
 /** The regex flag selecting V8's linear-time engine. */
 const LINEAR_FLAG = "l";
@@ -41,6 +42,12 @@ export function compileLinear(source: string, field: string): RegExp {
   }
 }
 
+/** A compiled policy pattern: a regex, or string comparisons that answer the same. */
+export interface PatternMatcher {
+  /** Whether the pattern matches `text` (anywhere, as `RegExp.test` does). */
+  test(text: string): boolean;
+}
+
 /**
  * A bounded cache of compiled patterns keyed by their source text. Keyed by
  * source, it can never serve a stale pattern: a changed policy has a changed
@@ -48,18 +55,24 @@ export function compileLinear(source: string, field: string): RegExp {
  */
 export class RegexCache {
   readonly #limit: number;
-  readonly #entries = new Map<string, RegExp>();
+  readonly #entries = new Map<string, PatternMatcher>();
 
   /** Creates a cache holding at most `limit` compiled patterns. */
   constructor(limit = 4096) {
     this.#limit = limit;
   }
 
-  /** Returns the compiled pattern for `source`, compiling it on a miss. */
-  get(source: string, field: string): RegExp {
+  /**
+   * Returns the matcher for `source`, compiling it on a miss. Every pattern
+   * is compiled (an invalid one throws, whatever its shape); a simple
+   * anchored literal is then answered by string comparison instead.
+   */
+  get(source: string, field: string): PatternMatcher {
     const hit = this.#entries.get(source);
     if (hit) return hit;
-    const compiled = compileLinear(source, field);
+    const regex = compileLinear(source, field);
+    const literal = literalMatcher(source);
+    const compiled: PatternMatcher = literal ? { test: literal } : regex;
     if (this.#entries.size >= this.#limit) {
       // Drop the oldest entry; Map keeps insertion order.
       this.#entries.delete(this.#entries.keys().next().value!);
