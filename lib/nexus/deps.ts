@@ -9,6 +9,7 @@ import type { TrustRoots } from "../spiffe/roles.ts";
 import type { Store } from "../store/types.ts";
 import type { RegexCache } from "./linear_regex.ts";
 import type { NexusMetrics } from "./metrics.ts";
+import type { PolicySnapshot } from "./policy_snapshot.ts";
 import type { RestoreSession } from "./restore_session.ts";
 import type { RootKeyState } from "./root_key_state.ts";
 
@@ -46,6 +47,8 @@ export interface NexusDeps {
   readonly log: Logger;
   /** Compiled policy patterns. */
   readonly regexCache: RegexCache;
+  /** The policy list, re-read when the store's policy generation changes. */
+  readonly policies: PolicySnapshot;
   /** Request metrics for `GET /metrics` (absent: the endpoint answers 400). */
   readonly metrics?: NexusMetrics;
 }

@@ -54,7 +54,7 @@ export async function authorize(
 ): Promise<void> {
   const { caller, deps } = input;
   if (caller.superuser) return;
-  const policies = await requireStore(deps).listPolicies();
+  const policies = await deps.policies.current(requireStore(deps));
   if (!isAllowed(caller, path, wanted, policies, deps.regexCache)) {
     throw new ApiError("access_unauthorized", `no policy grants ${wanted.join("+")}`);
   }

@@ -23,6 +23,7 @@ import { createNexusApp } from "./app.ts";
 import type { NexusDeps } from "./deps.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable, RegexCache } from "./linear_regex.ts";
+import { PolicySnapshot } from "./policy_snapshot.ts";
 import { NexusMetrics } from "./metrics.ts";
 import { RestoreSession } from "./restore_session.ts";
 import { RootKeyState } from "./root_key_state.ts";
@@ -129,6 +130,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     random: options.random ?? systemRandom,
     log,
     regexCache: new RegexCache(),
+    policies: new PolicySnapshot(),
     metrics: new NexusMetrics(Date.now()),
   };
 

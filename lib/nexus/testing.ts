@@ -15,6 +15,7 @@ import type { NexusDeps, NexusSettings } from "./deps.ts";
 import { installRootKey } from "./key_installer.ts";
 import { RegexCache } from "./linear_regex.ts";
 import type { PeerResult } from "./peer.ts";
+import { PolicySnapshot } from "./policy_snapshot.ts";
 import { NexusMetrics } from "./metrics.ts";
 import { RestoreSession } from "./restore_session.ts";
 import { RootKeyState } from "./root_key_state.ts";
@@ -85,6 +86,7 @@ export async function createTestNexus(options: {
     random: deterministicRandom(),
     log: silentLogger,
     regexCache: new RegexCache(),
+    policies: new PolicySnapshot(),
     metrics: new NexusMetrics(FIXED_TIME.getTime()),
   };
   if (options.withKey !== false) await installRootKey(deps, testRootKey());

@@ -55,6 +55,7 @@ export function createMemoryStore(): Store {
   const secrets = new Map<string, SecretRecord>();
   const policies = new Map<string, PolicyRecord>();
   const meta = new Map<string, Uint8Array>();
+  let policyGeneration = 0;
   let closed = false;
 
   /** Runs `work` on the open store; a closed store rejects. */
@@ -91,6 +92,7 @@ export function createMemoryStore(): Store {
         checkPolicy(policy);
         const stored = copyPolicy(policy, policies.get(policy.name)?.createdAt);
         policies.set(policy.name, stored);
+        policyGeneration++;
         return copyPolicy(stored);
       });
     },
@@ -103,7 +105,11 @@ export function createMemoryStore(): Store {
     },
 
     deletePolicy(name) {
-      return run(() => policies.delete(name));
+      return run(() => {
+        const deleted = policies.delete(name);
+        if (deleted) policyGeneration++;
+        return deleted;
+      });
     },
 
     listPolicies() {
@@ -112,6 +118,10 @@ export function createMemoryStore(): Store {
           .sort((a, b) => compareByteOrder(a.name, b.name))
           .map((p) => copyPolicy(p))
       );
+    },
+
+    policyGeneration() {
+      return run(() => policyGeneration);
     },
 
     getMeta(key) {

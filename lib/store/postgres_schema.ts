@@ -57,6 +57,27 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    // A counter every policy write bumps, in the writer's own transaction
+    // (a statement trigger), so each Nexus can tell whether its copy of the
+    // policy list is current with one single-row read.
+    version: 2,
+    sql: `
+      CREATE TABLE policy_generation (
+        id    integer PRIMARY KEY CHECK (id = 1),
+        value bigint  NOT NULL
+      );
+      INSERT INTO policy_generation (id, value) VALUES (1, 0);
+      CREATE FUNCTION bump_policy_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          UPDATE policy_generation SET value = value + 1 WHERE id = 1;
+          RETURN NULL;
+        END
+      $$;
+      CREATE TRIGGER policies_bump_generation AFTER INSERT OR UPDATE OR DELETE ON policies
+        FOR EACH STATEMENT EXECUTE FUNCTION bump_policy_generation();
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

@@ -210,6 +210,12 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           FROM policies ORDER BY name`).map(toPolicy)
       ),
 
+    policyGeneration: () =>
+      run(async () => {
+        const [row] = await sql`SELECT value FROM policy_generation WHERE id = 1`;
+        return int(row!.value);
+      }),
+
     getMeta: (key) =>
       run(async () => {
         const [row] = await sql`SELECT value FROM meta WHERE key = ${key}`;

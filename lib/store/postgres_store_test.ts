@@ -13,6 +13,24 @@ runStoreContract("postgres", async () => {
   return { store: createPostgresStore({ url: db.url }), cleanup: () => db.drop() };
 });
 
+Deno.test("postgres: a policy write through one store changes the generation another reads", async () => {
+  const db = await createTestDatabase();
+  const [a, b] = [createPostgresStore({ url: db.url }), createPostgresStore({ url: db.url })];
+  try {
+    const before = await b.policyGeneration();
+    const now = new Date();
+    const policy = { name: "p", spiffeIdPattern: "^x$", pathPattern: "^y$", permissions: ["read" as const] };
+    await a.upsertPolicy({ ...policy, createdAt: now, updatedAt: now });
+    const afterCreate = await b.policyGeneration();
+    assert.notEqual(afterCreate, before);
+    await a.deletePolicy("p");
+    assert.notEqual(await b.policyGeneration(), afterCreate);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await db.drop();
+  }
+});
+
 Deno.test("postgres: schema version is recorded, steps run once, a newer schema is refused", async () => {
   const db = await createTestDatabase();
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });

@@ -114,6 +114,7 @@ const SQL = {
   deletePolicy: "DELETE FROM policies WHERE name = ?",
   listPolicies:
     "SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms FROM policies ORDER BY name",
+  policyGeneration: "SELECT value FROM policy_generation WHERE id = 1",
   getMeta: "SELECT value FROM meta WHERE key = ?",
   putMeta: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
   hasData: `SELECT EXISTS (SELECT 1 FROM secrets) OR EXISTS (SELECT 1 FROM policies)
@@ -215,6 +216,8 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     deletePolicy: (name) => Number(st.deletePolicy.run(name).changes) > 0,
 
     listPolicies: () => (st.listPolicies.all() as Row[]).map(toPolicy),
+
+    policyGeneration: () => int((st.policyGeneration.get() as Row).value),
 
     getMeta(key) {
       const row = st.getMeta.get(key) as Row | undefined;

@@ -199,6 +199,32 @@ export function runSqliteFileContract(
     });
   });
 
+  Deno.test(`${kind}: a policy write through one instance changes the generation another reads`, async () => {
+    await withTempDir(async (dir) => {
+      const a = open({ dataDir: dir });
+      const b = open({ dataDir: dir });
+      try {
+        const before = await b.policyGeneration();
+        const policy = {
+          name: "p",
+          spiffeIdPattern: "^x$",
+          pathPattern: "^y$",
+          permissions: ["read" as const],
+          createdAt: new Date(1_000),
+          updatedAt: new Date(1_000),
+        };
+        await a.upsertPolicy(policy);
+        const afterCreate = await b.policyGeneration();
+        assert.notEqual(afterCreate, before);
+        await a.deletePolicy("p");
+        assert.notEqual(await b.policyGeneration(), afterCreate);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+  });
+
   Deno.test(`${kind}: pruned version bytes are gone from the database files`, async () => {
     await withTempDir(async (dir) => {
       const small = `PRUNE-SMALL-${crypto.randomUUID()}`;

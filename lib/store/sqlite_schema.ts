@@ -55,6 +55,25 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    // A counter every policy write bumps, in the writer's own transaction
+    // (triggers), so Nexus can tell whether its copy of the policy list is
+    // current with one single-row read.
+    version: 2,
+    sql: `
+      CREATE TABLE policy_generation (
+        id    INTEGER PRIMARY KEY CHECK (id = 1),
+        value INTEGER NOT NULL
+      ) STRICT;
+      INSERT INTO policy_generation (id, value) VALUES (1, 0);
+      CREATE TRIGGER policies_bump_on_insert AFTER INSERT ON policies
+        BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER policies_bump_on_update AFTER UPDATE ON policies
+        BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER policies_bump_on_delete AFTER DELETE ON policies
+        BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

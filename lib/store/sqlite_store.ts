@@ -51,6 +51,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     getPolicy: (name) => run(() => db.getPolicy(name)),
     deletePolicy: (name) => run(() => db.deletePolicy(name)),
     listPolicies: () => run(() => db.listPolicies()),
+    policyGeneration: () => run(() => db.policyGeneration()),
     getMeta: (key) => run(() => db.getMeta(key)),
     putMeta: (key, value) => run(() => db.putMeta(key, value)),
     hasData: () => run(() => db.hasData()),

@@ -33,6 +33,28 @@ Deno.test("sqlite: connection settings are applied", async () => {
   });
 });
 
+Deno.test("sqlite: a version-1 database with policies upgrades, and its generation then follows policy writes", async () => {
+  await withTempDir(async (dir) => {
+    const file = join(dir, SQLITE_FILE_NAME);
+    const v1 = new DatabaseSync(file);
+    migrate(v1, MIGRATIONS.slice(0, 1));
+    v1.prepare(
+      "INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms) " +
+        "VALUES ('old', '^x$', '^y$', '[\"read\"]', 1, 1)",
+    ).run();
+    v1.close();
+    const store = createSqliteStore({ dataDir: dir });
+    try {
+      assert.deepEqual((await store.listPolicies()).map((p) => p.name), ["old"]);
+      const before = await store.policyGeneration();
+      await store.deletePolicy("old");
+      assert.notEqual(await store.policyGeneration(), before);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("sqlite: schema version is recorded, steps run once, a newer schema is refused", async () => {
   await withTempDir(async (dir) => {
     await createSqliteStore({ dataDir: dir }).close();

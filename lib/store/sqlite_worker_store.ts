@@ -241,6 +241,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     getPolicy: (name) => read(() => reader.getPolicy(name)),
     deletePolicy: (name) => write({ name: "deletePolicy", args: [name] }),
     listPolicies: () => read(() => reader.listPolicies()),
+    policyGeneration: () => read(() => reader.policyGeneration()),
     getMeta: (key) => read(() => reader.getMeta(key)),
     putMeta: (key, value) => write({ name: "putMeta", args: [key, value] }),
     hasData: () => read(() => reader.hasData()),

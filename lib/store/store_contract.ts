@@ -227,6 +227,29 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     assert.deepEqual((await store.listPolicies()).map((p) => p.name), ["alpha"]);
   });
 
+  test("policyGeneration changes with every policy write, not with reads or other writes", async (store) => {
+    const start = await store.policyGeneration();
+    await store.writeSecret("a", 0, recordOf([version(1)]));
+    await store.putMeta("k", bytesOf("v"));
+    await store.listPolicies();
+    await store.getPolicy("nope");
+    assert.equal(await store.policyGeneration(), start, "no policy changed");
+    const seen = [start];
+    const changed = async (what: string) => {
+      const now = await store.policyGeneration();
+      assert.ok(!seen.includes(now), `${what} gives a generation not seen before`);
+      seen.push(now);
+    };
+    await store.upsertPolicy(policy("a"));
+    await changed("create");
+    await store.upsertPolicy({ ...policy("a", 5), pathPattern: "^other$" });
+    await changed("update");
+    await store.upsertPolicy(policy("b"));
+    await changed("a second policy");
+    assert.equal(await store.deletePolicy("a"), true);
+    await changed("delete");
+  });
+
   test("meta: missing, put, overwrite", async (store) => {
     assert.equal(await store.getMeta("root_key_check"), undefined);
     await store.putMeta("root_key_check", new Uint8Array([1, 2, 3]));

@@ -102,6 +102,13 @@ export interface Store {
   deletePolicy(name: string): Promise<boolean>;
   /** Every policy, sorted by name. */
   listPolicies(): Promise<PolicyRecord[]>;
+  /**
+   * A number that changes whenever any writer sharing this backend creates,
+   * changes or deletes a policy (it may also change when nothing did). Read
+   * before `listPolicies`, an equal number later means that list is still
+   * current, which lets Nexus skip re-reading the policies per request.
+   */
+  policyGeneration(): Promise<number>;
   /** A small opaque value by key (e.g. the sealed root-key check value). */
   getMeta(key: string): Promise<Uint8Array | undefined>;
   /** Sets a small opaque value by key. */
