@@ -14,7 +14,8 @@
  * (`initdb`, as for the tests, but with `fsync`, `synchronous_commit` and
  * `full_page_writes` on, as in production; TLS off); and `memory`. Both
  * SQLite stores use a temporary directory and `synchronous=FULL`, as in
- * production. Two identities call
+ * production. Each Nexus appends its audit trail to a file in that
+ * directory, as a production Nexus would. Two identities call
  * them, both minted by a development CA: the Pilot superuser (policy checks
  * skipped) and a workload that is granted `read` on `bench/` by the last of
  * `--policies` policies (so a policy read lists every policy from the store
@@ -209,6 +210,8 @@ async function startTarget(
     SPIKE_NEXUS_TLS_PORT: "127.0.0.1:0",
     SPIKE_NEXUS_BACKEND_STORE: kind === "memory" ? "memory" : "sqlite",
     SPIKE_NEXUS_DATA_DIR: dataDir,
+    // The audit trail costs what it costs in production: a line appended to a file per request.
+    SPIKE_NEXUS_AUDIT_LOG: join(dir, `audit-${kind}.log`),
   });
   const store = openBenchStore(kind, dataDir, postgresUrl);
   const nexus = await startNexus({ config, identity: createStaticSource(ids.nexus), log: silentLogger, store });

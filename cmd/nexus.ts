@@ -13,10 +13,14 @@ export const nexusCommand: CommandSpec = {
   name: "nexus",
   summary: "Run Nexus, the secrets service",
   details: "Settings come from SPIKE_NEXUS_* variables (see docs/CONFIGURATION.md).\n" +
-    "Needs Deno's --v8-flags=--enable-experimental-regexp-engine (policy regexes run in linear time).",
+    "Needs Deno's --v8-flags=--enable-experimental-regexp-engine (policy regexes run in linear time).\n" +
+    "SIGTERM/SIGINT stop it; SIGHUP reopens the SPIKE_NEXUS_AUDIT_LOG file (after log rotation).",
   positionals: { min: 0, max: 0 },
   run: ({ io }) => {
     const config = resolveOrFail(() => resolveNexusConfig(io.env));
-    return runUntilSignal(io, "nexus", config.identity, (identity, log) => startNexus({ config, identity, log }));
+    return runUntilSignal(io, "nexus", config.identity, async (identity, log) => {
+      const nexus = await startNexus({ config, identity, log });
+      return { close: () => nexus.close(), reload: () => nexus.reopenAuditLog() };
+    });
   },
 };

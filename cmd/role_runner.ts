@@ -30,19 +30,27 @@ export function logLevel(io: CliIo): LogLevel {
   throw new CliError(`configuration: SPIKE_LOG_LEVEL: '${level}' is not one of debug, info, warn, error`);
 }
 
+/** A started server role: how to stop it, and what SIGHUP does (reopen its files), if anything. */
+export interface RunningRole {
+  /** Stops the role. */
+  close(): Promise<void>;
+  /** Called on SIGHUP. */
+  reload?(): void;
+}
+
 /**
- * Runs a server role until a termination signal, then closes it. Resolves
- * with the exit code.
+ * Runs a server role until a termination signal, then closes it; SIGHUP
+ * calls the role's `reload`. Resolves with the exit code.
  */
 export async function runUntilSignal(
   io: CliIo,
   component: string,
   identityConfig: IdentityConfig,
-  start: (identity: IdentitySource, log: Logger) => Promise<{ close(): Promise<void> }>,
+  start: (identity: IdentitySource, log: Logger) => Promise<RunningRole>,
 ): Promise<number> {
   const log = createLogger({ component, level: logLevel(io) });
   const identity = selectIdentitySource(identityConfig, { log });
-  let running: { close(): Promise<void> };
+  let running: RunningRole;
   try {
     running = await start(identity, log);
   } catch (error) {
@@ -53,11 +61,14 @@ export async function runUntilSignal(
     }
     throw new CliError(message);
   }
+  const reload = () => running.reload?.();
+  if (running.reload) Deno.addSignalListener("SIGHUP", reload);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     Deno.addSignalListener("SIGINT", stop);
     Deno.addSignalListener("SIGTERM", stop);
   });
+  if (running.reload) Deno.removeSignalListener("SIGHUP", reload);
   log.info("shutting down");
   await running.close();
   await identity.close();

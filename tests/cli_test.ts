@@ -328,6 +328,18 @@ Deno.test("spike CLI against a real Nexus: restore, secrets, policies, cipher, r
       assert.notEqual(down.code, 0);
       assert.match(down.stderr, /connection refused/);
     });
+
+    await t.step("the Nexus process wrote an audit record per API call on stdout, holding no secret", () => {
+      const audit = nexus!.output.split("\n").filter((line) => line.includes('"type":"audit"')).map((l) =>
+        JSON.parse(l)
+      );
+      const puts = audit.filter((r) => r.route === "/v1/store/secrets" && r.action === "" && r.outcome === "ok");
+      assert.ok(puts.length >= 3, "the puts are there");
+      assert.ok(puts.every((r) => r.spiffeId === ROLES.superuser && r.permissions[0] === "write"));
+      assert.ok(audit.some((r) => r.spiffeId === ROLES.restore && r.route === "/v1/operator/restore"));
+      const text = JSON.stringify(audit);
+      for (const secret of ["s3cret from stdin", "two=with=equals", "line two"]) assert.ok(!text.includes(secret));
+    });
   } finally {
     await nexus?.stop();
     await Deno.remove(dir, { recursive: true });

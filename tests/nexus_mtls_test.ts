@@ -52,6 +52,7 @@ async function startFixture(env: Record<string, string> = {}): Promise<Fixture> 
     SPIKE_NEXUS_BACKEND_STORE: "sqlite",
     SPIKE_NEXUS_DATA_DIR: join(dir, "data"),
     SPIKE_NEXUS_KEEPER_PEERS: "",
+    SPIKE_NEXUS_AUDIT_LOG: join(dir, "audit.log"),
     ...env,
   });
   const nexus = await startNexus({
@@ -230,6 +231,26 @@ Deno.test("mTLS + sqlite: the full secret lifecycle, identities checked on the w
     const bare = await postWithoutCert(fixture.nexus.port, "/v1/store/secrets?action=list");
     assert.equal(bare.status, 401);
     assert.deepEqual(JSON.parse(bare.body), { err: "access_unauthorized" });
+
+    // The audit file: one line per API call, each outcome as it happened, no secret in any line.
+    const auditFile = join(fixture.dir, "audit.log");
+    assert.equal((await Deno.stat(auditFile)).mode! & 0o777, 0o600);
+    const audit = (await Deno.readTextFile(auditFile)).trimEnd().split("\n").map((line) => JSON.parse(line));
+    assert.equal(audit.length, 38);
+    assert.ok(audit.every((r) => r.type === "audit"));
+    const stolen = audit.find((r) => r.spiffeId === WEB_ID && r.permissions?.[0] === "write");
+    assert.deepEqual(
+      [stolen?.route, stolen?.resource, stolen?.status, stolen?.outcome],
+      ["/v1/store/secrets", "app/db", 401, "denied"],
+    );
+    assert.deepEqual(
+      [audit.at(-1).spiffeId, audit.at(-1).action, audit.at(-1).outcome],
+      [null, "list", "denied"],
+    );
+    const text = await Deno.readTextFile(auditFile);
+    for (const secret of ["v1-pass", "v2-pass", "stolen", btoa("json mode"), "admin"]) {
+      assert.ok(!text.includes(secret), `audit holds ${secret}`);
+    }
   } finally {
     await fixture.close();
   }

@@ -20,6 +20,7 @@ import { createStaticSource } from "../lib/spiffe/static_source.ts";
 import { createTestDatabase } from "./support/postgres_db.ts";
 import { freePort } from "./support/ports.ts";
 import { startTcpRelay } from "./support/tcp_relay.ts";
+import { memoryAuditSink } from "../lib/nexus/audit.ts";
 
 /** `GET /ready` without a client certificate: status and JSON body. */
 async function ready(port: number): Promise<{ status: number; body: unknown }> {
@@ -41,6 +42,7 @@ Deno.test("postgres outage: Nexus reports it, answers with JSON errors, and serv
     }),
     identity: createStaticSource(await ca.issue(spikeIdFor("nexus"))),
     log: silentLogger,
+    audit: memoryAuditSink(),
   });
   const transport = createMtlsClient({
     identity: createStaticSource(await ca.issue(spikeIdFor("pilot_superuser"))),

@@ -26,6 +26,7 @@ import type { MtlsClient } from "../spiffe/mtls_client.ts";
 import { createMemoryStore } from "../store/memory_store.ts";
 import type { Store } from "../store/types.ts";
 import { BootstrapError, type BootstrapOptions, runBootstrap } from "./bootstrap.ts";
+import { memoryAuditSink } from "../nexus/audit.ts";
 
 const OLD_KEY = Uint8Array.from({ length: 32 }, (_, i) => (i * 13 + 5) & 0x7f);
 
@@ -89,6 +90,7 @@ async function fixture(options: { up?: boolean[]; nexusStore?: Store } = {}): Pr
         config,
         identity: await pki.source("spike/nexus"),
         log: nexusLog,
+        audit: memoryAuditSink(),
         store: store ?? createMemoryStore(),
         keeperBackoff: { initialMs: 10, maxMs: 50 },
         keeperTimeoutMs: 1000,

@@ -21,6 +21,8 @@ export interface RoleResources {
   readonly dataDir?: string;
   /** Further files it reads (Nexus: `SPIKE_NEXUS_POSTGRES_PASSWORD_FILE`). */
   readonly readFiles?: readonly string[];
+  /** Further files it writes (Nexus: `SPIKE_NEXUS_AUDIT_LOG` when it names a file). */
+  readonly writeFiles?: readonly string[];
 }
 
 /** V8 flag Nexus needs for linear-time policy regexes. */
@@ -33,7 +35,7 @@ export const NEXUS_V8_FLAGS = "--v8-flags=--enable-experimental-regexp-engine";
  */
 export function rolePermissionFlags(role: ProcessRole, resources: RoleResources): string[] {
   const read = [resources.svidDir, ...(resources.readFiles ?? [])];
-  const write: string[] = [];
+  const write: string[] = [...(resources.writeFiles ?? [])];
   const net = [...(resources.listen ? [resources.listen] : []), ...(resources.connect ?? [])];
   if (role === "nexus" && resources.dataDir) {
     read.push(resources.dataDir);

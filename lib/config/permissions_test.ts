@@ -20,11 +20,12 @@ Deno.test("nexus may read its SVID and data, write only data, and use only its p
   );
 });
 
-Deno.test("nexus on postgres: no file writes, reads its password file, reaches the database", () => {
+Deno.test("nexus on postgres: writes only its audit file, reads its password file, reaches the database", () => {
   assert.deepEqual(
     rolePermissionFlags("nexus", {
       svidDir: "/d/id/nexus",
       readFiles: ["/run/secrets/pg"],
+      writeFiles: ["/var/log/spike/audit.log"],
       listen: "0.0.0.0:8553",
       connect: [netTarget("postgres://spike@db.internal/spike"), "10.0.0.5:8443"],
     }),
@@ -32,6 +33,7 @@ Deno.test("nexus on postgres: no file writes, reads its password file, reaches t
       "--no-prompt",
       "--allow-env",
       "--allow-read=/d/id/nexus,/run/secrets/pg",
+      "--allow-write=/var/log/spike/audit.log",
       "--allow-net=0.0.0.0:8553,db.internal:5432,10.0.0.5:8443",
       "--v8-flags=--enable-experimental-regexp-engine",
     ],

@@ -84,6 +84,8 @@ export interface NexusConfig extends CommonConfig {
   readonly maxCiphertextSize: number;
   /** `SPIKE_NEXUS_MAX_BODY_SIZE` [ours]: request body cap in bytes (default 1 MiB). */
   readonly maxBodyBytes: number;
+  /** `SPIKE_NEXUS_AUDIT_LOG` [ours]: `stdout` (default) or a file the audit trail is appended to. */
+  readonly auditLog: string;
 }
 
 /** `spike keeper` settings. */
@@ -171,6 +173,7 @@ export function resolveNexusConfig(env: Env): NexusConfig {
     keeperUpdateIntervalMs: duration(env, "SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL", "5m"),
     maxCiphertextSize: integer(env, "SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE", 65536, 1, 64 * 1024 * 1024),
     maxBodyBytes: integer(env, "SPIKE_NEXUS_MAX_BODY_SIZE", 1024 * 1024, 1024, 256 * 1024 * 1024),
+    auditLog: nonEmpty(env.SPIKE_NEXUS_AUDIT_LOG) ?? "stdout",
   });
 }
 

@@ -13,6 +13,7 @@ import { Hono } from "hono";
 import { ApiError } from "../api/errors.ts";
 import { setNoCacheHeaders } from "../api/no_cache.ts";
 import { readBodyCapped } from "../api/body.ts";
+import { type AuditNote, outcomeOf } from "./audit.ts";
 import { describeCaller } from "./caller.ts";
 import type { NexusDeps } from "./deps.ts";
 import type { PeerBindings } from "./peer.ts";
@@ -35,9 +36,15 @@ const OPERATIONAL: ReadonlySet<string> = new Set(["/health", "/ready", "/metrics
 
 const ROUTE_TABLE: ReadonlyMap<string, Route> = new Map(ROUTES.map((r) => [`${r.path}?${r.action}`, r]));
 
+/** Hono environment of the Nexus app: the peer from the TLS layer, the audit note per request. */
+export type NexusEnv = {
+  Bindings: PeerBindings;
+  Variables: { audit: AuditNote; auditErr: string | null };
+};
+
 /** Creates the Nexus app. Serve it with the mTLS adapter, passing `{ peer }`. */
-export function createNexusApp(deps: NexusDeps): Hono<{ Bindings: PeerBindings }> {
-  const app = new Hono<{ Bindings: PeerBindings }>();
+export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
+  const app = new Hono<NexusEnv>();
 
   app.use(async (c, next) => {
     const started = performance.now();
@@ -54,6 +61,32 @@ export function createNexusApp(deps: NexusDeps): Hono<{ Bindings: PeerBindings }
         : "other";
       deps.metrics.observe(route, c.res.status, (performance.now() - started) / 1000);
     }
+  });
+
+  // Every request but the operational GETs leaves one audit record, whatever its outcome.
+  app.use(async (c, next) => {
+    const url = new URL(c.req.url);
+    if (OPERATIONAL.has(url.pathname)) return await next();
+    const started = performance.now();
+    const note: AuditNote = {};
+    c.set("audit", note);
+    c.set("auditErr", null);
+    await next();
+    const peer = c.env?.peer;
+    deps.audit.record({
+      time: deps.clock().toISOString(),
+      type: "audit",
+      trail: crypto.randomUUID(),
+      spiffeId: peer?.ok ? peer.spiffeId : null,
+      route: url.pathname,
+      action: url.searchParams.get("action") ?? "",
+      resource: note.resource ?? null,
+      permissions: note.permissions ?? null,
+      status: c.res.status,
+      err: c.get("auditErr"),
+      outcome: outcomeOf(c.res.status),
+      durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+    });
   });
 
   app.get("/health", (c) => c.json({ status: "ok" }));
@@ -88,7 +121,7 @@ export function createNexusApp(deps: NexusDeps): Hono<{ Bindings: PeerBindings }
     if (route.needsRootKey && !deps.keys.ready) throw new ApiError("state_not_ready");
     const body = await readBodyCapped(c.req.raw, deps.settings.maxBodyBytes);
     const contentType = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-    const result = await route.handle({ caller, body, contentType, deps });
+    const result = await route.handle({ caller, body, contentType, deps, audit: c.get("audit") });
     if (result instanceof Response) return result;
     return c.json(result);
   });
@@ -99,14 +132,19 @@ export function createNexusApp(deps: NexusDeps): Hono<{ Bindings: PeerBindings }
       if (error.status >= 500 && error.code !== "state_not_ready") {
         deps.log.error("request failed", { path: c.req.path, detail: error.message });
       } else deps.log.debug("request refused", { path: c.req.path, code: error.code, detail: error.message });
+      c.set("auditErr", error.code);
       return c.json({ err: error.code }, error.status as 400);
     }
     // Unknown errors never reach the client; their message may still be
     // useful to operators and carries no request data by construction.
     deps.log.error("unexpected error", { path: c.req.path, error: String((error as Error)?.message ?? error) });
+    c.set("auditErr", "api_internal_error");
     return c.json({ err: "api_internal_error" }, 500);
   });
 
-  app.notFound((c) => c.json({ err: "api_bad_request" }, 400));
+  app.notFound((c) => {
+    c.set("auditErr", "api_bad_request");
+    return c.json({ err: "api_bad_request" }, 400);
+  });
   return app;
 }

@@ -7,6 +7,7 @@ import type { RandomBytes } from "../crypto/random.ts";
 import type { Logger } from "../log/logger.ts";
 import type { TrustRoots } from "../spiffe/roles.ts";
 import type { Store } from "../store/types.ts";
+import type { AuditSink } from "./audit.ts";
 import type { RegexCache } from "./linear_regex.ts";
 import type { NexusMetrics } from "./metrics.ts";
 import type { PolicySnapshot } from "./policy_snapshot.ts";
@@ -49,6 +50,8 @@ export interface NexusDeps {
   readonly regexCache: RegexCache;
   /** The policy list, re-read when the store's policy generation changes. */
   readonly policies: PolicySnapshot;
+  /** Where the audit trail goes: one record per API request. */
+  readonly audit: AuditSink;
   /** Request metrics for `GET /metrics` (absent: the endpoint answers 400). */
   readonly metrics?: NexusMetrics;
 }

@@ -7,6 +7,7 @@ import { ApiError } from "../api/errors.ts";
 import type { Action } from "../api/paths.ts";
 import type { Permission } from "../api/validate.ts";
 import type { Store } from "../store/types.ts";
+import type { AuditNote } from "./audit.ts";
 import { isAllowed } from "./authorizer.ts";
 import type { NexusCaller } from "./caller.ts";
 import type { NexusDeps } from "./deps.ts";
@@ -21,6 +22,8 @@ export interface RouteInput {
   readonly contentType: string;
   /** Injected dependencies. */
   readonly deps: NexusDeps;
+  /** Filled in for the audit record as the request is decided. */
+  readonly audit: AuditNote;
 }
 
 /** A JSON object answered with 200, or a ready-made Response (octet-stream). */
@@ -53,6 +56,8 @@ export async function authorize(
   wanted: readonly Permission[],
 ): Promise<void> {
   const { caller, deps } = input;
+  input.audit.resource = path;
+  input.audit.permissions = wanted;
   if (caller.superuser) return;
   const policies = await deps.policies.current(requireStore(deps));
   if (!isAllowed(caller, path, wanted, policies, deps.regexCache)) {

@@ -20,6 +20,8 @@ import { createSqliteStore } from "../store/sqlite_store.ts";
 import { createSqliteWorkerStore } from "../store/sqlite_worker_store.ts";
 import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
+import type { AuditSink } from "./audit.ts";
+import { openAuditOutput } from "./audit_output.ts";
 import type { NexusDeps } from "./deps.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable, RegexCache } from "./linear_regex.ts";
@@ -36,6 +38,8 @@ export interface RunningNexus {
   readonly deps: NexusDeps;
   /** The Keeper exchange, when Keepers are configured. */
   readonly keeperSync: KeeperSync | undefined;
+  /** Reopens the audit file by its path (log rotation; SIGHUP in `spike nexus`). */
+  reopenAuditLog(): void;
   /** Stops serving, ends timers, closes the store, zeroes the key. */
   close(): Promise<void>;
 }
@@ -58,6 +62,8 @@ export interface StartNexusOptions {
   readonly keeperBackoff?: { readonly initialMs?: number; readonly maxMs?: number };
   /** Per-call timeout towards Keepers in ms (default 5000). */
   readonly keeperTimeoutMs?: number;
+  /** Where audit records go instead of `config.auditLog` (tests). */
+  readonly audit?: AuditSink;
 }
 
 /** Opens the configured backend. */
@@ -112,7 +118,16 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     throw new Error(`Nexus needs V8's linear-time regex engine: run Deno with --v8-flags=${LINEAR_REGEX_V8_FLAG}`);
   }
   await identity.ready();
-  const store = options.store ?? openStore(config);
+  const auditOutput = options.audit
+    ? { sink: options.audit, reopen() {}, close() {} }
+    : openAuditOutput(config.auditLog, log);
+  let store: Store | undefined;
+  try {
+    store = options.store ?? openStore(config);
+  } catch (error) {
+    auditOutput.close();
+    throw error;
+  }
   const trustRoots = toTrustRoots(config.trustRoots);
   const deps: NexusDeps = {
     settings: {
@@ -131,6 +146,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     log,
     regexCache: new RegexCache(),
     policies: new PolicySnapshot(),
+    audit: auditOutput.sink,
     metrics: new NexusMetrics(Date.now()),
   };
 
@@ -176,6 +192,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       port,
       deps,
       keeperSync,
+      reopenAuditLog: () => auditOutput.reopen(),
       async close() {
         // Stop first and drop the Keeper connections so a recovery round or
         // push in flight ends now, before the store it may write to closes.
@@ -185,6 +202,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
         await server?.close();
         await store?.close();
+        auditOutput.close();
         deps.keys.clear();
         deps.restore.reset();
       },
@@ -197,6 +215,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
     await server?.close().catch(() => {});
     await store?.close().catch(() => {});
+    auditOutput.close();
     throw error;
   }
 }

@@ -8,6 +8,7 @@ import { resolveNexusConfig } from "../config/spike_config.ts";
 import { createTestPki, localUrl, recordingLog, waitUntil } from "../keeper/testing.ts";
 import { createMemoryStore } from "../store/memory_store.ts";
 import { startNexus } from "./server.ts";
+import { memoryAuditSink } from "./audit.ts";
 
 function config(port: number, peers: string[]) {
   return resolveNexusConfig({
@@ -31,6 +32,7 @@ Deno.test("close() ends a recovery stuck on Keepers that never answer", async ()
       config: config(0, [`${hole}/a`, `${hole}/b`, `${hole}/c`]),
       identity: await pki.source("spike/nexus"),
       log: recordingLog(),
+      audit: memoryAuditSink(),
       keeperTimeoutMs: 3_600_000,
     });
     await waitUntil(() => sockets.size >= 1, "nexus is asking the keepers");
@@ -62,6 +64,7 @@ Deno.test("a busy port: startNexus rejects with EADDRINUSE and closes the store 
         config: config((busy.addr as Deno.NetAddr).port, []),
         identity: await pki.source("spike/nexus"),
         log: recordingLog(),
+        audit: memoryAuditSink(),
         store,
       }),
       (error: Error & { code?: string }) => error.code === "EADDRINUSE",

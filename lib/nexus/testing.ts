@@ -15,6 +15,7 @@ import type { NexusDeps, NexusSettings } from "./deps.ts";
 import { installRootKey } from "./key_installer.ts";
 import { RegexCache } from "./linear_regex.ts";
 import type { PeerResult } from "./peer.ts";
+import { type AuditRecord, memoryAuditSink } from "./audit.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import { NexusMetrics } from "./metrics.ts";
 import { RestoreSession } from "./restore_session.ts";
@@ -60,6 +61,8 @@ export const TEST_SETTINGS: NexusSettings = Object.freeze({
 export interface TestNexus {
   /** Injected dependencies (store, keys, ...). */
   readonly deps: NexusDeps;
+  /** The audit records written so far, oldest first. */
+  readonly audit: readonly AuditRecord[];
   /** Sends `body` to `path?action=` as `peer`; returns status and parsed body. */
   call(
     peer: PeerResult,
@@ -77,6 +80,7 @@ export async function createTestNexus(options: {
   settings?: Partial<NexusSettings>;
 } = {}): Promise<TestNexus> {
   const settings = { ...TEST_SETTINGS, ...options.settings };
+  const audit = memoryAuditSink();
   const deps: NexusDeps = {
     settings,
     store: options.store ?? createMemoryStore(),
@@ -87,12 +91,14 @@ export async function createTestNexus(options: {
     log: silentLogger,
     regexCache: new RegexCache(),
     policies: new PolicySnapshot(),
+    audit,
     metrics: new NexusMetrics(FIXED_TIME.getTime()),
   };
   if (options.withKey !== false) await installRootKey(deps, testRootKey());
   const app = createNexusApp(deps);
   return {
     deps,
+    audit: audit.records,
     async call(peer, path, action, body, init = {}) {
       const url = `https://nexus.test${path}${action ? `?action=${action}` : ""}`;
       const method = init.method ?? "POST";

@@ -11,6 +11,7 @@ import { testRootKey } from "../nexus/testing.ts";
 import { createDevCa, writeSvidFiles } from "../spiffe/dev_ca.ts";
 import { createStaticSource } from "../spiffe/static_source.ts";
 import { ApiCallError, connectSpike } from "./mod.ts";
+import { memoryAuditSink } from "../nexus/audit.ts";
 
 Deno.test("a workload reads what its policy grants through the SDK, from SVID files", async () => {
   const ca = await createDevCa();
@@ -18,6 +19,7 @@ Deno.test("a workload reads what its policy grants through the SDK, from SVID fi
     config: resolveNexusConfig({ SPIKE_NEXUS_TLS_PORT: "127.0.0.1:0", SPIKE_NEXUS_BACKEND_STORE: "memory", HOME: "/" }),
     identity: createStaticSource(await ca.issue("spiffe://spike.ist/spike/nexus")),
     log: silentLogger,
+    audit: memoryAuditSink(),
   });
   const dir = await Deno.makeTempDir();
   try {
