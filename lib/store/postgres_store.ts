@@ -19,7 +19,7 @@
 import postgres, { type Sql } from "postgres";
 import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
 import { migratePostgres } from "./postgres_schema.ts";
-import { recordFromJoinRows } from "./record_rows.ts";
+import { type ColumnDecoders, policyFromRow, recordFromJoinRows } from "./record_rows.ts";
 import type { Permission, PolicyRecord, Store } from "./types.ts";
 
 /** Options of the Postgres store. */
@@ -79,16 +79,16 @@ function text(value: unknown): string {
   throw new TypeError("store: unexpected column type");
 }
 
-function toPolicy(row: Row): PolicyRecord {
-  return {
-    name: text(row.name),
-    spiffeIdPattern: text(row.spiffe_id_pattern),
-    pathPattern: text(row.path_pattern),
-    permissions: [...(row.permissions as Permission[])],
-    createdAt: date(row.created_at),
-    updatedAt: date(row.updated_at),
-  };
-}
+/** How this backend's columns decode (times arrive as `Date`s; permissions as parsed `jsonb`). */
+const DECODE: ColumnDecoders = {
+  int,
+  date,
+  bytes,
+  text,
+  permissions: (value) => [...(value as Permission[])],
+};
+
+const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
 
 /**
  * Connects lazily to the database at `options.url`. Each store is its own
@@ -133,7 +133,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
           WHERE s.path = ${path}
           ORDER BY v.version`;
-        return recordFromJoinRows(rows, { int, date, bytes });
+        return recordFromJoinRows(rows, DECODE);
       }),
 
     writeSecret: (path, expectedRevision, next) =>
@@ -188,14 +188,14 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           ON CONFLICT (name) DO UPDATE SET
             spiffe_id_pattern = excluded.spiffe_id_pattern, path_pattern = excluded.path_pattern,
             permissions = excluded.permissions, updated_at = excluded.updated_at
-          RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at`;
+          RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated`;
         return toPolicy(row!);
       }),
 
     getPolicy: (name) =>
       run(async () => {
         const [row] = await sql`
-          SELECT name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at
+          SELECT name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated
           FROM policies WHERE name = ${name}`;
         return row && toPolicy(row);
       }),
@@ -206,7 +206,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     listPolicies: () =>
       run(async () =>
         (await sql`
-          SELECT name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at
+          SELECT name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated
           FROM policies ORDER BY name`).map(toPolicy)
       ),
 

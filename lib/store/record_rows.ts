@@ -1,16 +1,19 @@
 /**
- * Builds a `SecretRecord` from the rows of the one query both SQL backends
- * read a secret with: the secret row left-joined to its versions, one row
- * per version (one row with a null version when none is left). Each backend
- * passes the decoders of its own column types.
+ * Turns rows of the SQL backends into store records: a `SecretRecord` from
+ * the one query both read a secret with (the secret row left-joined to its
+ * versions, one row per version, or one row with a null version when none
+ * is left), and a `PolicyRecord` from a policy row. Each backend passes the
+ * decoders of its own column types; the queries alias columns to the names
+ * below.
  *
- * Expected columns: `revision`, `current_version`, `oldest_version`,
+ * Secret columns: `revision`, `current_version`, `oldest_version`,
  * `max_versions`, `created`, `updated`, `version`, `v_created`, `v_deleted`,
- * `sealed`.
+ * `sealed`. Policy columns: `name`, `spiffe_id_pattern`, `path_pattern`,
+ * `permissions`, `created`, `updated`.
  *
  * @module
  */
-import type { SecretRecord, SecretVersion } from "./types.ts";
+import type { Permission, PolicyRecord, SecretRecord, SecretVersion } from "./types.ts";
 
 /** How a backend turns its column values into JavaScript values. */
 export interface ColumnDecoders {
@@ -20,6 +23,10 @@ export interface ColumnDecoders {
   date(value: unknown): Date;
   /** A byte column, copied. */
   bytes(value: unknown): Uint8Array;
+  /** A text column. */
+  text(value: unknown): string;
+  /** The permissions column (JSON text in SQLite, `jsonb` in Postgres). */
+  permissions(value: unknown): Permission[];
 }
 
 /** The record the joined rows describe, or `undefined` when there are none (no such path). */
@@ -48,5 +55,17 @@ export function recordFromJoinRows(
     createdTime: decode.date(first.created),
     updatedTime: decode.date(first.updated),
     versions,
+  };
+}
+
+/** The policy a row describes. */
+export function policyFromRow(row: Record<string, unknown>, decode: ColumnDecoders): PolicyRecord {
+  return {
+    name: decode.text(row.name),
+    spiffeIdPattern: decode.text(row.spiffe_id_pattern),
+    pathPattern: decode.text(row.path_pattern),
+    permissions: decode.permissions(row.permissions),
+    createdAt: decode.date(row.created),
+    updatedAt: decode.date(row.updated),
   };
 }

@@ -14,7 +14,7 @@
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
-import { recordFromJoinRows } from "./record_rows.ts";
+import { type ColumnDecoders, policyFromRow, recordFromJoinRows } from "./record_rows.ts";
 import { openDatabase } from "./sqlite_connection.ts";
 import { migrate } from "./sqlite_schema.ts";
 import type { SqliteCall, SqliteCalls, SqliteOutcome, SqliteWriteName } from "./sqlite_types.ts";
@@ -57,16 +57,16 @@ function text(value: unknown): string {
   throw new TypeError("store: unexpected column type");
 }
 
-function toPolicy(row: Row): PolicyRecord {
-  return {
-    name: text(row.name),
-    spiffeIdPattern: text(row.spiffe_id_pattern),
-    pathPattern: text(row.path_pattern),
-    permissions: JSON.parse(text(row.permissions)) as Permission[],
-    createdAt: date(row.created_ms),
-    updatedAt: date(row.updated_ms),
-  };
-}
+/** How this backend's columns decode (times are integer milliseconds; permissions are JSON text). */
+const DECODE: ColumnDecoders = {
+  int,
+  date,
+  bytes,
+  text,
+  permissions: (value) => JSON.parse(text(value)) as Permission[],
+};
+
+const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
 
 const SQL = {
   begin: "BEGIN IMMEDIATE",
@@ -108,12 +108,12 @@ const SQL = {
     ON CONFLICT (name) DO UPDATE SET
       spiffe_id_pattern = excluded.spiffe_id_pattern, path_pattern = excluded.path_pattern,
       permissions = excluded.permissions, updated_ms = excluded.updated_ms
-    RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms`,
-  getPolicy:
-    "SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms FROM policies WHERE name = ?",
+    RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated`,
+  getPolicy: `SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated
+     FROM policies WHERE name = ?`,
   deletePolicy: "DELETE FROM policies WHERE name = ?",
-  listPolicies:
-    "SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms FROM policies ORDER BY name",
+  listPolicies: `SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated
+     FROM policies ORDER BY name`,
   policyGeneration: "SELECT value FROM policy_generation WHERE id = 1",
   getMeta: "SELECT value FROM meta WHERE key = ?",
   putMeta: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -188,7 +188,7 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
   const calls: SqliteCalls = {
     readSecret(path) {
       // One statement is one consistent snapshot, even with writers in other processes.
-      return recordFromJoinRows(st.readSecret.all(path) as Row[], { int, date, bytes });
+      return recordFromJoinRows(st.readSecret.all(path) as Row[], DECODE);
     },
 
     writeSecret: (path, expectedRevision, next) => inTransaction(() => applySecretWrite(path, expectedRevision, next)),

@@ -13,6 +13,7 @@
  */
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
+import { exists } from "./files.ts";
 import { makeServerTls } from "./server_tls.ts";
 
 /** A running test cluster. */
@@ -50,15 +51,6 @@ async function findBinDir(): Promise<string> {
     "PostgreSQL server binaries (initdb, postgres) not found: install PostgreSQL " +
       "(Debian: apt-get install postgresql), set SPIKE_TEST_PG_BINDIR, or point SPIKE_TEST_POSTGRES_URL at a server",
   );
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The uid and gid of the `postgres` system user. */

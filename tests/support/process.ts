@@ -55,11 +55,19 @@ function defaultDenoDir(): string {
  */
 export async function runSpike(
   args: readonly string[],
-  options: { env?: Record<string, string>; stdin?: string | Uint8Array; timeoutMs?: number; denoFlags?: string[] } = {},
+  options: {
+    env?: Record<string, string>;
+    stdin?: string | Uint8Array;
+    timeoutMs?: number;
+    denoFlags?: string[];
+    /** Primary group to run as (the uid stays the test's): how SPIRE tests pick a workload identity. */
+    gid?: number;
+  } = {},
 ): Promise<CommandResult> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...(options.denoFlags ?? TEST_DENO_FLAGS), SPIKE_MAIN, ...args],
     env: childEnv(options.env ?? {}),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
     clearEnv: true,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
@@ -95,10 +103,14 @@ export class SpikeProcess {
   readonly exited: Promise<Deno.CommandStatus>;
 
   /** Starts `spike <args>` with `env`; stdout and stderr are both captured. */
-  constructor(args: readonly string[], options: { env?: Record<string, string>; denoFlags?: string[] } = {}) {
+  constructor(
+    args: readonly string[],
+    options: { env?: Record<string, string>; denoFlags?: string[]; gid?: number } = {},
+  ) {
     this.#child = new Deno.Command(Deno.execPath(), {
       args: ["run", ...(options.denoFlags ?? TEST_DENO_FLAGS), SPIKE_MAIN, ...args],
       env: childEnv(options.env ?? {}),
+      ...(options.gid === undefined ? {} : { gid: options.gid }),
       clearEnv: true,
       stdin: "null",
       stdout: "piped",
