@@ -401,3 +401,16 @@ Deno.test("mTLS + sqlite: no plaintext value reaches the database file or its WA
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
+
+Deno.test("mTLS + sqlite: SPIKE_NEXUS_RATE_LIMIT answers a caller over its limit with 429, others go on", async () => {
+  const fixture = await startFixture({ SPIKE_NEXUS_RATE_LIMIT: "0.5", SPIKE_NEXUS_RATE_LIMIT_BURST: "3" });
+  try {
+    const admin = await fixture.client(spikeIdFor("pilot_superuser"));
+    const web = await fixture.client(WEB_ID);
+    for (let i = 0; i < 3; i++) assert.deepEqual(await admin.listSecrets(), []);
+    await rejectsWith(() => admin.listSecrets(), 429);
+    await rejectsWith(() => web.getSecret("app/db"), 401); // its own bucket: refused by policy, not by rate
+  } finally {
+    await fixture.close();
+  }
+});

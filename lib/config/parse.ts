@@ -60,6 +60,14 @@ export function parseInteger(name: string, value: string, min: number, max: numb
   return n;
 }
 
+/** Parses a decimal number (`2`, `0.5`) within `min`..`max`. */
+export function parseNumber(name: string, value: string, min: number, max: number): number {
+  if (!/^\d+(\.\d+)?$/.test(value.trim())) throw new ConfigError(name, `'${value}' is not a number`);
+  const n = Number(value.trim());
+  if (n < min || n > max) throw new ConfigError(name, `${n} is out of range (${min}-${max})`);
+  return n;
+}
+
 /** Parses `true/false/1/0/yes/no` (any case). */
 export function parseBoolean(name: string, value: string): boolean {
   const v = value.trim().toLowerCase();

@@ -14,6 +14,7 @@ import {
   parseInteger,
   parseList,
   parseListenAddress,
+  parseNumber,
   parsePostgresUrl,
 } from "./parse.ts";
 
@@ -86,6 +87,11 @@ export interface NexusConfig extends CommonConfig {
   readonly maxBodyBytes: number;
   /** `SPIKE_NEXUS_AUDIT_LOG` [ours]: `stdout` (default) or a file the audit trail is appended to. */
   readonly auditLog: string;
+  /**
+   * `SPIKE_NEXUS_RATE_LIMIT` (requests per second per caller) and
+   * `SPIKE_NEXUS_RATE_LIMIT_BURST` [ours]; absent when no limit is set.
+   */
+  readonly rateLimit?: { readonly perSecond: number; readonly burst: number };
 }
 
 /** `spike keeper` settings. */
@@ -174,7 +180,26 @@ export function resolveNexusConfig(env: Env): NexusConfig {
     maxCiphertextSize: integer(env, "SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE", 65536, 1, 64 * 1024 * 1024),
     maxBodyBytes: integer(env, "SPIKE_NEXUS_MAX_BODY_SIZE", 1024 * 1024, 1024, 256 * 1024 * 1024),
     auditLog: nonEmpty(env.SPIKE_NEXUS_AUDIT_LOG) ?? "stdout",
+    ...rateLimitOf(env),
   });
+}
+
+/** The per-caller rate limit, when `SPIKE_NEXUS_RATE_LIMIT` sets one (0 or unset: none). */
+function rateLimitOf(env: Env): { rateLimit?: { perSecond: number; burst: number } } {
+  const rate = nonEmpty(env.SPIKE_NEXUS_RATE_LIMIT);
+  const perSecond = rate === undefined ? 0 : parseNumber("SPIKE_NEXUS_RATE_LIMIT", rate, 0, 1_000_000);
+  const burstText = nonEmpty(env.SPIKE_NEXUS_RATE_LIMIT_BURST);
+  if (perSecond === 0) {
+    if (burstText !== undefined) {
+      throw new ConfigError("SPIKE_NEXUS_RATE_LIMIT_BURST", "is set but SPIKE_NEXUS_RATE_LIMIT is not");
+    }
+    return {};
+  }
+  // By default a caller may send two seconds' worth at once.
+  const burst = burstText === undefined
+    ? Math.max(1, Math.ceil(2 * perSecond))
+    : parseInteger("SPIKE_NEXUS_RATE_LIMIT_BURST", burstText, 1, 10_000_000);
+  return { rateLimit: Object.freeze({ perSecond, burst }) };
 }
 
 /** Resolves `spike keeper` settings. */

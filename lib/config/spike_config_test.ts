@@ -103,6 +103,36 @@ Deno.test("postgres backend: URL required and checked, password file and pool si
   }
 });
 
+Deno.test("rate limit: off unless set; burst defaults to two seconds' worth; bad values name the variable", () => {
+  assert.equal(resolveNexusConfig({ HOME: "/h" }).rateLimit, undefined);
+  assert.equal(resolveNexusConfig({ HOME: "/h", SPIKE_NEXUS_RATE_LIMIT: "0" }).rateLimit, undefined);
+  assert.deepEqual(resolveNexusConfig({ HOME: "/h", SPIKE_NEXUS_RATE_LIMIT: "50" }).rateLimit, {
+    perSecond: 50,
+    burst: 100,
+  });
+  assert.deepEqual(resolveNexusConfig({ HOME: "/h", SPIKE_NEXUS_RATE_LIMIT: "0.2" }).rateLimit, {
+    perSecond: 0.2,
+    burst: 1,
+  });
+  assert.deepEqual(
+    resolveNexusConfig({ HOME: "/h", SPIKE_NEXUS_RATE_LIMIT: "5", SPIKE_NEXUS_RATE_LIMIT_BURST: "40" }).rateLimit,
+    { perSecond: 5, burst: 40 },
+  );
+  for (
+    const [env, pattern] of [
+      [{ SPIKE_NEXUS_RATE_LIMIT: "fast" }, /^SPIKE_NEXUS_RATE_LIMIT: /],
+      [{ SPIKE_NEXUS_RATE_LIMIT: "-1" }, /^SPIKE_NEXUS_RATE_LIMIT: /],
+      [{ SPIKE_NEXUS_RATE_LIMIT: "5", SPIKE_NEXUS_RATE_LIMIT_BURST: "0" }, /^SPIKE_NEXUS_RATE_LIMIT_BURST: /],
+      [{ SPIKE_NEXUS_RATE_LIMIT_BURST: "10" }, /^SPIKE_NEXUS_RATE_LIMIT_BURST: is set but/],
+    ] as const
+  ) {
+    assert.throws(
+      () => resolveNexusConfig({ HOME: "/h", ...env }),
+      (e: unknown) => e instanceof ConfigError && pattern.test(e.message),
+    );
+  }
+});
+
 Deno.test("keeper, pilot and bootstrap configs", () => {
   assert.equal(resolveKeeperConfig({}).listen.port, 8443);
   const pilot = resolvePilotConfig({ HOME: "/h" });

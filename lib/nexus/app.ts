@@ -4,7 +4,7 @@
  * `GET /metrics` (Prometheus text; counts and latencies, no secrets).
  *
  * Order of checks for `/v1/...`: method and route (400) → authenticated
- * peer (401) → the route's role gate (401) → root key loaded (503) → body
+ * peer (401) → the caller's rate limit (429) → the route's role gate (401) → root key loaded (503) → body
  * (413/400) → policy (401) → the work. Every error is `{"err": code}`.
  *
  * @module
@@ -116,6 +116,11 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
     if (c.req.method !== "POST" || !route) throw new ApiError("api_bad_request", "unknown method, path or action");
     const peer = c.env?.peer;
     if (!peer?.ok) throw new ApiError("access_unauthorized", peer ? peer.reason : "no peer identity");
+    const decision = deps.rateLimiter?.take(peer.spiffeId);
+    if (decision && !decision.allowed) {
+      c.header("retry-after", String(decision.retryAfterSeconds));
+      throw new ApiError("api_rate_limited", "caller over its rate limit");
+    }
     const caller = describeCaller(peer.spiffeId, deps.settings.trustRoots);
     if (!route.admit(caller)) throw new ApiError("access_unauthorized", "role not allowed on this route");
     if (route.needsRootKey && !deps.keys.ready) throw new ApiError("state_not_ready");

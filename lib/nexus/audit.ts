@@ -11,7 +11,7 @@
 import type { Permission } from "../api/validate.ts";
 
 /** How a request ended, by status class. */
-export type AuditOutcome = "ok" | "denied" | "invalid" | "unavailable" | "error";
+export type AuditOutcome = "ok" | "denied" | "limited" | "invalid" | "unavailable" | "error";
 
 /** One audit record. */
 export interface AuditRecord {
@@ -35,7 +35,7 @@ export interface AuditRecord {
   readonly status: number;
   /** The wire error code, for a failed request. */
   readonly err: string | null;
-  /** `ok` 2xx, `denied` 401/403, `invalid` other 4xx, `unavailable` 503, `error` other 5xx. */
+  /** `ok` 2xx, `denied` 401/403, `limited` 429, `invalid` other 4xx, `unavailable` 503, `error` other 5xx. */
   readonly outcome: AuditOutcome;
   /** Time spent, in milliseconds. */
   readonly durationMs: number;
@@ -59,6 +59,7 @@ export interface AuditNote {
 export function outcomeOf(status: number): AuditOutcome {
   if (status >= 200 && status < 300) return "ok";
   if (status === 401 || status === 403) return "denied";
+  if (status === 429) return "limited";
   if (status === 503) return "unavailable";
   if (status >= 400 && status < 500) return "invalid";
   return "error";

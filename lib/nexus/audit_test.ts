@@ -138,10 +138,11 @@ Deno.test("audit: no secret value, plaintext, ciphertext or shard ever reaches a
 });
 
 Deno.test("audit: outcome classes", () => {
-  assert.deepEqual([200, 401, 403, 400, 404, 413, 503, 500].map(outcomeOf), [
+  assert.deepEqual([200, 401, 403, 429, 400, 404, 413, 503, 500].map(outcomeOf), [
     "ok",
     "denied",
     "denied",
+    "limited",
     "invalid",
     "invalid",
     "invalid",

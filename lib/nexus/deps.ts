@@ -11,6 +11,7 @@ import type { AuditSink } from "./audit.ts";
 import type { RegexCache } from "./linear_regex.ts";
 import type { NexusMetrics } from "./metrics.ts";
 import type { PolicySnapshot } from "./policy_snapshot.ts";
+import type { RateLimiter } from "./rate_limiter.ts";
 import type { RestoreSession } from "./restore_session.ts";
 import type { RootKeyState } from "./root_key_state.ts";
 
@@ -50,6 +51,8 @@ export interface NexusDeps {
   readonly regexCache: RegexCache;
   /** The policy list, re-read when the store's policy generation changes. */
   readonly policies: PolicySnapshot;
+  /** Per-caller token buckets; absent when no rate limit is configured. */
+  readonly rateLimiter?: RateLimiter;
   /** Where the audit trail goes: one record per API request. */
   readonly audit: AuditSink;
   /** Request metrics for `GET /metrics` (absent: the endpoint answers 400). */

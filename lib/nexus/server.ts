@@ -26,6 +26,7 @@ import type { NexusDeps } from "./deps.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable, RegexCache } from "./linear_regex.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
+import { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
 import { RestoreSession } from "./restore_session.ts";
 import { RootKeyState } from "./root_key_state.ts";
@@ -147,6 +148,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     regexCache: new RegexCache(),
     policies: new PolicySnapshot(),
     audit: auditOutput.sink,
+    ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
     metrics: new NexusMetrics(Date.now()),
   };
 

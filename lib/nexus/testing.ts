@@ -17,6 +17,7 @@ import { RegexCache } from "./linear_regex.ts";
 import type { PeerResult } from "./peer.ts";
 import { type AuditRecord, memoryAuditSink } from "./audit.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
+import type { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
 import { RestoreSession } from "./restore_session.ts";
 import { RootKeyState } from "./root_key_state.ts";
@@ -78,6 +79,7 @@ export async function createTestNexus(options: {
   store?: Store;
   withKey?: boolean;
   settings?: Partial<NexusSettings>;
+  rateLimiter?: RateLimiter;
 } = {}): Promise<TestNexus> {
   const settings = { ...TEST_SETTINGS, ...options.settings };
   const audit = memoryAuditSink();
@@ -92,6 +94,7 @@ export async function createTestNexus(options: {
     regexCache: new RegexCache(),
     policies: new PolicySnapshot(),
     audit,
+    ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),
     metrics: new NexusMetrics(FIXED_TIME.getTime()),
   };
   if (options.withKey !== false) await installRootKey(deps, testRootKey());
