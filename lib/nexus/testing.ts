@@ -15,7 +15,7 @@ import type { NexusDeps, NexusSettings } from "./deps.ts";
 import { installRootKey } from "./key_installer.ts";
 import { RegexCache } from "./linear_regex.ts";
 import type { PeerResult } from "./peer.ts";
-import { type AuditRecord, memoryAuditSink } from "./audit.ts";
+import { type AuditRecord, type AuditSink, memoryAuditSink } from "./audit.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
@@ -62,7 +62,7 @@ export const TEST_SETTINGS: NexusSettings = Object.freeze({
 export interface TestNexus {
   /** Injected dependencies (store, keys, ...). */
   readonly deps: NexusDeps;
-  /** The audit records written so far, oldest first. */
+  /** The audit records written so far, oldest first (empty when `auditSink` was given). */
   readonly audit: readonly AuditRecord[];
   /** Sends `body` to `path?action=` as `peer`; returns status and parsed body. */
   call(
@@ -80,9 +80,12 @@ export async function createTestNexus(options: {
   withKey?: boolean;
   settings?: Partial<NexusSettings>;
   rateLimiter?: RateLimiter;
+  /** Where audit records go instead of `TestNexus.audit` (benchmarks must not grow a list). */
+  auditSink?: AuditSink;
 } = {}): Promise<TestNexus> {
   const settings = { ...TEST_SETTINGS, ...options.settings };
-  const audit = memoryAuditSink();
+  const kept = memoryAuditSink();
+  const audit: AuditSink = options.auditSink ?? kept;
   const deps: NexusDeps = {
     settings,
     store: options.store ?? createMemoryStore(),
@@ -101,7 +104,7 @@ export async function createTestNexus(options: {
   const app = createNexusApp(deps);
   return {
     deps,
-    audit: audit.records,
+    audit: kept.records,
     async call(peer, path, action, body, init = {}) {
       const url = `https://nexus.test${path}${action ? `?action=${action}` : ""}`;
       const method = init.method ?? "POST";
