@@ -27,6 +27,7 @@ export const CHILD_FLAGS: readonly string[] = Object.freeze([
 /** What `--quick` becomes for benchmarks that do not take `--quick` themselves. */
 const QUICK_ARGS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   "aead_bench.ts": ["--rounds", "1"],
+  "audit_bench.ts": ["--rounds", "1", "--requests", "500"],
 });
 
 /** The benchmark files in `dir`, sorted by name. */
