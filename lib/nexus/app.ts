@@ -4,8 +4,9 @@
  * `GET /metrics` (Prometheus text; counts and latencies, no secrets).
  *
  * Order of checks for `/v1/...`: method and route (400) → authenticated
- * peer (401) → the caller's rate limit (429) → the route's role gate (401) → root key loaded (503) → body
- * (413/400) → policy (401) → the work. Every error is `{"err": code}`.
+ * peer (401) → the caller's rate limit (429) → the route's role gate (401)
+ * → root key loaded (503) → body (413/400) → policy (401) → the work. Every
+ * error is `{"err": code}`, and every request leaves one audit record.
  *
  * @module
  */
@@ -51,22 +52,16 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
     await next();
     setNoCacheHeaders(c.res.headers);
     if (deps.metrics) {
-      const url = new URL(c.req.url);
-      const key = `${url.pathname}?${url.searchParams.get("action") ?? ""}`;
+      const key = `${c.req.path}?${c.req.query("action") ?? ""}`;
       // Only known routes become labels; anything else is "other".
-      const route = ROUTE_TABLE.has(key)
-        ? key.replace(/\?$/, "")
-        : OPERATIONAL.has(url.pathname)
-        ? url.pathname
-        : "other";
+      const route = ROUTE_TABLE.has(key) ? key.replace(/\?$/, "") : OPERATIONAL.has(c.req.path) ? c.req.path : "other";
       deps.metrics.observe(route, c.res.status, (performance.now() - started) / 1000);
     }
   });
 
   // Every request but the operational GETs leaves one audit record, whatever its outcome.
   app.use(async (c, next) => {
-    const url = new URL(c.req.url);
-    if (OPERATIONAL.has(url.pathname)) return await next();
+    if (OPERATIONAL.has(c.req.path)) return await next();
     const started = performance.now();
     const note: AuditNote = {};
     c.set("audit", note);
@@ -78,8 +73,8 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
       type: "audit",
       trail: crypto.randomUUID(),
       spiffeId: peer?.ok ? peer.spiffeId : null,
-      route: url.pathname,
-      action: url.searchParams.get("action") ?? "",
+      route: c.req.path,
+      action: c.req.query("action") ?? "",
       resource: note.resource ?? null,
       permissions: note.permissions ?? null,
       status: c.res.status,
@@ -111,8 +106,7 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
   });
 
   app.all("*", async (c) => {
-    const url = new URL(c.req.url);
-    const route = ROUTE_TABLE.get(`${url.pathname}?${url.searchParams.get("action") ?? ""}`);
+    const route = ROUTE_TABLE.get(`${c.req.path}?${c.req.query("action") ?? ""}`);
     if (c.req.method !== "POST" || !route) throw new ApiError("api_bad_request", "unknown method, path or action");
     const peer = c.env?.peer;
     if (!peer?.ok) throw new ApiError("access_unauthorized", peer ? peer.reason : "no peer identity");
