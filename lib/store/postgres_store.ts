@@ -19,7 +19,7 @@
 import postgres, { type Sql } from "postgres";
 import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
 import { migratePostgres } from "./postgres_schema.ts";
-import { type ColumnDecoders, policyFromRow, recordFromJoinRows } from "./record_rows.ts";
+import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
 import type { Permission, PolicyRecord, Store } from "./types.ts";
 
 /** Options of the Postgres store. */
@@ -71,11 +71,6 @@ function date(value: unknown): Date {
 /** The driver hands out Node `Buffer`s; callers get plain `Uint8Array` copies. */
 function bytes(value: unknown): Uint8Array {
   if (value instanceof Uint8Array) return new Uint8Array(value);
-  throw new TypeError("store: unexpected column type");
-}
-
-function text(value: unknown): string {
-  if (typeof value === "string") return value;
   throw new TypeError("store: unexpected column type");
 }
 

@@ -69,3 +69,9 @@ export function policyFromRow(row: Record<string, unknown>, decode: ColumnDecode
     updatedAt: decode.date(row.updated),
   };
 }
+
+/** A text column, the same in every SQL backend. */
+export function textColumn(value: unknown): string {
+  if (typeof value === "string") return value;
+  throw new TypeError("store: unexpected column type");
+}

@@ -14,7 +14,7 @@
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
-import { type ColumnDecoders, policyFromRow, recordFromJoinRows } from "./record_rows.ts";
+import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
 import { openDatabase } from "./sqlite_connection.ts";
 import { migrate } from "./sqlite_schema.ts";
 import type { SqliteCall, SqliteCalls, SqliteOutcome, SqliteWriteName } from "./sqlite_types.ts";
@@ -49,11 +49,6 @@ function date(value: unknown): Date {
 
 function bytes(value: unknown): Uint8Array {
   if (value instanceof Uint8Array) return value;
-  throw new TypeError("store: unexpected column type");
-}
-
-function text(value: unknown): string {
-  if (typeof value === "string") return value;
   throw new TypeError("store: unexpected column type");
 }
 
