@@ -5,10 +5,6 @@
  * suite's flags and any arguments given (a file, a `--filter`), stops the
  * cluster and exits with the tests' exit code.
  *
- * It also makes sure SPIRE's server and agent are built (once per machine;
- * see `support/spire_binaries.ts`) and passes their directory in
- * `SPIKE_TEST_SPIRE_BIN`.
- *
  * Tests that need Postgres make their own database on that server (see
  * `tests/support/postgres_db.ts`), so they run in parallel without sharing
  * data.
@@ -16,14 +12,13 @@
  * @module
  */
 import { type PostgresCluster, startPostgresCluster } from "./support/postgres_cluster.ts";
-import { ensureSpireBinaries } from "./support/spire_binaries.ts";
 
 /** Flags of every suite run: the children get `--allow-all` too (see support/process.ts). */
 const TEST_FLAGS = ["test", "--allow-all", "--v8-flags=--enable-experimental-regexp-engine", "--parallel"];
 
 async function main(args: string[]): Promise<number> {
   let cluster: PostgresCluster | undefined;
-  const env: Record<string, string> = { SPIKE_TEST_SPIRE_BIN: await ensureSpireBinaries() };
+  const env: Record<string, string> = {};
   if (!Deno.env.get("SPIKE_TEST_POSTGRES_URL")) {
     cluster = await startPostgresCluster();
     env.SPIKE_TEST_POSTGRES_URL = cluster.url;

@@ -15,6 +15,7 @@ import * as tls from "node:tls";
 import { runSpike, SpikeProcess, waitForReady } from "./support/process.ts";
 import { freePort } from "./support/ports.ts";
 import { type SpireStack, startSpire } from "./support/spire.ts";
+import { ensureSpireBinaries } from "./support/spire_binaries.ts";
 
 const TD = "spiffe://spike.ist";
 /** Primary group of each process: what SPIRE's Unix attestor tells them apart by. */
@@ -35,8 +36,8 @@ function serverSerial(port: number): Promise<string> {
 }
 
 Deno.test("SPIRE: every role gets its identity from a real agent; Nexus follows SVID renewal", async (t) => {
-  const binDir = Deno.env.get("SPIKE_TEST_SPIRE_BIN");
-  assert.ok(binDir, "SPIKE_TEST_SPIRE_BIN is not set: run the suite with `deno task test` (it builds SPIRE)");
+  // Built on the first run on a machine (a few minutes), then cached; or SPIKE_TEST_SPIRE_BIN.
+  const binDir = await ensureSpireBinaries();
   let spire: SpireStack | undefined;
   const running: SpikeProcess[] = [];
   try {
