@@ -81,6 +81,7 @@ export const devCommand: CommandSpec = {
       `spike dev: ready — Nexus at ${stack.nexusUrl}\n` +
         `  In another terminal:  source ${stack.pilotEnvFile}\n` +
         `                        deno task spike secret put app/db user=admin\n` +
+        `  Audit trail (one line per request):  tail -f ${stack.auditFile}\n` +
         `  Ctrl-C stops the stack.\n`,
     );
     const signal = new Promise<string>((resolve) => {

@@ -37,6 +37,13 @@ Deno.test("spike dev: start, use, stop, start again with the same secrets", asyn
     assert.equal(get.code, 0, get.stderr);
     assert.equal(get.stdout, "s3cret\n");
 
+    // The audit trail goes to <dir>/audit.log (the console shows where), not to the console.
+    assert.match(first.output, new RegExp(`tail -f ${dir}/audit\\.log`));
+    assert.doesNotMatch(first.output, /"type":"audit"/);
+    const audit = (await Deno.readTextFile(`${dir}/audit.log`)).trimEnd().split("\n").map((l) => JSON.parse(l));
+    assert.ok(audit.some((r) => r.route === "/v1/store/secrets" && r.action === "get" && r.resource === "app/db"));
+    assert.ok(!JSON.stringify(audit).includes("s3cret"));
+
     const stopped = await first.stop("SIGTERM");
     assert.equal(stopped.code, 0, first.output);
     assert.match(first.output, /spike dev: stopped/);

@@ -47,6 +47,8 @@ export interface DevStack {
   readonly nexusUrl: string;
   /** The file of `export` lines for the operator CLI. */
   readonly pilotEnvFile: string;
+  /** Nexus's audit trail (kept in a file so the console stays readable). */
+  readonly auditFile: string;
   /** Resolves with a reason if any child exits on its own. */
   readonly failed: Promise<string>;
   /** Stops every child. */
@@ -68,6 +70,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
 
   const dataDir = join(dir, "data");
   const recoveryDir = join(dir, "recovery");
+  const auditFile = join(dir, "audit.log");
   const saved = await readSavedShards(recoveryDir);
   const hasData = await exists(join(dataDir, "spike.db"));
   if (hasData && saved.length < THRESHOLD) {
@@ -127,10 +130,12 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
         SPIKE_NEXUS_SHAMIR_SHARES: String(keepers),
         SPIKE_NEXUS_SHAMIR_THRESHOLD: String(THRESHOLD),
         SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: options.keeperUpdateInterval,
+        SPIKE_NEXUS_AUDIT_LOG: auditFile,
       },
       resources: {
         svidDir: ids.dirOf("nexus"),
         dataDir,
+        writeFiles: [auditFile],
         listen: `${host}:${options.nexusPort}`,
         connect: keeperUrls.map(netTarget),
       },
@@ -186,7 +191,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       const status = await child.exited;
       return `${child.name} exited (code ${status.code}):\n${child.tail()}`;
     }));
-    return { nexusUrl, pilotEnvFile, failed, stop };
+    return { nexusUrl, pilotEnvFile, auditFile, failed, stop };
   } catch (error) {
     await stop();
     throw error;
