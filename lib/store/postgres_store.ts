@@ -3,12 +3,12 @@
  * several Nexus instances serve the same data (Nexus keeps no cache of
  * secrets; see `docs/STORAGE.md`).
  *
- * Compare-and-swap: a secret write is one transaction whose first statement
- * is `UPDATE … WHERE revision = expected` (or `INSERT … ON CONFLICT DO
- * NOTHING` for a new path). Postgres row locks make a concurrent writer wait
- * and then re-check the condition against the committed row, so of two
- * writers with the same expected revision exactly one matches a row; the
- * other changes nothing and resolves `false`.
+ * Compare-and-swap: a secret write is one statement whose first step is
+ * `UPDATE … WHERE revision = expected` (or `INSERT … ON CONFLICT DO NOTHING`
+ * for a new path); see `postgres_write.ts`. Postgres row locks make a
+ * concurrent writer wait and then re-check the condition against the
+ * committed row, so of two writers with the same expected revision exactly
+ * one matches a row; the other changes nothing and resolves `false`.
  *
  * The schema is created or upgraded on first use (`postgres_schema.ts`), and
  * a failed attempt (server down) is retried by the next call, so Nexus can
@@ -19,6 +19,7 @@
 import postgres, { type Sql } from "postgres";
 import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
 import { migratePostgres } from "./postgres_schema.ts";
+import { secretWriteStatement } from "./postgres_write.ts";
 import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
 import type { Permission, PolicyRecord, Store } from "./types.ts";
 
@@ -134,40 +135,9 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     writeSecret: (path, expectedRevision, next) =>
       run(async () => {
         checkSecretWrite(path, expectedRevision, next);
-        return await sql.begin(async (tx) => {
-          const revision = expectedRevision + 1;
-          const swapped = expectedRevision === 0
-            ? await tx`
-                INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_at, updated_at)
-                VALUES (${path}, ${revision}, ${next.currentVersion}, ${next.oldestVersion}, ${next.maxVersions},
-                        ${next.createdTime}, ${next.updatedTime})
-                ON CONFLICT (path) DO NOTHING
-                RETURNING 1`
-            : await tx`
-                UPDATE secrets SET revision = ${revision}, current_version = ${next.currentVersion},
-                       oldest_version = ${next.oldestVersion}, max_versions = ${next.maxVersions},
-                       created_at = ${next.createdTime}, updated_at = ${next.updatedTime}
-                WHERE path = ${path} AND revision = ${expectedRevision}
-                RETURNING 1`;
-          if (swapped.length === 0) return false;
-          const kept = [...next.versions.keys()];
-          // Pipelined: the driver sends these without waiting for each answer.
-          await Promise.all([
-            tx`DELETE FROM secret_versions WHERE path = ${path} AND NOT (version = ANY(${kept}::integer[]))`,
-            ...[...next.versions.values()].map((v) =>
-              // Rewrites a version only when something in it changed, so a
-              // put touches one new row instead of all kept ones.
-              tx`
-                INSERT INTO secret_versions (path, version, created_at, deleted_at, sealed)
-                VALUES (${path}, ${v.version}, ${v.createdTime}, ${v.deletedTime}, ${v.sealed})
-                ON CONFLICT (path, version) DO UPDATE SET
-                  created_at = excluded.created_at, deleted_at = excluded.deleted_at, sealed = excluded.sealed
-                WHERE (secret_versions.created_at, secret_versions.deleted_at, secret_versions.sealed)
-                      IS DISTINCT FROM (excluded.created_at, excluded.deleted_at, excluded.sealed)`
-            ),
-          ]);
-          return true;
-        });
+        const statement = secretWriteStatement(path, expectedRevision, next);
+        const [row] = await sql.unsafe(statement.text, statement.params as never[], { prepare: true });
+        return row!.swapped === 1;
       }),
 
     listSecretPaths: () =>

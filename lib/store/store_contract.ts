@@ -152,7 +152,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     assert.equal(await store.writeSecret("p", 2, none), true);
     const empty = await store.readSecret("p");
     assert.equal(empty?.versions.size, 0);
-    assert.deepEqual(await store.listSecretPaths(), ["p"]);
+    assert.equal(await store.writeSecret("q", 0, recordOf([])), true, "a new path may start with no versions");
+    assert.equal((await store.readSecret("q"))?.versions.size, 0);
+    assert.deepEqual(await store.listSecretPaths(), ["p", "q"]);
   });
 
   test("records and bytes are copies in both directions", async (store) => {
