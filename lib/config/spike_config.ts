@@ -59,6 +59,8 @@ export interface PostgresConfig {
   readonly caFile?: string;
   /** `SPIKE_NEXUS_POSTGRES_MAX_CONNECTIONS` (default 10). */
   readonly maxConnections: number;
+  /** `SPIKE_NEXUS_POSTGRES_STATEMENT_TIMEOUT` in ms (default 10s): longest a statement may run or wait for locks. */
+  readonly statementTimeoutMs: number;
 }
 
 /** `spike nexus` settings. */
@@ -258,6 +260,7 @@ function postgresConfig(env: Env): PostgresConfig {
     ...(passwordFile ? { passwordFile } : {}),
     ...(caFile ? { caFile } : {}),
     maxConnections: integer(env, "SPIKE_NEXUS_POSTGRES_MAX_CONNECTIONS", 10, 1, 1000),
+    statementTimeoutMs: duration(env, "SPIKE_NEXUS_POSTGRES_STATEMENT_TIMEOUT", "10s"),
   });
 }
 

@@ -75,6 +75,7 @@ Deno.test("postgres backend: URL required and checked, password file and pool si
     passwordFile: "/run/secrets/pg",
     caFile: "/etc/spike/pg-ca.pem",
     maxConnections: 25,
+    statementTimeoutMs: 10_000,
   });
   assert.equal(
     resolveNexusConfig({ ...base, SPIKE_NEXUS_POSTGRES_URL: "postgresql://u@h/d" }).postgres?.maxConnections,

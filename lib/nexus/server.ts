@@ -98,6 +98,7 @@ function openPostgresStore(settings: PostgresConfig): Store {
   return createPostgresStore({
     url: settings.url,
     maxConnections: settings.maxConnections,
+    statementTimeoutMs: settings.statementTimeoutMs,
     ...(password === undefined ? {} : { password }),
     ...(caPem === undefined ? {} : { caPem }),
   });

@@ -39,6 +39,11 @@ export interface PostgresStoreOptions {
   readonly maxConnections?: number;
   /** Seconds to wait for a new connection before the call fails (default 10). */
   readonly connectTimeoutSeconds?: number;
+  /**
+   * Longest a statement may run, waiting for locks included, in ms (default
+   * 10 000): a stuck transaction elsewhere fails a call instead of hanging it.
+   */
+  readonly statementTimeoutMs?: number;
 }
 
 type Row = Record<string, unknown>;
@@ -96,6 +101,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
   const sql: Sql = postgres(options.url, {
     max: options.maxConnections ?? 10,
     connect_timeout: options.connectTimeoutSeconds ?? 10,
+    connection: { statement_timeout: options.statementTimeoutMs ?? 10_000 },
     ...(options.password === undefined ? {} : { password: options.password }),
     ...(tls === undefined ? {} : { ssl: tls }),
     onnotice: () => {},

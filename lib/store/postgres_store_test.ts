@@ -31,6 +31,45 @@ Deno.test("postgres: a policy write through one store changes the generation ano
   }
 });
 
+Deno.test("postgres: a transaction stuck on a secret's row fails a write after the statement timeout", async () => {
+  const db = await createTestDatabase();
+  const store = createPostgresStore({ url: db.url, statementTimeoutMs: 300 });
+  const blocker = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    const now = new Date();
+    const v1 = { version: 1, createdTime: now, deletedTime: null, sealed: new Uint8Array([1]) };
+    const record = {
+      revision: 0,
+      currentVersion: 1,
+      oldestVersion: 1,
+      createdTime: now,
+      updatedTime: now,
+      maxVersions: 10,
+      versions: new Map([[1, v1]]),
+    };
+    assert.equal(await store.writeSecret("p", 0, record), true);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => release = resolve);
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => locked = resolve);
+    const holding = blocker.begin(async (tx) => {
+      await tx`SELECT 1 FROM secrets WHERE path = 'p' FOR UPDATE`;
+      locked();
+      await held;
+    });
+    await lockTaken;
+    // Without the timeout this write would wait for the lock, i.e. forever: the lock is released only below.
+    await assert.rejects(store.writeSecret("p", 1, record), /statement timeout/);
+    release();
+    await holding;
+    assert.equal(await store.writeSecret("p", 1, record), true, "once the lock is gone, the write goes through");
+  } finally {
+    await store.close();
+    await blocker.end();
+    await db.drop();
+  }
+});
+
 Deno.test("postgres: schema version is recorded, steps run once, a newer schema is refused", async () => {
   const db = await createTestDatabase();
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });
