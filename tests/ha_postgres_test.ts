@@ -7,7 +7,9 @@
  * writers split across both never lose an update nor reuse a version; when
  * one Nexus is killed the other keeps serving; no plaintext reaches the
  * database. Both reach the database over verified TLS; one runs with the
- * least Deno permissions of its role.
+ * least Deno permissions of its role. HAProxy, with the configuration
+ * shipped in `deploy/haproxy/`, sits in front and keeps clients served when
+ * an instance dies.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -16,10 +18,12 @@ import { netTarget, rolePermissionFlags } from "../lib/config/permissions.ts";
 import { mintDevIdentities } from "../lib/dev/identities.ts";
 import { loadOrCreateDevCa, writeSvidFiles } from "../lib/spiffe/dev_ca.ts";
 import { ApiCallError, connectSpike, type SpikeClient } from "../lib/sdk/mod.ts";
+import { type Haproxy, startHaproxy } from "./support/haproxy.ts";
 import { createTestDatabase, testPostgresCaFile } from "./support/postgres_db.ts";
 import { freePort, runSpike, SpikeProcess, waitForReady } from "./support/process.ts";
 
 const WORKLOAD = "spiffe://spike.ist/app/billing";
+const HAPROXY_CONFIG = new URL("../deploy/haproxy/nexus-ha.cfg", import.meta.url).pathname;
 const PLAINTEXT = "correct-horse-battery-staple";
 
 Deno.test("postgres HA: two Nexus instances share one database and one root key", async (t) => {
@@ -27,6 +31,7 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
   const db = await createTestDatabase();
   const running = new Set<SpikeProcess>();
   const clients: SpikeClient[] = [];
+  let haproxy: Haproxy | undefined;
   try {
     const ids = await mintDevIdentities(tmp, "spike.ist", 2);
     const ca = await loadOrCreateDevCa(join(tmp, "ca"));
@@ -35,6 +40,7 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
 
     const keeperPorts = [freePort(), freePort()];
     const nexusPorts = [freePort(), freePort()];
+    const lbPort = freePort();
     const urlOf = (port: number) => `https://127.0.0.1:${port}`;
     const shared = {
       SPIKE_NEXUS_KEEPER_PEERS: keeperPorts.map(urlOf).join(","),
@@ -73,8 +79,8 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
         /nexus listening/,
         i === 1 ? leastPermissions : undefined,
       );
-    const connect = async (dir: string, i: number) => {
-      const client = await connectSpike({ env: { SPIKE_SVID_DIR: dir }, nexusUrl: urlOf(nexusPorts[i]!) });
+    const connect = async (dir: string, port: number) => {
+      const client = await connectSpike({ env: { SPIKE_SVID_DIR: dir }, nexusUrl: urlOf(port) });
       clients.push(client);
       return client;
     };
@@ -91,11 +97,15 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
       ),
     ]);
 
-    const [superA, superB] = await Promise.all([
-      connect(ids.dirOf("pilot-superuser"), 0),
-      connect(ids.dirOf("pilot-superuser"), 1),
+    const [superA, superB, superLb] = await Promise.all([
+      connect(ids.dirOf("pilot-superuser"), nexusPorts[0]!),
+      connect(ids.dirOf("pilot-superuser"), nexusPorts[1]!),
+      connect(ids.dirOf("pilot-superuser"), lbPort),
     ]);
-    const [workloadA, workloadB] = await Promise.all([connect(workloadDir, 0), connect(workloadDir, 1)]);
+    const [workloadA, workloadB] = await Promise.all([
+      connect(workloadDir, nexusPorts[0]!),
+      connect(workloadDir, nexusPorts[1]!),
+    ]);
 
     await t.step("bootstrap through one Nexus; the other recovers the same key from the Keepers", async () => {
       const boot = await runSpike(["bootstrap"], {
@@ -147,12 +157,27 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
       await assert.rejects(superA.getSecret("apps/billing/counter", { version: 41 }), /404|not found/i);
     });
 
-    await t.step("one Nexus killed: the other keeps serving", async () => {
+    await t.step("behind HAProxy (deploy/haproxy/nexus-ha.cfg, TLS passed through), clients reach Nexus", async () => {
+      haproxy = await startHaproxy(HAPROXY_CONFIG, {
+        SPIKE_LB_BIND: `127.0.0.1:${lbPort}`,
+        SPIKE_NEXUS_1: `127.0.0.1:${nexusPorts[0]}`,
+        SPIKE_NEXUS_2: `127.0.0.1:${nexusPorts[1]}`,
+      }, lbPort);
+      assert.deepEqual(await superLb.getSecret("apps/billing/db"), { pass: PLAINTEXT });
+    });
+
+    await t.step("one Nexus killed: the other keeps serving, directly and behind HAProxy", async () => {
       await nexusA.stop("SIGKILL");
       running.delete(nexusA);
       assert.deepEqual(await superB.getSecret("apps/billing/db"), { pass: PLAINTEXT });
       await superB.putSecret("apps/billing/db", { pass: `${PLAINTEXT}-2` });
       assert.deepEqual(await superB.getSecret("apps/billing/db"), { pass: `${PLAINTEXT}-2` });
+      // A connection the load balancer had open to the killed instance breaks
+      // once; new connections go to the survivor (refused ones are redispatched).
+      await superLb.getSecret("apps/billing/db").catch(() => {});
+      for (let i = 0; i < 5; i++) {
+        assert.deepEqual(await superLb.getSecret("apps/billing/db"), { pass: `${PLAINTEXT}-2` });
+      }
     });
 
     await t.step("Nexus talks to the database over TLS only; no plaintext value in any column", async () => {
@@ -177,6 +202,7 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
     });
   } finally {
     await Promise.all(clients.map((client) => client.close()));
+    await haproxy?.stop();
     const statuses = await Promise.all([...running].map(async (child) => [child, await child.stop()] as const));
     await db.drop();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
