@@ -13,6 +13,7 @@ import { nexusCommand } from "./nexus.ts";
 import { operatorCommand } from "./operator.ts";
 import { policyCommand } from "./policy.ts";
 import { secretCommand } from "./secret.ts";
+import { versionCommand, versionLine } from "./version.ts";
 
 /** The root of the command tree. */
 export const spikeCommand: CommandSpec = {
@@ -30,7 +31,9 @@ export const spikeCommand: CommandSpec = {
     operatorCommand,
     cipherCommand,
     devCommand,
+    versionCommand,
   ],
+  version: versionLine(),
 };
 
 if (import.meta.main) {

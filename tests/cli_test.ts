@@ -310,10 +310,11 @@ Deno.test("spike CLI against a real Nexus: restore, secrets, policies, cipher, r
 
     await t.step("usage errors exit 2, --help exits 0, Nexus down is a clear error", async () => {
       // More usage-error cases run in-process in lib/cli/command_test.ts.
-      const [unknownFlag, badVersion, help, down] = await Promise.all([
+      const [unknownFlag, badVersion, help, version, down] = await Promise.all([
         as("superuser", ["secret", "get", "app/db", "--bogus"]),
         as("superuser", ["secret", "get", "app/db", "-v", "x"]),
         as("superuser", ["secret", "put", "--help"]),
+        runSpike(["--version"]),
         runSpike(["secret", "list"], {
           env: env("superuser", { SPIKE_NEXUS_API_URL: `https://127.0.0.1:${freePort()}` }),
         }),
@@ -324,6 +325,7 @@ Deno.test("spike CLI against a real Nexus: restore, secrets, policies, cipher, r
         assert.equal(result.stdout, "", what);
       }
       assert.match(exits(help, 0, "--help").stdout, /Usage: spike secret put/);
+      assert.match(exits(version, 0, "--version").stdout, /^spike \d+\.\d+\.\d+ \(SPIKE v1 API; deno /);
       assert.equal(help.stderr, "");
       assert.notEqual(down.code, 0);
       assert.match(down.stderr, /connection refused/);

@@ -51,6 +51,8 @@ export interface CommandSpec {
   readonly run?: (context: CommandContext) => Promise<number>;
   /** Child commands, for groups such as `secret` or `policy`. */
   readonly subcommands?: readonly CommandSpec[];
+  /** The root's version line; when set, `--version` (or `-V`) alone prints it. */
+  readonly version?: string;
 }
 
 /**
@@ -79,6 +81,10 @@ export async function runCommand(
     rest = rest.slice(1);
   }
   const command = path[path.length - 1]!;
+  if (command.version !== undefined && rest.length === 1 && (rest[0] === "--version" || rest[0] === "-V")) {
+    io.stdout(`${command.version}\n`);
+    return 0;
+  }
   if (rest.includes("--help") || rest.includes("-h")) {
     io.stdout(helpText(path));
     return 0;
@@ -159,6 +165,7 @@ export function helpText(path: readonly CommandSpec[]): string {
     return [flag, spec.description] as const;
   });
   rows.push(["-h, --help", "Show this help"]);
+  if (command.version !== undefined) rows.push(["-V, --version", "Show the version"]);
   const width = Math.max(...rows.map(([flag]) => flag.length));
   for (const [flag, description] of rows) lines.push(`  ${flag.padEnd(width)}  ${description}`);
   if (command.subcommands) lines.push(`\nRun '${name} <command> --help' for a command's options.`);

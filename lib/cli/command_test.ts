@@ -142,3 +142,29 @@ Deno.test("helpText lists subcommands, options with placeholders, and --help", (
   assert.match(leaf, /-h, --help +Show this help/);
   assert.match(helpText([root]), /^tool — a test tree\n/);
 });
+
+Deno.test("runCommand: --version and -V alone at the root print the version line; anywhere else they are usage errors", async () => {
+  let ran = false;
+  const root: CommandSpec = {
+    ...tree(() => {
+      ran = true;
+      return Promise.resolve(0);
+    }),
+    version: "tool 1.2.3",
+  };
+  for (const flag of ["--version", "-V"]) {
+    const io = memoryIo();
+    assert.equal(await runCommand(root, [flag], io), 0);
+    assert.deepEqual([io.out, io.err], ["tool 1.2.3\n", ""]);
+  }
+  const extra = memoryIo();
+  assert.equal(await runCommand(root, ["--version", "now"], extra), 2);
+  assert.equal(extra.out, "");
+  const below = memoryIo();
+  assert.equal(await runCommand(root, ["thing", "do", "p", "--version"], below), 2, "not an option of 'do'");
+  assert.match(below.err, /--version/);
+  assert.equal(ran, false);
+  const help = memoryIo();
+  await runCommand(root, ["--help"], help);
+  assert.match(help.out, /-V, --version +Show the version/);
+});
