@@ -36,6 +36,11 @@ function serverSerial(port: number): Promise<string> {
 }
 
 Deno.test("SPIRE: every role gets its identity from a real agent; Nexus follows SVID renewal", async (t) => {
+  assert.equal(
+    Deno.uid(),
+    0,
+    "this test starts each role under its own Unix group (how SPIRE's Unix attestor tells them apart), which needs root",
+  );
   // Built on the first run on a machine (a few minutes), then cached; or SPIKE_TEST_SPIRE_BIN.
   const binDir = await ensureSpireBinaries();
   let spire: SpireStack | undefined;
