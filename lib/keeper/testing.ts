@@ -12,6 +12,7 @@ import { type IdPredicate, trustRoots } from "../spiffe/roles.ts";
 import { createMtlsClient, type MtlsClient } from "../spiffe/mtls_client.ts";
 import { createStaticSource, type StaticSource } from "../spiffe/static_source.ts";
 import { type RunningKeeper, startKeeper } from "./server.ts";
+import { freePort } from "../../tests/support/ports.ts";
 
 /** The trust domain of every fixture identity. */
 export const TEST_TD = "spike.ist";
@@ -84,12 +85,13 @@ export function localUrl(port: number): string {
   return `https://127.0.0.1:${port}`;
 }
 
-/** A port nothing listens on (free a moment ago). */
+/**
+ * A port nothing listens on now and no other test will be given (claimed
+ * outside the kernel's ephemeral range; see `tests/support/ports.ts`), for a
+ * server a test starts later or a peer that must stay unreachable.
+ */
 export function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  return freePort();
 }
 
 /** An mTLS client as role `path` that talks only to servers matching `serverId`. */
