@@ -403,7 +403,7 @@ function range(from: number, to: number): number[] {
 }
 
 Deno.test("mTLS + sqlite: SPIKE_NEXUS_RATE_LIMIT answers a caller over its limit with 429, others go on", async () => {
-  const fixture = await startFixture({ SPIKE_NEXUS_RATE_LIMIT: "0.5", SPIKE_NEXUS_RATE_LIMIT_BURST: "3" });
+  const fixture = await startFixture({ SPIKE_NEXUS_RATE_LIMIT: "0.05", SPIKE_NEXUS_RATE_LIMIT_BURST: "3" });
   try {
     const admin = await fixture.client(spikeIdFor("pilot_superuser"));
     const web = await fixture.client(WEB_ID);
