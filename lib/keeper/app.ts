@@ -51,13 +51,18 @@ export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings
     if (!peer?.ok) throw new ApiError("access_unauthorized", peer ? peer.reason : "no peer identity");
     const fromNexus = isNexus(peer.spiffeId, deps.trustRoots);
     const allowed = path === PATHS.keeperShard ? fromNexus : fromNexus || isBootstrap(peer.spiffeId, deps.trustRoots);
-    if (!allowed) throw new ApiError("access_unauthorized", "role not allowed on this route");
+    if (!allowed) {
+      // A wrong identity asking a Keeper for anything is worth an operator's eye.
+      deps.log.warn("request refused: role not allowed", { caller: peer.spiffeId, path });
+      throw new ApiError("access_unauthorized", "role not allowed on this route");
+    }
     const body = v.object(parseJsonBody(await readBodyCapped(c.req.raw, KEEPER_MAX_BODY_BYTES)));
 
     if (path === PATHS.keeperShard) {
       const shard = deps.shard.get();
       if (!shard) throw new ApiError("api_not_found", "no shard held");
       try {
+        deps.log.info("shard handed out", { to: peer.spiffeId });
         return c.json({ shard: Array.from(shard) });
       } finally {
         zeroize(shard);

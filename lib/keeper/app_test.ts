@@ -239,6 +239,19 @@ Deno.test("no shard byte ever reaches the log", async () => {
   assert.ok(k.log.lines.some((l) => l.includes("shard stored")));
 });
 
+Deno.test("who took the shard, and who was refused, is in the log", async () => {
+  const k = keeper();
+  await k.call(BOOTSTRAP, PATHS.keeperContribute, { shard: SHARD });
+  assert.equal((await k.call(NEXUS, PATHS.keeperShard)).status, 200);
+  assert.equal((await k.call(BOOTSTRAP, PATHS.keeperShard)).status, 401);
+  const handedOut = k.log.lines.filter((l) => l.includes("shard handed out"));
+  assert.equal(handedOut.length, 1);
+  assert.match(handedOut[0]!, /"to":"spiffe:\/\/spike\.ist\/spike\/nexus"/);
+  const refused = k.log.lines.filter((l) => l.includes("request refused"));
+  assert.equal(refused.length, 1);
+  assert.match(refused[0]!, /"caller":"spiffe:\/\/spike\.ist\/spike\/bootstrap".*"path":"\/v1\/store\/shard"/);
+});
+
 Deno.test("over real mTLS: the SVID decides, body cap holds, close zeroes the shard", async () => {
   const ca = await createDevCa();
   const [keeperId, nexusId, bootstrapId, superId] = await Promise.all([
