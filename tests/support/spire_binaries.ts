@@ -32,9 +32,20 @@ export async function ensureSpireBinaries(): Promise<string> {
   const dir = cacheDir();
   if (await exists(join(dir, "spire-server")) && await exists(join(dir, "spire-agent"))) return dir;
   console.error(`building SPIRE v${SPIRE_VERSION} for the tests into ${dir} (first run only; a few minutes)`);
-  let status: Deno.CommandStatus;
+  // Downloads from the module proxy can fail transiently; what was fetched stays cached for the next try.
+  for (let attempt = 1;; attempt++) {
+    const status = await goInstall(dir);
+    if (status.success) break;
+    if (attempt === 3) throw new Error(`building SPIRE v${SPIRE_VERSION} failed (go install exited ${status.code})`);
+    console.error(`go install failed (exit ${status.code}); trying again (${attempt + 1} of 3)`);
+  }
+  return dir;
+}
+
+/** `go install` of the server and agent from the pinned tool module into `dir`. */
+async function goInstall(dir: string): Promise<Deno.CommandStatus> {
   try {
-    status = await new Deno.Command("go", {
+    return await new Deno.Command("go", {
       args: ["install", "github.com/spiffe/spire/cmd/spire-server", "github.com/spiffe/spire/cmd/spire-agent"],
       cwd: TOOL_MODULE,
       env: {
@@ -53,8 +64,6 @@ export async function ensureSpireBinaries(): Promise<string> {
     }
     throw error;
   }
-  if (!status.success) throw new Error(`building SPIRE v${SPIRE_VERSION} failed (go install exited ${status.code})`);
-  return dir;
 }
 
 if (import.meta.main) {
