@@ -12,11 +12,45 @@ export interface Haproxy {
   stop(): Promise<void>;
 }
 
-async function haproxyBinary(): Promise<string> {
+async function findHaproxy(): Promise<string | undefined> {
   for (const dir of [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/sbin", "/usr/local/sbin"]) {
     if (dir && await exists(`${dir}/haproxy`)) return `${dir}/haproxy`;
   }
-  throw new Error("haproxy not found: install it (Debian: apt-get install haproxy); .ci/run does");
+  return undefined;
+}
+
+/** Runs `apt-get` quietly; true when it succeeded. */
+async function aptGet(args: string[]): Promise<boolean> {
+  const out = await new Deno.Command("apt-get", {
+    args: ["-qq", ...args],
+    env: { DEBIAN_FRONTEND: "noninteractive" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => undefined);
+  return out?.success ?? false;
+}
+
+/**
+ * The HAProxy binary. On a Debian machine where it is missing and the suite
+ * runs as root (as on a fresh machine of this project's kind), it is
+ * installed from Debian's packages first, like the SPIRE build, so that the
+ * README's test command works there as it is.
+ */
+async function haproxyBinary(): Promise<string> {
+  const found = await findHaproxy();
+  if (found) return found;
+  if (Deno.uid() === 0) {
+    console.error("haproxy not found: installing Debian's haproxy package for the HA test");
+    if (
+      await aptGet(["install", "-y", "haproxy"]) ||
+      (await aptGet(["update"]) && await aptGet(["install", "-y", "haproxy"]))
+    ) {
+      const installed = await findHaproxy();
+      if (installed) return installed;
+    }
+  }
+  throw new Error("haproxy not found and not installable here: install it (Debian: apt-get install haproxy)");
 }
 
 /** Starts `haproxy -f config` with `env`; resolves once `port` on 127.0.0.1 accepts connections. */
