@@ -21,12 +21,15 @@ export class ApiCallError extends Error {
   readonly status: number;
   /** The `err` code, when the body carried one. */
   readonly code: ErrorCode | undefined;
+  /** Seconds the server asked to wait (`Retry-After` of a 429), when it said. */
+  readonly retryAfterSeconds: number | undefined;
 
-  /** Creates the error from a status and optional wire code. */
-  constructor(status: number, code: ErrorCode | undefined) {
+  /** Creates the error from a status, an optional wire code and an optional `Retry-After`. */
+  constructor(status: number, code: ErrorCode | undefined, retryAfterSeconds?: number) {
     super(code ? MESSAGES[code] ?? code : `unexpected HTTP status ${status}`);
     this.name = "ApiCallError";
     this.status = status;
     this.code = code;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }

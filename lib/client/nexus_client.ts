@@ -173,7 +173,7 @@ export class NexusClient {
       "content-type": contentType,
     });
     const parsed = parseJson(response);
-    if (response.status !== 200) throw new ApiCallError(response.status, parsed?.err as ErrorCode | undefined);
+    if (response.status !== 200) throw errorOf(response, parsed);
     if (!parsed) throw new ApiCallError(response.status, "api_internal_error");
     return parsed;
   }
@@ -182,11 +182,17 @@ export class NexusClient {
     const response = await this.#transport.post(urlFor(this.#base, path), body, {
       "content-type": "application/octet-stream",
     });
-    if (response.status !== 200) {
-      throw new ApiCallError(response.status, parseJson(response)?.err as ErrorCode | undefined);
-    }
+    if (response.status !== 200) throw errorOf(response, parseJson(response));
     return response.body;
   }
+}
+
+/** The error for a non-200 answer: status, wire code, and `Retry-After` when given in seconds. */
+function errorOf(response: TransportResponse, parsed: Record<string, unknown> | undefined): ApiCallError {
+  const header = response.headers["retry-after"];
+  const text = Array.isArray(header) ? header[0] : header;
+  const seconds = text !== undefined && /^\d+$/.test(text.trim()) ? Number(text.trim()) : undefined;
+  return new ApiCallError(response.status, parsed?.err as ErrorCode | undefined, seconds);
 }
 
 function parseJson(response: TransportResponse): Record<string, unknown> | undefined {

@@ -18,6 +18,7 @@
  * @module
  */
 import { ApiCallError } from "../client/errors.ts";
+import { DEFAULT_RETRY, withRetries } from "./retry.ts";
 import { NexusClient } from "../client/nexus_client.ts";
 import { type Env, resolvePilotConfig } from "../config/spike_config.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
@@ -43,6 +44,12 @@ export interface ConnectOptions {
   readonly identity?: IdentitySource;
   /** Per-call timeout in ms (default 30 s). */
   readonly timeoutMs?: number;
+  /**
+   * Attempts per call, the first included (default 3; 1 turns retries off).
+   * Retried: 503 while Nexus is not ready and 429 (after its `Retry-After`),
+   * with backoff; a broken connection, for reads and the cipher API only.
+   */
+  readonly attempts?: number;
 }
 
 /** A connected client. Reuses TLS connections; follows SVID rotation. */
@@ -82,16 +89,19 @@ export async function connectSpike(options: ConnectOptions = {}): Promise<SpikeC
     timeoutMs: options.timeoutMs ?? 30_000,
   });
   const nexus = new NexusClient(options.nexusUrl ?? config.nexusUrl, transport);
+  const retry = { ...DEFAULT_RETRY, attempts: options.attempts ?? DEFAULT_RETRY.attempts };
+  const read = <T>(call: () => Promise<T>) => withRetries(call, true, retry);
   return {
-    getSecret: (path, o) => nexus.getSecret(path, o?.version ?? 0),
+    getSecret: (path, o) => read(() => nexus.getSecret(path, o?.version ?? 0)),
     async getSecretValue(path, key, o) {
-      const values = await nexus.getSecret(path, o?.version ?? 0);
+      const values = await read(() => nexus.getSecret(path, o?.version ?? 0));
       if (!Object.hasOwn(values, key)) throw new ApiCallError(404, "api_not_found");
       return values[key]!;
     },
-    putSecret: (path, values) => nexus.putSecret(path, values),
-    encrypt: (plaintext) => nexus.encryptBytes(plaintext),
-    decrypt: (ciphertext) => nexus.decryptBytes(ciphertext),
+    // A write is not repeated after a broken connection: it may have landed.
+    putSecret: (path, values) => withRetries(() => nexus.putSecret(path, values), false, retry),
+    encrypt: (plaintext) => read(() => nexus.encryptBytes(plaintext)),
+    decrypt: (ciphertext) => read(() => nexus.decryptBytes(ciphertext)),
     async close() {
       transport.close();
       if (ownsIdentity) await identity.close();

@@ -77,3 +77,60 @@ Deno.test("connectSpike fails clearly without an identity", async () => {
     /\/nonexistent\/svid/,
   );
 });
+
+Deno.test("the SDK rides out a Nexus restart: a broken connection, 503s until the key is back, then the read", async () => {
+  const ca = await createDevCa();
+  const dir = await Deno.makeTempDir({ prefix: "spike_sdk_restart_" });
+  const identity = createStaticSource(await ca.issue("spiffe://spike.ist/spike/nexus"));
+  const start = (port: number) =>
+    startNexus({
+      config: resolveNexusConfig({
+        SPIKE_NEXUS_TLS_PORT: `127.0.0.1:${port}`,
+        SPIKE_NEXUS_BACKEND_STORE: "sqlite",
+        SPIKE_NEXUS_DATA_DIR: dir,
+      }),
+      identity,
+      log: silentLogger,
+      audit: memoryAuditSink(),
+    });
+  let nexus = await start(0);
+  const port = nexus.port;
+  const admin = await connectSpike({
+    nexusUrl: `https://127.0.0.1:${port}`,
+    identity: createStaticSource(await ca.issue("spiffe://spike.ist/spike/pilot/role/superuser")),
+    attempts: 6,
+  });
+  let installing: Promise<unknown> | undefined;
+  try {
+    await installRootKey(nexus.deps, testRootKey());
+    await admin.putSecret("app/db", { pass: "p" });
+    assert.deepEqual(await admin.getSecret("app/db"), { pass: "p" }, "the client now holds a kept-alive connection");
+
+    await nexus.close();
+    nexus = await start(port);
+    // The key comes back a moment later, as it would from the Keepers.
+    const restarted = nexus;
+    installing = new Promise((resolve) => setTimeout(resolve, 100)).then(() =>
+      installRootKey(restarted.deps, testRootKey())
+    );
+    assert.deepEqual(await admin.getSecret("app/db"), { pass: "p" });
+
+    const once = await connectSpike({
+      nexusUrl: `https://127.0.0.1:${port}`,
+      identity: createStaticSource(await ca.issue("spiffe://spike.ist/spike/pilot/role/superuser")),
+      attempts: 1,
+    });
+    try {
+      await nexus.close();
+      nexus = await start(port);
+      await assert.rejects(once.getSecret("app/db"), "attempts: 1 turns retries off");
+    } finally {
+      await once.close();
+    }
+  } finally {
+    await installing;
+    await admin.close();
+    await nexus.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
