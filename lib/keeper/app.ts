@@ -43,8 +43,8 @@ export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings
   );
 
   app.all("*", async (c) => {
-    const path = new URL(c.req.url).pathname;
-    const action = new URL(c.req.url).searchParams.get("action") ?? "";
+    const path = c.req.path;
+    const action = c.req.query("action") ?? "";
     const known = path === PATHS.keeperContribute || path === PATHS.keeperShard;
     if (c.req.method !== "POST" || !known || action !== "") throw new ApiError("api_bad_request");
     const peer = c.env?.peer;

@@ -40,8 +40,13 @@ const ROUTE_TABLE: ReadonlyMap<string, Route> = new Map(ROUTES.map((r) => [`${r.
 /** Hono environment of the Nexus app: the peer from the TLS layer, the audit note per request. */
 export type NexusEnv = {
   Bindings: PeerBindings;
-  Variables: { audit: AuditNote; auditErr: string | null };
+  Variables: { audit: AuditNote };
 };
+
+/** Records the wire error code for the audit record (operational requests have no note). */
+function noteError(note: AuditNote | undefined, code: string): void {
+  if (note) note.err = code;
+}
 
 /** Creates the Nexus app. Serve it with the mTLS adapter, passing `{ peer }`. */
 export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
@@ -65,7 +70,6 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
     const started = performance.now();
     const note: AuditNote = {};
     c.set("audit", note);
-    c.set("auditErr", null);
     await next();
     const peer = c.env?.peer;
     deps.audit.record({
@@ -78,7 +82,7 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
       resource: note.resource ?? null,
       permissions: note.permissions ?? null,
       status: c.res.status,
-      err: c.get("auditErr"),
+      err: note.err ?? null,
       outcome: outcomeOf(c.res.status),
       durationMs: Math.round((performance.now() - started) * 1000) / 1000,
     });
@@ -131,18 +135,18 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
       if (error.status >= 500 && error.code !== "state_not_ready") {
         deps.log.error("request failed", { path: c.req.path, detail: error.message });
       } else deps.log.debug("request refused", { path: c.req.path, code: error.code, detail: error.message });
-      c.set("auditErr", error.code);
+      noteError(c.get("audit"), error.code);
       return c.json({ err: error.code }, error.status as 400);
     }
     // Unknown errors never reach the client; their message may still be
     // useful to operators and carries no request data by construction.
     deps.log.error("unexpected error", { path: c.req.path, error: String((error as Error)?.message ?? error) });
-    c.set("auditErr", "api_internal_error");
+    noteError(c.get("audit"), "api_internal_error");
     return c.json({ err: "api_internal_error" }, 500);
   });
 
   app.notFound((c) => {
-    c.set("auditErr", "api_bad_request");
+    noteError(c.get("audit"), "api_bad_request");
     return c.json({ err: "api_bad_request" }, 400);
   });
   return app;

@@ -53,6 +53,8 @@ export interface AuditNote {
   resource?: string;
   /** The permissions asked for. */
   permissions?: readonly Permission[];
+  /** The wire error code, set by the app's error handling when the request fails. */
+  err?: string;
 }
 
 /** The outcome class of an HTTP status. */
