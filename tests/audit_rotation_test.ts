@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as https from "node:https";
 import { join } from "node:path";
 import { mintDevIdentities } from "../lib/dev/identities.ts";
-import { freePort, SpikeProcess } from "./support/process.ts";
+import { eventually, freePort, SpikeProcess } from "./support/process.ts";
 
 /** A POST without a client certificate: Nexus answers 401 and audits it. */
 function anonymousPost(port: number): Promise<number> {
@@ -28,15 +28,6 @@ async function lines(file: string): Promise<Array<Record<string, unknown>>> {
   return (await Deno.readTextFile(file)).trimEnd().split("\n").filter(Boolean).map((line) => JSON.parse(line));
 }
 
-/** Polls until `check` holds (the server writes the record just after it answers). */
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 Deno.test("audit file: written 0600 by a real Nexus, reopened on SIGHUP after rotation", async () => {
   const dir = await Deno.makeTempDir({ prefix: "spike_audit_rotation_" });
   const port = freePort();
@@ -54,6 +45,7 @@ Deno.test("audit file: written 0600 by a real Nexus, reopened on SIGHUP after ro
     await nexus.waitFor(/nexus listening/);
     assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600, "created at start, owner-only");
     assert.equal(await anonymousPost(port), 401);
+    // The record is written just after the answer leaves, so poll for it.
     await eventually(async () => (await lines(file)).length === 1, "the first record is in the file");
 
     await Deno.rename(file, `${file}.1`);

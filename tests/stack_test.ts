@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { getPlainStatus } from "../lib/dev/health.ts";
-import { freePort, runSpike, SpikeProcess, waitForReady } from "./support/process.ts";
+import { eventually, freePort, runSpike, SpikeProcess, waitForReady } from "./support/process.ts";
 
 const TD = "spiffe://spike.ist";
 const ROLES = {
@@ -22,15 +22,6 @@ const ROLES = {
   restore: "spike/pilot/role/restore",
 } as const;
 type Role = keyof typeof ROLES;
-
-/** Polls until `check` holds; throws `what` after `timeoutMs`. */
-async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 Deno.test("stack: bootstrap, kill -9, 2 of 3 Keepers, break-glass restore, Keepers re-seeded", async (t) => {
   const tmp = await Deno.makeTempDir({ prefix: "spike_stack_" });

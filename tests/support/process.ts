@@ -170,6 +170,18 @@ export class SpikeProcess {
   }
 }
 
+/**
+ * Polls `check` until it holds (a check that throws counts as not yet);
+ * throws naming `what` after `timeoutMs`.
+ */
+export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Polls `GET https://127.0.0.1:<port>/ready` (no client cert) until 200 or timeout. */
 export async function waitForReady(port: number, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
