@@ -186,18 +186,31 @@ Deno.test("mTLS + sqlite: the full secret lifecycle, identities checked on the w
     assert.equal(meta.metadata.currentVersion, 1);
     assert.ok(!Number.isNaN(Date.parse(meta.versions["2"]!.deletedTime!)));
 
-    // Undelete with no versions restores the newest deleted one.
-    await admin.undeleteSecret("app/db", []);
+    // Undelete names versions; 0 (SPIKE's pilot default) and [] mean the
+    // current version, which is never deleted: 404, and nothing changes.
+    await rejectsWith(() => admin.undeleteSecret("app/db", [0]), 404);
+    await rejectsWith(() => admin.undeleteSecret("app/db", []), 404);
+    await rejectsWith(() => admin.undeleteSecret("app/db", [7, 1]), 404);
+    assert.deepEqual(await admin.getSecret("app/db"), { user: "admin", pass: "v1-pass" });
+    await admin.undeleteSecret("app/db", [2, 7]);
     assert.deepEqual(await admin.getSecret("app/db"), { user: "admin", pass: "v2-pass" });
     assert.equal((await admin.getSecretMetadata("app/db")).versions["2"]!.deletedTime, null);
 
-    // Delete everything: the path stays listed, reads are 404.
+    // Delete everything: the path stays listed and its metadata says so
+    // (current version 0); reads are 404. [] then restores the newest one.
     await admin.deleteSecret("app/db", [1, 2]);
     await rejectsWith(() => admin.getSecret("app/db"), 404);
-    await rejectsWith(() => admin.getSecretMetadata("app/db"), 404);
+    await rejectsWith(() => admin.getSecretMetadata("app/db", 2), 404);
     assert.deepEqual(await admin.listSecrets(), ["app/db", "app/other"]);
+    meta = await admin.getSecretMetadata("app/db");
+    assert.equal(meta.metadata.currentVersion, 0);
+    assert.ok(Object.values(meta.versions).every((v) => v.deletedTime !== null));
+    await rejectsWith(() => admin.undeleteSecret("app/db", [0]), 404);
+    await admin.undeleteSecret("app/db", []);
+    assert.deepEqual(await admin.getSecret("app/db"), { user: "admin", pass: "v2-pass" });
     await admin.undeleteSecret("app/db", [1]);
-    assert.deepEqual(await admin.getSecret("app/db"), { user: "admin", pass: "v1-pass" });
+    assert.deepEqual(await admin.getSecret("app/db", 1), { user: "admin", pass: "v1-pass" });
+    await rejectsWith(() => admin.undeleteSecret("app/missing", []), 404);
     await rejectsWith(() => admin.getSecret("app/missing"), 404);
     await rejectsWith(() => admin.deleteSecret("app/missing"), 404);
 
@@ -211,7 +224,7 @@ Deno.test("mTLS + sqlite: the full secret lifecycle, identities checked on the w
       pathPattern: "^app/db$",
       permissions: ["read"],
     });
-    assert.deepEqual(await web.getSecret("app/db"), { user: "admin", pass: "v1-pass" });
+    assert.deepEqual(await web.getSecret("app/db"), { user: "admin", pass: "v2-pass" });
     await rejectsWith(() => web.getSecret("app/other"), 401);
     await rejectsWith(() => web.putSecret("app/db", { pass: "stolen" }), 401);
     await rejectsWith(() => web.listSecrets(), 401);
@@ -236,7 +249,7 @@ Deno.test("mTLS + sqlite: the full secret lifecycle, identities checked on the w
     const auditFile = join(fixture.dir, "audit.log");
     assert.equal((await Deno.stat(auditFile)).mode! & 0o777, 0o600);
     const audit = (await Deno.readTextFile(auditFile)).trimEnd().split("\n").map((line) => JSON.parse(line));
-    assert.equal(audit.length, 38);
+    assert.equal(audit.length, 47);
     assert.ok(audit.every((r) => r.type === "audit"));
     const stolen = audit.find((r) => r.spiffeId === WEB_ID && r.permissions?.[0] === "write");
     assert.deepEqual(
@@ -371,7 +384,7 @@ Deno.test("mTLS + sqlite: no plaintext value reaches the database file or its WA
       await admin.putSecret(`app/scan/${i % 3}`, { secret: value, [`k${i}`]: value.toLowerCase() });
     }
     await admin.deleteSecret("app/scan/0", []);
-    await admin.undeleteSecret("app/scan/0", []);
+    await admin.undeleteSecret("app/scan/0", [4]);
     // Cipher API payloads are never stored; check anyway.
     const cipherInput = marker(99);
     values.push(cipherInput);

@@ -87,7 +87,11 @@ export class NexusClient {
     await this.#json(PATHS.secrets, "delete", { path, versions });
   }
 
-  /** Restores soft-deleted versions (`[]` = highest deleted). */
+  /**
+   * Restores soft-deleted versions. `0` = the current version; `[]` = the
+   * current version, or the newest deleted one when every version is
+   * deleted. 404 when nothing was restored.
+   */
   async undeleteSecret(path: string, versions: readonly number[] = []): Promise<void> {
     await this.#json(PATHS.secrets, "undelete", { path, versions });
   }
