@@ -208,7 +208,7 @@ Deno.test("malformed bodies, wrong types, over-long paths and names, bad version
   await expect(nexus, SUPERUSER, PATHS.secrets, "delete", { path: "app/x", versions: "1" }, 400, BAD_REQUEST);
   await expect(nexus, SUPERUSER, PATHS.secrets, "list", [], 400, BAD_REQUEST);
 
-  const policy = { name: "p", spiffeidPattern: "^x$", pathPattern: "^y$", permissions: ["read"] };
+  const policy = { name: "p", spiffeidPattern: "^spiffe://spike\\.ist/x$", pathPattern: "^y$", permissions: ["read"] };
   const badPolicies: unknown[] = [
     { ...policy, name: "n".repeat(251) },
     { ...policy, name: "" },
@@ -404,13 +404,13 @@ Deno.test("reserved system paths need an anchored SPIFFE ID pattern and a full p
   await expect(nexus, SUPERUSER, PATHS.secrets, "", { path: "app/db", values: { k: "v" } }, 200);
   const list = () => nexus.call(WEB, PATHS.secrets, "list", {});
 
-  await putPolicy(nexus, "wide", ".*", ".*", ["list", "read"]);
+  await putPolicy(nexus, "wide", "spiffe://spike\\.ist/", ".*", ["list", "read"]);
   assert.equal((await list()).status, 401, "an unanchored ID pattern must not open the secret list");
   // ...though it does grant ordinary paths.
   await expect(nexus, WEB, PATHS.secrets, "get", { path: "app/db" }, 200);
   // Anchors that an alternation undoes are not anchors.
-  await putPolicy(nexus, "alternation", `${WEB_ID}|.*$`, ".*", ["list"]);
-  assert.equal((await list()).status, 401, "'^a$|.*$' is not anchored");
+  await putPolicy(nexus, "alternation", `${WEB_ID}|spiffe://.*$`, ".*", ["list"]);
+  assert.equal((await list()).status, 401, "'^a$|spiffe://.*$' is not anchored");
   await putPolicy(nexus, "super-wide", "spiffe://spike\\.ist/app/web", ".*", ["super"]);
   assert.equal((await list()).status, 401, "super does not lift the anchoring rule");
   // An anchored ID pattern, but a path pattern that only matches a prefix.

@@ -54,6 +54,9 @@ export const policyRoutes: readonly Route[] = [
       // always compiles when it is evaluated.
       compileLinear(spiffeIdPattern, "spiffeidPattern");
       compileLinear(pathPattern, "pathPattern");
+      // A SPIFFE ID pattern must describe SPIFFE IDs: `.*` would grant every
+      // workload without naming one, `^x$` nothing at all.
+      v.spiffeIdPattern(spiffeIdPattern, "spiffeidPattern");
       const now = input.deps.clock();
       const saved = await requireStore(input.deps).upsertPolicy({
         name,
