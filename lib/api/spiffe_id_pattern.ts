@@ -29,6 +29,7 @@
  * @module
  */
 import { type CharSet, JS } from "refa";
+import { badRequest } from "./errors.ts";
 
 /** Why a SPIFFE ID pattern is refused; `undefined` when it is fine. */
 export type SpiffeIdPatternProblem =
@@ -49,6 +50,17 @@ const SCHEME = "spiffe://";
 /** Upper bounds that keep one check in the low milliseconds whatever the input. */
 const MAX_NFA_NODES = 20_000;
 const MAX_PRODUCT_STATES = 200_000;
+
+/**
+ * Validates a policy's SPIFFE ID pattern, or throws a 400 `ApiError` naming
+ * the problem. Costs up to milliseconds: call it after authorization. (Kept
+ * out of `validate.ts` so the CLI does not load the parser.)
+ */
+export function spiffeIdPattern(source: string, field: string): string {
+  const problem = spiffeIdPatternProblem(source);
+  if (problem) throw badRequest(`${field} ${SPIFFE_ID_PATTERN_PROBLEMS[problem]}`);
+  return source;
+}
 
 /** True when a policy may use `source` as its SPIFFE ID pattern. */
 export function spiffeIdPatternCanMatch(source: string): boolean {

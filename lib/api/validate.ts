@@ -8,7 +8,6 @@
 import { decodeBase64 } from "./base64.ts";
 import { storableText } from "../store/storable_text.ts";
 import { badRequest } from "./errors.ts";
-import { SPIFFE_ID_PATTERN_PROBLEMS, spiffeIdPatternProblem } from "./spiffe_id_pattern.ts";
 
 /** Permissions a policy can grant. */
 export const PERMISSIONS = ["read", "write", "list", "execute", "super"] as const;
@@ -100,19 +99,6 @@ export function patternSource(value: unknown, field: string): string {
   if (value.length < 1 || value.length > 1000) throw badRequest(`${field} must be 1-1000 characters`);
   if (!storableText(value)) throw badRequest(`${field} must be well-formed text without NUL characters`);
   return value;
-}
-
-/**
- * Refuses a policy's SPIFFE ID pattern that does not describe SPIFFE IDs:
- * one that can match text not starting with `spiffe://` (such as `.*`), or
- * that no valid SPIFFE ID matches (such as `^x$`). The rule is in
- * `spiffe_id_pattern.ts`. Costs up to milliseconds: call it after
- * authorization.
- */
-export function spiffeIdPattern(source: string, field: string): string {
-  const problem = spiffeIdPatternProblem(source);
-  if (problem) throw badRequest(`${field} ${SPIFFE_ID_PATTERN_PROBLEMS[problem]}`);
-  return source;
 }
 
 /** Requires a JSON object body. */
