@@ -511,8 +511,16 @@ Deno.test("cipher: octet-stream and JSON round trips; JSON mode returns the nonc
     const joined = new Uint8Array([1, ...unb64(envelope.nonce), ...unb64(envelope.ciphertext)]);
     await expect(nexus, SUPERUSER, PATHS.decrypt, "", joined, 200, plaintext, OCTETS);
   }
-  await expect(nexus, SUPERUSER, PATHS.encrypt, "", { plaintext: btoa("x"), algorithm: "AES-GCM" }, 200);
-  await expect(nexus, SUPERUSER, PATHS.encrypt, "", { plaintext: btoa("x"), algorithm: "DES" }, 400, BAD_REQUEST);
+  // Every spelling of AES-GCM SPIKE's pilot can send; another algorithm is refused, not ignored.
+  for (const algorithm of ["AES-GCM", "AES-256-GCM", "aes-256-gcm", "Aes-Gcm", "AES_256_GCM", "", null]) {
+    const sealed = await expect(nexus, SUPERUSER, PATHS.encrypt, "", { plaintext: btoa("x"), algorithm }, 200);
+    await expect(nexus, SUPERUSER, PATHS.decrypt, "", { ...sealed as object, algorithm }, 200, {
+      plaintext: btoa("x"),
+    });
+  }
+  for (const algorithm of ["DES", "AES-128-GCM", "ChaCha20-Poly1305", "AES-256-CBC", 5]) {
+    await expect(nexus, SUPERUSER, PATHS.encrypt, "", { plaintext: btoa("x"), algorithm }, 400, BAD_REQUEST);
+  }
   await expect(nexus, SUPERUSER, PATHS.encrypt, "", { plaintext: "not base64!" }, 400, BAD_REQUEST);
 });
 
