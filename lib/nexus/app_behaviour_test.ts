@@ -317,12 +317,16 @@ Deno.test("restore: the first shard is collected, the second restores the key an
   // The data sealed before is readable: it is the same key.
   await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 200, { data: { pass: "p1" } });
   await expect(nexus, NO_CERT, "/ready", "", undefined, 200, { ready: true }, { method: "GET" });
-  // Once restored, more shards change nothing.
+  // Once restored, a shard is checked against the key held: one of it is
+  // confirmed (nothing collected), any other is refused. Nothing changes.
   await expect(nexus, RESTORE, PATHS.restore, "", send(2, shares[1]!.value), 200, {
     collected: 0,
     remaining: 0,
     restored: true,
   });
+  await expect(nexus, RESTORE, PATHS.restore, "", send(2, shares[0]!.value), 400, BAD_REQUEST);
+  await expect(nexus, RESTORE, PATHS.restore, "", send(7, Array(32).fill(1)), 400, BAD_REQUEST);
+  await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 200, { data: { pass: "p1" } });
   // Only the restore role may send shards.
   await expect(nexus, SUPERUSER, PATHS.restore, "", send(2, shares[1]!.value), 401, UNAUTHORIZED);
   await expect(nexus, RECOVER, PATHS.restore, "", send(2, shares[1]!.value), 401, UNAUTHORIZED);
