@@ -11,6 +11,7 @@ import { ApiCallError } from "../lib/client/errors.ts";
 import { NexusClient } from "../lib/client/nexus_client.ts";
 import { resolveNexusConfig } from "../lib/config/spike_config.ts";
 import { generateRootKey } from "../lib/crypto/root_key.ts";
+import { splitSecret } from "../lib/crypto/shamir.ts";
 import { systemRandom } from "../lib/crypto/random.ts";
 import { silentLogger } from "../lib/log/logger.ts";
 import { installRootKey } from "../lib/nexus/key_installer.ts";
@@ -43,7 +44,7 @@ interface Fixture {
   close(): Promise<void>;
 }
 
-async function startFixture(env: Record<string, string> = {}): Promise<Fixture> {
+async function startFixture(env: Record<string, string> = {}, rootKey?: Uint8Array): Promise<Fixture> {
   const ca = await devCa();
   const dir = await Deno.makeTempDir({ prefix: "spike_nexus_mtls_" });
   const config = resolveNexusConfig({
@@ -82,7 +83,7 @@ async function startFixture(env: Record<string, string> = {}): Promise<Fixture> 
     },
   };
   try {
-    const key = generateRootKey(systemRandom);
+    const key = rootKey?.slice() ?? generateRootKey(systemRandom);
     try {
       assert.equal(await installRootKey(nexus.deps, key), "installed");
     } finally {
@@ -424,6 +425,54 @@ Deno.test("mTLS + sqlite: SPIKE_NEXUS_RATE_LIMIT answers a caller over its limit
     await rejectsWith(() => admin.listSecrets(), 429);
     await rejectsWith(() => web.getSecret("app/db"), 401); // its own bucket: refused by policy, not by rate
   } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("mTLS + sqlite: SPIKE wire edges — SPIFFE ID patterns, cipher algorithm names, restore with a key held", async () => {
+  const rootKey = generateRootKey(systemRandom);
+  const fixture = await startFixture({}, rootKey);
+  try {
+    const admin = await fixture.client(spikeIdFor("pilot_superuser"));
+    const restore = await fixture.client(spikeIdFor("pilot_restore"));
+
+    // A SPIFFE ID pattern must describe SPIFFE IDs: 400 for patterns that
+    // match anything (.*) or nothing (^x$); nothing is stored.
+    const policy = (spiffeidPattern: string) => ({
+      name: "p",
+      spiffeidPattern,
+      pathPattern: "^app/",
+      permissions: ["read" as const],
+    });
+    for (const pattern of [".*", "^x$", "app/web", "^spiffe://$", "^spiffe://Spike\\.ist/app$"]) {
+      await rejectsWith(() => admin.putPolicy(policy(pattern)), 400);
+    }
+    assert.deepEqual(await admin.listPolicies(), []);
+    for (const pattern of ["^spiffe://spike\\.ist/app/web$", "spiffe://spike\\.ist/app/", "^spiffe://.*"]) {
+      assert.equal(await admin.putPolicy(policy(pattern)), "p");
+      assert.equal((await admin.getPolicy("p")).spiffiedPattern, pattern);
+    }
+
+    // Cipher JSON mode: every spelling of AES-GCM SPIKE's pilot may send works both ways.
+    for (const algorithm of ["AES-GCM", "AES-256-GCM", "aes-256-gcm", "Aes-Gcm"]) {
+      const envelope = await admin.encryptJson(btoa("algo"), algorithm);
+      assert.equal(await admin.decryptJson(envelope, algorithm), btoa("algo"));
+    }
+    await rejectsWith(() => admin.encryptJson(btoa("algo"), "ChaCha20-Poly1305"), 400);
+    const sealed = await admin.encryptJson(btoa("algo"));
+    await rejectsWith(() => admin.decryptJson(sealed, "AES-128-GCM"), 400);
+
+    // Restore on a Nexus that holds its key: a shard of that key is confirmed
+    // (nothing collected), any other is refused; the key and data stay.
+    await admin.putSecret("app/kept", { k: "v" });
+    const shares = splitSecret(rootKey, 3, 2);
+    assert.deepEqual(await restore.restore(2, shares[1]!.value), { collected: 0, remaining: 0, restored: true });
+    await rejectsWith(() => restore.restore(2, shares[0]!.value), 400);
+    const otherKey = splitSecret(generateRootKey(systemRandom), 3, 2);
+    await rejectsWith(() => restore.restore(1, otherKey[0]!.value), 400);
+    assert.deepEqual(await admin.getSecret("app/kept"), { k: "v" });
+  } finally {
+    rootKey.fill(0);
     await fixture.close();
   }
 });
