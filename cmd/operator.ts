@@ -63,14 +63,18 @@ export const operatorCommand: CommandSpec = {
             } catch (error) {
               if (error instanceof ApiCallError && error.status === 400) {
                 throw new CliError(
-                  "Nexus refused the shard: it is not a valid shard, or the shards sent so far do not rebuild " +
-                    "the root key of its data (the collected shards were discarded; send them again)",
+                  "Nexus refused the shard: it is not a valid shard, the shards sent so far do not rebuild " +
+                    "the root key of its data (the collected shards were discarded; send them again), or " +
+                    "Nexus already holds its root key and this shard is not one of it",
                 );
               }
               throw error;
             }
           });
-          if (progress.restored) io.stdout("restored: Nexus has its root key again\n");
+          // Nexus that already held its key checks the shard and collects nothing.
+          if (progress.restored && progress.collected === 0) {
+            io.stdout("Nexus already holds its root key; this shard is one of it (nothing changed)\n");
+          } else if (progress.restored) io.stdout("restored: Nexus has its root key again\n");
           else io.stdout(`shards collected: ${progress.collected}, remaining: ${progress.remaining}\n`);
         } finally {
           zeroize(parsed.shard);

@@ -10,7 +10,7 @@ import { outputFormat, renderStructured } from "../lib/cli/format.ts";
 import type { CliIo } from "../lib/cli/io.ts";
 import { type Permission, PERMISSIONS } from "../lib/api/validate.ts";
 import { ApiCallError } from "../lib/client/errors.ts";
-import type { PolicyInput } from "../lib/client/nexus_client.ts";
+import type { NexusClient, PolicyInput } from "../lib/client/nexus_client.ts";
 import { withNexus } from "./pilot_session.ts";
 
 const FORMAT_OPTION = {
@@ -30,7 +30,22 @@ export function parsePermissions(value: unknown): Permission[] {
   return words as Permission[];
 }
 
-/** Reads a policy YAML/JSON file (`name`, `spiffeidPattern`, `pathPattern`, `permissions`). */
+/**
+ * The keys a policy file may spell each field with: today's SPIKE keys, the
+ * wire's (so `spike policy get -f yaml|json` output applies as is, `id` and
+ * the timestamps ignored), older SPIKE files (`spiffeid`, `path`), and
+ * camel/snake variants.
+ */
+const FILE_KEYS = {
+  name: ["name"],
+  spiffeidPattern: ["spiffeidPattern", "spiffiedPattern", "spiffeIdPattern", "spiffeid_pattern", "spiffeid"],
+  pathPattern: ["pathPattern", "path_pattern", "path"],
+} as const;
+
+/**
+ * Reads a policy YAML/JSON file (`name`, `spiffeidPattern`, `pathPattern`,
+ * `permissions`; see {@linkcode FILE_KEYS} for the other spellings).
+ */
 export function parsePolicyFile(text: string, source: string): PolicyInput {
   let doc: unknown;
   try {
@@ -42,33 +57,97 @@ export function parsePolicyFile(text: string, source: string): PolicyInput {
     throw new CliError(`${source} must hold a mapping with name, spiffeidPattern, pathPattern, permissions`);
   }
   const d = doc as Record<string, unknown>;
-  const field = (...names: string[]) => {
-    for (const n of names) if (typeof d[n] === "string" && d[n] !== "") return d[n] as string;
-    throw new CliError(`${source}: '${names[0]}' is missing or not a string`);
+  const field = (names: readonly string[]) => {
+    const given = names.filter((n) => d[n] !== undefined && d[n] !== null);
+    const values = new Set(given.map((n) => d[n]));
+    if (values.size > 1) throw new CliError(`${source}: '${given.join("' and '")}' disagree; give one`);
+    const value = given.length > 0 ? d[given[0]!] : undefined;
+    if (typeof value !== "string" || value === "") {
+      throw new CliError(`${source}: '${names[0]}' is missing or not a string`);
+    }
+    return value;
   };
   return {
-    name: field("name"),
-    spiffeidPattern: field("spiffeidPattern", "spiffeIdPattern", "spiffeid_pattern"),
-    pathPattern: field("pathPattern", "path_pattern"),
+    name: field(FILE_KEYS.name),
+    spiffeidPattern: field(FILE_KEYS.spiffeidPattern),
+    pathPattern: field(FILE_KEYS.pathPattern),
     permissions: parsePermissions(d.permissions),
   };
 }
 
-/** Sends a policy; a 400 gets a message naming what Nexus checks. */
-async function savePolicy(io: CliIo, policy: PolicyInput): Promise<void> {
+/**
+ * Sends a policy; a 400 gets a message naming what Nexus checks. With
+ * `createOnly`, a policy of that name must not exist yet (checked first, as
+ * SPIKE's pilot does; Nexus itself only knows upsert).
+ */
+async function savePolicy(io: CliIo, policy: PolicyInput, createOnly: boolean): Promise<void> {
   await withNexus(io, async ({ nexus }) => {
+    if (createOnly && await policyExists(nexus, policy.name)) {
+      throw new CliError(`policy '${policy.name}' already exists; use 'spike policy apply' to change it`);
+    }
     try {
       await nexus.putPolicy(policy);
     } catch (error) {
       if (error instanceof ApiCallError && error.status === 400) {
         throw new CliError(
-          "Nexus refused the policy as invalid: the name allows letters, digits, '-', '_' and spaces, and both " +
-            "patterns must be regular expressions that run in linear time (no backreferences or lookaround)",
+          "Nexus refused the policy as invalid: the name allows letters, digits, '-', '_' and spaces; both " +
+            "patterns must be regular expressions that run in linear time (no backreferences or lookaround); " +
+            "and the SPIFFE ID pattern must only match IDs starting with spiffe:// and match at least one " +
+            "valid SPIFFE ID (e.g. ^spiffe://example\\.org/app$)",
         );
       }
       throw error;
     }
   });
+}
+
+async function policyExists(nexus: NexusClient, name: string): Promise<boolean> {
+  try {
+    await nexus.getPolicy(name);
+    return true;
+  } catch (error) {
+    if (error instanceof ApiCallError && error.status === 404) return false;
+    throw error;
+  }
+}
+
+/** The policy flags of `create` and `apply`; `--spiffeid` and `--path` are older SPIKE spellings. */
+const POLICY_FLAGS = {
+  name: { type: "string", description: "Policy name", valueName: "name" },
+  "spiffeid-pattern": {
+    type: "string",
+    description: "Regex for the callers' SPIFFE IDs; must name the scheme, e.g. ^spiffe://example\\.org/app$",
+    valueName: "regex",
+  },
+  spiffeid: { type: "string", description: "Same as --spiffeid-pattern (older SPIKE spelling)", valueName: "regex" },
+  "path-pattern": { type: "string", description: "Regex matched against the secret path", valueName: "regex" },
+  path: { type: "string", description: "Same as --path-pattern (older SPIKE spelling)", valueName: "regex" },
+  permissions: {
+    type: "string",
+    description: "Comma-separated: read, write, list, execute, super",
+    valueName: "list",
+  },
+} as const;
+
+/** One flag given under either of its names (both only when they agree). */
+function flagOrAlias(options: Record<string, unknown>, name: string, alias: string): string {
+  const main = options[name];
+  const old = options[alias];
+  if (typeof main === "string" && typeof old === "string" && main !== old) {
+    throw new UsageError(`--${name} and --${alias} disagree; give one`);
+  }
+  const value = typeof main === "string" ? main : old;
+  if (typeof value !== "string" || value === "") throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+function policyFromFlags(options: Record<string, unknown>): PolicyInput {
+  return {
+    name: requireString(options, "name"),
+    spiffeidPattern: flagOrAlias(options, "spiffeid-pattern", "spiffeid"),
+    pathPattern: flagOrAlias(options, "path-pattern", "path"),
+    permissions: parsePermissions(requireString(options, "permissions")),
+  };
 }
 
 async function confirm(io: CliIo, question: string): Promise<boolean> {
@@ -90,49 +169,46 @@ export const policyCommand: CommandSpec = {
   subcommands: [
     {
       name: "create",
-      summary: "Create or update a policy",
+      summary: "Create a policy (fails when the name exists; apply changes one)",
       positionals: { min: 0, max: 0 },
-      options: {
-        name: { type: "string", description: "Policy name", valueName: "name" },
-        "spiffeid-pattern": {
-          type: "string",
-          description: "Regex matched against the caller's SPIFFE ID",
-          valueName: "regex",
-        },
-        "path-pattern": { type: "string", description: "Regex matched against the secret path", valueName: "regex" },
-        permissions: {
-          type: "string",
-          description: "Comma-separated: read, write, list, execute, super",
-          valueName: "list",
-        },
-      },
+      options: POLICY_FLAGS,
       run: async ({ options, io }) => {
-        const policy: PolicyInput = {
-          name: requireString(options, "name"),
-          spiffeidPattern: requireString(options, "spiffeid-pattern"),
-          pathPattern: requireString(options, "path-pattern"),
-          permissions: parsePermissions(requireString(options, "permissions")),
-        };
-        await savePolicy(io, policy);
-        io.stderr(`OK: policy ${policy.name} saved\n`);
+        const policy = policyFromFlags(options);
+        await savePolicy(io, policy, true);
+        io.stderr(`OK: policy ${policy.name} created\n`);
         return 0;
       },
     },
     {
       name: "apply",
-      summary: "Create or update a policy from a YAML file",
+      summary: "Create or update a policy, from a YAML/JSON file or from flags",
+      details: "The file takes what 'spike policy get -f yaml' (or -f json) prints, SPIKE's policy files, " +
+        "and older SPIKE files with 'spiffeid' and 'path'.",
       positionals: { min: 0, max: 0 },
-      options: { file: { type: "string", description: "Policy file (YAML or JSON)", valueName: "path" } },
+      options: {
+        file: { type: "string", short: "f", description: "Policy file (YAML or JSON)", valueName: "path" },
+        ...POLICY_FLAGS,
+      },
       run: async ({ options, io }) => {
-        const file = requireString(options, "file");
-        let text: string;
-        try {
-          text = await Deno.readTextFile(file);
-        } catch (error) {
-          throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
+        const file = options.file;
+        const flagged = Object.keys(POLICY_FLAGS).filter((flag) => options[flag] !== undefined);
+        if (file !== undefined && flagged.length > 0) {
+          throw new UsageError(`give either --file or the policy flags, not both (--${flagged[0]})`);
         }
-        const policy = parsePolicyFile(text, file);
-        await savePolicy(io, policy);
+        let policy: PolicyInput;
+        if (file === undefined) {
+          policy = policyFromFlags(options);
+        } else {
+          if (typeof file !== "string" || file === "") throw new UsageError("--file needs a path");
+          let text: string;
+          try {
+            text = await Deno.readTextFile(file);
+          } catch (error) {
+            throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
+          }
+          policy = parsePolicyFile(text, file);
+        }
+        await savePolicy(io, policy, false);
         io.stderr(`OK: policy ${policy.name} applied\n`);
         return 0;
       },

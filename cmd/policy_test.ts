@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
+import { stringify as stringifyYaml } from "yaml";
 import { parsePermissions, parsePolicyFile } from "./policy.ts";
 
 Deno.test("parsePermissions: comma lists and arrays of known permissions", () => {
@@ -31,6 +32,34 @@ Deno.test("parsePolicyFile: YAML and JSON files, with the accepted spellings of 
   assert.deepEqual(parsePolicyFile(snake, "web.yaml"), expected);
   const camel = JSON.stringify({ ...expected, spiffeidPattern: undefined, spiffeIdPattern: expected.spiffeidPattern });
   assert.deepEqual(parsePolicyFile(camel, "web.json"), expected);
+});
+
+Deno.test("parsePolicyFile: what 'policy get -f yaml|json' prints applies as is; older SPIKE keys too", () => {
+  const expected = {
+    name: "web",
+    spiffeidPattern: "^spiffe://spike\\.ist/app/web$",
+    pathPattern: "^app/",
+    permissions: ["read", "write"],
+  };
+  const view = {
+    id: "web",
+    name: "web",
+    spiffiedPattern: expected.spiffeidPattern,
+    pathPattern: "^app/",
+    permissions: ["read", "write"],
+    createdAt: "2025-01-01T00:00:00.000Z",
+    updatedAt: "2025-01-01T00:00:00.000Z",
+  };
+  assert.deepEqual(parsePolicyFile(JSON.stringify(view, null, 2), "web.json"), expected);
+  assert.deepEqual(parsePolicyFile(stringifyYaml(view), "web.yaml"), expected);
+  const older = "name: web\nspiffeid: '^spiffe://spike\\.ist/app/web$'\npath: ^app/\npermissions: [read, write]\n";
+  assert.deepEqual(parsePolicyFile(older, "old.yaml"), expected);
+  // Two spellings of one field are fine when they agree.
+  assert.deepEqual(parsePolicyFile(JSON.stringify({ ...view, spiffeidPattern: view.spiffiedPattern }), "w"), expected);
+  assert.throws(
+    () => parsePolicyFile(JSON.stringify({ ...view, spiffeid: "^spiffe://other$" }), "w.json"),
+    (error: unknown) => error instanceof CliError && /'spiffiedPattern' and 'spiffeid' disagree/.test(error.message),
+  );
 });
 
 Deno.test("parsePolicyFile: bad files name the file and the problem", () => {

@@ -149,7 +149,10 @@ export const secretCommand: CommandSpec = {
     },
     {
       name: "undelete",
-      summary: "Restore soft-deleted versions (default: the newest deleted one)",
+      summary: "Restore soft-deleted versions (-v; default: the newest, when every version is deleted)",
+      details: "Without -v, Nexus restores the newest version of a path whose versions are all deleted. " +
+        "Version 0 means the current version, which is never deleted. When nothing named is deleted, " +
+        "nothing changes and the command fails with 'not found' (exit 3).",
       args: "<path>",
       positionals: { min: 1, max: 1 },
       options: {

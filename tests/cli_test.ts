@@ -106,6 +106,14 @@ Deno.test("spike CLI against a real Nexus: restore, secrets, policies, cipher, r
       );
       assert.match(second.stdout, /restored/);
       await waitForReady(port, 10_000);
+      // Nexus holds its key now: a shard is checked against it, not collected.
+      const [belongs, foreign] = await Promise.all([
+        as("restore", ["operator", "restore"], formatRecoveryShard(2, shares[1]!.value) + "\n"),
+        as("restore", ["operator", "restore"], formatRecoveryShard(2, shares[0]!.value) + "\n"),
+      ]);
+      assert.match(exits(belongs, 0, "restore a shard of the held key").stdout, /already holds its root key/);
+      exits(foreign, 1, "restore a shard that is not of the held key");
+      assert.match(foreign.stderr, /refused the shard/);
     });
 
     await t.step("secret put, get (formats, key, version), delete, undelete, list, metadata", async () => {
@@ -172,7 +180,31 @@ Deno.test("spike CLI against a real Nexus: restore, secrets, policies, cipher, r
       assert.equal(m.metadata.currentVersion, 1);
       assert.equal(typeof m.versions["2"].deletedTime, "string");
       exits(deletedVersion, 3, "get of a deleted version");
+      // Without -v (or with -v 0) undelete names the current version, which is live: nothing to do.
+      const [plainUndelete, zeroUndelete, deleteOther] = await Promise.all([
+        as("superuser", ["secret", "undelete", "app/db"]),
+        as("superuser", ["secret", "undelete", "app/db", "-v", "0"]),
+        as("superuser", ["secret", "delete", "app/other"]),
+      ]);
+      for (const [result, what] of [[plainUndelete, "undelete"], [zeroUndelete, "undelete -v 0"]] as const) {
+        assert.match(exits(result, 3, what).stderr, /not found/);
+      }
+      exits(deleteOther, 0, "delete the only version of app/other");
       exits(await as("superuser", ["secret", "undelete", "app/db", "-v", "2"]), 0, "undelete");
+      // app/other has no live version: listed, and its metadata says so.
+      const [listed, otherMeta] = await Promise.all([
+        as("superuser", ["secret", "list"]),
+        as("superuser", ["secret", "metadata", "get", "app/other", "-f", "json"]),
+      ]);
+      assert.equal(exits(listed, 0, "list with a fully deleted path").stdout, "app/db\napp/other\n");
+      const other = JSON.parse(exits(otherMeta, 0, "metadata of a fully deleted path").stdout);
+      assert.equal(other.metadata.currentVersion, 0);
+      assert.equal(typeof other.versions["1"].deletedTime, "string");
+      exits(
+        await as("superuser", ["secret", "undelete", "app/other"]),
+        0,
+        "undelete the newest of a fully deleted path",
+      );
       // The next step reads app/db again and sees version 2 back ("root").
     });
 
@@ -226,6 +258,104 @@ Deno.test("spike CLI against a real Nexus: restore, secrets, policies, cipher, r
       assert.equal(ops.spiffiedPattern, "^spiffe://spike\\.ist/app/ops$");
       assert.deepEqual(ops.permissions, ["read", "write"]);
       assert.equal(exits(allowed, 0, "outsider with policy (and version 2 undeleted)").stdout, "root\n");
+
+      // create refuses a name that exists (apply is the upsert); get's output applies back as is,
+      // and SPIKE's older keys and flags still work.
+      const [again, opsYaml, badId, neverMatches] = await Promise.all([
+        as("superuser", [
+          "policy",
+          "create",
+          "--name",
+          "outsider",
+          "--spiffeid-pattern",
+          "^spiffe://spike\\.ist/app/other$",
+          "--path-pattern",
+          "^app/",
+          "--permissions",
+          "super",
+        ]),
+        as("superuser", ["policy", "get", "ops", "-f", "yaml"]),
+        as("superuser", [
+          "policy",
+          "create",
+          "--name",
+          "all",
+          "--spiffeid",
+          ".*",
+          "--path",
+          ".*",
+          "--permissions",
+          "read",
+        ]),
+        as("superuser", [
+          "policy",
+          "apply",
+          "--name",
+          "x",
+          "--spiffeid-pattern",
+          "^x$",
+          "--path-pattern",
+          "^a$",
+          "--permissions",
+          "read",
+        ]),
+      ]);
+      exits(again, 1, "policy create of an existing name");
+      assert.match(again.stderr, /policy 'outsider' already exists; use 'spike policy apply'/);
+      for (const [result, what] of [[badId, ".*"], [neverMatches, "^x$"]] as const) {
+        exits(result, 1, `SPIFFE ID pattern ${what}`);
+        assert.match(result.stderr, /refused the policy.*spiffe:\/\//, what);
+      }
+      // get -f yaml under another name, get -f json with fewer permissions, an older SPIKE file.
+      const copyFile = join(dir, "ops-copy.yaml");
+      const lessFile = join(dir, "ops-less.json");
+      const oldFile = join(dir, "old.yaml");
+      const yamlText = exits(opsYaml, 0, "policy get -f yaml").stdout;
+      assert.match(yamlText, /^spiffiedPattern: /m);
+      await Deno.writeTextFile(copyFile, yamlText.replace(/^name: ops$/m, "name: ops-copy"));
+      await Deno.writeTextFile(lessFile, JSON.stringify({ ...ops, permissions: ["read"] }, null, 2));
+      await Deno.writeTextFile(
+        oldFile,
+        "name: old\nspiffeid: '^spiffe://spike\\.ist/app/old$'\npath: '^old/'\npermissions: [list]\n",
+      );
+      const written = await Promise.all([
+        as("superuser", ["policy", "apply", "-f", copyFile]),
+        as("superuser", ["policy", "apply", "--file", lessFile]),
+        as("superuser", ["policy", "apply", "-f", oldFile]),
+        as("superuser", [
+          "policy",
+          "create",
+          "--name",
+          "flags",
+          "--spiffeid",
+          "^spiffe://spike\\.ist/app/flags$",
+          "--path",
+          "^flags/",
+          "--permissions",
+          "read",
+        ]),
+      ]);
+      written.forEach((result, i) => exits(result, 0, `apply/create #${i}`));
+      const [copy, less, old, flags, outsider] = (await Promise.all(
+        ["ops-copy", "ops", "old", "flags", "outsider"].map((name) =>
+          as("superuser", ["policy", "get", name, "-f", "json"])
+        ),
+      )).map((result) => JSON.parse(exits(result, 0, "policy get").stdout));
+      const shape = (p: Record<string, unknown>) => [p.spiffiedPattern, p.pathPattern, p.permissions];
+      assert.deepEqual(shape(copy), [ops.spiffiedPattern, ops.pathPattern, ops.permissions]);
+      assert.deepEqual(shape(less), [ops.spiffiedPattern, ops.pathPattern, ["read"]]);
+      assert.deepEqual(shape(old), ["^spiffe://spike\\.ist/app/old$", "^old/", ["list"]]);
+      assert.deepEqual(shape(flags), ["^spiffe://spike\\.ist/app/flags$", "^flags/", ["read"]]);
+      assert.deepEqual(
+        shape(outsider),
+        ["^spiffe://spike\\.ist/app/outsider$", "^app/db$", ["read"]],
+        "create changed nothing",
+      );
+      await Promise.all(
+        ["ops-copy", "old", "flags"].map(async (name) =>
+          exits(await as("superuser", ["policy", "delete", name, "--yes"]), 0, `delete ${name}`)
+        ),
+      );
 
       exits(await as("superuser", ["policy", "delete", "outsider", "--yes"]), 0, "policy delete --yes");
       const [gone, deniedAgain, badRegex] = await Promise.all([

@@ -11,6 +11,7 @@ import { ApiCallError } from "../lib/client/errors.ts";
 import { NexusClient } from "../lib/client/nexus_client.ts";
 import { resolveNexusConfig } from "../lib/config/spike_config.ts";
 import { generateRootKey } from "../lib/crypto/root_key.ts";
+import { splitSecret } from "../lib/crypto/shamir.ts";
 import { systemRandom } from "../lib/crypto/random.ts";
 import { silentLogger } from "../lib/log/logger.ts";
 import { installRootKey } from "../lib/nexus/key_installer.ts";
@@ -43,7 +44,7 @@ interface Fixture {
   close(): Promise<void>;
 }
 
-async function startFixture(env: Record<string, string> = {}): Promise<Fixture> {
+async function startFixture(env: Record<string, string> = {}, rootKey?: Uint8Array): Promise<Fixture> {
   const ca = await devCa();
   const dir = await Deno.makeTempDir({ prefix: "spike_nexus_mtls_" });
   const config = resolveNexusConfig({
@@ -82,7 +83,7 @@ async function startFixture(env: Record<string, string> = {}): Promise<Fixture> 
     },
   };
   try {
-    const key = generateRootKey(systemRandom);
+    const key = rootKey?.slice() ?? generateRootKey(systemRandom);
     try {
       assert.equal(await installRootKey(nexus.deps, key), "installed");
     } finally {
@@ -186,18 +187,31 @@ Deno.test("mTLS + sqlite: the full secret lifecycle, identities checked on the w
     assert.equal(meta.metadata.currentVersion, 1);
     assert.ok(!Number.isNaN(Date.parse(meta.versions["2"]!.deletedTime!)));
 
-    // Undelete with no versions restores the newest deleted one.
-    await admin.undeleteSecret("app/db", []);
+    // Undelete names versions; 0 (SPIKE's pilot default) and [] mean the
+    // current version, which is never deleted: 404, and nothing changes.
+    await rejectsWith(() => admin.undeleteSecret("app/db", [0]), 404);
+    await rejectsWith(() => admin.undeleteSecret("app/db", []), 404);
+    await rejectsWith(() => admin.undeleteSecret("app/db", [7, 1]), 404);
+    assert.deepEqual(await admin.getSecret("app/db"), { user: "admin", pass: "v1-pass" });
+    await admin.undeleteSecret("app/db", [2, 7]);
     assert.deepEqual(await admin.getSecret("app/db"), { user: "admin", pass: "v2-pass" });
     assert.equal((await admin.getSecretMetadata("app/db")).versions["2"]!.deletedTime, null);
 
-    // Delete everything: the path stays listed, reads are 404.
+    // Delete everything: the path stays listed and its metadata says so
+    // (current version 0); reads are 404. [] then restores the newest one.
     await admin.deleteSecret("app/db", [1, 2]);
     await rejectsWith(() => admin.getSecret("app/db"), 404);
-    await rejectsWith(() => admin.getSecretMetadata("app/db"), 404);
+    await rejectsWith(() => admin.getSecretMetadata("app/db", 2), 404);
     assert.deepEqual(await admin.listSecrets(), ["app/db", "app/other"]);
+    meta = await admin.getSecretMetadata("app/db");
+    assert.equal(meta.metadata.currentVersion, 0);
+    assert.ok(Object.values(meta.versions).every((v) => v.deletedTime !== null));
+    await rejectsWith(() => admin.undeleteSecret("app/db", [0]), 404);
+    await admin.undeleteSecret("app/db", []);
+    assert.deepEqual(await admin.getSecret("app/db"), { user: "admin", pass: "v2-pass" });
     await admin.undeleteSecret("app/db", [1]);
-    assert.deepEqual(await admin.getSecret("app/db"), { user: "admin", pass: "v1-pass" });
+    assert.deepEqual(await admin.getSecret("app/db", 1), { user: "admin", pass: "v1-pass" });
+    await rejectsWith(() => admin.undeleteSecret("app/missing", []), 404);
     await rejectsWith(() => admin.getSecret("app/missing"), 404);
     await rejectsWith(() => admin.deleteSecret("app/missing"), 404);
 
@@ -211,7 +225,7 @@ Deno.test("mTLS + sqlite: the full secret lifecycle, identities checked on the w
       pathPattern: "^app/db$",
       permissions: ["read"],
     });
-    assert.deepEqual(await web.getSecret("app/db"), { user: "admin", pass: "v1-pass" });
+    assert.deepEqual(await web.getSecret("app/db"), { user: "admin", pass: "v2-pass" });
     await rejectsWith(() => web.getSecret("app/other"), 401);
     await rejectsWith(() => web.putSecret("app/db", { pass: "stolen" }), 401);
     await rejectsWith(() => web.listSecrets(), 401);
@@ -236,7 +250,7 @@ Deno.test("mTLS + sqlite: the full secret lifecycle, identities checked on the w
     const auditFile = join(fixture.dir, "audit.log");
     assert.equal((await Deno.stat(auditFile)).mode! & 0o777, 0o600);
     const audit = (await Deno.readTextFile(auditFile)).trimEnd().split("\n").map((line) => JSON.parse(line));
-    assert.equal(audit.length, 38);
+    assert.equal(audit.length, 47);
     assert.ok(audit.every((r) => r.type === "audit"));
     const stolen = audit.find((r) => r.spiffeId === WEB_ID && r.permissions?.[0] === "write");
     assert.deepEqual(
@@ -371,7 +385,7 @@ Deno.test("mTLS + sqlite: no plaintext value reaches the database file or its WA
       await admin.putSecret(`app/scan/${i % 3}`, { secret: value, [`k${i}`]: value.toLowerCase() });
     }
     await admin.deleteSecret("app/scan/0", []);
-    await admin.undeleteSecret("app/scan/0", []);
+    await admin.undeleteSecret("app/scan/0", [4]);
     // Cipher API payloads are never stored; check anyway.
     const cipherInput = marker(99);
     values.push(cipherInput);
@@ -411,6 +425,54 @@ Deno.test("mTLS + sqlite: SPIKE_NEXUS_RATE_LIMIT answers a caller over its limit
     await rejectsWith(() => admin.listSecrets(), 429);
     await rejectsWith(() => web.getSecret("app/db"), 401); // its own bucket: refused by policy, not by rate
   } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("mTLS + sqlite: SPIKE wire edges — SPIFFE ID patterns, cipher algorithm names, restore with a key held", async () => {
+  const rootKey = generateRootKey(systemRandom);
+  const fixture = await startFixture({}, rootKey);
+  try {
+    const admin = await fixture.client(spikeIdFor("pilot_superuser"));
+    const restore = await fixture.client(spikeIdFor("pilot_restore"));
+
+    // A SPIFFE ID pattern must describe SPIFFE IDs: 400 for patterns that
+    // match anything (.*) or nothing (^x$); nothing is stored.
+    const policy = (spiffeidPattern: string) => ({
+      name: "p",
+      spiffeidPattern,
+      pathPattern: "^app/",
+      permissions: ["read" as const],
+    });
+    for (const pattern of [".*", "^x$", "app/web", "^spiffe://$", "^spiffe://Spike\\.ist/app$"]) {
+      await rejectsWith(() => admin.putPolicy(policy(pattern)), 400);
+    }
+    assert.deepEqual(await admin.listPolicies(), []);
+    for (const pattern of ["^spiffe://spike\\.ist/app/web$", "spiffe://spike\\.ist/app/", "^spiffe://.*"]) {
+      assert.equal(await admin.putPolicy(policy(pattern)), "p");
+      assert.equal((await admin.getPolicy("p")).spiffiedPattern, pattern);
+    }
+
+    // Cipher JSON mode: every spelling of AES-GCM SPIKE's pilot may send works both ways.
+    for (const algorithm of ["AES-GCM", "AES-256-GCM", "aes-256-gcm", "Aes-Gcm"]) {
+      const envelope = await admin.encryptJson(btoa("algo"), algorithm);
+      assert.equal(await admin.decryptJson(envelope, algorithm), btoa("algo"));
+    }
+    await rejectsWith(() => admin.encryptJson(btoa("algo"), "ChaCha20-Poly1305"), 400);
+    const sealed = await admin.encryptJson(btoa("algo"));
+    await rejectsWith(() => admin.decryptJson(sealed, "AES-128-GCM"), 400);
+
+    // Restore on a Nexus that holds its key: a shard of that key is confirmed
+    // (nothing collected), any other is refused; the key and data stay.
+    await admin.putSecret("app/kept", { k: "v" });
+    const shares = splitSecret(rootKey, 3, 2);
+    assert.deepEqual(await restore.restore(2, shares[1]!.value), { collected: 0, remaining: 0, restored: true });
+    await rejectsWith(() => restore.restore(2, shares[0]!.value), 400);
+    const otherKey = splitSecret(generateRootKey(systemRandom), 3, 2);
+    await rejectsWith(() => restore.restore(1, otherKey[0]!.value), 400);
+    assert.deepEqual(await admin.getSecret("app/kept"), { k: "v" });
+  } finally {
+    rootKey.fill(0);
     await fixture.close();
   }
 });

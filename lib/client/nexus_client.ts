@@ -87,7 +87,11 @@ export class NexusClient {
     await this.#json(PATHS.secrets, "delete", { path, versions });
   }
 
-  /** Restores soft-deleted versions (`[]` = highest deleted). */
+  /**
+   * Restores soft-deleted versions. `0` = the current version; `[]` = the
+   * current version, or the newest deleted one when every version is
+   * deleted. 404 when nothing was restored.
+   */
   async undeleteSecret(path: string, versions: readonly number[] = []): Promise<void> {
     await this.#json(PATHS.secrets, "undelete", { path, versions });
   }
@@ -127,14 +131,19 @@ export class NexusClient {
     return (out.policies ?? []) as Array<{ id: string; name: string }>;
   }
 
-  /** Encrypts in JSON mode. */
-  async encryptJson(plaintextBase64: string): Promise<CipherEnvelope> {
-    return await this.#json(PATHS.encrypt, "", { plaintext: plaintextBase64 }) as unknown as CipherEnvelope;
+  /** Encrypts in JSON mode; `algorithm` is SPIKE's optional hint (AES-GCM is the only one). */
+  async encryptJson(plaintextBase64: string, algorithm?: string): Promise<CipherEnvelope> {
+    const body = algorithm === undefined ? { plaintext: plaintextBase64 } : { plaintext: plaintextBase64, algorithm };
+    return await this.#json(PATHS.encrypt, "", body) as unknown as CipherEnvelope;
   }
 
   /** Decrypts in JSON mode; returns base64 plaintext. */
-  async decryptJson(envelope: CipherEnvelope): Promise<string> {
-    const out = await this.#json(PATHS.decrypt, "", { ...envelope });
+  async decryptJson(envelope: CipherEnvelope, algorithm?: string): Promise<string> {
+    const out = await this.#json(
+      PATHS.decrypt,
+      "",
+      algorithm === undefined ? { ...envelope } : { ...envelope, algorithm },
+    );
     return String(out.plaintext ?? "");
   }
 

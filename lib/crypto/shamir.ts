@@ -107,20 +107,39 @@ export function splitSecret(
   if (shares > MAX_SHARES) {
     throw new CryptoError(`share count must be at most ${MAX_SHARES}`);
   }
+  const poly = polynomial(secret, threshold);
+  const out: Share[] = [];
+  for (let index = 1; index <= shares; index++) {
+    out.push({ index, value: scalarToBytes(evaluate(poly, BigInt(index))) });
+  }
+  return out;
+}
+
+/**
+ * The value of share `index` of `secret` for `threshold`: exactly what
+ * {@linkcode splitSecret} hands out at that index, whatever the share count.
+ * Lets Nexus check a shard against the key it holds.
+ *
+ * @returns 32 bytes; the caller owns (and should zero) them
+ * @throws {CryptoError} on any invalid argument
+ */
+export function shareAt(secret: Uint8Array, index: number, threshold: number): Uint8Array {
+  checkCount("share index", index);
+  checkCount("threshold", threshold);
+  if (index < 1 || index > MAX_SHARES) throw new CryptoError(`share index must be in 1..${MAX_SHARES}`);
+  if (threshold < 1) throw new CryptoError("threshold must be at least 1");
+  return scalarToBytes(evaluate(polynomial(secret, threshold), BigInt(index)));
+}
+
+/** Ascending powers: poly[0] = secret, poly[k] = coefficient of x^k. */
+function polynomial(secret: Uint8Array, threshold: number): bigint[] {
   if (!(secret instanceof Uint8Array) || secret.length !== SCALAR_LENGTH) {
     throw new CryptoError(`secret must be ${SCALAR_LENGTH} bytes`);
   }
   if (!isValidScalar(secret)) {
     throw new CryptoError("secret must be a non-zero scalar below the P-256 order");
   }
-
-  // Ascending powers: poly[0] = secret, poly[k] = coefficient of x^k.
-  const poly = [bytesToScalar(secret), ...deriveCoefficients(secret, threshold - 1)];
-  const out: Share[] = [];
-  for (let index = 1; index <= shares; index++) {
-    out.push({ index, value: scalarToBytes(evaluate(poly, BigInt(index))) });
-  }
-  return out;
+  return [bytesToScalar(secret), ...deriveCoefficients(secret, threshold - 1)];
 }
 
 /** Horner's rule: f(x) mod n. */

@@ -5,7 +5,7 @@ import { CryptoError } from "./errors.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { systemRandom } from "./random.ts";
 import { CURVE_ORDER, isValidScalar, scalarToBytes } from "./scalar.ts";
-import { combineShares, deriveCoefficients, generateRootKey, type Share, splitSecret } from "./shamir.ts";
+import { combineShares, deriveCoefficients, generateRootKey, type Share, shareAt, splitSecret } from "./shamir.ts";
 
 const n = CURVE_ORDER;
 
@@ -298,4 +298,17 @@ Deno.test("generateRootKey with the system source gives distinct valid keys", ()
   const b = generateRootKey(systemRandom);
   assert.ok(isValidScalar(a) && isValidScalar(b));
   assert.notDeepEqual(a, b);
+});
+
+Deno.test("shareAt gives splitSecret's share at that index, also past the share count", () => {
+  const secret = generateRootKey(systemRandom);
+  for (const threshold of [1, 2, 3]) {
+    const shares = splitSecret(secret, 5, threshold);
+    for (const share of shares) assert.deepEqual(shareAt(secret, share.index, threshold), share.value);
+    assert.deepEqual(shareAt(secret, 1000, threshold), splitSecret(secret, 1000, threshold)[999]!.value);
+  }
+  for (const [index, threshold] of [[0, 2], [1001, 2], [1.5, 2], [1, 0]]) {
+    assert.throws(() => shareAt(secret, index!, threshold!), CryptoError);
+  }
+  assert.throws(() => shareAt(new Uint8Array(32), 1, 2), CryptoError);
 });

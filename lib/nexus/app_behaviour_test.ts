@@ -208,7 +208,7 @@ Deno.test("malformed bodies, wrong types, over-long paths and names, bad version
   await expect(nexus, SUPERUSER, PATHS.secrets, "delete", { path: "app/x", versions: "1" }, 400, BAD_REQUEST);
   await expect(nexus, SUPERUSER, PATHS.secrets, "list", [], 400, BAD_REQUEST);
 
-  const policy = { name: "p", spiffeidPattern: "^x$", pathPattern: "^y$", permissions: ["read"] };
+  const policy = { name: "p", spiffeidPattern: "^spiffe://spike\\.ist/x$", pathPattern: "^y$", permissions: ["read"] };
   const badPolicies: unknown[] = [
     { ...policy, name: "n".repeat(251) },
     { ...policy, name: "" },
@@ -317,12 +317,16 @@ Deno.test("restore: the first shard is collected, the second restores the key an
   // The data sealed before is readable: it is the same key.
   await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 200, { data: { pass: "p1" } });
   await expect(nexus, NO_CERT, "/ready", "", undefined, 200, { ready: true }, { method: "GET" });
-  // Once restored, more shards change nothing.
+  // Once restored, a shard is checked against the key held: one of it is
+  // confirmed (nothing collected), any other is refused. Nothing changes.
   await expect(nexus, RESTORE, PATHS.restore, "", send(2, shares[1]!.value), 200, {
     collected: 0,
     remaining: 0,
     restored: true,
   });
+  await expect(nexus, RESTORE, PATHS.restore, "", send(2, shares[0]!.value), 400, BAD_REQUEST);
+  await expect(nexus, RESTORE, PATHS.restore, "", send(7, Array(32).fill(1)), 400, BAD_REQUEST);
+  await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 200, { data: { pass: "p1" } });
   // Only the restore role may send shards.
   await expect(nexus, SUPERUSER, PATHS.restore, "", send(2, shares[1]!.value), 401, UNAUTHORIZED);
   await expect(nexus, RECOVER, PATHS.restore, "", send(2, shares[1]!.value), 401, UNAUTHORIZED);
@@ -404,13 +408,13 @@ Deno.test("reserved system paths need an anchored SPIFFE ID pattern and a full p
   await expect(nexus, SUPERUSER, PATHS.secrets, "", { path: "app/db", values: { k: "v" } }, 200);
   const list = () => nexus.call(WEB, PATHS.secrets, "list", {});
 
-  await putPolicy(nexus, "wide", ".*", ".*", ["list", "read"]);
+  await putPolicy(nexus, "wide", "spiffe://spike\\.ist/", ".*", ["list", "read"]);
   assert.equal((await list()).status, 401, "an unanchored ID pattern must not open the secret list");
   // ...though it does grant ordinary paths.
   await expect(nexus, WEB, PATHS.secrets, "get", { path: "app/db" }, 200);
   // Anchors that an alternation undoes are not anchors.
-  await putPolicy(nexus, "alternation", `${WEB_ID}|.*$`, ".*", ["list"]);
-  assert.equal((await list()).status, 401, "'^a$|.*$' is not anchored");
+  await putPolicy(nexus, "alternation", `${WEB_ID}|spiffe://.*$`, ".*", ["list"]);
+  assert.equal((await list()).status, 401, "'^a$|spiffe://.*$' is not anchored");
   await putPolicy(nexus, "super-wide", "spiffe://spike\\.ist/app/web", ".*", ["super"]);
   assert.equal((await list()).status, 401, "super does not lift the anchoring rule");
   // An anchored ID pattern, but a path pattern that only matches a prefix.
@@ -511,8 +515,16 @@ Deno.test("cipher: octet-stream and JSON round trips; JSON mode returns the nonc
     const joined = new Uint8Array([1, ...unb64(envelope.nonce), ...unb64(envelope.ciphertext)]);
     await expect(nexus, SUPERUSER, PATHS.decrypt, "", joined, 200, plaintext, OCTETS);
   }
-  await expect(nexus, SUPERUSER, PATHS.encrypt, "", { plaintext: btoa("x"), algorithm: "AES-GCM" }, 200);
-  await expect(nexus, SUPERUSER, PATHS.encrypt, "", { plaintext: btoa("x"), algorithm: "DES" }, 400, BAD_REQUEST);
+  // Every spelling of AES-GCM SPIKE's pilot can send; another algorithm is refused, not ignored.
+  for (const algorithm of ["AES-GCM", "AES-256-GCM", "aes-256-gcm", "Aes-Gcm", "AES_256_GCM", "", null]) {
+    const sealed = await expect(nexus, SUPERUSER, PATHS.encrypt, "", { plaintext: btoa("x"), algorithm }, 200);
+    await expect(nexus, SUPERUSER, PATHS.decrypt, "", { ...sealed as object, algorithm }, 200, {
+      plaintext: btoa("x"),
+    });
+  }
+  for (const algorithm of ["DES", "AES-128-GCM", "ChaCha20-Poly1305", "AES-256-CBC", 5]) {
+    await expect(nexus, SUPERUSER, PATHS.encrypt, "", { plaintext: btoa("x"), algorithm }, 400, BAD_REQUEST);
+  }
   await expect(nexus, SUPERUSER, PATHS.encrypt, "", { plaintext: "not base64!" }, 400, BAD_REQUEST);
 });
 

@@ -108,7 +108,7 @@ const ROUTES: Record<string, Cell> = {
   "policy put": {
     path: PATHS.policy,
     action: "",
-    body: { name: "new", spiffeidPattern: "^x$", pathPattern: "^y$", permissions: ["read"] },
+    body: { name: "new", spiffeidPattern: "^spiffe://spike\\.ist/x$", pathPattern: "^y$", permissions: ["read"] },
     ok: () => Promise.resolve({ id: "new" }),
   },
   "policy get": { path: PATHS.policy, action: "get", body: { id: "web" }, ok: () => Promise.resolve(POLICY_WEB_VIEW) },
@@ -164,6 +164,11 @@ for (const [callerName, caller] of Object.entries(CALLERS)) {
       if (routeName === "cipher decrypt") {
         const enc = await nexus.call(SUPERUSER, PATHS.encrypt, "", { plaintext: btoa("hi") });
         body = enc.body;
+      }
+      if (routeName === "secret undelete") {
+        // Something to restore: undelete of a live version is a 404.
+        const deleted = await nexus.call(SUPERUSER, PATHS.secrets, "delete", { path: "app/db", versions: [1] });
+        assert.equal(deleted.status, 200);
       }
       const response = await nexus.call(caller.peer, route.path, route.action, body);
       if (!allowed) {

@@ -101,15 +101,20 @@ export class SecretService {
     });
   }
 
-  /** Restores versions (`[]` = the highest deleted one); 404 when the path is unknown. */
+  /**
+   * Restores versions (0 = current; `[]` = current, or the highest deleted
+   * one when all are deleted); 404 when the path is unknown or nothing was
+   * restored.
+   */
   async undelete(path: string, versions: readonly number[]): Promise<void> {
     await this.#update(path, (record, now) => {
-      if (!record) throw new ApiError("api_not_found");
-      return undeleteVersions(record, versions, now);
+      const next = record && undeleteVersions(record, versions, now);
+      if (!next) throw new ApiError("api_not_found");
+      return next;
     });
   }
 
-  /** Metadata of `path`; 404 when unknown (or when `version` does not exist). */
+  /** Metadata of `path`; 404 when unknown (or when an explicit `version` is missing or deleted). */
   async metadata(path: string, version: number): Promise<MetadataView> {
     const record = await this.#deps.store.readSecret(path);
     const view = record && metadataView(record, version);

@@ -17,14 +17,23 @@
  *   kept; SPIKE overwrites it). `[]` or `0` mean the current version.
  *   Versions that do not exist are ignored. The current version becomes the
  *   highest undeleted one, or 0.
- * - Undelete clears `deletedTime`; `[]` or `0` restore the highest deleted
- *   version (SPIKE's pilot sends `[0]` for a plain undelete). Nothing to
- *   restore is a no-op (SPIKE answers 404 there).
+ * - Undelete clears `deletedTime`, as SPIKE does: `0` names the current
+ *   version (what SPIKE's pilot sends for a plain undelete) and is skipped
+ *   when there is none; `[]` names the current version, or the highest
+ *   deleted one when every version is deleted. Versions that do not exist or
+ *   are not deleted are skipped; when nothing at all is restored the answer
+ *   is "not found" (`undefined` here, a 404 upstream). The current version is
+ *   never deleted, so `[0]`, and `[]` on a path with a live version, always
+ *   end there.
  * - `oldestVersion` follows SPIKE exactly: 1 for a new secret; on a put it
  *   changes only when versions are pruned (to the lowest version kept); after
  *   a delete or undelete it is the lowest undeleted version, or 0.
  * - `updatedTime` changes on every put and whenever the current version
  *   changes.
+ * - Metadata of the current version (`version` 0 or absent) answers for any
+ *   path that exists, even one whose versions are all deleted (then
+ *   `currentVersion` is 0), so it agrees with the secret list, which lists
+ *   every path. SPIKE answers 404 there while still listing the path.
  * - A call that changes nothing returns the very record it was given, so a
  *   caller can skip the write.
  *
@@ -171,17 +180,23 @@ export function deleteVersions(record: SecretRecord, versions: readonly number[]
 }
 
 /**
- * The record after an undelete of `versions` (`[]` = the highest deleted
- * version; `0` = the current version, a no-op). Missing or undeleted
- * versions are ignored.
+ * The record after an undelete of `versions`, or `undefined` when none of
+ * them names a deleted version (nothing to restore: a 404 upstream).
+ * `0` = the current version; `[]` = the current version, or the highest
+ * deleted one when there is no current version (SPIKE's rules exactly).
  */
-export function undeleteVersions(record: SecretRecord, versions: readonly number[], now: Date): SecretRecord {
-  // 0 cannot mean "current" here (the current version is never deleted);
-  // SPIKE's pilot sends [0] for a plain `secret undelete`, so 0 means what
-  // [] means: the highest deleted version.
+export function undeleteVersions(
+  record: SecretRecord,
+  versions: readonly number[],
+  now: Date,
+): SecretRecord | undefined {
+  const current = record.currentVersion;
   const targets = versions.length === 0
-    ? [highestDeleted(record.versions)]
-    : versions.map((n) => n === 0 ? highestDeleted(record.versions) : n);
+    ? [current === 0 ? highestDeleted(record.versions) : current]
+    : versions.map((n) => n === 0 ? current : n);
+  // Version 0 never exists, so "current" with no current version is skipped.
+  const restorable = targets.some((n) => record.versions.get(n)?.deletedTime != null);
+  if (!restorable) return undefined;
   return withDeletedTimes(record, targets, null, now);
 }
 
@@ -197,13 +212,15 @@ export function selectVersion(record: SecretRecord, version?: number): SecretVer
 }
 
 /**
- * The metadata response for `record`. As in SPIKE, `version` (0 or absent =
- * current) only gates the answer: it must exist and not be deleted, else
- * `undefined` (a 404 upstream — so a secret whose versions are all deleted
- * has no metadata); when it passes, every kept version is listed.
+ * The metadata response for `record`. An explicit `version` only gates the
+ * answer, as in SPIKE: it must exist and not be deleted, else `undefined`
+ * (a 404 upstream). Without one (0 or absent) the path's metadata is always
+ * given, also when every version is deleted (`currentVersion` 0), so that
+ * metadata and the secret list agree about which paths exist. Every kept
+ * version is listed.
  */
 export function metadataView(record: SecretRecord, version?: number): MetadataView | undefined {
-  if (!selectVersion(record, version)) return undefined;
+  if (version && !selectVersion(record, version)) return undefined;
   const versions: Record<string, VersionInfoView> = {};
   for (const n of [...record.versions.keys()].sort((a, b) => a - b)) {
     const v = record.versions.get(n)!;

@@ -126,13 +126,18 @@ Deno.test("delete of an older version leaves current and updatedTime alone; olde
   assert.equal(r.oldestVersion, 2);
 });
 
-Deno.test("delete of every version leaves current 0 and oldest 0; reads then 404", () => {
+Deno.test("delete of every version leaves current 0 and oldest 0; reads then 404, metadata still answers", () => {
   const r = deleteVersions(putMany(2), [1, 2], t(10));
   assert.equal(r.currentVersion, 0);
   assert.equal(r.oldestVersion, 0);
   assert.equal(selectVersion(r, 0), undefined);
   assert.equal(selectVersion(r, 1), undefined);
-  assert.equal(metadataView(r), undefined);
+  const view = metadataView(r)!;
+  assert.equal(view.metadata.currentVersion, 0);
+  assert.deepEqual(Object.keys(view.versions), ["1", "2"]);
+  assert.equal(view.versions["2"]!.deletedTime, t(10).toISOString());
+  assert.deepEqual(metadataView(r, 0), view);
+  assert.equal(metadataView(r, 2), undefined, "an explicit deleted version still gates the answer");
 });
 
 Deno.test("delete ignores missing versions and keeps an existing deletedTime", () => {
@@ -148,36 +153,50 @@ Deno.test("delete with no current version is a no-op", () => {
   assert.equal(deleteVersions(none, [0], t(20)), none);
 });
 
-Deno.test("undelete [] restores the highest deleted version", () => {
-  const r = deleteVersions(putMany(3), [1, 3], t(10));
-  assert.equal(r.currentVersion, 2);
-  const u = undeleteVersions(r, [], t(20));
-  assert.deepEqual(live(u), [2, 3]);
+Deno.test("undelete [] with no current version restores the highest deleted version", () => {
+  const r = deleteVersions(putMany(3), [1, 2, 3], t(10));
+  assert.equal(r.currentVersion, 0);
+  const u = undeleteVersions(r, [], t(20))!;
+  assert.deepEqual(live(u), [3]);
   assert.equal(u.currentVersion, 3);
   assert.deepEqual(u.updatedTime, t(20));
   assert.deepEqual(u.versions.get(1)!.deletedTime, t(10));
 });
 
-Deno.test("undelete [0] means the same as []: the highest deleted version", () => {
-  const r = deleteVersions(deleteVersions(putMany(3), [3], t(10)), [1], t(11));
-  assert.deepEqual(undeleteVersions(r, [0], t(20)), undeleteVersions(r, [], t(20)));
-  assert.equal(undeleteVersions(r, [0], t(20)).versions.get(3)!.deletedTime, null);
+Deno.test("undelete [] names the current version when there is one, so nothing is restored", () => {
+  const r = deleteVersions(putMany(3), [3, 1], t(10));
+  assert.equal(r.currentVersion, 2);
+  assert.equal(
+    undeleteVersions(r, [], t(20)),
+    undefined,
+    "2 is not deleted; 3 is not restored behind the caller's back",
+  );
 });
 
-Deno.test("undelete [] with nothing deleted, [0], or missing versions is a no-op", () => {
+Deno.test("undelete [0] names the current version: nothing to restore, alone or with no current", () => {
+  const someDeleted = deleteVersions(putMany(3), [3], t(10));
+  assert.equal(undeleteVersions(someDeleted, [0], t(20)), undefined);
+  const allDeleted = deleteVersions(putMany(2), [1, 2], t(10));
+  assert.equal(undeleteVersions(allDeleted, [0], t(20)), undefined);
+  const withOthers = undeleteVersions(someDeleted, [0, 3], t(20))!;
+  assert.deepEqual(live(withOthers), [1, 2, 3], "0 is skipped, 3 is restored");
+});
+
+Deno.test("undelete of missing or live versions only restores nothing (undefined)", () => {
   const r = putMany(3);
-  assert.equal(undeleteVersions(r, [], t(20)), r);
-  assert.equal(undeleteVersions(r, [0], t(20)), r);
-  assert.equal(undeleteVersions(r, [42, 2], t(20)), r);
+  assert.equal(undeleteVersions(r, [], t(20)), undefined);
+  assert.equal(undeleteVersions(r, [42, 2], t(20)), undefined);
+  const partly = undeleteVersions(deleteVersions(r, [2], t(10)), [42, 2], t(20))!;
+  assert.deepEqual(live(partly), [1, 2, 3], "one restorable version is enough; the missing one is skipped");
 });
 
 Deno.test("undelete of listed versions restores them; current = highest undeleted", () => {
   const r = deleteVersions(putMany(4), [1, 2, 3, 4], t(10));
-  const u = undeleteVersions(r, [2, 1], t(20));
+  const u = undeleteVersions(r, [2, 1], t(20))!;
   assert.deepEqual(live(u), [1, 2]);
   assert.equal(u.currentVersion, 2);
   assert.equal(u.oldestVersion, 1);
-  const lower = undeleteVersions(deleteVersions(putMany(3), [1], t(10)), [1], t(30));
+  const lower = undeleteVersions(deleteVersions(putMany(3), [1], t(10)), [1], t(30))!;
   assert.equal(lower.currentVersion, 3);
   assert.notDeepEqual(lower.updatedTime, t(30), "current did not change, so updatedTime did not");
 });
@@ -266,7 +285,7 @@ Deno.test("property: numbers strictly increase and are never reused; caps, curre
         } else if (record) {
           record = op.kind === "delete"
             ? deleteVersions(record, op.versions, now)
-            : undeleteVersions(record, op.versions, now);
+            : undeleteVersions(record, op.versions, now) ?? record;
           assert.deepEqual([...record.versions.keys()].sort(), [...before!.versions.keys()].sort());
         } else {
           continue;

@@ -35,6 +35,21 @@ function octets(bytes: Uint8Array): Response {
   return new Response(bytes as Uint8Array<ArrayBuffer>, { status: 200, headers: { "content-type": OCTET_STREAM } });
 }
 
+/**
+ * Checks the optional `algorithm` hint of JSON mode. SPIKE ignores it; its
+ * pilot sends whatever `--algorithm` says. Every spelling of the one
+ * algorithm served (AES-256-GCM: `AES-GCM`, `aes-256-gcm`, `AES_256_GCM`,
+ * ...) is accepted; naming another algorithm is a 400 rather than getting
+ * AES-GCM silently.
+ */
+function checkAlgorithm(value: unknown): void {
+  if (value === undefined || value === null || value === "") return;
+  const normalized = typeof value === "string" ? value.toUpperCase().replace(/[-_ ]/g, "") : "";
+  if (normalized !== "AESGCM" && normalized !== "AES256GCM") {
+    throw badRequest("algorithm must be AES-GCM (AES-256-GCM)");
+  }
+}
+
 function cipherFailed(): ApiError {
   // Wrong key, tampered or truncated input all look the same to the caller.
   return badRequest("ciphertext could not be decrypted");
@@ -55,9 +70,7 @@ export const cipherRoutes: readonly Route[] = [
         return octets(await seal(key, input.body, CIPHER_AAD, input.deps.random));
       }
       const b = v.object(parseJsonBody(input.body));
-      if (b.algorithm !== undefined && b.algorithm !== null && b.algorithm !== "" && b.algorithm !== "AES-GCM") {
-        throw badRequest("algorithm must be AES-GCM");
-      }
+      checkAlgorithm(b.algorithm);
       const plaintext = v.base64(b.plaintext, "plaintext");
       try {
         checkSize(plaintext, input);
@@ -87,6 +100,7 @@ export const cipherRoutes: readonly Route[] = [
       }
       const b = v.object(parseJsonBody(input.body));
       if (b.version !== undefined && b.version !== 1) throw badRequest("version must be 1");
+      checkAlgorithm(b.algorithm);
       const nonce = v.base64(b.nonce, "nonce");
       const ciphertext = v.base64(b.ciphertext, "ciphertext");
       if (nonce.length !== NONCE_BYTES) throw badRequest("nonce must be 12 bytes");

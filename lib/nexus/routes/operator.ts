@@ -1,7 +1,11 @@
 /**
  * Break-glass routes: `/v1/operator/recover` hands the Pilot recover role
  * every Shamir shard; `/v1/operator/restore` takes shards back one at a time
- * from the Pilot restore role until the root key can be rebuilt.
+ * from the Pilot restore role until the root key can be rebuilt. Sent to a
+ * Nexus that already holds its key, a shard is checked against that key:
+ * `restored: true` (with nothing collected) when it belongs to it, a 400
+ * when it does not. SPIKE collects it instead and, once it has had enough
+ * shards, answers `restored: true` without looking.
  *
  * @module
  */
@@ -9,11 +13,23 @@ import { ApiError, badRequest } from "../../api/errors.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
 import { CryptoError } from "../../crypto/errors.ts";
-import { isValidScalar, splitSecret } from "../../crypto/shamir.ts";
+import { constantTimeEqual } from "../../crypto/constant_time.ts";
+import { isValidScalar, shareAt, splitSecret } from "../../crypto/shamir.ts";
 import { zeroize } from "../../crypto/zeroize.ts";
 import { parseJsonBody } from "../../api/body.ts";
 import { installRootKey } from "../key_installer.ts";
+import type { NexusDeps } from "../deps.ts";
 import type { Route } from "../route.ts";
+
+/** Whether `shard` is share `index` of the root key Nexus holds (compared in constant time). */
+function shardOfHeldKey(deps: NexusDeps, index: number, shard: Uint8Array): boolean {
+  const expected = deps.keys.withRootKey((root) => shareAt(root, index, deps.settings.shamirThreshold));
+  try {
+    return constantTimeEqual(expected, shard);
+  } finally {
+    zeroize(expected);
+  }
+}
 
 /** The operator routes. */
 export const operatorRoutes: readonly Route[] = [
@@ -61,6 +77,11 @@ export const operatorRoutes: readonly Route[] = [
           // A shard that arrived while another call was installing the key
           // must not stay in memory.
           deps.restore.reset();
+          // Nexus already holds its key: say whether this shard belongs to
+          // it, rather than "restored" for a shard nobody looked at.
+          if (!shardOfHeldKey(deps, index, shard)) {
+            throw badRequest("Nexus holds its root key and this shard is not one of it");
+          }
           return { collected: 0, remaining: 0, restored: true };
         }
         let added;

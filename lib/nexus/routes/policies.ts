@@ -7,6 +7,7 @@
 import { ApiError, badRequest } from "../../api/errors.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
+import { spiffeIdPattern as checkSpiffeIdPattern } from "../../api/spiffe_id_pattern.ts";
 import type { PolicyRecord } from "../../store/types.ts";
 import { ACL_PATH } from "../authorizer.ts";
 import { parseJsonBody } from "../../api/body.ts";
@@ -54,6 +55,9 @@ export const policyRoutes: readonly Route[] = [
       // always compiles when it is evaluated.
       compileLinear(spiffeIdPattern, "spiffeidPattern");
       compileLinear(pathPattern, "pathPattern");
+      // A SPIFFE ID pattern must describe SPIFFE IDs: `.*` would grant every
+      // workload without naming one, `^x$` nothing at all.
+      checkSpiffeIdPattern(spiffeIdPattern, "spiffeidPattern");
       const now = input.deps.clock();
       const saved = await requireStore(input.deps).upsertPolicy({
         name,
