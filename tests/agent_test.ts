@@ -252,7 +252,7 @@ secrets:
       };
       const before = count();
       assert.equal(before.reads, 5, "one read for each of the 5 versions");
-      await eventually(async () => count().polls >= before.polls + 3, "three more polls");
+      await eventually(() => Promise.resolve(count().polls >= before.polls + 3), "three more polls");
       assert.equal(count().reads, 5, "no read while nothing changed");
     });
 
@@ -300,7 +300,7 @@ secrets:
       const warningsSoFar = () => agent.output.split("\n").filter((l) => l.includes("Nexus unavailable")).length;
       const warned = warningsSoFar();
       await n.kill();
-      await eventually(async () => warningsSoFar() > warned, "the agent logs that Nexus is unreachable");
+      await eventually(() => Promise.resolve(warningsSoFar() > warned), "the agent logs that Nexus is unreachable");
       assert.match(
         agent.output,
         /"level":"warn".*"message":"Nexus unavailable; keeping the last rendered file and retrying".*"error":"Nexus unreachable/,
@@ -310,7 +310,11 @@ secrets:
 
       await n.restart();
       // Up but without its key: 503 until restored.
-      await eventually(async () => /"error":"Nexus is not ready/.test(agent.output), "the agent sees 503", 20_000);
+      await eventually(
+        () => Promise.resolve(/"error":"Nexus is not ready/.test(agent.output)),
+        "the agent sees 503",
+        20_000,
+      );
       assert.deepEqual(await snapshot(), before, "files untouched while Nexus answers 503");
       await n.restore();
       exits(await put("app/big", [], ["value", big(6)]), 0, "put big after the outage");
