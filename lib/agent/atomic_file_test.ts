@@ -54,3 +54,22 @@ Deno.test("realFiles: read gives bytes and mode, or undefined; remove tolerates 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "writeFileAtomic: sets a numeric owner (needs root)",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = join(dir, "owned");
+      await writeFileAtomic(path, bytes("x"), { mode: 0o640, owner: { uid: 65534, gid: 65533 } });
+      const info = await Deno.stat(path);
+      assert.deepEqual([info.uid, info.gid, info.mode! & 0o777], [65534, 65533, 0o640]);
+      await writeFileAtomic(path, bytes("y"), { mode: 0o600, owner: { uid: 65532 } });
+      const again = await Deno.stat(path);
+      assert.deepEqual([again.uid, again.gid], [65532, Deno.gid()], "gid left to the default when not given");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
