@@ -5,9 +5,11 @@
  */
 import { type CommandSpec, runCommand } from "../lib/cli/command.ts";
 import { processIo } from "./process_io.ts";
+import { agentCommand } from "./agent.ts";
 import { bootstrapCommand } from "./bootstrap.ts";
 import { cipherCommand } from "./cipher.ts";
 import { devCommand } from "./dev.ts";
+import { execCommand } from "./exec.ts";
 import { keeperCommand } from "./keeper.ts";
 import { nexusCommand } from "./nexus.ts";
 import { operatorCommand } from "./operator.ts";
@@ -30,6 +32,8 @@ export const spikeCommand: CommandSpec = {
     policyCommand,
     operatorCommand,
     cipherCommand,
+    execCommand,
+    agentCommand,
     devCommand,
     versionCommand,
   ],

@@ -85,7 +85,10 @@ export async function runCommand(
     io.stdout(`${command.version}\n`);
     return 0;
   }
-  if (rest.includes("--help") || rest.includes("-h")) {
+  // Words after `--` belong to a wrapped command (`spike exec -- ls --help`), not to us.
+  const dashes = rest.indexOf("--");
+  const ours = dashes < 0 ? rest : rest.slice(0, dashes);
+  if (ours.includes("--help") || ours.includes("-h")) {
     io.stdout(helpText(path));
     return 0;
   }

@@ -86,6 +86,19 @@ Deno.test("runCommand: --help and -h print the help on stdout and exit 0 without
   assert.equal(ran, false);
 });
 
+Deno.test("runCommand: words after -- are positionals, even --help (a wrapped command's own flags)", async () => {
+  let seen: CommandContext | undefined;
+  const root = tree((context) => {
+    seen = context;
+    return Promise.resolve(0);
+  });
+  const io = memoryIo();
+  assert.equal(await runCommand(root, ["thing", "do", "--yes", "--", "ls", "--help"], io), 0);
+  assert.deepEqual(seen!.positionals, ["ls", "--help"]);
+  assert.equal(seen!.options.yes, true);
+  assert.equal(io.out, "");
+});
+
 Deno.test("runCommand: usage errors print the command's help on stderr and exit 2", async () => {
   const root = tree(() => Promise.resolve(0));
   const cases: Array<[string[], RegExp]> = [
