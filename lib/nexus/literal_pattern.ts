@@ -12,11 +12,8 @@
  *
  * @module
  */
+import { ESCAPED_LITERAL, META } from "./pattern_shape.ts";
 
-/** Characters with a meaning in a JavaScript regex (outside a class). */
-const META = new Set(["\\", "^", "$", ".", "|", "?", "*", "+", "(", ")", "[", "]", "{", "}"]);
-/** Characters whose backslash escape is that character itself (without the `u` flag). */
-const ESCAPED_LITERAL = new Set([...META, "/", "-"]);
 /** What `.` does not match without the `s` flag. */
 const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
 
