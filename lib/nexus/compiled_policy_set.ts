@@ -12,8 +12,8 @@
  */
 import { type Permission, PERMISSIONS } from "../api/validate.ts";
 import type { PolicyRecord } from "../store/types.ts";
-import { compilePattern, type PatternMatcher } from "./linear_regex.ts";
-import { isAnchored, literalPrefix } from "./pattern_shape.ts";
+import { CompiledPattern } from "./compiled_pattern.ts";
+import type { PatternMatcher } from "./linear_regex.ts";
 import { PrefixIndex } from "./prefix_index.ts";
 
 /** One policy, compiled. Policies with a pattern that does not compile are left out: they grant nothing. */
@@ -24,14 +24,12 @@ interface CompiledPolicy {
   readonly idPrefix: string;
   /** Literal text every path this policy matches starts with (`""`: unknown). */
   readonly pathPrefix: string;
+  /** Whether the SPIFFE ID pattern is anchored at both ends (strict checks skip the others). */
+  readonly idAnchored: boolean;
   readonly id: PatternMatcher;
   readonly path: PatternMatcher;
-  /**
-   * The path pattern matched against the whole path (`^(?:…)$`), for strict
-   * checks; `null` when the ID pattern is not anchored at both ends (strict
-   * checks skip the policy) or the wrapped pattern does not compile.
-   */
-  readonly wholePath: PatternMatcher | null;
+  /** The path pattern, for its whole-path matcher (strict checks). */
+  readonly pathPattern: CompiledPattern;
 }
 
 /** How a request is matched against a policy. */
@@ -56,45 +54,55 @@ function permissionBits(permissions: readonly Permission[]): number {
   return bits;
 }
 
-/** The policies of one generation, compiled and indexed. Immutable; shared by all requests. */
+/**
+ * The policies of one generation, compiled and indexed; shared by all
+ * requests. Nothing in it changes after construction but the whole-path
+ * matchers, compiled on first use.
+ */
 export class CompiledPolicySet {
   /** The policy records this set was built from, frozen. */
   readonly records: readonly PolicyRecord[];
   /** Policies that can grant something (their patterns compile). */
   readonly size: number;
+  /** Every pattern source of this generation, compiled (the next generation takes them over). */
+  readonly #patterns: ReadonlyMap<string, CompiledPattern>;
   readonly #byId: PrefixIndex<CompiledPolicy>;
   readonly #byPath: PrefixIndex<CompiledPolicy>;
 
   /**
    * Compiles every policy of `records`. A pattern shared by several policies
-   * is compiled once. Cost grows with the number of policies; it is paid
-   * once per policy generation, not per request.
+   * is compiled once, and patterns already compiled by `previous` (the set
+   * of the generation before) are taken over, so a change of one policy
+   * among thousands compiles one or two patterns, not all of them.
    */
-  constructor(records: readonly PolicyRecord[]) {
+  constructor(records: readonly PolicyRecord[], previous?: CompiledPolicySet) {
     this.records = Object.isFrozen(records) ? records : Object.freeze([...records]);
-    const compiled = new Map<string, PatternMatcher | null>();
+    const known = previous && previous.#patterns;
+    const patterns = new Map<string, CompiledPattern>();
     const compile = (source: string) => {
-      let matcher = compiled.get(source);
-      if (matcher === undefined) {
-        matcher = compilePattern(source);
-        compiled.set(source, matcher);
+      let pattern = patterns.get(source);
+      if (pattern === undefined) {
+        pattern = known?.get(source) ?? new CompiledPattern(source);
+        patterns.set(source, pattern);
       }
-      return matcher;
+      return pattern;
     };
     const policies: CompiledPolicy[] = [];
     for (const record of records) {
       const id = compile(record.spiffeIdPattern);
       const path = compile(record.pathPattern);
-      if (!id || !path) continue;
+      if (!id.matcher || !path.matcher) continue;
       policies.push({
         granted: permissionBits(record.permissions),
-        idPrefix: literalPrefix(record.spiffeIdPattern),
-        pathPrefix: literalPrefix(record.pathPattern),
-        id,
-        path,
-        wholePath: isAnchored(record.spiffeIdPattern) ? compile(`^(?:${record.pathPattern})$`) : null,
+        idPrefix: id.prefix,
+        pathPrefix: path.prefix,
+        idAnchored: id.anchored,
+        id: id.matcher,
+        path: path.matcher,
+        pathPattern: path,
       });
     }
+    this.#patterns = patterns;
     this.size = policies.length;
     this.#byId = new PrefixIndex(policies, (p) => p.idPrefix);
     this.#byPath = new PrefixIndex(policies, (p) => p.pathPrefix);
@@ -116,9 +124,10 @@ export class CompiledPolicySet {
       for (const policy of group) {
         if ((policy.granted & want) !== want) continue;
         if (idFirst ? !path.startsWith(policy.pathPrefix) : !spiffeId.startsWith(policy.idPrefix)) continue;
-        if (mode.strict && policy.wholePath === null) continue;
+        if (mode.strict && !policy.idAnchored) continue;
         if (!policy.id.test(spiffeId)) continue;
-        if (!(mode.strict ? policy.wholePath! : policy.path).test(path)) continue;
+        const pathMatcher = mode.strict ? policy.pathPattern.whole : policy.path;
+        if (!pathMatcher?.test(path)) continue;
         return true;
       }
     }

@@ -53,6 +53,8 @@ export class PolicySnapshot {
   }
 
   async #build(store: Store): Promise<CompiledPolicySet> {
-    return new CompiledPolicySet(Object.freeze(await store.listPolicies()));
+    const records = Object.freeze(await store.listPolicies());
+    // Patterns the last set compiled are taken over: one changed policy costs one compilation.
+    return new CompiledPolicySet(records, this.#ready?.set);
   }
 }

@@ -1,0 +1,42 @@
+/**
+ * One policy pattern source, compiled and read once: its matcher, the
+ * literal prefix every match starts with, and whether it is anchored at
+ * both ends. A pattern is immutable text, so the result can be shared by
+ * every policy that uses the same source and carried over to the next
+ * policy generation.
+ *
+ * @module
+ */
+import { compilePattern, type PatternMatcher } from "./linear_regex.ts";
+import { isAnchored, literalPrefix } from "./pattern_shape.ts";
+
+/** A compiled policy pattern. */
+export class CompiledPattern {
+  /** The pattern's text. */
+  readonly source: string;
+  /** The matcher; `null` when the pattern does not compile (it then matches nothing). */
+  readonly matcher: PatternMatcher | null;
+  /** Literal text every match starts with (`""`: nothing known). */
+  readonly prefix: string;
+  /** Whether every top-level alternative pins both ends of the input. */
+  readonly anchored: boolean;
+  #whole: PatternMatcher | null | undefined;
+
+  /** Compiles `source`; never throws. */
+  constructor(source: string) {
+    this.source = source;
+    this.matcher = compilePattern(source);
+    this.prefix = literalPrefix(source);
+    this.anchored = isAnchored(source);
+  }
+
+  /**
+   * The pattern matched against the whole input (`^(?:…)$`), or `null` when
+   * that does not compile. Compiled on first use: only checks on reserved
+   * paths need it, and few requests are those.
+   */
+  get whole(): PatternMatcher | null {
+    if (this.#whole === undefined) this.#whole = compilePattern(`^(?:${this.source})$`);
+    return this.#whole;
+  }
+}
