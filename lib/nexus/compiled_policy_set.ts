@@ -3,6 +3,9 @@
  * every pattern compiled once, and the policies indexed by the literal
  * prefix of their SPIFFE ID and path patterns, so a request tests the
  * regexes of the few policies that could match it instead of all of them.
+ * Policies the index cannot narrow down (an unanchored pattern, top-level
+ * alternation) are checked on every request, most of them by one
+ * `includes` of the literal text their regex needs.
  *
  * The answer must be exactly that of testing every policy in turn;
  * `compiled_policy_set_test.ts` checks that as a property against a plain
@@ -24,6 +27,10 @@ interface CompiledPolicy {
   readonly idPrefix: string;
   /** Literal text every path this policy matches starts with (`""`: unknown). */
   readonly pathPrefix: string;
+  /** Literal text every matching SPIFFE ID contains, checked before the regex (`""`: nothing to check). */
+  readonly idNeeds: string;
+  /** Literal text every matching path contains, checked before the regex (`""`: nothing to check). */
+  readonly pathNeeds: string;
   /** Whether the SPIFFE ID pattern is anchored at both ends (strict checks skip the others). */
   readonly idAnchored: boolean;
   readonly id: PatternMatcher;
@@ -96,6 +103,8 @@ export class CompiledPolicySet {
         granted: permissionBits(record.permissions),
         idPrefix: id.prefix,
         pathPrefix: path.prefix,
+        idNeeds: id.needs,
+        pathNeeds: path.needs,
         idAnchored: id.anchored,
         id: id.matcher,
         path: path.matcher,
@@ -113,7 +122,8 @@ export class CompiledPolicySet {
    * `spiffeId` on `path`. Only the policies whose literal prefixes start
    * both the ID and the path are tested: the index of the two dimensions
    * that leaves fewer candidates picks them, the other prefix is then
-   * checked with `startsWith` before any regex runs.
+   * checked with `startsWith`, and the literal text a regex needs with
+   * `includes`, before any regex runs.
    */
   grants(spiffeId: string, path: string, wanted: readonly Permission[], mode: MatchMode): boolean {
     const want = permissionBits(wanted);
@@ -125,6 +135,7 @@ export class CompiledPolicySet {
         if ((policy.granted & want) !== want) continue;
         if (idFirst ? !path.startsWith(policy.pathPrefix) : !spiffeId.startsWith(policy.idPrefix)) continue;
         if (mode.strict && !policy.idAnchored) continue;
+        if (!spiffeId.includes(policy.idNeeds) || !path.includes(policy.pathNeeds)) continue;
         if (!policy.id.test(spiffeId)) continue;
         const pathMatcher = mode.strict ? policy.pathPattern.whole : policy.path;
         if (!pathMatcher?.test(path)) continue;

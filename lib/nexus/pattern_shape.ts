@@ -58,7 +58,7 @@ export function isAnchored(source: string): boolean {
  */
 export function literalPrefix(source: string): string {
   if (!source.startsWith("^") || topLevelAlternatives(source).length > 1) return "";
-  let prefix = "";
+  const units: string[] = [];
   for (let i = 1; i < source.length; i++) {
     let unit = source[i]!;
     if (unit === "\\") {
@@ -70,9 +70,67 @@ export function literalPrefix(source: string): string {
       break;
     }
     if (QUANTIFIERS.has(source[i + 1] ?? "")) break;
-    prefix += unit;
+    units.push(unit);
   }
-  return prefix;
+  // One flat string (see literal_pattern.ts): it is kept, and hashed as an index key.
+  return units.join("");
+}
+
+/** Characters that can continue an escape: `\x41`, `\u0041`, `\cA`, `\01`, `\k<name>`, `\u{…}`. */
+const ESCAPE_TAIL = /[\w{}<>,]/;
+/** A `{n}`, `{n,}` or `{n,m}` quantifier at the start of the text. */
+const BRACE_QUANTIFIER = /^\{\d+(?:,\d*)?\}/;
+
+/**
+ * The longest literal text every match of `source` contains somewhere, or
+ * `""` when nothing can be said: a cheap `includes` check that rules a
+ * pattern out before its regex runs. Only a pattern without top-level
+ * alternation has one, and only text outside groups and classes counts; a
+ * character followed by a quantifier is left out, and after an escape that
+ * is not a plain punctuation character nothing is read until the next
+ * metacharacter (`\x41` is one character, not `x41`).
+ */
+export function requiredLiteral(source: string): string {
+  if (topLevelAlternatives(source).length > 1) return "";
+  let best = "";
+  let run: string[] = [];
+  const endRun = () => {
+    if (run.length > best.length) best = run.join("");
+    run = [];
+  };
+  let depth = 0;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i]!;
+    if (c === "[") {
+      // A class is one character of a set: skip it whole, escapes inside included.
+      endRun();
+      for (i++; i < source.length && source[i] !== "]"; i++) if (source[i] === "\\") i++;
+    } else if (c === "\\") {
+      const next = source[i + 1];
+      i++;
+      if (depth === 0 && next !== undefined && ESCAPED_LITERAL.has(next) && !QUANTIFIERS.has(source[i + 1] ?? "")) {
+        run.push(next);
+      } else {
+        endRun();
+        while (i + 1 < source.length && ESCAPE_TAIL.test(source[i + 1]!)) i++;
+      }
+    } else if (c === "(" || c === ")") {
+      endRun();
+      depth = c === "(" ? depth + 1 : Math.max(0, depth - 1);
+    } else if (depth > 0) {
+      continue;
+    } else if (c === "{") {
+      endRun();
+      const quantifier = BRACE_QUANTIFIER.exec(source.slice(i));
+      if (quantifier) i += quantifier[0].length - 1;
+    } else if (META.has(c) || QUANTIFIERS.has(source[i + 1] ?? "")) {
+      endRun();
+    } else {
+      run.push(c);
+    }
+  }
+  endRun();
+  return best;
 }
 
 /** Splits `source` at the `|` that are outside groups, classes and escapes. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { literalPrefix } from "./pattern_shape.ts";
+import { literalPrefix, requiredLiteral } from "./pattern_shape.ts";
 
 /** The V8 flag, held in a variable so linters don't judge the literal (as in linear_regex.ts). */
 const LINEAR = "l";
@@ -53,6 +53,32 @@ Deno.test("literalPrefix: nothing for unanchored patterns or top-level alternati
   assert.equal(literalPrefix("^ab(c|d)|"), "", "a trailing empty branch is alternation too");
 });
 
+Deno.test("requiredLiteral: the longest literal text outside groups and classes", () => {
+  const cases: Array<[string, string]> = [
+    ["/team-00007/(web|db)$", "/team-00007/"],
+    ["(^|/)team-00007/", "team-00007/"],
+    ["^spiffe://spike\\.ist/team-1/(web|db)$", "spiffe://spike.ist/team-1/"],
+    ["ab*cdef", "cdef"], // b is optional, a too short
+    ["a(bcdef)g", "a"], // inside a group is not counted (it may be optional or repeated)
+    ["a[bcdef]gh", "gh"],
+    ["[a-z]+/svc$", "/svc"],
+    ["xy{2}z", "x"], // the brace quantifier is not literal text
+    ["x{2,3}yz", "yz"],
+    ["ab{cd", "cd"], // a `{` that is no quantifier ends the run
+    ["\\x41bcd.e", "e"], // `\x41` is one character; what follows it is not read as text
+    ["\\u0041bc", ""],
+    ["\\cAbc", ""],
+    ["\\dabc", ""],
+    ["a\\.b\\/c", "a.b/c"],
+    ["ab\\.*c", "ab"],
+    ["\ud83d\ude00*x", "\ud83d"],
+  ];
+  for (const [source, needed] of cases) assert.equal(requiredLiteral(source), needed, source);
+  for (const source of ["a|b", "abc|", "^a$|.*", ".*", "", "[abc]", "(abc)"]) {
+    assert.equal(requiredLiteral(source), "", source);
+  }
+});
+
 /** Pieces patterns are made of: literals, metacharacters, escapes, classes, groups, line terminators. */
 const PATTERN_PIECES = [
   "a",
@@ -95,9 +121,37 @@ const PATTERN_PIECES = [
   "\\",
   ".*",
   ".*$",
+  "\\x41",
+  "\\u0041",
+  "\\cA",
+  "\\01",
+  "\\k<a>",
+  "{2}",
+  "{1,}",
+  "A",
+  "41",
 ];
 /** Pieces inputs are made of. */
-const TEXT_PIECES = ["a", "b", "/", ":", "-", ".", "|", "\\", "é", "\ud83d\ude00", "\ud83d", "\n", "\r", "\u2028", "1"];
+const TEXT_PIECES = [
+  "a",
+  "b",
+  "/",
+  ":",
+  "-",
+  ".",
+  "|",
+  "\\",
+  "é",
+  "\ud83d\ude00",
+  "\ud83d",
+  "\n",
+  "\r",
+  "\u2028",
+  "1",
+  "A",
+  "\u0001",
+  "{",
+];
 
 const textArb = fc.array(fc.constantFrom(...TEXT_PIECES), { maxLength: 8 }).map((parts) => parts.join(""));
 const patternArb = fc.tuple(fc.boolean(), fc.array(fc.constantFrom(...PATTERN_PIECES), { maxLength: 7 }))
@@ -127,6 +181,33 @@ Deno.test("literalPrefix: every string a pattern matches starts with its prefix 
         }
         if (whole?.test(text)) {
           assert.ok(text.startsWith(prefix), `whole ${JSON.stringify(source)} matched ${JSON.stringify(text)}`);
+        }
+      }
+    }),
+    { numRuns: 20_000 },
+  );
+});
+
+Deno.test("requiredLiteral: every string a pattern matches contains it (also when matched whole)", () => {
+  fc.assert(
+    fc.property(patternArb, fc.array(textArb, { minLength: 1, maxLength: 6 }), (source, texts) => {
+      const needed = requiredLiteral(source);
+      const regex = tryCompile(source);
+      const whole = tryCompile(`^(?:${source})$`);
+      if (needed === "" || !regex) return;
+      const inputs = [
+        ...texts,
+        needed,
+        needed.slice(1),
+        ...texts.map((t) => needed + t),
+        ...texts.map((t) => t + needed),
+      ];
+      for (const text of inputs) {
+        if (regex.test(text)) {
+          assert.ok(text.includes(needed), `${JSON.stringify(source)} matched ${JSON.stringify(text)}`);
+        }
+        if (whole?.test(text)) {
+          assert.ok(text.includes(needed), `whole ${JSON.stringify(source)} matched ${JSON.stringify(text)}`);
         }
       }
     }),
