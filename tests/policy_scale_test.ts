@@ -18,7 +18,7 @@ import { createDevCa } from "../lib/spiffe/dev_ca.ts";
 import { createMtlsClient, type MtlsClient } from "../lib/spiffe/mtls_client.ts";
 import { isNexus, spikeIdFor } from "../lib/spiffe/roles.ts";
 import { createStaticSource } from "../lib/spiffe/static_source.ts";
-import { createSqliteStore } from "../lib/store/sqlite_store.ts";
+import { createSqliteWorkerStore } from "../lib/store/sqlite_worker_store.ts";
 import type { PolicyRecord } from "../lib/store/types.ts";
 
 const POLICIES = 10_000;
@@ -80,12 +80,20 @@ Deno.test("10,000 policies over mTLS: one deep policy grants, the rest refuse, A
   const ca = await createDevCa();
   const dir = await Deno.makeTempDir({ prefix: "spike_policy_scale_" });
   const dataDir = join(dir, "data");
-  const store = createSqliteStore({ dataDir });
   const clients: MtlsClient[] = [];
   let nexus: Awaited<ReturnType<typeof startNexus>> | undefined;
   try {
-    // Seeded straight into the store: 10,000 API calls would only test the write path.
-    for (const policy of policies()) await store.upsertPolicy(policy);
+    // Seeded straight into the database, through the worker store whose group commit makes
+    // 10,000 writes quick; 10,000 API calls would only test the write path.
+    const seeder = createSqliteWorkerStore({ dataDir });
+    try {
+      const all = policies();
+      for (let from = 0; from < all.length; from += 500) {
+        await Promise.all(all.slice(from, from + 500).map((policy) => seeder.upsertPolicy(policy)));
+      }
+    } finally {
+      await seeder.close();
+    }
     const config = resolveNexusConfig({
       HOME: dir,
       SPIKE_NEXUS_TLS_PORT: "127.0.0.1:0",
@@ -98,7 +106,6 @@ Deno.test("10,000 policies over mTLS: one deep policy grants, the rest refuse, A
       config,
       identity: createStaticSource(await ca.issue(spikeIdFor("nexus"))),
       log: silentLogger,
-      store,
     });
     const key = generateRootKey(systemRandom);
     try {
@@ -182,8 +189,7 @@ Deno.test("10,000 policies over mTLS: one deep policy grants, the rest refuse, A
     assert.equal((await admin.listPolicies()).length, POLICIES + 1);
   } finally {
     for (const transport of clients) transport.close();
-    if (nexus) await nexus.close();
-    else await store.close();
+    await nexus?.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
