@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { ESCAPED_LITERAL, META } from "./pattern_shape.ts";
+import { literalRun } from "./pattern_shape.ts";
 
 /** What `.` does not match without the `s` flag. */
 const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
@@ -20,25 +20,8 @@ const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
 /** A string test equivalent to the pattern, or `undefined` when the pattern is not of the simple kind. */
 export function literalMatcher(source: string): ((text: string) => boolean) | undefined {
   if (!source.startsWith("^")) return undefined;
-  const units: string[] = [];
-  let i = 1;
-  for (; i < source.length; i++) {
-    const c = source[i]!;
-    if (c === "\\") {
-      const next = source[i + 1];
-      if (next === undefined || !ESCAPED_LITERAL.has(next)) return undefined;
-      units.push(next);
-      i++;
-    } else if (META.has(c)) {
-      break;
-    } else {
-      units.push(c);
-    }
-  }
-  // Joined, not concatenated unit by unit: one flat string instead of a chain of
-  // one-character pieces, which ten thousand policies would keep in memory.
-  const literal = units.join("");
-  switch (source.slice(i)) {
+  const { text: literal, end } = literalRun(source, 1);
+  switch (source.slice(end)) {
     case "":
     case ".*":
       return (text) => text.startsWith(literal);

@@ -1,10 +1,12 @@
 /**
  * What the text of a policy pattern says about every string it can match,
  * read without running it: whether it pins both ends of the input
- * ({@linkcode isAnchored}, the reserved-path rule) and which literal text a
- * match must start with ({@linkcode literalPrefix}, the policy index).
+ * ({@linkcode isAnchored}, the reserved-path rule), which literal text a
+ * match must start with ({@linkcode literalPrefix}, the policy index) and
+ * which it must contain ({@linkcode requiredLiteral}, a check before the
+ * regex runs).
  *
- * Both read the source conservatively: when a construct is not understood,
+ * All read the source conservatively: when a construct is not understood,
  * they claim less (not anchored; a shorter prefix), never more. Policy
  * patterns are compiled without flags other than the linear engine's `l`,
  * so `^` only matches at the start of the input and `.` never matches a
@@ -37,6 +39,46 @@ export const ESCAPED_LITERAL: ReadonlySet<string> = new Set([...META, "/", "-"])
 /** Characters that repeat or make optional what precedes them. */
 const QUANTIFIERS: ReadonlySet<string> = new Set(["*", "+", "?", "{"]);
 
+/** `META` and `ESCAPED_LITERAL` as tables over ASCII code units, for {@linkcode literalRun}'s loop. */
+const META_CODES = codeTable(META);
+const ESCAPED_LITERAL_CODES = codeTable(ESCAPED_LITERAL);
+const BACKSLASH = 0x5c;
+
+function codeTable(chars: ReadonlySet<string>): Uint8Array {
+  const table = new Uint8Array(128);
+  for (const c of chars) table[c.charCodeAt(0)] = 1;
+  return table;
+}
+
+/**
+ * The literal text at `source[from]` onwards: characters without a regex
+ * meaning, and escapes of punctuation read as the character itself (`\.`
+ * is `.`), up to the first other construct, which starts at `end`. The
+ * text is made of slices of `source`, not one string per character: it is
+ * kept for every policy and hashed as an index key.
+ */
+export function literalRun(source: string, from: number): { readonly text: string; readonly end: number } {
+  const pieces: string[] = [];
+  let start = from;
+  let i = from;
+  while (i < source.length) {
+    const code = source.charCodeAt(i);
+    if (code === BACKSLASH) {
+      const next = source.charCodeAt(i + 1); // NaN past the end
+      if (!(next < 128 && ESCAPED_LITERAL_CODES[next] === 1)) break;
+      pieces.push(source.slice(start, i));
+      start = i + 1; // the escaped character opens the next piece
+      i += 2;
+    } else if (code < 128 && META_CODES[code] === 1) {
+      break;
+    } else {
+      i++;
+    }
+  }
+  pieces.push(source.slice(start, i));
+  return { text: pieces.length === 1 ? pieces[0]! : pieces.join(""), end: i };
+}
+
 /**
  * A SPIFFE ID pattern is anchored when every top-level alternative pins both
  * ends of the ID: `^a$|.*$` starts with `^` and ends with `$`, yet its second
@@ -58,22 +100,9 @@ export function isAnchored(source: string): boolean {
  */
 export function literalPrefix(source: string): string {
   if (!source.startsWith("^") || topLevelAlternatives(source).length > 1) return "";
-  const units: string[] = [];
-  for (let i = 1; i < source.length; i++) {
-    let unit = source[i]!;
-    if (unit === "\\") {
-      const next = source[i + 1];
-      if (next === undefined || !ESCAPED_LITERAL.has(next)) break;
-      unit = next;
-      i++;
-    } else if (META.has(unit)) {
-      break;
-    }
-    if (QUANTIFIERS.has(source[i + 1] ?? "")) break;
-    units.push(unit);
-  }
-  // One flat string (see literal_pattern.ts): it is kept, and hashed as an index key.
-  return units.join("");
+  const { text, end } = literalRun(source, 1);
+  // Quantifiers are metacharacters, so a run ends before one; it repeats the run's last unit.
+  return QUANTIFIERS.has(source[end] ?? "") ? text.slice(0, -1) : text;
 }
 
 /** Characters that can continue an escape: `\x41`, `\u0041`, `\cA`, `\01`, `\k<name>`, `\u{…}`. */
@@ -135,6 +164,7 @@ export function requiredLiteral(source: string): string {
 
 /** Splits `source` at the `|` that are outside groups, classes and escapes. */
 function topLevelAlternatives(source: string): string[] {
+  if (!source.includes("|")) return [source];
   const branches: string[] = [];
   let depth = 0;
   let inClass = false;

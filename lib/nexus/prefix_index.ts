@@ -24,14 +24,19 @@ export class PrefixIndex<T> {
   /** Indexes `entries`, each under the prefix `prefixOf` gives it. */
   constructor(entries: Iterable<T>, prefixOf: (entry: T) => string) {
     const groups = new Map<string, T[]>();
+    const lengths = new Set<number>();
     for (const entry of entries) {
       const prefix = prefixOf(entry);
       const group = groups.get(prefix);
-      if (group) group.push(entry);
-      else groups.set(prefix, [entry]);
+      if (group) {
+        group.push(entry);
+      } else {
+        groups.set(prefix, [entry]);
+        lengths.add(prefix.length);
+      }
     }
     this.#groups = groups;
-    this.#lengths = [...new Set([...groups.keys()].map((p) => p.length))].sort((a, b) => a - b);
+    this.#lengths = [...lengths].sort((a, b) => a - b);
   }
 
   /**
