@@ -14,12 +14,16 @@
  * Nexus starts (through the SQLite worker store, whose group commit makes
  * 10,000 writes take a fraction of a second); their shapes, per 100:
  *
- * - 90 anchored literals, `^spiffe://spike\.ist/team-N/.*$` on `^team-N/`
+ * - 89 anchored literals, `^spiffe://spike\.ist/team-N/.*$` on `^team-N/`
  *   (read, write): string comparisons, indexed by both prefixes;
  * - 9 anchored regexes, `^spiffe://spike\.ist/team-N/(web|db)$` on
  *   `^team-N/[a-z-]+$` (read): indexed, tested with the regex engine;
- * - 1 unanchored, `/team-N/(web|db)$` on `(^|/)team-N/` (read): no prefix
- *   on either side, so every request tests it;
+ * - 1 unanchored, `spiffe://spike\.ist/team-N/(web|db)$` on `(^|/)team-N/`
+ *   (read): no prefix on either side, so every request considers it (an
+ *   `includes` of the text its regex needs rules it out);
+ * - 1 with top-level alternation, `^spiffe://…/team-N/web$|^spiffe://…/team-N/db$`
+ *   on `^team-N/web/|^team-N/db/` (read): indexed by what its branches'
+ *   prefixes share;
  *
  * and, last by name, the one policy that grants the benchmark workload
  * (`spiffe://spike.ist/app/bench`) `read` on `^bench/`.
@@ -162,8 +166,15 @@ function fillerPolicy(i: number, at: Date): PolicyRecord {
     case 7:
       return {
         ...base,
-        spiffeIdPattern: `/team-${t}/(web|db)$`,
+        spiffeIdPattern: `spiffe://spike\\.ist/team-${t}/(web|db)$`,
         pathPattern: `(^|/)team-${t}/`,
+        permissions: ["read"],
+      };
+    case 57:
+      return {
+        ...base,
+        spiffeIdPattern: `^spiffe://spike\\.ist/team-${t}/web$|^spiffe://spike\\.ist/team-${t}/db$`,
+        pathPattern: `^team-${t}/web/|^team-${t}/db/`,
         permissions: ["read"],
       };
     case 1:

@@ -51,7 +51,7 @@ function policies(): PolicyRecord[] {
     } else if (i % 10 === 3) {
       out.push({
         ...base,
-        spiffeIdPattern: `/team-${team(i)}/(web|db)$`,
+        spiffeIdPattern: `spiffe://spike\\.ist/x/team-${team(i)}/(web|db)$`,
         pathPattern: `(^|/)team-${team(i)}/[a-z]+$`,
         permissions: ["read"],
       });

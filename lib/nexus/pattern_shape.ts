@@ -90,19 +90,26 @@ export function isAnchored(source: string): boolean {
 
 /**
  * The literal text every match of `source` starts with at index 0, or `""`
- * when nothing can be said. Only a `^`-anchored pattern without top-level
- * alternation has one: the characters after `^` up to the first
- * metacharacter, escapes of punctuation read as the character itself, and a
- * character followed by a quantifier left out (`^ab*` gives `a`).
+ * when nothing can be said. A branch anchored with `^` starts with the
+ * characters after `^` up to the first metacharacter (escapes of
+ * punctuation read as the character itself, a character followed by a
+ * quantifier left out: `^ab*` gives `a`). With top-level alternation every
+ * branch must be anchored, and the prefix is what all branches' prefixes
+ * share (`^ab|^ac` gives `a`); one unanchored branch gives `""`.
  *
  * Works on UTF-16 code units, as a regex without the `u` flag does: in
  * `^😀*` the `*` repeats only the low surrogate, so the prefix is the high one.
  */
 export function literalPrefix(source: string): string {
-  if (!source.startsWith("^") || topLevelAlternatives(source).length > 1) return "";
-  const { text, end } = literalRun(source, 1);
-  // Quantifiers are metacharacters, so a run ends before one; it repeats the run's last unit.
-  return QUANTIFIERS.has(source[end] ?? "") ? text.slice(0, -1) : text;
+  let shared: string | undefined;
+  for (const branch of topLevelAlternatives(source)) {
+    if (!branch.startsWith("^")) return "";
+    const { text, end } = literalRun(branch, 1);
+    // Quantifiers are metacharacters, so a run ends before one; it repeats the run's last unit.
+    const prefix = QUANTIFIERS.has(branch[end] ?? "") ? text.slice(0, -1) : text;
+    shared = shared === undefined ? prefix : commonPrefix(shared, prefix);
+  }
+  return shared ?? "";
 }
 
 /** Characters that can continue an escape: `\x41`, `\u0041`, `\cA`, `\01`, `\k<name>`, `\u{…}`. */
@@ -111,16 +118,27 @@ const ESCAPE_TAIL = /[\w{}<>,]/;
 const BRACE_QUANTIFIER = /^\{\d+(?:,\d*)?\}/;
 
 /**
- * The longest literal text every match of `source` contains somewhere, or
- * `""` when nothing can be said: a cheap `includes` check that rules a
- * pattern out before its regex runs. Only a pattern without top-level
- * alternation has one, and only text outside groups and classes counts; a
- * character followed by a quantifier is left out, and after an escape that
- * is not a plain punctuation character nothing is read until the next
- * metacharacter (`\x41` is one character, not `x41`).
+ * Literal text every match of `source` contains somewhere, or `""` when
+ * nothing can be said: a cheap `includes` check that rules a pattern out
+ * before its regex runs. Of one branch, the longest run of literal text
+ * outside groups and classes (a character followed by a quantifier left
+ * out; after an escape that is not a plain punctuation character nothing is
+ * read until the next metacharacter: `\x41` is one character, not `x41`).
+ * With top-level alternation, what all branches' texts start with alike
+ * (`/team-1/web$|/team-1/db$` needs `/team-1/`).
  */
 export function requiredLiteral(source: string): string {
-  if (topLevelAlternatives(source).length > 1) return "";
+  let shared: string | undefined;
+  for (const branch of topLevelAlternatives(source)) {
+    const needed = branchRequiredLiteral(branch);
+    shared = shared === undefined ? needed : commonPrefix(shared, needed);
+    if (shared === "") break;
+  }
+  return shared ?? "";
+}
+
+/** {@linkcode requiredLiteral} of a pattern without top-level alternation. */
+function branchRequiredLiteral(source: string): string {
   let best = "";
   let run: string[] = [];
   const endRun = () => {
@@ -160,6 +178,13 @@ export function requiredLiteral(source: string): string {
   }
   endRun();
   return best;
+}
+
+/** The longest text both `a` and `b` start with. */
+function commonPrefix(a: string, b: string): string {
+  let i = 0;
+  while (i < a.length && i < b.length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  return i === a.length ? a : a.slice(0, i);
 }
 
 /** Splits `source` at the `|` that are outside groups, classes and escapes. */

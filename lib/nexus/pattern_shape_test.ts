@@ -27,14 +27,18 @@ Deno.test("literalPrefix: the literal text after ^, up to the first construct", 
   for (const [source, prefix] of cases) assert.equal(literalPrefix(source), prefix, source);
 });
 
-Deno.test("literalPrefix: nothing for unanchored patterns or top-level alternation", () => {
+Deno.test("literalPrefix: what all branches share, nothing when one branch is unanchored", () => {
+  assert.equal(literalPrefix("^spiffe://a/web$|^spiffe://a/db$"), "spiffe://a/");
+  assert.equal(literalPrefix("^abc|^abd*|^ab"), "ab");
+  assert.equal(literalPrefix("^a\\|b|^a\\|c"), "a|");
   for (
     const source of [
       "spiffe://x", // not anchored
       ".*",
       "(^a)",
-      "^a|^b", // either branch may match
+      "^a|^b", // either branch may match, and they share nothing
       "^abc|x",
+      "^abc|^abd|",
       "^a$|.*",
       "^.*",
       "^(a)",
@@ -50,7 +54,7 @@ Deno.test("literalPrefix: nothing for unanchored patterns or top-level alternati
   // An escaped or enclosed `|` is not alternation.
   assert.equal(literalPrefix("^ab\\|c"), "ab|c");
   assert.equal(literalPrefix("^ab[|]c"), "ab");
-  assert.equal(literalPrefix("^ab(c|d)|"), "", "a trailing empty branch is alternation too");
+  assert.equal(literalPrefix("^ab(c|d)|"), "", "a trailing empty branch is unanchored");
 });
 
 Deno.test("requiredLiteral: the longest literal text outside groups and classes", () => {
@@ -74,6 +78,8 @@ Deno.test("requiredLiteral: the longest literal text outside groups and classes"
     ["\ud83d\ude00*x", "\ud83d"],
   ];
   for (const [source, needed] of cases) assert.equal(requiredLiteral(source), needed, source);
+  assert.equal(requiredLiteral("/team-1/web$|/team-1/db$"), "/team-1/");
+  assert.equal(requiredLiteral("xabc|(y)abd"), "", "branches must start their text alike");
   for (const source of ["a|b", "abc|", "^a$|.*", ".*", "", "[abc]", "(abc)"]) {
     assert.equal(requiredLiteral(source), "", source);
   }
