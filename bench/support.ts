@@ -1,9 +1,13 @@
 /**
  * Small helpers the benchmark scripts share: order statistics, a bounded
- * load loop, number formatting, Markdown tables and flag parsing.
+ * load loop, number formatting, Markdown tables, flag parsing and a forced
+ * garbage collection for heap figures.
  *
  * @module
  */
+
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 /** Median of `values`; `NaN` for an empty list. */
 export function median(values: readonly number[]): number {
@@ -169,4 +173,22 @@ export function numberFlag(
     throw new RangeError(`${name} must be a number within ${min}..${max}, got '${text}'`);
   }
   return n;
+}
+
+/**
+ * V8's full garbage collection, so that heap figures count live objects
+ * only. V8 exposes `gc` only behind `--expose-gc`; the flag is set here at
+ * run time, so every benchmark runs with `run_all.ts`'s one set of flags.
+ */
+export function exposeGc(): () => void {
+  setFlagsFromString("--expose-gc");
+  // A new context picks the flag up and gets its own `gc` global.
+  return runInNewContext("gc") as () => void;
+}
+
+/** Bytes as `12.3 MiB` (or KiB below one MiB). */
+export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes)) return "–";
+  const kib = bytes / 1024;
+  return Math.abs(kib) < 1024 ? `${formatNumber(kib, 1)} KiB` : `${formatNumber(kib / 1024, 1)} MiB`;
 }

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
+  exposeGc,
+  formatBytes,
   formatNumber,
   formatRatio,
   markdownTable,
@@ -148,4 +150,22 @@ Deno.test("runBounded: failures are counted, not timed, and the first is kept", 
   assert.equal(sample.requests, 3);
   assert.equal(sample.errors, 3);
   assert.equal(sample.firstError, "boom 1");
+});
+
+Deno.test("exposeGc: a collection frees what is no longer referenced", () => {
+  const gc = exposeGc();
+  gc();
+  const before = Deno.memoryUsage().heapUsed;
+  let garbage: unknown[] | undefined = Array.from({ length: 200_000 }, (_, i) => ({ i }));
+  assert.ok(Deno.memoryUsage().heapUsed > before + 4_000_000, "the array is on the heap");
+  garbage = undefined;
+  gc();
+  assert.equal(garbage, undefined);
+  assert.ok(Deno.memoryUsage().heapUsed < before + 1_000_000, "and gone after gc()");
+});
+
+Deno.test("formatBytes: KiB below one MiB, MiB above", () => {
+  assert.equal(formatBytes(512), "0.5 KiB");
+  assert.equal(formatBytes(3 * 1024 * 1024 + 200 * 1024), "3.2 MiB");
+  assert.equal(formatBytes(NaN), "–");
 });

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import type { PolicyRecord } from "../store/types.ts";
-import { isAllowed, isAnchored, SECRET_LIST_PATH } from "./authorizer.ts";
-import { RegexCache } from "./linear_regex.ts";
+import { isAllowed, SECRET_LIST_PATH } from "./authorizer.ts";
+import { CompiledPolicySet } from "./compiled_policy_set.ts";
+import { isAnchored } from "./pattern_shape.ts";
 
 Deno.test("isAnchored: every top-level alternative must pin both ends", () => {
   const anchored = ["^a$", "^spiffe://spike\\.ist/app/web$", "^a$|^b$", "^(a|.*)$", "^a[|]b$", "^a\\|b$", "^a\\\\$"];
@@ -11,7 +12,6 @@ Deno.test("isAnchored: every top-level alternative must pin both ends", () => {
 });
 
 Deno.test("isAllowed: reserved paths ignore policies with unanchored ID patterns", () => {
-  const cache = new RegexCache();
   const caller = { spiffeId: "spiffe://spike.ist/app/web", superuser: false };
   const policy = (spiffeIdPattern: string, pathPattern: string): PolicyRecord => ({
     name: "p",
@@ -21,7 +21,8 @@ Deno.test("isAllowed: reserved paths ignore policies with unanchored ID patterns
     createdAt: new Date(0),
     updatedAt: new Date(0),
   });
-  const allowed = (p: PolicyRecord, path = SECRET_LIST_PATH) => isAllowed(caller, path, ["list"], [p], cache);
+  const allowed = (p: PolicyRecord, path = SECRET_LIST_PATH) =>
+    isAllowed(caller, path, ["list"], new CompiledPolicySet([p]));
   assert.equal(allowed(policy(".*", ".*")), false);
   assert.equal(allowed(policy("^spiffe://spike\\.ist/app/web$|.*$", ".*")), false);
   assert.equal(allowed(policy("^spiffe://spike\\.ist/app/web$", "^spike/system")), false);
@@ -29,5 +30,5 @@ Deno.test("isAllowed: reserved paths ignore policies with unanchored ID patterns
   // Ordinary paths follow the plain rules.
   assert.equal(allowed(policy(".*", "^app/"), "app/db"), true);
   assert.equal(allowed(policy("^spiffe://spike\\.ist/app/other$", "^app/"), "app/db"), false);
-  assert.equal(isAllowed({ ...caller, superuser: true }, SECRET_LIST_PATH, ["list"], [], cache), true);
+  assert.equal(isAllowed({ ...caller, superuser: true }, SECRET_LIST_PATH, ["list"], new CompiledPolicySet([])), true);
 });

@@ -8,7 +8,6 @@ import type { Logger } from "../log/logger.ts";
 import type { TrustRoots } from "../spiffe/roles.ts";
 import type { Store } from "../store/types.ts";
 import type { AuditSink } from "./audit.ts";
-import type { RegexCache } from "./linear_regex.ts";
 import type { NexusMetrics } from "./metrics.ts";
 import type { PolicySnapshot } from "./policy_snapshot.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
@@ -47,9 +46,7 @@ export interface NexusDeps {
   readonly random: RandomBytes;
   /** Structured log; never given secret data. */
   readonly log: Logger;
-  /** Compiled policy patterns. */
-  readonly regexCache: RegexCache;
-  /** The policy list, re-read when the store's policy generation changes. */
+  /** The compiled policy set, rebuilt when the store's policy generation changes. */
   readonly policies: PolicySnapshot;
   /** Per-caller token buckets; absent when no rate limit is configured. */
   readonly rateLimiter?: RateLimiter;

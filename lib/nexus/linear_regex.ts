@@ -49,35 +49,21 @@ export interface PatternMatcher {
 }
 
 /**
- * A bounded cache of compiled patterns keyed by their source text. Keyed by
- * source, it can never serve a stale pattern: a changed policy has a changed
- * source, so every Nexus sharing a store sees policy changes at once.
+ * Compiles a stored policy pattern for matching, or `null` when it does not
+ * compile (a pattern stored before a rule change): the caller treats that as
+ * matching nothing, so a broken policy can deny, never grant.
+ *
+ * A simple anchored literal is answered by string comparison and never
+ * reaches the regex compiler (a few microseconds per pattern, which adds up
+ * to a noticeable pause for ten thousand policies); such a pattern is always
+ * a valid regex, which `literal_pattern_test.ts` checks.
  */
-export class RegexCache {
-  readonly #limit: number;
-  readonly #entries = new Map<string, PatternMatcher>();
-
-  /** Creates a cache holding at most `limit` compiled patterns. */
-  constructor(limit = 4096) {
-    this.#limit = limit;
-  }
-
-  /**
-   * Returns the matcher for `source`, compiling it on a miss. Every pattern
-   * is compiled (an invalid one throws, whatever its shape); a simple
-   * anchored literal is then answered by string comparison instead.
-   */
-  get(source: string, field: string): PatternMatcher {
-    const hit = this.#entries.get(source);
-    if (hit) return hit;
-    const regex = compileLinear(source, field);
-    const literal = literalMatcher(source);
-    const compiled: PatternMatcher = literal ? { test: literal } : regex;
-    if (this.#entries.size >= this.#limit) {
-      // Drop the oldest entry; Map keeps insertion order.
-      this.#entries.delete(this.#entries.keys().next().value!);
-    }
-    this.#entries.set(source, compiled);
-    return compiled;
+export function compilePattern(source: string): PatternMatcher | null {
+  const literal = literalMatcher(source);
+  if (literal) return { test: literal };
+  try {
+    return new RegExp(source, LINEAR_FLAG);
+  } catch {
+    return null;
   }
 }

@@ -12,33 +12,16 @@
  *
  * @module
  */
+import { literalRun } from "./pattern_shape.ts";
 
-/** Characters with a meaning in a JavaScript regex (outside a class). */
-const META = new Set(["\\", "^", "$", ".", "|", "?", "*", "+", "(", ")", "[", "]", "{", "}"]);
-/** Characters whose backslash escape is that character itself (without the `u` flag). */
-const ESCAPED_LITERAL = new Set([...META, "/", "-"]);
 /** What `.` does not match without the `s` flag. */
 const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
 
 /** A string test equivalent to the pattern, or `undefined` when the pattern is not of the simple kind. */
 export function literalMatcher(source: string): ((text: string) => boolean) | undefined {
   if (!source.startsWith("^")) return undefined;
-  let literal = "";
-  let i = 1;
-  for (; i < source.length; i++) {
-    const c = source[i]!;
-    if (c === "\\") {
-      const next = source[i + 1];
-      if (next === undefined || !ESCAPED_LITERAL.has(next)) return undefined;
-      literal += next;
-      i++;
-    } else if (META.has(c)) {
-      break;
-    } else {
-      literal += c;
-    }
-  }
-  switch (source.slice(i)) {
+  const { text: literal, end } = literalRun(source, 1);
+  switch (source.slice(end)) {
     case "":
     case ".*":
       return (text) => text.startsWith(literal);

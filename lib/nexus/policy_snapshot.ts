@@ -1,31 +1,60 @@
 /**
- * The policy list, re-read from the store only when it changed. Every
+ * The policy set, re-read and recompiled only when it changed. Every
  * authorization asks the store for its policy generation (one single-row
- * read) and reuses the list read under that generation; a policy written
+ * read) and reuses the set built under that generation; a policy written
  * through any Nexus sharing the store changes the generation, so the next
  * request of every Nexus reads the new list. Nothing is served from a copy
  * older than the generation the request itself observed.
  *
  * @module
  */
-import type { PolicyRecord, Store } from "../store/types.ts";
+import type { Store } from "../store/types.ts";
+import { CompiledPolicySet } from "./compiled_policy_set.ts";
 
-/** A reusable copy of the policy list, checked against the store on every use. */
+/** A set built (or being built) under one generation. */
+interface Build {
+  readonly generation: number;
+  /** Order in which builds started: a later build read a list at least as new. */
+  readonly sequence: number;
+  readonly set: Promise<CompiledPolicySet>;
+}
+
+/** A reusable compiled policy set, checked against the store on every use. */
 export class PolicySnapshot {
-  #generation: number | undefined;
-  #policies: readonly PolicyRecord[] = [];
+  #ready: { readonly sequence: number; readonly generation: number; readonly set: CompiledPolicySet } | undefined;
+  #pending: Build | undefined;
+  #started = 0;
 
   /**
-   * The current policies of `store`. The generation is read before the list,
-   * so a change landing in between makes the stored pair look old, never new:
-   * the next call reads the list again.
+   * The current policies of `store`, compiled. The generation is read before
+   * the list, so a change landing in between makes the stored set look old,
+   * never new: the next call builds again.
+   *
+   * Requests that see a new generation while its set is being built wait for
+   * that one build instead of each reading and compiling the list again.
    */
-  async current(store: Store): Promise<readonly PolicyRecord[]> {
+  async current(store: Store): Promise<CompiledPolicySet> {
     const generation = await store.policyGeneration();
-    if (generation === this.#generation) return this.#policies;
-    const policies = Object.freeze(await store.listPolicies());
-    this.#generation = generation;
-    this.#policies = policies;
-    return policies;
+    if (this.#ready?.generation === generation) return this.#ready.set;
+    if (this.#pending?.generation === generation) return await this.#pending.set;
+    const build: Build = { generation, sequence: ++this.#started, set: this.#build(store) };
+    this.#pending = build;
+    try {
+      const set = await build.set;
+      // A build that started later may have finished first; keep the newer one.
+      if (!this.#ready || this.#ready.sequence < build.sequence) {
+        this.#ready = { sequence: build.sequence, generation, set };
+      }
+      return set;
+    } finally {
+      // A failed read is not remembered: the next request tries again.
+      if (this.#pending === build) this.#pending = undefined;
+    }
+  }
+
+  async #build(store: Store): Promise<CompiledPolicySet> {
+    const records = Object.freeze(await store.listPolicies());
+    // Patterns the last set compiled are taken over: one changed policy costs one compilation.
+    return new CompiledPolicySet(records, this.#ready?.set);
   }
 }

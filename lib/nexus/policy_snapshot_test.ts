@@ -10,6 +10,11 @@ function policy(name: string): PolicyRecord {
   return { name, spiffeIdPattern: "^x$", pathPattern: "^y$", permissions: ["read"], createdAt: at, updatedAt: at };
 }
 
+/** Names of the policies in the snapshot's current set. */
+async function names(snapshot: PolicySnapshot, store: Store): Promise<string[]> {
+  return (await snapshot.current(store)).records.map((p) => p.name);
+}
+
 /** `store` with a count of `listPolicies` calls. */
 function counting(store: Store): { store: Store; lists(): number } {
   let lists = 0;
@@ -28,17 +33,17 @@ function counting(store: Store): { store: Store; lists(): number } {
 Deno.test("policy snapshot: the list is read once per generation, and again after any policy write", async () => {
   const { store, lists } = counting(createMemoryStore());
   const snapshot = new PolicySnapshot();
-  assert.deepEqual(await snapshot.current(store), []);
-  assert.deepEqual(await snapshot.current(store), []);
+  assert.deepEqual(await names(snapshot, store), []);
+  assert.deepEqual(await names(snapshot, store), []);
   assert.equal(lists(), 1, "unchanged generation: no second read");
   await store.upsertPolicy(policy("a"));
-  assert.deepEqual((await snapshot.current(store)).map((p) => p.name), ["a"]);
+  assert.deepEqual(await names(snapshot, store), ["a"]);
   await store.upsertPolicy({ ...policy("a"), pathPattern: "^z$" });
-  assert.equal((await snapshot.current(store))[0]!.pathPattern, "^z$");
+  assert.equal((await snapshot.current(store)).records[0]!.pathPattern, "^z$");
   await store.deletePolicy("a");
-  assert.deepEqual(await snapshot.current(store), []);
+  assert.deepEqual(await names(snapshot, store), []);
   assert.equal(lists(), 4);
-  assert.ok(Object.isFrozen(await snapshot.current(store)), "handlers cannot change the shared copy");
+  assert.ok(Object.isFrozen((await snapshot.current(store)).records), "handlers cannot change the shared copy");
 });
 
 Deno.test("policy snapshot: a write through another store instance on the same database is seen at once", async () => {
@@ -47,14 +52,48 @@ Deno.test("policy snapshot: a write through another store instance on the same d
   const reader = createSqliteStore({ dataDir: join(dir, "data") });
   try {
     const snapshot = new PolicySnapshot();
-    assert.deepEqual(await snapshot.current(reader), []);
+    assert.deepEqual(await names(snapshot, reader), []);
     await writer.upsertPolicy(policy("granted"));
-    assert.deepEqual((await snapshot.current(reader)).map((p) => p.name), ["granted"]);
+    assert.deepEqual(await names(snapshot, reader), ["granted"]);
     await writer.deletePolicy("granted");
-    assert.deepEqual(await snapshot.current(reader), []);
+    assert.deepEqual(await names(snapshot, reader), []);
   } finally {
     await writer.close();
     await reader.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("policy snapshot: requests arriving while a generation is built share that one build", async () => {
+  const memory = createMemoryStore();
+  const { store, lists } = counting(memory);
+  for (let i = 0; i < 50; i++) await memory.upsertPolicy(policy(`p${i}`));
+  const snapshot = new PolicySnapshot();
+  const sets = await Promise.all(Array.from({ length: 20 }, () => snapshot.current(store)));
+  assert.equal(lists(), 1, "one list read and one compilation for 20 concurrent requests");
+  assert.ok(sets.every((set) => set === sets[0]), "all of them got the same set");
+  assert.equal(sets[0]!.size, 50);
+
+  await memory.upsertPolicy(policy("p50"));
+  const next = await Promise.all(Array.from({ length: 20 }, () => snapshot.current(store)));
+  assert.equal(lists(), 2);
+  assert.ok(next.every((set) => set === next[0] && set !== sets[0]));
+  assert.equal(next[0]!.size, 51);
+});
+
+Deno.test("policy snapshot: a failed list read fails the requests waiting on it, and the next request reads again", async () => {
+  const memory = createMemoryStore();
+  await memory.upsertPolicy(policy("a"));
+  let failures = 1;
+  const store: Store = {
+    ...memory,
+    listPolicies() {
+      if (failures-- > 0) return Promise.reject(new Error("database went away"));
+      return memory.listPolicies();
+    },
+  };
+  const snapshot = new PolicySnapshot();
+  const results = await Promise.allSettled(Array.from({ length: 5 }, () => snapshot.current(store)));
+  assert.ok(results.every((r) => r.status === "rejected"), "no request is answered from an empty set");
+  assert.deepEqual(await names(snapshot, store), ["a"]);
 });

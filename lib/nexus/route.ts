@@ -60,7 +60,7 @@ export async function authorize(
   input.audit.permissions = wanted;
   if (caller.superuser) return;
   const policies = await deps.policies.current(requireStore(deps));
-  if (!isAllowed(caller, path, wanted, policies, deps.regexCache)) {
+  if (!isAllowed(caller, path, wanted, policies)) {
     throw new ApiError("access_unauthorized", `no policy grants ${wanted.join("+")}`);
   }
 }

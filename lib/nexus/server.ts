@@ -24,7 +24,7 @@ import type { AuditSink } from "./audit.ts";
 import { openAuditOutput } from "./audit_output.ts";
 import type { NexusDeps } from "./deps.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
-import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable, RegexCache } from "./linear_regex.ts";
+import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable } from "./linear_regex.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
@@ -146,7 +146,6 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     clock: options.clock ?? (() => new Date()),
     random: options.random ?? systemRandom,
     log,
-    regexCache: new RegexCache(),
     policies: new PolicySnapshot(),
     audit: auditOutput.sink,
     ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),

@@ -13,7 +13,6 @@ import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import type { NexusDeps, NexusSettings } from "./deps.ts";
 import { installRootKey } from "./key_installer.ts";
-import { RegexCache } from "./linear_regex.ts";
 import type { PeerResult } from "./peer.ts";
 import { type AuditRecord, type AuditSink, memoryAuditSink } from "./audit.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
@@ -94,7 +93,6 @@ export async function createTestNexus(options: {
     clock: () => FIXED_TIME,
     random: deterministicRandom(),
     log: silentLogger,
-    regexCache: new RegexCache(),
     policies: new PolicySnapshot(),
     audit,
     ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),
