@@ -8,8 +8,10 @@
  *
  * @module
  */
+import type { Logger } from "../log/logger.ts";
 import type { Store } from "../store/types.ts";
 import { CompiledPolicySet } from "./compiled_policy_set.ts";
+import { StoredPolicyFilter } from "./stored_policy_filter.ts";
 
 /** A set built (or being built) under one generation. */
 interface Build {
@@ -21,9 +23,19 @@ interface Build {
 
 /** A reusable compiled policy set, checked against the store on every use. */
 export class PolicySnapshot {
+  readonly #log: Logger;
+  readonly #filter = new StoredPolicyFilter();
   #ready: { readonly sequence: number; readonly generation: number; readonly set: CompiledPolicySet } | undefined;
   #pending: Build | undefined;
   #started = 0;
+
+  /**
+   * Creates an empty snapshot. `log` hears of stored policies that are not
+   * obeyed because their SPIFFE ID pattern does not describe SPIFFE IDs.
+   */
+  constructor(log: Logger) {
+    this.#log = log;
+  }
 
   /**
    * The current policies of `store`, compiled. The generation is read before
@@ -53,8 +65,14 @@ export class PolicySnapshot {
   }
 
   async #build(store: Store): Promise<CompiledPolicySet> {
-    const records = Object.freeze(await store.listPolicies());
+    const { kept, refused } = this.#filter.obeyed(await store.listPolicies());
+    if (refused.length > 0) {
+      this.#log.error("stored policies not obeyed: their SPIFFE ID pattern does not describe SPIFFE IDs", {
+        policies: refused.slice(0, 20).join(", "),
+        count: refused.length,
+      });
+    }
     // Patterns the last set compiled are taken over: one changed policy costs one compilation.
-    return new CompiledPolicySet(records, this.#ready?.set);
+    return new CompiledPolicySet(Object.freeze(kept), this.#ready?.set);
   }
 }

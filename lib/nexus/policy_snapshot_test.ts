@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { silentLogger } from "../log/logger.ts";
 import { createMemoryStore } from "../store/memory_store.ts";
 import { createSqliteStore } from "../store/sqlite_store.ts";
 import type { PolicyRecord, Store } from "../store/types.ts";
@@ -7,7 +8,14 @@ import { PolicySnapshot } from "./policy_snapshot.ts";
 
 function policy(name: string): PolicyRecord {
   const at = new Date(1_000);
-  return { name, spiffeIdPattern: "^x$", pathPattern: "^y$", permissions: ["read"], createdAt: at, updatedAt: at };
+  return {
+    name,
+    spiffeIdPattern: "^spiffe://x$",
+    pathPattern: "^y$",
+    permissions: ["read"],
+    createdAt: at,
+    updatedAt: at,
+  };
 }
 
 /** Names of the policies in the snapshot's current set. */
@@ -32,7 +40,7 @@ function counting(store: Store): { store: Store; lists(): number } {
 
 Deno.test("policy snapshot: the list is read once per generation, and again after any policy write", async () => {
   const { store, lists } = counting(createMemoryStore());
-  const snapshot = new PolicySnapshot();
+  const snapshot = new PolicySnapshot(silentLogger);
   assert.deepEqual(await names(snapshot, store), []);
   assert.deepEqual(await names(snapshot, store), []);
   assert.equal(lists(), 1, "unchanged generation: no second read");
@@ -51,7 +59,7 @@ Deno.test("policy snapshot: a write through another store instance on the same d
   const writer = createSqliteStore({ dataDir: join(dir, "data") });
   const reader = createSqliteStore({ dataDir: join(dir, "data") });
   try {
-    const snapshot = new PolicySnapshot();
+    const snapshot = new PolicySnapshot(silentLogger);
     assert.deepEqual(await names(snapshot, reader), []);
     await writer.upsertPolicy(policy("granted"));
     assert.deepEqual(await names(snapshot, reader), ["granted"]);
@@ -68,7 +76,7 @@ Deno.test("policy snapshot: requests arriving while a generation is built share 
   const memory = createMemoryStore();
   const { store, lists } = counting(memory);
   for (let i = 0; i < 50; i++) await memory.upsertPolicy(policy(`p${i}`));
-  const snapshot = new PolicySnapshot();
+  const snapshot = new PolicySnapshot(silentLogger);
   const sets = await Promise.all(Array.from({ length: 20 }, () => snapshot.current(store)));
   assert.equal(lists(), 1, "one list read and one compilation for 20 concurrent requests");
   assert.ok(sets.every((set) => set === sets[0]), "all of them got the same set");
@@ -92,8 +100,31 @@ Deno.test("policy snapshot: a failed list read fails the requests waiting on it,
       return memory.listPolicies();
     },
   };
-  const snapshot = new PolicySnapshot();
+  const snapshot = new PolicySnapshot(silentLogger);
   const results = await Promise.allSettled(Array.from({ length: 5 }, () => snapshot.current(store)));
   assert.ok(results.every((r) => r.status === "rejected"), "no request is answered from an empty set");
   assert.deepEqual(await names(snapshot, store), ["a"]);
+});
+
+Deno.test("policy snapshot: a stored policy whose SPIFFE ID pattern does not describe SPIFFE IDs is not obeyed, and logged", async () => {
+  const store = createMemoryStore();
+  const errors: string[] = [];
+  const log = {
+    ...silentLogger,
+    error: (message: string, fields?: Record<string, unknown>) => {
+      errors.push(`${message} ${JSON.stringify(fields)}`);
+    },
+  };
+  const snapshot = new PolicySnapshot(log);
+  // Written into the store directly, as a row from before the rule (or a hand edit) would be.
+  await store.upsertPolicy({ ...policy("everyone"), spiffeIdPattern: ".*", pathPattern: ".*" });
+  await store.upsertPolicy({ ...policy("fragment"), spiffeIdPattern: "web$", pathPattern: ".*" });
+  await store.upsertPolicy({ ...policy("web"), spiffeIdPattern: "^spiffe://acme\\.org/web$", pathPattern: ".*" });
+  const set = await snapshot.current(store);
+  assert.deepEqual(set.records.map((p) => p.name), ["web"]);
+  assert.equal(set.grants("spiffe://acme.org/other", "app/db", ["read"], { strict: false }), false);
+  assert.equal(set.grants("spiffe://acme.org/web", "app/db", ["read"], { strict: false }), true);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!, /everyone, fragment/);
+  assert.match(errors[0]!, /"count":2/);
 });

@@ -146,7 +146,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     clock: options.clock ?? (() => new Date()),
     random: options.random ?? systemRandom,
     log,
-    policies: new PolicySnapshot(),
+    policies: new PolicySnapshot(log),
     audit: auditOutput.sink,
     ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
     metrics: new NexusMetrics(Date.now()),

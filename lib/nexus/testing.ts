@@ -93,7 +93,7 @@ export async function createTestNexus(options: {
     clock: () => FIXED_TIME,
     random: deterministicRandom(),
     log: silentLogger,
-    policies: new PolicySnapshot(),
+    policies: new PolicySnapshot(silentLogger),
     audit,
     ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),
     metrics: new NexusMetrics(FIXED_TIME.getTime()),
