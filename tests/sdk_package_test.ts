@@ -217,9 +217,8 @@ Deno.test("the npm SDK package on Node and Deno against a real Nexus, and the ex
         let service: ServiceProcess | undefined;
         const superuser = await connect({ nexusUrl, svidDir: ids.admin });
         try {
-          for (const [i, role] of roles.entries()) {
-            await server.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${passwords[i]}'`);
-          }
+          const createRole = (i: number) => server.unsafe(`CREATE ROLE ${roles[i]} LOGIN PASSWORD '${passwords[i]}'`);
+          await createRole(0);
           await superuser.putSecret("app/service/db", { user: roles[0]!, pass: passwords[0]! });
           await superuser.putPolicy({
             name: "node-service",
@@ -252,7 +251,11 @@ Deno.test("the npm SDK package on Node and Deno against a real Nexus, and the ex
             { database: "connected", user: roles[0], credentialsVersion: 1, serverVersion: undefined },
           );
 
+          // Rotated before the database knows the new user: the service keeps its connection and tries again.
           await superuser.putSecret("app/service/db", { user: roles[1]!, pass: passwords[1]! });
+          await service.waitFor(/could not connect with version 2 of app\/service\/db: .*; retrying/);
+          assert.equal(JSON.parse((await status()).text).user, roles[0]);
+          await createRole(1);
           await service.waitFor(new RegExp(`connected to the database as ${roles[1]} \\(credentials version 2`));
           reply = await status();
           assert.equal(JSON.parse(reply.text).user, roles[1]);

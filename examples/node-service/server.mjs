@@ -26,24 +26,47 @@ if (!dbUrl) {
 
 /** @type {{ sql: import("postgres").Sql, user: string, version: number, serverVersion: string } | undefined} */
 let db;
+/** The newest credentials spike gave us (the database may not take them yet). */
+let latest;
+/** Connection attempts run one at a time, in order. */
+let attempts = Promise.resolve();
+/** Set while waiting to try again after a failed connection. */
+let retryTimer;
+let stopping = false;
+const RETRY_MS = 2000;
 
-/** Connects with one version of the credentials; the previous pool is closed once the new one works. */
+/** Connects with the newest credentials unless already connected with them; the old pool is closed once the new one works. */
+function connectWithLatest() {
+  attempts = attempts.then(async () => {
+    const wanted = latest;
+    if (!wanted || stopping || db?.version === wanted.version) return;
+    const sql = postgres(dbUrl, { username: wanted.user, password: wanted.pass, max: 4, onnotice: () => {} });
+    try {
+      const [row] = await sql`select current_user as "user", current_setting('server_version') as "serverVersion"`;
+      const previous = db;
+      db = { sql, user: row.user, version: wanted.version, serverVersion: row.serverVersion };
+      console.log(`connected to the database as ${row.user} (credentials version ${wanted.version} of ${secretPath})`);
+      await previous?.sql.end({ timeout: 5 });
+    } catch (error) {
+      await sql.end({ timeout: 1 });
+      // The database may be starting, or the new user not created yet: try again until a newer version arrives.
+      console.error(`could not connect with version ${wanted.version} of ${secretPath}: ${error.message}; retrying`);
+      clearTimeout(retryTimer);
+      if (!stopping) retryTimer = setTimeout(connectWithLatest, RETRY_MS);
+    }
+  });
+  return attempts;
+}
+
+/** Called by the SDK with the current version of the secret, then with each new one. */
 async function useCredentials(values, { version }) {
   if (!values.user || !values.pass) {
     console.error(`${secretPath} version ${version} lacks "user" or "pass"; keeping the current connection`);
     return;
   }
-  const sql = postgres(dbUrl, { username: values.user, password: values.pass, max: 4, onnotice: () => {} });
-  try {
-    const [row] = await sql`select current_user as "user", current_setting('server_version') as "serverVersion"`;
-    const previous = db;
-    db = { sql, user: row.user, version, serverVersion: row.serverVersion };
-    console.log(`connected to the database as ${row.user} (credentials version ${version} of ${secretPath})`);
-    await previous?.sql.end({ timeout: 5 });
-  } catch (error) {
-    await sql.end({ timeout: 1 });
-    console.error(`could not connect with version ${version} of ${secretPath}: ${error.message}`);
-  }
+  latest = { user: values.user, pass: values.pass, version };
+  clearTimeout(retryTimer);
+  await connectWithLatest();
 }
 
 const spike = await connect({ env }).catch((error) => {
@@ -80,14 +103,15 @@ server.listen(Number(env.PORT || 8080), env.HOST || "127.0.0.1", () => {
   console.log(`listening on http://${env.HOST || "127.0.0.1"}:${server.address().port}`);
 });
 
-let stopping = false;
 async function shutdown(signal) {
   if (stopping) return;
   stopping = true;
   console.log(`${signal}: shutting down`);
+  clearTimeout(retryTimer);
   server.close();
   await watch.stop();
   await spike.close();
+  await attempts;
   await db?.sql.end({ timeout: 5 });
 }
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
