@@ -150,7 +150,24 @@ Deno.test("the npm SDK package on Node and Deno against a real Nexus, and the ex
       },
     });
     await nexus.waitFor(/nexus listening/);
-    await restoreRootKey(ca, nexusUrl);
+
+    await t.step(
+      "Node: 503 before Nexus has its key is a NotReadyError, and retried with backoff until it has",
+      async () => {
+        const script = new ServiceProcess("node", [join(SDK_PACKAGE_DIR, "test/not_ready.mjs")], {
+          cwd: SDK_PACKAGE_DIR,
+          env: { SPIKE_NEXUS_API_URL: nexusUrl, SPIKE_SVID_DIR: ids.admin },
+        });
+        try {
+          await script.waitFor(/^waiting for Nexus$/);
+          await restoreRootKey(ca, nexusUrl);
+          await script.waitFor(/^Nexus ready: 0 secrets$/);
+          assert.equal((await script.exited).code, 0, script.output);
+        } finally {
+          await script.stop("SIGKILL");
+        }
+      },
+    );
     await waitForReady(port, 10_000);
 
     const dbPass = `pw-${crypto.randomUUID()}`;
