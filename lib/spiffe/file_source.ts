@@ -70,6 +70,13 @@ export function createFileSource(dir: string, options: FileSourceOptions = {}): 
       lastError ?? new IdentitySourceError("timeout", `no SVID in ${dir}: nothing loaded within ${readyTimeoutMs} ms`),
   });
 
+  let watcher: FSWatcher | undefined;
+  const stopWatcher = () => {
+    const w = watcher;
+    watcher = undefined;
+    w?.close();
+  };
+
   let lastFingerprint = "";
   let wantRun = false;
   let wantForce = false;
@@ -89,6 +96,8 @@ export function createFileSource(dir: string, options: FileSourceOptions = {}): 
     } catch (e) {
       if (!(e instanceof IdentitySourceError)) throw e;
       lastError = e;
+      // A watcher of a removed directory never sees its successor: drop it, and the poll starts a new one.
+      if (e.message === dirMissing(dir)) stopWatcher();
       if (state.hasIdentity) log.warn("ignoring SVID files until consistent", { source: name, error: e.message });
       // A missing directory is a misconfiguration, not a race with the helper: say so now.
       else if (e.message === dirMissing(dir)) state.fail(e);
@@ -113,7 +122,6 @@ export function createFileSource(dir: string, options: FileSourceOptions = {}): 
     })().finally(() => running = undefined);
   };
 
-  let watcher: FSWatcher | undefined;
   let debounce: ReturnType<typeof setTimeout> | undefined;
   const startWatcher = () => {
     if (watcher !== undefined || state.closed || options.watch === false) return;
@@ -136,11 +144,7 @@ export function createFileSource(dir: string, options: FileSourceOptions = {}): 
       if (e !== undefined) {
         log.debug("SVID directory watch ended", { source: name, error: e instanceof Error ? e.message : String(e) });
       }
-      // A removed and recreated directory needs a new watcher.
-      if (watcher === current) {
-        watcher = undefined;
-        current.close();
-      }
+      if (watcher === current) stopWatcher();
     };
     current.on("error", ended);
     current.on("close", () => ended());
@@ -163,9 +167,7 @@ export function createFileSource(dir: string, options: FileSourceOptions = {}): 
       clearInterval(poll);
       if (debounce !== undefined) clearTimeout(debounce);
       debounce = undefined;
-      const w = watcher;
-      watcher = undefined;
-      w?.close();
+      stopWatcher();
       await running;
     },
   };
