@@ -1,6 +1,10 @@
 /**
  * Errors the typed clients raise, with messages written for operators.
  *
+ * Every answer other than 200 is an {@linkcode ApiCallError}; the statuses a
+ * caller reacts to have their own subclass, so `instanceof NotFoundError`
+ * works as well as `error.status === 404` or `error.code === "api_not_found"`.
+ *
  * @module
  */
 import type { ErrorCode } from "../api/errors.ts";
@@ -27,9 +31,50 @@ export class ApiCallError extends Error {
   /** Creates the error from a status, an optional wire code and an optional `Retry-After`. */
   constructor(status: number, code: ErrorCode | undefined, retryAfterSeconds?: number) {
     super(code ? MESSAGES[code] ?? code : `unexpected HTTP status ${status}`);
-    this.name = "ApiCallError";
+    // The subclass's own name, so logs and stack traces say which one it is.
+    this.name = new.target.name;
     this.status = status;
     this.code = code;
     this.retryAfterSeconds = retryAfterSeconds;
   }
+}
+
+/** 400: the request was malformed (bad path, key name, pattern, …); repeating it cannot help. */
+export class BadRequestError extends ApiCallError {}
+
+/** 401: no policy grants this workload's SPIFFE ID what the call needs. */
+export class UnauthorizedError extends ApiCallError {}
+
+/** 404: no such secret, version, key or policy (or the version is deleted). */
+export class NotFoundError extends ApiCallError {}
+
+/** 413: the request body is larger than Nexus accepts. */
+export class PayloadTooLargeError extends ApiCallError {}
+
+/** 429: rate limited; `retryAfterSeconds` says when to come back. */
+export class RateLimitedError extends ApiCallError {}
+
+/** 500: Nexus failed (its logs say why; the answer never does). */
+export class InternalServerError extends ApiCallError {}
+
+/** 503: Nexus is not ready (its root key is not loaded yet), or no Nexus is behind the load balancer. */
+export class NotReadyError extends ApiCallError {}
+
+const CLASS_OF_STATUS: ReadonlyMap<number, typeof ApiCallError> = new Map<number, typeof ApiCallError>([
+  [400, BadRequestError],
+  [401, UnauthorizedError],
+  [404, NotFoundError],
+  [413, PayloadTooLargeError],
+  [429, RateLimitedError],
+  [500, InternalServerError],
+  [503, NotReadyError],
+]);
+
+/**
+ * The error for an answer with `status`: the subclass for that status, or a
+ * plain {@linkcode ApiCallError} for one without (a proxy's 502, say).
+ */
+export function apiCallError(status: number, code: ErrorCode | undefined, retryAfterSeconds?: number): ApiCallError {
+  const Class = CLASS_OF_STATUS.get(status) ?? ApiCallError;
+  return new Class(status, code, retryAfterSeconds);
 }

@@ -8,7 +8,7 @@
 import type { ErrorCode } from "../api/errors.ts";
 import { type Action, PATHS, urlFor } from "../api/paths.ts";
 import type { Permission } from "../api/validate.ts";
-import { ApiCallError } from "./errors.ts";
+import { ApiCallError, apiCallError } from "./errors.ts";
 import type { Transport, TransportResponse } from "./transport.ts";
 
 /** Secret metadata as the wire shows it. */
@@ -201,7 +201,7 @@ function errorOf(response: TransportResponse, parsed: Record<string, unknown> | 
   const header = response.headers["retry-after"];
   const text = Array.isArray(header) ? header[0] : header;
   const seconds = text !== undefined && /^\d+$/.test(text.trim()) ? Number(text.trim()) : undefined;
-  return new ApiCallError(response.status, parsed?.err as ErrorCode | undefined, seconds);
+  return apiCallError(response.status, parsed?.err as ErrorCode | undefined, seconds);
 }
 
 function parseJson(response: TransportResponse): Record<string, unknown> | undefined {

@@ -110,6 +110,12 @@ export interface PilotConfig extends CommonConfig {
   readonly recoveryDir: string;
 }
 
+/** What an application using the SDK needs: where Nexus is, and its own identity. */
+export interface WorkloadConfig extends CommonConfig {
+  /** `SPIKE_NEXUS_API_URL` (default `https://localhost:8553`). */
+  readonly nexusUrl: string;
+}
+
 /** `spike bootstrap` settings. */
 export interface BootstrapConfig extends CommonConfig {
   /** `SPIKE_NEXUS_API_URL`. */
@@ -219,6 +225,11 @@ export function resolvePilotConfig(env: Env): PilotConfig {
     nexusUrl: nexusUrl(env),
     recoveryDir: nonEmpty(env.SPIKE_PILOT_RECOVERY_DIR) ?? `${home(env)}/.spike/recover`,
   });
+}
+
+/** Resolves an SDK user's settings (no `HOME` needed: the SDK writes no files). */
+export function resolveWorkloadConfig(env: Env): WorkloadConfig {
+  return Object.freeze({ ...resolveCommon(env), nexusUrl: nexusUrl(env) });
 }
 
 /** Resolves `spike bootstrap` settings. */

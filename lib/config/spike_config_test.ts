@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { resolveBootstrapConfig, resolveKeeperConfig, resolveNexusConfig, resolvePilotConfig } from "./spike_config.ts";
+import {
+  resolveBootstrapConfig,
+  resolveKeeperConfig,
+  resolveNexusConfig,
+  resolvePilotConfig,
+  resolveWorkloadConfig,
+} from "./spike_config.ts";
 import { ConfigError } from "./parse.ts";
 
 Deno.test("nexus defaults follow SPIKE", () => {
@@ -146,4 +152,12 @@ Deno.test("keeper, pilot and bootstrap configs", () => {
   });
   assert.equal(b.force, true);
   assert.equal(b.keeperPeers.length, 3);
+});
+
+Deno.test("workload (SDK) config needs no HOME and validates the Nexus URL", () => {
+  const config = resolveWorkloadConfig({ SPIKE_SVID_DIR: " /run/svid ", SPIKE_TRUST_ROOT_NEXUS: "a.org,b.org" });
+  assert.equal(config.nexusUrl, "https://localhost:8553");
+  assert.equal(config.identity.svidDir, "/run/svid");
+  assert.deepEqual(config.trustRoots.nexus, ["a.org", "b.org"]);
+  assert.throws(() => resolveWorkloadConfig({ SPIKE_NEXUS_API_URL: "http://n:1" }), /SPIKE_NEXUS_API_URL/);
 });

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { writeSync } from "node:fs";
 
 /** Log severity. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -37,8 +38,8 @@ export function createLogger(options: {
   write?: (line: string) => void;
 }): Logger {
   const { component, level = "info", clock = () => new Date() } = options;
-  const encoder = new TextEncoder();
-  const write = options.write ?? ((line: string) => Deno.stderr.writeSync(encoder.encode(line)));
+  // Synchronous, so a line logged just before exit is not lost; `node:fs` so the SDK's graph runs on Node too.
+  const write = options.write ?? ((line: string) => writeSync(2, line));
   const emit = (at: LogLevel, message: string, fields?: LogFields) => {
     if (ORDER[at] < ORDER[level]) return;
     write(JSON.stringify({ time: clock().toISOString(), level: at, component, message, ...fields }) + "\n");

@@ -10,7 +10,15 @@ import { startNexus } from "../nexus/server.ts";
 import { testRootKey } from "../nexus/testing.ts";
 import { createDevCa, writeSvidFiles } from "../spiffe/dev_ca.ts";
 import { createStaticSource } from "../spiffe/static_source.ts";
-import { ApiCallError, connectSpike } from "./mod.ts";
+import {
+  ApiCallError,
+  BadRequestError,
+  connect,
+  connectSpike,
+  IdentitySourceError,
+  NotFoundError,
+  UnauthorizedError,
+} from "./mod.ts";
 import { memoryAuditSink } from "../nexus/audit.ts";
 
 Deno.test("a workload reads what its policy grants through the SDK, from SVID files", async () => {
@@ -130,6 +138,122 @@ Deno.test("the SDK rides out a Nexus restart: a broken connection, 503s until th
   } finally {
     await installing;
     await admin.close();
+    await nexus.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Asserts `promise` rejects with an instance of `Class` carrying `status`. */
+async function rejectsWith(promise: Promise<unknown>, Class: typeof ApiCallError, status: number): Promise<void> {
+  await assert.rejects(promise, (e: unknown) => {
+    assert.ok(e instanceof Class, `expected ${Class.name}, got ${e}`);
+    assert.equal(e.status, status);
+    return true;
+  });
+}
+
+/** Polls `check` every 20 ms until it holds; fails after 10 s. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+Deno.test("every SDK call against a real Nexus: versions, policies, cipher, typed errors, a watch", async () => {
+  const ca = await createDevCa();
+  const nexus = await startNexus({
+    config: resolveNexusConfig({ SPIKE_NEXUS_TLS_PORT: "127.0.0.1:0", SPIKE_NEXUS_BACKEND_STORE: "memory", HOME: "/" }),
+    identity: createStaticSource(await ca.issue("spiffe://spike.ist/spike/nexus")),
+    log: silentLogger,
+    audit: memoryAuditSink(),
+  });
+  const dir = await Deno.makeTempDir();
+  const nexusUrl = `https://127.0.0.1:${nexus.port}`;
+  try {
+    await installRootKey(nexus.deps, testRootKey());
+    await writeSvidFiles(dir, await ca.issue("spiffe://spike.ist/app/web"));
+    const admin = await connect({
+      nexusUrl,
+      identity: createStaticSource(await ca.issue("spiffe://spike.ist/spike/pilot/role/superuser")),
+    });
+    const web = await connect({ nexusUrl, svidDir: dir });
+    try {
+      assert.equal(web.spiffeId(), "spiffe://spike.ist/app/web");
+      assert.equal(
+        typeof await admin.putPolicy({
+          name: "web",
+          spiffeIdPattern: "^spiffe://spike\\.ist/app/web$",
+          pathPattern: "^app/",
+          permissions: ["read", "write"],
+        }),
+        "string",
+      );
+      const policy = await admin.getPolicy("web");
+      assert.equal(policy.spiffeIdPattern, "^spiffe://spike\\.ist/app/web$");
+      assert.deepEqual([...policy.permissions].sort(), ["read", "write"]);
+      assert.deepEqual((await admin.listPolicies({ pathPattern: "^app/" })).map((p) => p.name), ["web"]);
+      assert.deepEqual(await admin.listPolicies({ pathPattern: "^nothing/" }), []);
+
+      // Versions through the workload's own policy.
+      await web.putSecret("app/a", { k: "1" });
+      await web.putSecret("app/a", { k: "2" });
+      assert.equal((await web.getMetadata("app/a")).metadata.currentVersion, 2);
+      assert.equal((await web.getMetadata("app/a", { version: 1 })).versions["1"]?.version, 1);
+      await web.deleteSecret("app/a");
+      assert.deepEqual(await web.getSecret("app/a"), { k: "1" }, "current moved back to 1");
+      await rejectsWith(web.getSecret("app/a", { version: 2 }), NotFoundError, 404);
+      await web.undeleteSecret("app/a");
+      assert.deepEqual(await web.getSecret("app/a"), { k: "2" });
+      await web.deleteSecret("app/a", [1, 2]);
+      await rejectsWith(web.getSecret("app/a"), NotFoundError, 404);
+      await web.undeleteSecret("app/a", [1]);
+      assert.deepEqual(await web.getSecret("app/a"), { k: "1" });
+      assert.deepEqual(await admin.listSecrets(), ["app/a"]);
+
+      // What the policy does not grant, and what is malformed.
+      await rejectsWith(web.listSecrets(), UnauthorizedError, 401);
+      await rejectsWith(web.getSecret("other/x"), UnauthorizedError, 401);
+      await rejectsWith(web.deletePolicy("web"), UnauthorizedError, 401);
+      await rejectsWith(admin.putSecret("bad path", { k: "v" }), BadRequestError, 400);
+      await rejectsWith(admin.getPolicy("nope"), NotFoundError, 404);
+      await assert.rejects(web.getSecret("other/x"), (e: unknown) => {
+        return e instanceof ApiCallError && e.code === "access_unauthorized" && e.name === "UnauthorizedError";
+      });
+
+      const sealed = await admin.encrypt(new TextEncoder().encode("x"));
+      assert.deepEqual(await admin.decrypt(sealed), new TextEncoder().encode("x"));
+
+      // The watch delivers the current version, then the next; a missing secret is reported, not thrown.
+      const seen: Array<[number, Record<string, string>]> = [];
+      const errors: unknown[] = [];
+      web.watchSecret("app/w", (values, info) => void seen.push([info.version, values]), {
+        intervalMs: 50,
+        maxBackoffMs: 100,
+        onError: (e) => errors.push(e),
+      });
+      await until(() => errors.length > 0, "the missing secret reported");
+      assert.ok(errors[0] instanceof NotFoundError);
+      await admin.putSecret("app/w", { v: "1" });
+      await until(() => seen.length === 1, "version 1");
+      await admin.putSecret("app/w", { v: "2" });
+      await until(() => seen.length === 2, "version 2");
+      assert.deepEqual(seen, [[1, { v: "1" }], [2, { v: "2" }]]);
+      // Left running on purpose: close() stops it.
+
+      await admin.deletePolicy("web");
+      await rejectsWith(web.getSecret("app/a"), UnauthorizedError, 401);
+    } finally {
+      await web.close();
+      await admin.close();
+    }
+    await assert.rejects(web.getSecret("app/a"), /closed/);
+    assert.throws(() => web.watchSecret("app/a", () => {}), /closed/);
+    await assert.rejects(connect({ svidDir: "/nonexistent/svid" }), IdentitySourceError);
+    await assert.rejects(connect({ nexusUrl: "http://127.0.0.1:1", svidDir: dir }), /SPIKE_NEXUS_API_URL/);
+    assert.equal(connectSpike, connect);
+  } finally {
     await nexus.close();
     await Deno.remove(dir, { recursive: true });
   }

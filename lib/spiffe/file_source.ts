@@ -6,13 +6,18 @@
  * The helper may replace the files at any time, one after the other, so a
  * reader can see a new key next to an old certificate. Such a set is not
  * taken: an identity is published only when the three files parse and the
- * key belongs to the leaf. Changes are noticed through `Deno.watchFs`, with
- * a cheap `stat` poll behind it for filesystems where events do not arrive
+ * key belongs to the leaf. Changes are noticed through `fs.watch`, with a
+ * cheap `stat` poll behind it for filesystems where events do not arrive
  * (network mounts, some container volume drivers).
+ *
+ * Only `node:*` modules are used, so the SDK built from this file runs on
+ * Node as well as Deno.
  *
  * @module
  */
 
+import { type FSWatcher, watch as watchDir } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { IdentitySource, X509Identity } from "./identity.ts";
 import { buildIdentity, IdentitySourceError } from "./identity_check.ts";
@@ -35,7 +40,7 @@ export interface FileSourceOptions {
   readyTimeoutMs?: number;
   /** Quiet time after the last file event before reloading; default 50 ms. */
   debounceMs?: number;
-  /** Use `Deno.watchFs` besides polling; default true (false: poll only). */
+  /** Use `fs.watch` besides polling; default true (false: poll only). */
   watch?: boolean;
   /** Diagnostics (rotations, ignored file sets); default silent. */
   log?: Logger;
@@ -65,6 +70,13 @@ export function createFileSource(dir: string, options: FileSourceOptions = {}): 
       lastError ?? new IdentitySourceError("timeout", `no SVID in ${dir}: nothing loaded within ${readyTimeoutMs} ms`),
   });
 
+  let watcher: FSWatcher | undefined;
+  const stopWatcher = () => {
+    const w = watcher;
+    watcher = undefined;
+    w?.close();
+  };
+
   let lastFingerprint = "";
   let wantRun = false;
   let wantForce = false;
@@ -84,6 +96,8 @@ export function createFileSource(dir: string, options: FileSourceOptions = {}): 
     } catch (e) {
       if (!(e instanceof IdentitySourceError)) throw e;
       lastError = e;
+      // A watcher of a removed directory never sees its successor: drop it, and the poll starts a new one.
+      if (e.message === dirMissing(dir)) stopWatcher();
       if (state.hasIdentity) log.warn("ignoring SVID files until consistent", { source: name, error: e.message });
       // A missing directory is a misconfiguration, not a race with the helper: say so now.
       else if (e.message === dirMissing(dir)) state.fail(e);
@@ -108,34 +122,32 @@ export function createFileSource(dir: string, options: FileSourceOptions = {}): 
     })().finally(() => running = undefined);
   };
 
-  let watcher: Deno.FsWatcher | undefined;
-  let watchLoop: Promise<void> | undefined;
   let debounce: ReturnType<typeof setTimeout> | undefined;
   const startWatcher = () => {
     if (watcher !== undefined || state.closed || options.watch === false) return;
+    let current: FSWatcher;
     try {
-      watcher = Deno.watchFs(dir, { recursive: false });
+      // Not persistent: the poll timer already keeps the process alive until close().
+      current = watchDir(dir, { persistent: false }, () => {
+        if (debounce !== undefined) clearTimeout(debounce);
+        debounce = setTimeout(() => {
+          debounce = undefined;
+          requestReload(true);
+        }, debounceMs);
+      });
     } catch {
       // The directory may not exist yet; the poll retries.
       return;
     }
-    const current = watcher;
-    watchLoop = (async () => {
-      try {
-        for await (const _event of current) {
-          if (debounce !== undefined) clearTimeout(debounce);
-          debounce = setTimeout(() => {
-            debounce = undefined;
-            requestReload(true);
-          }, debounceMs);
-        }
-      } catch (e) {
+    watcher = current;
+    const ended = (e?: unknown) => {
+      if (e !== undefined) {
         log.debug("SVID directory watch ended", { source: name, error: e instanceof Error ? e.message : String(e) });
-      } finally {
-        // A removed and recreated directory needs a new watcher.
-        if (watcher === current) watcher = undefined;
       }
-    })();
+      if (watcher === current) stopWatcher();
+    };
+    current.on("error", ended);
+    current.on("close", () => ended());
   };
 
   const poll = setInterval(() => {
@@ -155,14 +167,7 @@ export function createFileSource(dir: string, options: FileSourceOptions = {}): 
       clearInterval(poll);
       if (debounce !== undefined) clearTimeout(debounce);
       debounce = undefined;
-      const w = watcher;
-      watcher = undefined;
-      try {
-        w?.close();
-      } catch {
-        // Already closed by the runtime (directory removed).
-      }
-      await watchLoop;
+      stopWatcher();
       await running;
     },
   };
@@ -176,10 +181,10 @@ export function createFileSource(dir: string, options: FileSourceOptions = {}): 
  */
 export async function loadSvidFiles(dir: string): Promise<X509Identity> {
   try {
-    const info = await Deno.stat(dir);
-    if (!info.isDirectory) throw new IdentitySourceError("missing", `no SVID in ${dir}: not a directory`);
+    const info = await stat(dir);
+    if (!info.isDirectory()) throw new IdentitySourceError("missing", `no SVID in ${dir}: not a directory`);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new IdentitySourceError("missing", dirMissing(dir));
+    if (isNotFound(e)) throw new IdentitySourceError("missing", dirMissing(dir));
     throw e;
   }
   const certPem = await readSvidFile(dir, SVID_FILE_NAMES.cert);
@@ -213,15 +218,22 @@ export async function loadSvidFiles(dir: string): Promise<X509Identity> {
   }
 }
 
+/** A missing file or directory, as `node:fs` reports it in Node and Deno alike. */
+function isNotFound(e: unknown): boolean {
+  return (e as { code?: unknown } | null)?.code === "ENOENT";
+}
+
 function dirMissing(dir: string): string {
   return `no SVID in ${dir}: directory missing`;
 }
 
 async function readSvidFile(dir: string, file: string): Promise<Uint8Array> {
   try {
-    return await Deno.readFile(join(dir, file));
+    const bytes = await readFile(join(dir, file));
+    // The same memory as a plain Uint8Array, so callers can zero it.
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (isNotFound(e)) {
       throw new IdentitySourceError("missing", `no SVID in ${dir}: ${file} missing`);
     }
     throw e;
@@ -242,8 +254,8 @@ async function fingerprintOf(dir: string): Promise<string> {
   const parts: string[] = [];
   for (const file of Object.values(SVID_FILE_NAMES)) {
     try {
-      const info = await Deno.stat(join(dir, file));
-      parts.push(`${info.ino}:${info.size}:${info.mtime?.getTime()}:${info.ctime?.getTime()}`);
+      const info = await stat(join(dir, file));
+      parts.push(`${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`);
     } catch {
       parts.push("-");
     }

@@ -85,7 +85,7 @@ Deno.test("file source loads the SVID and hands out key copies", async () => {
 });
 
 for (const watch of [true, false]) {
-  Deno.test(`file source picks up replaced files and fires onChange (${watch ? "watchFs" : "poll only"})`, async () => {
+  Deno.test(`file source picks up replaced files and fires onChange (${watch ? "fs.watch" : "poll only"})`, async () => {
     await checkRotation(watch);
   });
 }
