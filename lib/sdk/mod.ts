@@ -148,7 +148,10 @@ export interface SpikeClient {
   putSecret(path: string, values: Readonly<Record<string, string>>): Promise<void>;
   /** Soft-deletes versions; none given = the current one (needs `write`). */
   deleteSecret(path: string, versions?: readonly number[]): Promise<void>;
-  /** Restores soft-deleted versions; none given = the highest deleted one (needs `write`). */
+  /**
+   * Restores soft-deleted versions (needs `write`); none given = the current version, or the newest when every
+   * version is deleted (SPIKE's rule). Rejects with `NotFoundError` when nothing was restored.
+   */
   undeleteSecret(path: string, versions?: readonly number[]): Promise<void>;
   /** Every secret path, sorted (needs `list` on `spike/system/secret`). */
   listSecrets(): Promise<string[]>;

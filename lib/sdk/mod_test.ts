@@ -204,7 +204,7 @@ Deno.test("every SDK call against a real Nexus: versions, policies, cipher, type
       await web.deleteSecret("app/a");
       assert.deepEqual(await web.getSecret("app/a"), { k: "1" }, "current moved back to 1");
       await rejectsWith(web.getSecret("app/a", { version: 2 }), NotFoundError, 404);
-      await web.undeleteSecret("app/a");
+      await web.undeleteSecret("app/a", [2]);
       assert.deepEqual(await web.getSecret("app/a"), { k: "2" });
       await web.deleteSecret("app/a", [1, 2]);
       await rejectsWith(web.getSecret("app/a"), NotFoundError, 404);

@@ -83,7 +83,7 @@ try {
   await web.deleteSecret(cache);
   assert.equal((await web.getMetadata(cache)).metadata.currentVersion, 1);
   await rejectsWith(web.getSecret(cache, { version: 2 }), NotFoundError, 404);
-  await web.undeleteSecret(cache);
+  await web.undeleteSecret(cache, [2]);
   meta = await web.getMetadata(cache);
   assert.equal(meta.metadata.currentVersion, 2);
   await web.deleteSecret(cache, [1]);
