@@ -21,6 +21,8 @@ export interface OptionSpec {
   readonly valueName?: string;
   /** Allow the flag several times (values arrive as an array). */
   readonly multiple?: boolean;
+  /** The values a `string` flag takes, when it is a fixed set (offered by shell completion). */
+  readonly choices?: readonly string[];
 }
 
 /** What a command's `run` receives. */

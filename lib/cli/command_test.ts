@@ -21,7 +21,9 @@ function memoryIo(): CliIo & { out: string; err: string } {
     readStdin: () => Promise.resolve(new Uint8Array(0)),
     readLine: () => Promise.resolve(null),
     readHiddenLine: (_prompt: string) => Promise.resolve(null),
+    readHiddenText: (_prompt: string) => Promise.resolve(new Uint8Array(0)),
     stdinIsTerminal: () => false,
+    stdoutIsTerminal: () => false,
     env: {},
   };
   return io;
