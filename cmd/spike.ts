@@ -7,6 +7,7 @@ import { type CommandSpec, runCommand } from "../lib/cli/command.ts";
 import { processIo } from "./process_io.ts";
 import { bootstrapCommand } from "./bootstrap.ts";
 import { cipherCommand } from "./cipher.ts";
+import { completionsCommand } from "./completions.ts";
 import { devCommand } from "./dev.ts";
 import { keeperCommand } from "./keeper.ts";
 import { nexusCommand } from "./nexus.ts";
@@ -32,6 +33,7 @@ export const spikeCommand: CommandSpec = {
     cipherCommand,
     devCommand,
     versionCommand,
+    completionsCommand(() => spikeCommand),
   ],
   version: versionLine(),
 };
