@@ -3,11 +3,15 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { DevStackError } from "../lib/dev/errors.ts";
 import { currentLauncher } from "../lib/dev/role_process.ts";
+import { readyBanner } from "../lib/dev/ready_banner.ts";
 import { startDevStack } from "../lib/dev/stack.ts";
+import { PINNED_DENO_VERSION } from "../lib/install/install_plan.ts";
+import { findOnPath, isExecutableFile } from "../lib/install/path_lookup.ts";
 import { checkTrustDomainName } from "../lib/spiffe/id.ts";
 import { devIdentityCommand } from "./dev_identity.ts";
 
@@ -77,13 +81,21 @@ export const devCommand: CommandSpec = {
       if (error instanceof DevStackError) throw new CliError(error.message);
       throw error;
     }
-    io.stdout(
-      `spike dev: ready — Nexus at ${stack.nexusUrl}\n` +
-        `  In another terminal:  source ${stack.pilotEnvFile}\n` +
-        `                        deno task spike secret put app/db user=admin\n` +
-        `  Audit trail (one line per request):  tail -f ${stack.auditFile}\n` +
-        `  Ctrl-C stops the stack.\n`,
-    );
+    // A compiled binary has no repository to install from: whoever runs it already has it.
+    const spikeOnPath = Deno.build.standalone || findOnPath("spike", io.env.PATH, isExecutableFile) !== undefined;
+    io.stdout(readyBanner({
+      nexusUrl: stack.nexusUrl,
+      pilotEnvFile: stack.pilotEnvFile,
+      auditFile: stack.auditFile,
+      ...(home ? { home } : {}),
+      ...(spikeOnPath ? {} : {
+        install: {
+          repoDir: fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, ""),
+          denoOnPath: findOnPath("deno", io.env.PATH, isExecutableFile) !== undefined,
+          denoVersion: PINNED_DENO_VERSION,
+        },
+      }),
+    }));
     const signal = new Promise<string>((resolve) => {
       Deno.addSignalListener("SIGINT", () => resolve("SIGINT"));
       Deno.addSignalListener("SIGTERM", () => resolve("SIGTERM"));

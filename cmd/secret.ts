@@ -6,12 +6,19 @@
 import { stringify } from "yaml";
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
-import { outputFormat, renderStructured } from "../lib/cli/format.ts";
+import { renderEnvLines } from "../lib/cli/dotenv.ts";
+import { outputFormat, PAIRS_FORMATS, pairsFormat, renderStructured } from "../lib/cli/format.ts";
 import type { CliIo } from "../lib/cli/io.ts";
 import { withNexus } from "./pilot_session.ts";
 
 const FORMAT_OPTION = {
-  format: { type: "string", short: "f", description: "Output format: human, json or yaml", valueName: "format" },
+  format: {
+    type: "string",
+    short: "f",
+    description: "Output format: human, json or yaml",
+    valueName: "format",
+    choices: ["human", "json", "yaml"],
+  },
 } as const;
 
 /** Parses `-v 1,2,3` into version numbers. */
@@ -62,8 +69,10 @@ async function collectValues(
     }
   }
   if (fromStdin !== undefined) {
-    const text = new TextDecoder().decode(await io.readStdin());
-    // A value piped with `echo` ends in one newline the user did not mean.
+    const bytes = await io.readHiddenText(`Value of '${fromStdin}' (input is hidden; end with Ctrl-D): `);
+    const text = new TextDecoder().decode(bytes);
+    bytes.fill(0);
+    // A value piped with `echo` (or ended with Enter before Ctrl-D) ends in one newline the user did not mean.
     set(fromStdin, text.endsWith("\n") ? text.slice(0, -1) : text);
   }
   if (Object.keys(values).length === 0) throw new UsageError("give at least one key=value");
@@ -91,7 +100,7 @@ export const secretCommand: CommandSpec = {
         },
         "from-stdin": {
           type: "string",
-          description: "Read the value of this key from standard input",
+          description: "Read the value of this key from standard input (asked for without echo on a terminal)",
           valueName: "key",
         },
       },
@@ -112,22 +121,35 @@ export const secretCommand: CommandSpec = {
       name: "get",
       summary: "Read a secret (or one key of it)",
       args: "<path> [key]",
+      details: "With a key, prints the value alone: its exact bytes when standard output is a file or a pipe\n" +
+        "(so '> cert.pem' keeps them), with a newline added on a terminal.\n" +
+        "-f env prints KEY='value' lines a shell loads with: set -a; . ./file; set +a",
       positionals: { min: 1, max: 2 },
       options: {
         version: { type: "string", short: "v", description: "Version to read (default: current)", valueName: "N" },
-        ...FORMAT_OPTION,
+        format: {
+          type: "string",
+          short: "f",
+          description: "Output format: human, json, yaml or env",
+          valueName: "format",
+          choices: PAIRS_FORMATS,
+        },
       },
       run: async ({ positionals, options, io }) => {
         const [path, key] = positionals;
-        const format = outputFormat(options.format);
+        const format = pairsFormat(options.format);
         const version = parseVersion(options.version);
         const data = await withNexus(io, ({ nexus }) => nexus.getSecret(path!, version));
         if (key !== undefined) {
           if (!Object.hasOwn(data, key)) throw new CliError(`key '${key}' is not in secret ${path}`, 3);
-          io.stdout(format === "human" ? `${data[key]}\n` : renderStructured({ [key]: data[key] }, format));
+          const value = data[key]!;
+          if (format === "human") io.stdout(io.stdoutIsTerminal() ? `${value}\n` : value);
+          else if (format === "env") io.stdout(renderEnvLines({ [key]: value }));
+          else io.stdout(renderStructured({ [key]: value }, format));
           return 0;
         }
-        if (format !== "human") io.stdout(renderStructured(data, format));
+        if (format === "env") io.stdout(renderEnvLines(data));
+        else if (format !== "human") io.stdout(renderStructured(data, format));
         else for (const [k, v] of Object.entries(data).sort(([a], [b]) => a < b ? -1 : 1)) io.stdout(`${k}: ${v}\n`);
         return 0;
       },

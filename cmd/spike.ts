@@ -8,6 +8,7 @@ import { processIo } from "./process_io.ts";
 import { agentCommand } from "./agent.ts";
 import { bootstrapCommand } from "./bootstrap.ts";
 import { cipherCommand } from "./cipher.ts";
+import { completionsCommand } from "./completions.ts";
 import { devCommand } from "./dev.ts";
 import { execCommand } from "./exec.ts";
 import { keeperCommand } from "./keeper.ts";
@@ -36,6 +37,7 @@ export const spikeCommand: CommandSpec = {
     agentCommand,
     devCommand,
     versionCommand,
+    completionsCommand(() => spikeCommand),
   ],
   version: versionLine(),
 };

@@ -35,7 +35,7 @@ Deno.test("spike dev: start, use, stop, start again with the same secrets", asyn
     assert.equal(put.code, 0, put.stderr);
     const get = await runSpike(["secret", "get", "app/db", "pass"], { env });
     assert.equal(get.code, 0, get.stderr);
-    assert.equal(get.stdout, "s3cret\n");
+    assert.equal(get.stdout, "s3cret"); // piped: the exact value, no newline added
 
     // The audit trail goes to <dir>/audit.log (the console shows where), not to the console.
     assert.match(first.output, new RegExp(`tail -f ${dir}/audit\\.log`));

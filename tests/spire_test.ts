@@ -114,7 +114,7 @@ Deno.test("SPIRE: every role gets its identity from a real agent; Nexus follows 
         as("billing", ["secret", "get", "billing/db", "pass"]),
         as("intruder", ["secret", "get", "billing/db", "pass"]),
       ]);
-      assert.deepEqual([read.code, read.stdout], [0, "pw\n"], read.stderr);
+      assert.deepEqual([read.code, read.stdout], [0, "pw"], read.stderr);
       assert.notEqual(refused.code, 0);
       assert.equal(refused.stdout, "");
       assert.match(refused.stderr, /not authorized: no policy grants/);
@@ -133,7 +133,7 @@ Deno.test("SPIRE: every role gets its identity from a real agent; Nexus follows 
         current = await serverSerial(nexusPort);
       }
       const read = await as("billing", ["secret", "get", "billing/db", "pass"]);
-      assert.deepEqual([read.code, read.stdout], [0, "pw\n"], read.stderr);
+      assert.deepEqual([read.code, read.stdout], [0, "pw"], read.stderr);
     });
   } finally {
     const statuses = await Promise.all(running.map(async (child) => [child, await child.stop()] as const));

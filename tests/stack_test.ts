@@ -126,7 +126,7 @@ Deno.test("stack: bootstrap, kill -9, 2 of 3 Keepers, break-glass restore, Keepe
         assert.equal(info.mode! & 0o777, 0o600);
       }
       const get = await getSecret();
-      assert.deepEqual([get.code, get.stdout], [0, "s3cret\n"], get.stderr);
+      assert.deepEqual([get.code, get.stdout], [0, "s3cret"], get.stderr);
       // Bootstrap again: this Nexus already has its key.
       const again = await runSpike(["bootstrap"], { env: envOf("bootstrap") });
       assert.equal(again.code, 1);
@@ -138,7 +138,7 @@ Deno.test("stack: bootstrap, kill -9, 2 of 3 Keepers, break-glass restore, Keepe
       nexus = await startNexus();
       await waitForReady(nexusPort);
       const get = await getSecret();
-      assert.deepEqual([get.code, get.stdout], [0, "s3cret\n"], get.stderr);
+      assert.deepEqual([get.code, get.stdout], [0, "s3cret"], get.stderr);
     });
 
     await t.step("one Keeper down: Nexus still recovers from 2 of 3; SIGTERM exits 0", async () => {
@@ -148,7 +148,7 @@ Deno.test("stack: bootstrap, kill -9, 2 of 3 Keepers, break-glass restore, Keepe
       nexus = await startNexus();
       await waitForReady(nexusPort);
       const get = await getSecret();
-      assert.deepEqual([get.code, get.stdout], [0, "s3cret\n"], get.stderr);
+      assert.deepEqual([get.code, get.stdout], [0, "s3cret"], get.stderr);
     });
 
     await t.step("two Keepers down: Nexus is not ready and the CLI says so", async () => {
@@ -174,7 +174,7 @@ Deno.test("stack: bootstrap, kill -9, 2 of 3 Keepers, break-glass restore, Keepe
       assert.match(second.stdout, /restored/);
       await waitForReady(nexusPort);
       const get = await getSecret();
-      assert.deepEqual([get.code, get.stdout], [0, "s3cret\n"], get.stderr);
+      assert.deepEqual([get.code, get.stdout], [0, "s3cret"], get.stderr);
     });
 
     await t.step(
@@ -195,7 +195,7 @@ Deno.test("stack: bootstrap, kill -9, 2 of 3 Keepers, break-glass restore, Keepe
         nexus = await startNexus();
         await waitForReady(nexusPort);
         const get = await getSecret();
-        assert.deepEqual([get.code, get.stdout], [0, "s3cret\n"], get.stderr);
+        assert.deepEqual([get.code, get.stdout], [0, "s3cret"], get.stderr);
       },
     );
   } finally {

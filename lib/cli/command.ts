@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { CliError, UsageError } from "./errors.ts";
 import type { CliIo } from "./io.ts";
+import { didYouMean } from "./suggest.ts";
 
 /** One flag of a command. */
 export interface OptionSpec {
@@ -21,6 +22,8 @@ export interface OptionSpec {
   readonly valueName?: string;
   /** Allow the flag several times (values arrive as an array). */
   readonly multiple?: boolean;
+  /** The values a `string` flag takes, when it is a fixed set (offered by shell completion). */
+  readonly choices?: readonly string[];
 }
 
 /** What a command's `run` receives. */
@@ -73,7 +76,8 @@ export async function runCommand(
     if (!current.subcommands || next === undefined || next.startsWith("-")) break;
     const child = current.subcommands.find((c) => c.name === next);
     if (!child) {
-      io.stderr(`${commandName(path)}: unknown command '${next}'\n\n`);
+      const hint = didYouMean(next, current.subcommands.map((c) => c.name));
+      io.stderr(`${commandName(path)}: unknown command '${next}'${hint}\n\n`);
       io.stderr(helpText(path));
       return 2;
     }
@@ -93,8 +97,9 @@ export async function runCommand(
     return 0;
   }
   if (!command.run) {
-    if (rest.length > 0) io.stderr(`${commandName(path)}: unknown option '${rest[0]}'\n\n`);
-    else io.stderr(`${commandName(path)}: a subcommand is required\n\n`);
+    if (rest.length > 0) {
+      io.stderr(`${commandName(path)}: unknown option '${rest[0]}'${didYouMean(rest[0]!, flagNames(command))}\n\n`);
+    } else io.stderr(`${commandName(path)}: a subcommand is required\n\n`);
     io.stderr(helpText(path));
     return 2;
   }
@@ -107,15 +112,20 @@ export async function runCommand(
       strict: true,
     });
   } catch (error) {
-    io.stderr(`${commandName(path)}: ${usageMessage(error)}\n\n`);
+    io.stderr(`${commandName(path)}: ${usageMessage(error)}${unknownOptionHint(error, command)}\n\n`);
     io.stderr(helpText(path));
     return 2;
   }
   const { min = 0, max } = command.positionals ?? {};
   const count = parsed.positionals.length;
   if (count < min || (max !== undefined && count > max)) {
-    const why = count < min ? "missing argument" : `unexpected argument '${parsed.positionals[max ?? 0]}'`;
-    io.stderr(`${commandName(path)}: ${why}\n\n`);
+    const extra = parsed.positionals[max ?? 0];
+    const why = count < min ? "missing argument" : `unexpected argument '${extra}'`;
+    // A command that has subcommands too (`dev`) sees a mistyped subcommand as an argument.
+    const hint = count > min && extra !== undefined && command.subcommands && parsed.positionals[0] === extra
+      ? didYouMean(extra, command.subcommands.map((c) => c.name))
+      : "";
+    io.stderr(`${commandName(path)}: ${why}${hint}\n\n`);
     io.stderr(helpText(path));
     return 2;
   }
@@ -187,6 +197,25 @@ function toParseArgsOptions(options: Readonly<Record<string, OptionSpec>>) {
     if (spec.multiple) out[long].multiple = true;
   }
   return out;
+}
+
+/** Every flag spelling a command accepts, long and short, `--help` included. */
+export function flagNames(command: CommandSpec): string[] {
+  const names = ["--help", "-h"];
+  if (command.version !== undefined) names.push("--version", "-V");
+  for (const [long, spec] of Object.entries(command.options ?? {})) {
+    names.push(`--${long}`);
+    if (spec.short) names.push(`-${spec.short}`);
+  }
+  return names;
+}
+
+/** "; did you mean '--format'?" when parseArgs refused an unknown long flag close to a known one. */
+function unknownOptionHint(error: unknown, command: CommandSpec): string {
+  if ((error as { code?: string })?.code !== "ERR_PARSE_ARGS_UNKNOWN_OPTION") return "";
+  const match = /Unknown option '([^']+)'/.exec((error as Error).message);
+  if (!match || !match[1]!.startsWith("--")) return "";
+  return didYouMean(match[1]!, flagNames(command).filter((f) => f.startsWith("--")));
 }
 
 function usageMessage(error: unknown): string {

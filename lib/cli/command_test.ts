@@ -21,7 +21,9 @@ function memoryIo(): CliIo & { out: string; err: string } {
     readStdin: () => Promise.resolve(new Uint8Array(0)),
     readLine: () => Promise.resolve(null),
     readHiddenLine: (_prompt: string) => Promise.resolve(null),
+    readHiddenText: (_prompt: string) => Promise.resolve(new Uint8Array(0)),
     stdinIsTerminal: () => false,
+    stdoutIsTerminal: () => false,
     env: {},
   };
   return io;
@@ -180,4 +182,27 @@ Deno.test("runCommand: --version and -V alone at the root print the version line
   const help = memoryIo();
   await runCommand(root, ["--help"], help);
   assert.match(help.out, /-V, --version +Show the version/);
+});
+
+Deno.test("runCommand: a mistyped subcommand or long flag gets a 'did you mean' on stderr and exit 2", async () => {
+  const root = tree(() => Promise.resolve(0));
+  const cases: Array<[string[], RegExp]> = [
+    [["thnig", "do", "x"], /^tool: unknown command 'thnig'; did you mean 'thing'\?\n/],
+    [["thing", "od", "x"], /^tool thing: unknown command 'od'; did you mean 'do'\?\n/],
+    [
+      ["thing", "do", "x", "--fromat", "json"],
+      /^tool thing do: unknown option '--fromat'; did you mean '--format'\?\n/,
+    ],
+    [["thing", "--hlep"], /^tool thing: unknown option '--hlep'; did you mean '--help'\?\n/],
+  ];
+  for (const [argv, message] of cases) {
+    const io = memoryIo();
+    assert.equal(await runCommand(root, argv, io), 2, argv.join(" "));
+    assert.match(io.err, message);
+    assert.equal(io.out, "");
+  }
+  // Nothing close: no guess, just the help.
+  const io = memoryIo();
+  assert.equal(await runCommand(root, ["zzzzzz"], io), 2);
+  assert.match(io.err, /^tool: unknown command 'zzzzzz'\n\n/);
 });

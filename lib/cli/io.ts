@@ -23,8 +23,17 @@ export interface CliIo {
    * off; like `readLine` (and no prompt) otherwise.
    */
   readHiddenLine(prompt: string): Promise<string | null>;
+  /**
+   * Reads standard input to its end. On a terminal it first turns echo off,
+   * shows `prompt` on stderr, and reads until Ctrl-D (Enter adds a newline,
+   * Backspace takes back a character, Ctrl-C aborts); otherwise it reads
+   * silently. The caller zeroes the bytes when done.
+   */
+  readHiddenText(prompt: string): Promise<Uint8Array>;
   /** Whether standard input is a terminal (for hidden prompts). */
   stdinIsTerminal(): boolean;
+  /** Whether standard output is a terminal (a value printed alone gets a newline only there). */
+  stdoutIsTerminal(): boolean;
   /** The environment variables of the invocation. */
   readonly env: Readonly<Record<string, string>>;
 }

@@ -29,7 +29,7 @@ export interface CommandResult {
 }
 
 /** Environment for children: the test's own PATH/HOME plus `env`. */
-function childEnv(env: Record<string, string>): Record<string, string> {
+export function childEnv(env: Record<string, string>): Record<string, string> {
   const base: Record<string, string> = {};
   for (const name of ["PATH", "HOME", "TMPDIR", "DENO_DIR", "NO_COLOR"]) {
     const value = Deno.env.get(name);
@@ -39,6 +39,33 @@ function childEnv(env: Record<string, string>): Record<string, string> {
   // leave it with an empty cache (and no network to fill it).
   base.DENO_DIR ??= defaultDenoDir();
   return { ...base, NO_COLOR: "1", ...env };
+}
+
+/**
+ * The variables that let Deno reach the npm registry from this machine
+ * (extra CA certificates, proxies), for children that start with an empty
+ * Deno cache and must download.
+ */
+export function networkEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (
+    const name of [
+      "NODE_EXTRA_CA_CERTS",
+      "DENO_CERT",
+      "DENO_TLS_CA_STORE",
+      "HTTPS_PROXY",
+      "HTTP_PROXY",
+      "NO_PROXY",
+      "https_proxy",
+      "http_proxy",
+      "no_proxy",
+      "NPM_CONFIG_REGISTRY",
+    ]
+  ) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
 }
 
 /** Where Deno keeps its cache when DENO_DIR is unset (Linux and macOS rules). */
@@ -102,13 +129,17 @@ export class SpikeProcess {
   /** Resolves with the exit status once the process ends. */
   readonly exited: Promise<Deno.CommandStatus>;
 
-  /** Starts `spike <args>` with `env`; stdout and stderr are both captured. */
+  /**
+   * Starts `spike <args>` with `env`; stdout and stderr are both captured.
+   * `executable` runs that file with `args` instead of `deno run … cmd/spike.ts`
+   * (an installed `spike`).
+   */
   constructor(
     args: readonly string[],
-    options: { env?: Record<string, string>; denoFlags?: string[]; gid?: number } = {},
+    options: { env?: Record<string, string>; denoFlags?: string[]; gid?: number; executable?: string } = {},
   ) {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...(options.denoFlags ?? TEST_DENO_FLAGS), SPIKE_MAIN, ...args],
+    this.#child = new Deno.Command(options.executable ?? Deno.execPath(), {
+      args: options.executable ? [...args] : ["run", ...(options.denoFlags ?? TEST_DENO_FLAGS), SPIKE_MAIN, ...args],
       env: childEnv(options.env ?? {}),
       ...(options.gid === undefined ? {} : { gid: options.gid }),
       clearEnv: true,
