@@ -60,8 +60,8 @@ const grownTree: CommandSpec = {
   subcommands: [
     ...spikeCommand.subcommands!,
     {
-      name: "agent",
-      summary: "Render secrets to files",
+      name: "mirror",
+      summary: "Mirror secrets to files",
       options: {
         mode: { type: "string", description: "How to render", choices: ["file", "env"] },
         once: { type: "boolean", description: "Render once and exit" },
@@ -100,9 +100,9 @@ Deno.test("completions: bash completes subcommands, flags and flag values along 
       "probe spike secret get --format j",
       "probe spike secret get --format = y",
       "probe spike dev --keeper",
-      "probe spike ag",
-      'probe spike agent --mode ""',
-      "probe spike agent --o",
+      "probe spike mi",
+      'probe spike mirror --mode ""',
+      "probe spike mirror --o",
       "probe spike --vers",
       "probe spike secret get app/db put", // a positional ends the command path: no subcommands there
     ].join("\n"),
@@ -116,7 +116,7 @@ Deno.test("completions: bash completes subcommands, flags and flag values along 
     "json",
     "yaml",
     "--keeper-ports --keeper-update-interval",
-    "agent",
+    "mirror",
     "file env",
     "--once",
     "--version",
@@ -132,7 +132,7 @@ Deno.test({
       "fish",
       completionScript(grownTree, "fish"),
       `source "$SCRIPT"
-for line in 'spike sec' 'spike secret metadata ' 'spike secret get app --f' 'spike secret get -f ' 'spike ag' 'spike agent --mode '
+for line in 'spike sec' 'spike secret metadata ' 'spike secret get app --f' 'spike secret get -f ' 'spike mi' 'spike mirror --mode '
   echo "[$line]"
   complete -C "$line"
 end`,
@@ -155,8 +155,8 @@ end`,
       "json",
       "yaml",
     ]);
-    assert.equal(sections["spike ag"], "agent\tRender secrets to files");
-    assert.deepEqual(words(sections["spike agent --mode "]), [
+    assert.equal(sections["spike mi"], "mirror\tMirror secrets to files");
+    assert.deepEqual(words(sections["spike mirror --mode "]), [
       "env",
       "file",
     ]);
@@ -181,8 +181,8 @@ probe() { words=("$@"); CURRENT=$#words; _spike; }
 probe spike secret ""
 probe spike secret metadata ""
 probe spike secret get -f ""
-probe spike agent --m
-probe spike agent --mode ""
+probe spike mirror --m
+probe spike mirror --mode ""
 probe spike secret get app ""`,
     );
     assert.deepEqual(out.split("\n").slice(0, -1), [
