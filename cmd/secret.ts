@@ -6,7 +6,7 @@
 import { stringify } from "yaml";
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
-import { renderEnvLines } from "../lib/cli/dotenv.ts";
+import { DotenvError, renderDotenv } from "../lib/format/dotenv.ts";
 import { outputFormat, PAIRS_FORMATS, pairsFormat, renderStructured } from "../lib/cli/format.ts";
 import type { CliIo } from "../lib/cli/io.ts";
 import { withNexus } from "./pilot_session.ts";
@@ -144,11 +144,11 @@ export const secretCommand: CommandSpec = {
           if (!Object.hasOwn(data, key)) throw new CliError(`key '${key}' is not in secret ${path}`, 3);
           const value = data[key]!;
           if (format === "human") io.stdout(io.stdoutIsTerminal() ? `${value}\n` : value);
-          else if (format === "env") io.stdout(renderEnvLines({ [key]: value }));
+          else if (format === "env") io.stdout(envLines({ [key]: value }));
           else io.stdout(renderStructured({ [key]: value }, format));
           return 0;
         }
-        if (format === "env") io.stdout(renderEnvLines(data));
+        if (format === "env") io.stdout(envLines(data));
         else if (format !== "human") io.stdout(renderStructured(data, format));
         else for (const [k, v] of Object.entries(data).sort(([a], [b]) => a < b ? -1 : 1)) io.stdout(`${k}: ${v}\n`);
         return 0;
@@ -225,3 +225,13 @@ export const secretCommand: CommandSpec = {
     },
   ],
 };
+
+/** `-f env` text; a key or value no shell can take back is a CLI error (exit 1) that points to the other formats. */
+function envLines(data: Readonly<Record<string, string>>): string {
+  try {
+    return renderDotenv(data);
+  } catch (error) {
+    if (error instanceof DotenvError) throw new CliError(`${error.message}; use -f json or -f yaml`);
+    throw error;
+  }
+}

@@ -26,7 +26,7 @@ Deno.test("render: env is dotenv text; a key that is no variable name is an erro
   assert.equal(renderEntry(entry("env"), { B: "1", A: "x'y" }), "A='x'\\''y'\nB='1'\n");
   assert.throws(() => renderEntry(entry("env"), { "db-pass": "hunter2" }), (e: unknown) => {
     assert.ok(e instanceof RenderError);
-    assert.match(e.message, /key 'db-pass' is not a valid environment variable name.*use format template/);
+    assert.match(e.message, /key 'db-pass' is not a shell variable name.*use format template/);
     assert.ok(!e.message.includes("hunter2"));
     return true;
   });

@@ -57,7 +57,7 @@ export function renderDotenv(values: Readonly<Record<string, string>>): string {
     if (!isEnvName(name)) {
       throw new DotenvError(
         name,
-        "is not a valid environment variable name (letters, digits and '_', not first a digit)",
+        "is not a shell variable name (letters, digits and '_', not starting with a digit)",
       );
     }
     return `${name}=${quoteShellValue(values[name]!, name)}\n`;
