@@ -15,7 +15,15 @@ export async function readBodyCapped(request: Request, limit: number): Promise<U
   let size = 0;
   const reader = request.body.getReader();
   while (true) {
-    const { done, value } = await reader.read();
+    let step: ReadableStreamReadResult<Uint8Array>;
+    try {
+      step = await reader.read();
+    } catch (error) {
+      // The connection broke mid-body (ClientClosedError): what arrived may be secret.
+      for (const chunk of chunks) chunk.fill(0);
+      throw error;
+    }
+    const { done, value } = step;
     if (done) break;
     size += value.length;
     if (size > limit) {

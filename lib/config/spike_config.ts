@@ -94,12 +94,20 @@ export interface NexusConfig extends CommonConfig {
    * `SPIKE_NEXUS_RATE_LIMIT_BURST` [ours]; absent when no limit is set.
    */
   readonly rateLimit?: { readonly perSecond: number; readonly burst: number };
+  /** `SPIKE_NEXUS_TLS_HANDSHAKE_TIMEOUT` [ours] in ms (default 10s): a connection must finish TLS by then. */
+  readonly tlsHandshakeTimeoutMs: number;
+  /** `SPIKE_NEXUS_MAX_CONNECTIONS` [ours] (default 1024): more open connections are closed on arrival. */
+  readonly maxConnections: number;
 }
 
 /** `spike keeper` settings. */
 export interface KeeperConfig extends CommonConfig {
   /** `SPIKE_KEEPER_TLS_PORT` (default `:8443`). */
   readonly listen: ListenAddress;
+  /** `SPIKE_KEEPER_TLS_HANDSHAKE_TIMEOUT` [ours] in ms (default 10s). */
+  readonly tlsHandshakeTimeoutMs: number;
+  /** `SPIKE_KEEPER_MAX_CONNECTIONS` [ours] (default 128; only Nexus and Bootstrap call a Keeper). */
+  readonly maxConnections: number;
 }
 
 /** Operator CLI (`secret`, `policy`, `operator`, `cipher`) settings. */
@@ -188,6 +196,8 @@ export function resolveNexusConfig(env: Env): NexusConfig {
     maxCiphertextSize: integer(env, "SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE", 65536, 1, 64 * 1024 * 1024),
     maxBodyBytes: integer(env, "SPIKE_NEXUS_MAX_BODY_SIZE", 1024 * 1024, 1024, 256 * 1024 * 1024),
     auditLog: nonEmpty(env.SPIKE_NEXUS_AUDIT_LOG) ?? "stdout",
+    tlsHandshakeTimeoutMs: duration(env, "SPIKE_NEXUS_TLS_HANDSHAKE_TIMEOUT", "10s"),
+    maxConnections: integer(env, "SPIKE_NEXUS_MAX_CONNECTIONS", 1024, 1, 1_000_000),
     ...rateLimitOf(env),
   });
 }
@@ -215,6 +225,8 @@ export function resolveKeeperConfig(env: Env): KeeperConfig {
   return Object.freeze({
     ...resolveCommon(env),
     listen: parseListenAddress("SPIKE_KEEPER_TLS_PORT", nonEmpty(env.SPIKE_KEEPER_TLS_PORT) ?? ":8443"),
+    tlsHandshakeTimeoutMs: duration(env, "SPIKE_KEEPER_TLS_HANDSHAKE_TIMEOUT", "10s"),
+    maxConnections: integer(env, "SPIKE_KEEPER_MAX_CONNECTIONS", 128, 1, 1_000_000),
   });
 }
 

@@ -19,6 +19,8 @@ Deno.test("nexus defaults follow SPIKE", () => {
   assert.equal(c.keeperUpdateIntervalMs, 300_000);
   assert.equal(c.maxCiphertextSize, 65536);
   assert.equal(c.maxBodyBytes, 1048576);
+  assert.equal(c.tlsHandshakeTimeoutMs, 10_000);
+  assert.equal(c.maxConnections, 1024);
   assert.deepEqual(c.trustRoots.pilot, ["spike.ist"]);
   assert.equal(c.identity.svidDir, undefined);
   assert.equal(c.identity.endpointSocket, "unix:///tmp/spire-agent/public/api.sock");
@@ -35,6 +37,8 @@ Deno.test("nexus reads every variable", () => {
     SPIKE_NEXUS_SHAMIR_SHARES: "2",
     SPIKE_NEXUS_SHAMIR_THRESHOLD: "1",
     SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: "30s",
+    SPIKE_NEXUS_TLS_HANDSHAKE_TIMEOUT: "2s500ms",
+    SPIKE_NEXUS_MAX_CONNECTIONS: "50",
     SPIKE_TRUST_ROOT_PILOT: "a.org,b.org",
     SPIKE_SVID_DIR: "/svid",
   });
@@ -42,6 +46,8 @@ Deno.test("nexus reads every variable", () => {
   assert.equal(c.backendStore, "memory");
   assert.deepEqual(c.keeperPeers, ["https://a:1", "https://b:2"]);
   assert.equal(c.keeperUpdateIntervalMs, 30_000);
+  assert.equal(c.tlsHandshakeTimeoutMs, 2_500);
+  assert.equal(c.maxConnections, 50);
   assert.deepEqual(c.trustRoots.pilot, ["a.org", "b.org"]);
   assert.equal(c.identity.svidDir, "/svid");
 });
@@ -57,6 +63,8 @@ Deno.test("bad settings name the variable", () => {
     ],
     [{ SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: "5" }, /^SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: /],
     [{ SPIKE_NEXUS_MAX_SECRET_VERSIONS: "0" }, /^SPIKE_NEXUS_MAX_SECRET_VERSIONS: /],
+    [{ SPIKE_NEXUS_TLS_HANDSHAKE_TIMEOUT: "10" }, /^SPIKE_NEXUS_TLS_HANDSHAKE_TIMEOUT: /],
+    [{ SPIKE_NEXUS_MAX_CONNECTIONS: "0" }, /^SPIKE_NEXUS_MAX_CONNECTIONS: /],
     [{ SPIKE_TRUST_ROOT_NEXUS: "Bad Domain" }, /^SPIKE_TRUST_ROOT_NEXUS: /],
   ];
   for (const [env, pattern] of cases) {
@@ -141,7 +149,11 @@ Deno.test("rate limit: off unless set; burst defaults to two seconds' worth; bad
 });
 
 Deno.test("keeper, pilot and bootstrap configs", () => {
-  assert.equal(resolveKeeperConfig({}).listen.port, 8443);
+  const keeper = resolveKeeperConfig({});
+  assert.deepEqual([keeper.listen.port, keeper.tlsHandshakeTimeoutMs, keeper.maxConnections], [8443, 10_000, 128]);
+  const tuned = resolveKeeperConfig({ SPIKE_KEEPER_TLS_HANDSHAKE_TIMEOUT: "3s", SPIKE_KEEPER_MAX_CONNECTIONS: "8" });
+  assert.deepEqual([tuned.tlsHandshakeTimeoutMs, tuned.maxConnections], [3_000, 8]);
+  assert.throws(() => resolveKeeperConfig({ SPIKE_KEEPER_MAX_CONNECTIONS: "x" }), /^.*SPIKE_KEEPER_MAX_CONNECTIONS/);
   const pilot = resolvePilotConfig({ HOME: "/h" });
   assert.equal(pilot.nexusUrl, "https://localhost:8553");
   assert.equal(pilot.recoveryDir, "/h/.spike/recover");

@@ -7,6 +7,7 @@
  */
 import { Hono } from "hono";
 import { ApiError } from "../api/errors.ts";
+import { CLIENT_CLOSED_STATUS, ClientClosedError } from "../api/client_closed.ts";
 import { PATHS } from "../api/paths.ts";
 import * as v from "../api/validate.ts";
 import type { Logger } from "../log/logger.ts";
@@ -85,6 +86,10 @@ export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings
 
   app.onError((error, c) => {
     if (error instanceof ApiError) return c.json({ err: error.code }, error.status as 400);
+    if (error instanceof ClientClosedError) {
+      deps.log.debug("request aborted by the client", { path: c.req.path });
+      return new Response(null, { status: CLIENT_CLOSED_STATUS });
+    }
     deps.log.error("unexpected error", { error: String((error as Error)?.message ?? error) });
     return c.json({ err: "api_internal_error" }, 500);
   });

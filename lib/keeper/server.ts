@@ -34,6 +34,8 @@ export async function startKeeper(options: {
   const server = await serveHono(app, {
     identity,
     maxBodyBytes: KEEPER_MAX_BODY_BYTES,
+    handshakeTimeoutMs: config.tlsHandshakeTimeoutMs,
+    maxConnections: config.maxConnections,
     onError: (error) => log.debug("tls", { error: error.message }),
   });
   let port: number;

@@ -74,6 +74,8 @@ export async function startTestKeeper(pki: TestPki, port = 0, log: Logger = reco
       identity: { endpointSocket: "unix:///nonexistent" },
       trustRoots: trustRoots(),
       listen: { host: "127.0.0.1", port },
+      tlsHandshakeTimeoutMs: 10_000,
+      maxConnections: 128,
     },
     identity: await pki.source("spike/keeper"),
     log,

@@ -12,6 +12,7 @@
  */
 import { Hono } from "hono";
 import { ApiError } from "../api/errors.ts";
+import { CLIENT_CLOSED_STATUS, ClientClosedError } from "../api/client_closed.ts";
 import { setNoCacheHeaders } from "../api/no_cache.ts";
 import { readBodyCapped } from "../api/body.ts";
 import { type AuditNote, outcomeOf } from "./audit.ts";
@@ -66,7 +67,7 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
 
   // Every request but the operational GETs leaves one audit record, whatever its outcome.
   app.use(async (c, next) => {
-    if (OPERATIONAL.has(c.req.path)) return await next();
+    if (OPERATIONAL.has(c.req.path) && (c.req.method === "GET" || c.req.method === "HEAD")) return await next();
     const started = performance.now();
     const note: AuditNote = {};
     c.set("audit", note);
@@ -130,6 +131,11 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
   });
 
   app.onError((error, c) => {
+    if (error instanceof ClientClosedError) {
+      // The client's doing, not a failure: recorded as 499, never as a 5xx.
+      deps.log.debug("request aborted by the client", { path: c.req.path });
+      return new Response(null, { status: CLIENT_CLOSED_STATUS });
+    }
     if (error instanceof ApiError) {
       // Not-ready is a state, not a failure: it is logged once when it starts.
       if (error.status >= 500 && error.code !== "state_not_ready") {

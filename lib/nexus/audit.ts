@@ -8,10 +8,11 @@
  *
  * @module
  */
+import { CLIENT_CLOSED_STATUS } from "../api/client_closed.ts";
 import type { Permission } from "../api/validate.ts";
 
 /** How a request ended, by status class. */
-export type AuditOutcome = "ok" | "denied" | "limited" | "invalid" | "unavailable" | "error";
+export type AuditOutcome = "ok" | "denied" | "limited" | "invalid" | "aborted" | "unavailable" | "error";
 
 /** One audit record. */
 export interface AuditRecord {
@@ -35,7 +36,10 @@ export interface AuditRecord {
   readonly status: number;
   /** The wire error code, for a failed request. */
   readonly err: string | null;
-  /** `ok` 2xx, `denied` 401/403, `limited` 429, `invalid` other 4xx, `unavailable` 503, `error` other 5xx. */
+  /**
+   * `ok` 2xx, `denied` 401/403, `limited` 429, `aborted` 499 (the client hung
+   * up mid-body), `invalid` other 4xx, `unavailable` 503, `error` other 5xx.
+   */
   readonly outcome: AuditOutcome;
   /** Time spent, in milliseconds. */
   readonly durationMs: number;
@@ -62,6 +66,7 @@ export function outcomeOf(status: number): AuditOutcome {
   if (status >= 200 && status < 300) return "ok";
   if (status === 401 || status === 403) return "denied";
   if (status === 429) return "limited";
+  if (status === CLIENT_CLOSED_STATUS) return "aborted";
   if (status === 503) return "unavailable";
   if (status >= 400 && status < 500) return "invalid";
   return "error";

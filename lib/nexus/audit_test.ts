@@ -138,7 +138,7 @@ Deno.test("audit: no secret value, plaintext, ciphertext or shard ever reaches a
 });
 
 Deno.test("audit: outcome classes", () => {
-  assert.deepEqual([200, 401, 403, 429, 400, 404, 413, 503, 500].map(outcomeOf), [
+  assert.deepEqual([200, 401, 403, 429, 400, 404, 413, 499, 503, 500].map(outcomeOf), [
     "ok",
     "denied",
     "denied",
@@ -146,6 +146,7 @@ Deno.test("audit: outcome classes", () => {
     "invalid",
     "invalid",
     "invalid",
+    "aborted",
     "unavailable",
     "error",
   ]);

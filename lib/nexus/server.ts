@@ -160,6 +160,8 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     server = await serveHono(createNexusApp(deps), {
       identity,
       maxBodyBytes: config.maxBodyBytes,
+      handshakeTimeoutMs: config.tlsHandshakeTimeoutMs,
+      maxConnections: config.maxConnections,
       onError: (error) => log.debug("tls", { error: error.message }),
     });
     const port = await server.listen(config.listen.port, config.listen.host);

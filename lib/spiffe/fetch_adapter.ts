@@ -3,10 +3,30 @@
  * as Hono apps have), with a request body size cap enforced as the body
  * streams in.
  *
+ * Hand-written rather than `@hono/node-server`: that adapter cost 4–11 % more
+ * CPU per request on the same server (docs/ARCHITECTURE.md), and the rules
+ * below for bodies the app never reads have to live in the bridge either way.
+ *
+ * A request body the app leaves unread (a request refused before its body
+ * mattered) must cost neither memory nor the connection: once the answer is
+ * ready, the rest of the body is read and dropped, so the client reads the
+ * answer and the kept-alive connection carries its next request. Dropping
+ * stops at the body cap (at least {@linkcode DISCARD_MIN_BYTES}; a declared
+ * length over the cap is refused with `Connection: close` before anything is
+ * read) and at {@linkcode DISCARD_TIMEOUT_MS}: past either, the socket is
+ * destroyed. Nothing of a dropped body is kept.
+ *
+ * A client that hangs up mid-body fails the body stream with
+ * {@linkcode ClientClosedError} (its fault, not a server error). A method the
+ * Fetch API refuses (TRACE, TRACK, CONNECT) reaches the app as
+ * {@linkcode UNSERVED_METHOD}, which no route serves, so the app answers it
+ * (400) and audits it like any other bad request.
+ *
  * @module
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { ClientClosedError } from "../api/client_closed.ts";
 import { NO_CACHE_HEADERS } from "../api/no_cache.ts";
 
 /** Anything with a Fetch-API handler, such as a Hono app. */
@@ -25,6 +45,26 @@ export interface FetchHandlerOptions {
 
 /** Handles one node request by calling the fetch app with `env`. */
 export type NodeFetchHandler<Env> = (req: IncomingMessage, res: ServerResponse, env: Env) => Promise<void>;
+
+/**
+ * Least number of bytes of an unread request body read and dropped before
+ * the connection is closed instead; the real bound is the larger of this and
+ * the body cap.
+ */
+export const DISCARD_MIN_BYTES = 64 * 1024;
+
+/** Longest wait for the unread rest of a body once the answer is written; then the socket is closed. */
+export const DISCARD_TIMEOUT_MS = 5_000;
+
+/** The method the app sees for one the Fetch API refuses to represent (TRACE, TRACK, CONNECT). */
+export const UNSERVED_METHOD = "UNSUPPORTED";
+
+const ORIGIN = "https://localhost";
+const SLASH = 0x2f;
+const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  "content-type": "application/json",
+  ...NO_CACHE_HEADERS,
+});
 
 /** Raised inside the body stream when the cap is crossed. */
 class BodyTooLargeError extends Error {
@@ -45,51 +85,70 @@ class BodyTooLargeError extends Error {
 export function createFetchHandler<Env>(app: FetchApp<Env>, options: FetchHandlerOptions): NodeFetchHandler<Env> {
   const limit = options.maxBodyBytes;
   if (!(Number.isSafeInteger(limit) && limit >= 0)) throw new RangeError("maxBodyBytes must be a non-negative integer");
+  // Dropping a body the app would have accepted costs no more than reading
+  // it, and lets the client see the answer instead of a reset connection.
+  const discardLimit = Math.max(DISCARD_MIN_BYTES, limit);
 
   return async (req, res, env) => {
     const declared = Number(req.headers["content-length"] ?? Number.NaN);
-    if (Number.isFinite(declared) && declared > limit) {
-      refuseTooLarge(req, res);
-      return;
-    }
+    if (declared > limit) return refuseTooLarge(req, res, discardLimit);
     let url: URL;
     try {
-      url = new URL(req.url ?? "/", "https://localhost");
+      url = requestUrl(req.url ?? "/");
     } catch {
-      sendJson(res, 400, { err: "api_bad_request" });
-      return;
+      return sendJson(req, res, discardLimit, 400, { err: "api_bad_request" });
     }
     const abort = new AbortController();
     res.once("close", () => {
       if (!res.writableFinished) abort.abort();
     });
     const method = req.method ?? "GET";
-    const hasBody = method !== "GET" && method !== "HEAD";
+    const hasBody = method !== "GET" && method !== "HEAD" &&
+      (declared > 0 || req.headers["transfer-encoding"] !== undefined);
     const body = hasBody ? cappedBody(req, limit) : undefined;
-    const request = new Request(url, {
-      method,
-      headers: toHeaders(req),
-      body: body?.stream,
-      signal: abort.signal,
+    const init: RequestInit & { duplex?: "half" } = { method, headers: toHeaders(req), signal: abort.signal };
+    if (body) {
+      init.body = body.stream;
       // Required by the Fetch spec for a streaming request body.
-      ...(body ? { duplex: "half" } : {}),
-    } as RequestInit);
+      init.duplex = "half";
+    }
+    let request: Request;
+    try {
+      request = new Request(url, init);
+    } catch {
+      // Only the method can be refused here (URL and headers are checked);
+      // the app answers and audits the request under a method it never serves.
+      init.method = UNSERVED_METHOD;
+      request = new Request(url, init);
+    }
 
     let response: Response;
     try {
       response = await app.fetch(request, env);
     } catch (err) {
-      if (body?.overLimit()) return refuseTooLarge(req, res);
+      if (body?.overLimit()) return refuseTooLarge(req, res, discardLimit);
+      // Nobody is left to answer, and it is not a server failure.
+      if (err instanceof ClientClosedError) return void res.destroy();
       options.onError?.(err instanceof Error ? err : new Error(String(err)));
-      if (!res.headersSent) sendJson(res, 500, { err: "api_internal_error" });
+      if (!res.headersSent) sendJson(req, res, discardLimit, 500, { err: "api_internal_error" });
       return;
     }
     if (body?.overLimit()) {
       await response.body?.cancel().catch(() => {});
-      return refuseTooLarge(req, res);
+      return refuseTooLarge(req, res, discardLimit);
     }
-    await writeResponse(response, res);
+    await writeResponse(req, res, discardLimit, response);
   };
+}
+
+/**
+ * The request target as a URL. Origin form (`/path?query`) is the rule; the
+ * authority form of CONNECT and `*` get a leading slash, so their path is
+ * still the raw target and never a made-up scheme.
+ */
+function requestUrl(target: string): URL {
+  if (target.charCodeAt(0) !== SLASH && !/^https?:\/\//i.test(target)) target = `/${target}`;
+  return new URL(target, ORIGIN);
 }
 
 /** A web stream over the node request body that errors past `limit` bytes. */
@@ -118,10 +177,12 @@ function cappedBody(req: IncomingMessage, limit: number): { stream: ReadableStre
         settled = true;
         controller.close();
       });
-      req.once("error", (err) => {
+      // A request only fails when its connection does: the client hung up
+      // (or broke TLS) before the body ended.
+      req.once("error", () => {
         if (settled) return;
         settled = true;
-        controller.error(err);
+        controller.error(new ClientClosedError());
       });
       req.pause();
     },
@@ -149,13 +210,24 @@ function toHeaders(req: IncomingMessage): Headers {
   return headers;
 }
 
-async function writeResponse(response: Response, res: ServerResponse): Promise<void> {
+async function writeResponse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  discardLimit: number,
+  response: Response,
+): Promise<void> {
+  if (res.destroyed) {
+    // The client is gone (a request it aborted): nothing to write to.
+    await response.body?.cancel().catch(() => {});
+    return;
+  }
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
     if (name !== "set-cookie") headers[name] = value;
   });
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) headers["set-cookie"] = cookies;
+  if (!req.complete) discardRest(req, discardLimit);
   res.writeHead(response.status, headers);
   if (response.body === null) {
     res.end();
@@ -179,21 +251,55 @@ async function writeResponse(response: Response, res: ServerResponse): Promise<v
 }
 
 /**
- * Answers 413 and closes the connection: the rest of the body is never read,
- * so the connection cannot carry another request.
+ * Reads and drops what is left of `req`'s body (called before answering a
+ * request whose body has not fully arrived): it never reaches the app's
+ * stream, and the socket is never left paused with the client's bytes
+ * buffered. Past `discardLimit` bytes (only a chunked body gets there: a
+ * longer declared one is refused before the app runs) or
+ * {@linkcode DISCARD_TIMEOUT_MS}, the socket is destroyed.
  */
-function refuseTooLarge(req: IncomingMessage, res: ServerResponse): void {
+function discardRest(req: IncomingMessage, discardLimit: number): void {
+  const socket = req.socket;
+  let dropped = 0;
+  const timer = setTimeout(() => socket.destroy(), DISCARD_TIMEOUT_MS);
+  const done = () => {
+    clearTimeout(timer);
+    req.off("end", done);
+    socket.off("close", done);
+  };
+  req.once("end", done);
+  socket.once("close", done);
+  // The app's stream (if any) is done with: its listener would queue the rest.
+  req.removeAllListeners("data");
+  req.on("data", (chunk: Uint8Array) => {
+    dropped += chunk.length;
+    if (dropped > discardLimit) socket.destroy();
+  });
+  req.resume();
+}
+
+/**
+ * Answers 413 and closes the connection once the answer is written (what
+ * arrives until then is dropped, within the usual bounds): the rest of the
+ * body is not worth reading, so the connection cannot carry another request.
+ */
+function refuseTooLarge(req: IncomingMessage, res: ServerResponse, discardLimit: number): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   res.shouldKeepAlive = false;
-  res.setHeader("connection", "close");
-  sendJson(res, 413, { err: "api_payload_too_large" });
-  req.pause();
+  sendJson(req, res, discardLimit, 413, { err: "api_payload_too_large" });
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, NO_CACHE_HEADERS);
+function sendJson(
+  req: IncomingMessage,
+  res: ServerResponse,
+  discardLimit: number,
+  status: number,
+  body: unknown,
+): void {
+  if (!req.complete) discardRest(req, discardLimit);
+  res.writeHead(status, JSON_HEADERS);
   res.end(JSON.stringify(body));
 }

@@ -9,13 +9,23 @@
  * the handler. After an SVID rotation, new connections get the new
  * certificate without a restart.
  *
+ * Hostile clients are bounded here: a connection must finish its TLS
+ * handshake within `handshakeTimeoutMs`, at most `maxConnections` are open
+ * at once (more are closed as they arrive), and what node's HTTP parser
+ * refuses (bad syntax, headers too large, an unknown `Expect`, no `Host`) is
+ * answered with the JSON error contract and a closed connection instead of
+ * node's empty answers. CONNECT requests reach the handler like any other
+ * request (their connection closes after the answer).
+ *
  * @module
  */
 
 import https from "node:https";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { type IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
+import { NO_CACHE_HEADERS } from "../api/no_cache.ts";
 import type { IdentitySource, X509Identity } from "./identity.ts";
 import type { IdPredicate } from "./roles.ts";
 import { SvidError, type SvidErrorReason } from "./errors.ts";
@@ -79,6 +89,10 @@ export interface MtlsServerOptions {
   requestTimeoutMs?: number;
   /** Idle keep-alive time; default 5 s. */
   keepAliveTimeoutMs?: number;
+  /** Time allowed for a new connection's TLS handshake; default 10 s. */
+  handshakeTimeoutMs?: number;
+  /** Most connections open at once; more are closed on arrival. Default 1024. */
+  maxConnections?: number;
 }
 
 /** A running (or ready to listen) mTLS server. */
@@ -109,6 +123,21 @@ export interface ServeHonoOptions extends Omit<MtlsServerOptions, "handler"> {
 
 const TLS_MIN_VERSION = "TLSv1.2";
 
+/** Default of {@linkcode MtlsServerOptions.handshakeTimeoutMs}. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Default of {@linkcode MtlsServerOptions.maxConnections}. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+
+/** The JSON answer to each kind of request node's HTTP parser refuses. */
+const PARSER_REFUSALS: Readonly<Record<string, { status: number; reason: string; err: string }>> = Object.freeze({
+  HPE_HEADER_OVERFLOW: { status: 431, reason: "Request Header Fields Too Large", err: "api_bad_request" },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, reason: "Request Timeout", err: "api_bad_request" },
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: { status: 413, reason: "Payload Too Large", err: "api_payload_too_large" },
+});
+const BAD_REQUEST = { status: 400, reason: "Bad Request", err: "api_bad_request" };
+/** How long a connection refused by the parser is kept for its client to read the answer and close. */
+const REFUSAL_LINGER_MS = 2_000;
+
 /**
  * Creates the server with the identity source's current SVID (waiting for
  * the source to be ready). Call `listen` to start it.
@@ -128,10 +157,14 @@ export async function createMtlsServer(options: MtlsServerOptions): Promise<Mtls
     requestCert: true,
     rejectUnauthorized: false,
     minVersion: TLS_MIN_VERSION,
+    handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    // Checked below, so the answer follows the JSON error contract.
+    requireHostHeader: false,
   });
   server.headersTimeout = options.headersTimeoutMs ?? 10_000;
   server.requestTimeout = options.requestTimeoutMs ?? 30_000;
   server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5_000;
+  server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
 
   const peerOf = (socket: TLSSocket): Peer => {
     const cached = verdicts.get(socket);
@@ -144,7 +177,13 @@ export async function createMtlsServer(options: MtlsServerOptions): Promise<Mtls
     return peer;
   };
 
-  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
+      // HTTP/1.1 requires Host (RFC 9112 §3.2).
+      res.shouldKeepAlive = false;
+      sendJson(res, 400, { err: "api_bad_request" });
+      return;
+    }
     let peer: Peer;
     try {
       peer = peerOf(req.socket as TLSSocket);
@@ -158,12 +197,34 @@ export async function createMtlsServer(options: MtlsServerOptions): Promise<Mtls
         if (!res.headersSent) sendJson(res, 500, { err: "api_internal_error" });
         else res.destroy();
       });
+  };
+  server.on("request", onRequest);
+  // Without this node drops CONNECT requests unanswered; the handler answers
+  // them (a 400 from the apps) and the connection closes afterwards.
+  server.on("connect", (req: IncomingMessage, socket: Duplex) => {
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.once("finish", () => {
+      res.detachSocket(socket as Socket);
+      (socket as Socket).destroySoon();
+    });
+    onRequest(req, res);
   });
+  server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => {
+    res.shouldKeepAlive = false;
+    sendJson(res, 417, { err: "api_bad_request" });
+  });
+  server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => refuseUnparsed(err, socket));
   server.on("connection", (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });
-  server.on("tlsClientError", (err: Error) => options.onError?.(err));
+  server.on("tlsClientError", (err: Error, socket: Duplex) => {
+    options.onError?.(err);
+    // A failed or timed-out handshake must not keep its socket.
+    socket.destroy();
+  });
 
   const unsubscribe = options.identity.onChange((identity) => {
     try {
@@ -189,6 +250,8 @@ export async function createMtlsServer(options: MtlsServerOptions): Promise<Mtls
         server.once("error", onError);
         server.listen(port, host, () => {
           server.off("error", onError);
+          // Later errors (a failed accept) are reported, never thrown.
+          server.on("error", (err: Error) => options.onError?.(err));
           const address = server.address();
           boundPort = typeof address === "object" && address !== null ? address.port : port;
           resolve(boundPort);
@@ -260,13 +323,35 @@ function tlsContextOptions(identity: X509Identity): { key: string; cert: string;
   };
 }
 
+/**
+ * Answers a request node's HTTP parser refused with the JSON error contract
+ * and closes the connection (node's own answer has an empty body). A broken
+ * or half-answered connection is just dropped.
+ */
+function refuseUnparsed(err: Error & { code?: string }, socket: Duplex): void {
+  // node's own handler makes the same check: an answer already started on
+  // this connection cannot be followed by another.
+  const answered = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage?.headersSent ?? false;
+  if (err.code === "ECONNRESET" || !socket.writable || answered) {
+    socket.destroy();
+    return;
+  }
+  const refusal = PARSER_REFUSALS[err.code ?? ""] ?? BAD_REQUEST;
+  const body = JSON.stringify({ err: refusal.err });
+  const headers = Object.entries(NO_CACHE_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  socket.write(
+    `HTTP/1.1 ${refusal.status} ${refusal.reason}\r\ncontent-type: application/json\r\n${headers}` +
+      `content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+  );
+  // Our side closes after the answer; the socket goes when the client closes
+  // its side too, or after a short wait for one that never does.
+  const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+  socket.once("close", () => clearTimeout(timer));
+  socket.end();
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "cache-control": "no-store, no-cache, must-revalidate, private",
-    "pragma": "no-cache",
-    "expires": "0",
-  });
+  res.writeHead(status, { "content-type": "application/json", ...NO_CACHE_HEADERS });
   res.end(JSON.stringify(body));
 }
 
