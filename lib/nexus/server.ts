@@ -23,6 +23,7 @@ import { createNexusApp } from "./app.ts";
 import type { AuditSink } from "./audit.ts";
 import { openAuditOutput } from "./audit_output.ts";
 import type { NexusDeps } from "./deps.ts";
+import { KeeperStatus } from "./keeper_status.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable, RegexCache } from "./linear_regex.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
@@ -151,6 +152,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     audit: auditOutput.sink,
     ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
     metrics: new NexusMetrics(Date.now()),
+    ...(config.keeperPeers.length > 0
+      ? { keeperStatus: new KeeperStatus(config.keeperPeers.length, config.shamirThreshold) }
+      : {}),
   };
 
   let server: MtlsServer | undefined;
@@ -178,6 +182,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         pushIntervalMs: config.keeperUpdateIntervalMs,
         initialBackoffMs: options.keeperBackoff?.initialMs,
         maxBackoffMs: options.keeperBackoff?.maxMs,
+        status: deps.keeperStatus,
       });
     } else {
       log.warn("no SPIKE_NEXUS_KEEPER_PEERS: the root key can only arrive through 'spike operator restore'");
