@@ -7,7 +7,7 @@
  */
 import { systemRandom } from "../crypto/random.ts";
 import type { RandomBytes } from "../crypto/random.ts";
-import type { NexusConfig, PostgresConfig } from "../config/spike_config.ts";
+import type { NexusConfig } from "../config/spike_config.ts";
 import type { Logger } from "../log/logger.ts";
 import type { IdentitySource } from "../spiffe/identity.ts";
 import { createMtlsClient } from "../spiffe/mtls_client.ts";
@@ -16,6 +16,7 @@ import { isKeeper } from "../spiffe/roles.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
 import { createMemoryStore } from "../store/memory_store.ts";
 import { createPostgresStore } from "../store/postgres_store.ts";
+import { postgresStoreOptions } from "../store/postgres_options.ts";
 import { createSqliteStore } from "../store/sqlite_store.ts";
 import { createSqliteWorkerStore } from "../store/sqlite_worker_store.ts";
 import type { Store } from "../store/types.ts";
@@ -76,41 +77,11 @@ export function openStore(config: NexusConfig): Store | undefined {
     case "sqlite-worker":
       return createSqliteWorkerStore({ dataDir: config.dataDir! });
     case "postgres":
-      return openPostgresStore(config.postgres!);
+      return createPostgresStore(postgresStoreOptions(config.postgres!));
     case "memory":
       return createMemoryStore();
     case "lite":
       return undefined;
-  }
-}
-
-/**
- * Connects the `postgres` backend, reading the password and CA files when
- * configured (so the password needs to be in neither the URL nor the
- * environment).
- */
-function openPostgresStore(settings: PostgresConfig): Store {
-  const password = settings.passwordFile === undefined
-    ? undefined
-    : readSetting("SPIKE_NEXUS_POSTGRES_PASSWORD_FILE", settings.passwordFile).replace(/\r?\n$/, "");
-  const caPem = settings.caFile === undefined
-    ? undefined
-    : readSetting("SPIKE_NEXUS_POSTGRES_CA_FILE", settings.caFile);
-  return createPostgresStore({
-    url: settings.url,
-    maxConnections: settings.maxConnections,
-    statementTimeoutMs: settings.statementTimeoutMs,
-    ...(password === undefined ? {} : { password }),
-    ...(caPem === undefined ? {} : { caPem }),
-  });
-}
-
-/** Reads a file named by a setting; the error names the setting and the file, never the content. */
-function readSetting(variable: string, file: string): string {
-  try {
-    return Deno.readTextFileSync(file);
-  } catch (error) {
-    throw new Error(`cannot read ${variable} ${file}: ${(error as Error).name}`);
   }
 }
 
