@@ -105,7 +105,7 @@ if (import.meta.main) {
         record(label, await timed(() => makeBackup({ source, out: file, kind, spikeVersion: "bench", clock })));
         sizes.set(label, (await Deno.stat(file)).size);
       };
-      await backup("backup, SQLite → sqlite kind (VACUUM INTO)", sqliteSource, "sqlite", out("a.sqlite"));
+      await backup("backup, SQLite → sqlite kind (backup API)", sqliteSource, "sqlite", out("a.sqlite"));
       await backup("backup, SQLite → jsonl kind", sqliteSource, "jsonl", out("a.jsonl"));
       await backup("backup, Postgres → jsonl kind", postgresSource, "jsonl", out("b.jsonl"));
       record(

@@ -102,7 +102,7 @@ export const operatorCommand: CommandSpec = {
       name: "backup",
       summary: "Copy the store, consistently, while Nexus serves (sealed data only)",
       details: "Reads the store directly, like Nexus does (run it where Nexus's store is reachable, with its\n" +
-        "settings). --kind sqlite (default for SQLite stores): a compact copy made with VACUUM INTO.\n" +
+        "settings). --kind sqlite (default for SQLite stores): a copy of the file (SQLite's online backup API).\n" +
         "--kind jsonl (default for Postgres): the logical export, restorable into SQLite or Postgres.\n" +
         "Writes FILE and FILE.manifest.json (mode 0600); never overwrites. Needs no key: the data stays sealed.",
       options: {

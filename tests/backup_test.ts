@@ -29,6 +29,20 @@ const TD = "spiffe://spike.ist";
 const SEEDS = 60;
 /** Paths the load loop writes to, one writer each. */
 const LOAD_PATHS = 4;
+/**
+ * The permissions of the installed `spike` (`deno task spike`, the compiled
+ * binary): the backup commands must need no more.
+ */
+const SPIKE_PERMISSIONS = [
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-run",
+  "--allow-sys",
+  "--v8-flags=--enable-experimental-regexp-engine",
+  "--quiet",
+];
 /** Upper bound of load puts per path (the loop also stops when told to, or after 60 s). */
 const MAX_PUTS_PER_PATH = 400;
 
@@ -200,7 +214,11 @@ async function backupUnderLoad(
 ): Promise<{ manifest: BackupManifest; ackedAtStart: number[] }> {
   const ackedAtStart = [...load.acked];
   const before = load.total;
-  const result = exits(await runSpike(["operator", "backup", ...args, "-f", "json"], { env: store }), 0, "backup");
+  const result = exits(
+    await runSpike(["operator", "backup", ...args, "-f", "json"], { env: store, denoFlags: SPIKE_PERMISSIONS }),
+    0,
+    "backup",
+  );
   // The load went on while the backup ran: this was a copy of a store being written.
   assert.ok(load.total > before, "no put completed while the backup ran");
   return { manifest: JSON.parse(result.stdout) as BackupManifest, ackedAtStart };
@@ -253,7 +271,9 @@ Deno.test("backup drill, SQLite source: sqlite kind into SQLite, jsonl kind into
     // Into a fresh SQLite data directory, named by flag.
     const restoredDir = join(drill.dir, "restored");
     const restore = exits(
-      await runSpike(["operator", "restore-backup", "--in", join(drill.dir, "b.sqlite"), "--data-dir", restoredDir]),
+      await runSpike(["operator", "restore-backup", "--in", join(drill.dir, "b.sqlite"), "--data-dir", restoredDir], {
+        denoFlags: SPIKE_PERMISSIONS,
+      }),
       0,
       "restore-backup into SQLite",
     );
@@ -262,7 +282,10 @@ Deno.test("backup drill, SQLite source: sqlite kind into SQLite, jsonl kind into
     // Into a fresh Postgres database, named by Nexus's own settings.
     const postgres = await drill.database();
     exits(
-      await runSpike(["operator", "restore-backup", "--in", join(drill.dir, "b.jsonl")], { env: postgres }),
+      await runSpike(["operator", "restore-backup", "--in", join(drill.dir, "b.jsonl")], {
+        env: postgres,
+        denoFlags: SPIKE_PERMISSIONS,
+      }),
       0,
       "restore-backup into Postgres",
     );

@@ -15,6 +15,17 @@ import { SPIKE_VERSION } from "../lib/version.ts";
 import { type CommandResult, eventually, freePort, runSpike, SpikeProcess, waitForReady } from "./support/process.ts";
 
 const TD = "spiffe://spike.ist";
+/** The permissions of the installed `spike` (`deno task spike`, the compiled binary). */
+const SPIKE_PERMISSIONS = [
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-run",
+  "--allow-sys",
+  "--v8-flags=--enable-experimental-regexp-engine",
+  "--quiet",
+];
 const VERSION = SPIKE_VERSION.replaceAll(".", "\\.");
 
 function exits(result: CommandResult, code: number, what: string): CommandResult {
@@ -46,7 +57,9 @@ Deno.test("spike status: not ready and why, all well after bootstrap, wrong serv
   const mint = async (name: string, spiffeId: string, caDir = ca) =>
     exits(await runSpike(["dev", "identity", spiffeId, "--dir", caDir, "--out", id(name)]), 0, `mint ${name}`);
   const as = (name: string, extra: Record<string, string> = {}) => ({ ...shared, SPIKE_SVID_DIR: id(name), ...extra });
-  const status = (args: string[], env: Record<string, string>) => runSpike(["status", ...args], { env });
+  // With the permissions of the installed `spike`: the command needs no more.
+  const status = (args: string[], env: Record<string, string>) =>
+    runSpike(["status", ...args], { env, denoFlags: SPIKE_PERMISSIONS });
   const json = (result: CommandResult) => JSON.parse(result.stdout) as StatusReport;
 
   const running = new Set<SpikeProcess>();

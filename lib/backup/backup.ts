@@ -6,8 +6,9 @@
  * sealed data only, so it needs no key, and no API route has to exist for
  * it. Two file kinds:
  *
- * - `sqlite` (SQLite stores only): `VACUUM INTO`, a compact database file;
- *   also usable by copying it into a data directory as `spike.db`.
+ * - `sqlite` (SQLite stores only): a copy of the database file made with
+ *   SQLite's online backup API; also usable by copying it into a data
+ *   directory as `spike.db`.
  * - `jsonl`: the logical export (`jsonl.ts`), from SQLite or Postgres, into
  *   SQLite or Postgres — the way to move between backends.
  *
@@ -24,7 +25,7 @@ import { encodeBase64 } from "../api/base64.ts";
 import type { PostgresStoreOptions } from "../store/postgres_connection.ts";
 import { importIntoPostgres, withPostgresSnapshot } from "../store/postgres_backup.ts";
 import { SQLITE_FILE_NAME } from "../store/sqlite_files.ts";
-import { importIntoSqlite, vacuumSqliteInto, withSqliteSnapshot } from "../store/sqlite_backup.ts";
+import { copySqliteInto, importIntoSqlite, withSqliteSnapshot } from "../store/sqlite_backup.ts";
 import { join } from "node:path";
 import { manifestPathOf, PendingFile, requireAbsent, sha256OfFile, writeNewFile } from "./files.ts";
 import {
@@ -72,7 +73,7 @@ export async function makeBackup(options: MakeBackupOptions): Promise<BackupMani
     if (source.kind !== "sqlite") {
       throw new BackupError("a sqlite backup copies a SQLite store; for Postgres use the jsonl kind (or pg_dump)");
     }
-    header = await vacuumBackup(join(source.dataDir, SQLITE_FILE_NAME), out, options);
+    header = await sqliteFileBackup(join(source.dataDir, SQLITE_FILE_NAME), out, options);
   } else {
     header = await jsonlBackup(snapshotOpener(source), out, options);
   }
@@ -124,12 +125,12 @@ export async function restoreBackup(input: string, target: StoreLocation): Promi
   return { manifest: sidecar ?? header, counts };
 }
 
-async function vacuumBackup(file: string, out: string, options: MakeBackupOptions): Promise<BackupHeader> {
+async function sqliteFileBackup(file: string, out: string, options: MakeBackupOptions): Promise<BackupHeader> {
   const createdAt = options.clock().toISOString();
   const partial = `${out}.partial`;
   await requireAbsent(partial);
   try {
-    vacuumSqliteInto(file, partial);
+    await copySqliteInto(file, partial);
     // The facts come from the copy itself, so they describe exactly what it holds.
     const header = await withSqliteSnapshot(
       partial,

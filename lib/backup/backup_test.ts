@@ -118,6 +118,10 @@ Deno.test("backup: sqlite and jsonl kinds from SQLite restore exactly, into SQLi
       assert.equal(manifest.sha256, createHash("sha256").update(await Deno.readFile(out)).digest("hex"));
       assert.deepEqual(JSON.parse(await Deno.readTextFile(manifestPathOf(out))), manifest);
       for (const file of [out, manifestPathOf(out)]) assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600);
+      // One self-contained file: no WAL or shared-memory file beside it, before or after a restore reads it.
+      const beside = async () =>
+        [...await Array.fromAsync(Deno.readDir(dir))].map((e) => e.name).filter((n) => n.startsWith(`backup.${kind}`));
+      assert.deepEqual((await beside()).sort(), [`backup.${kind}`, `backup.${kind}.manifest.json`]);
 
       const target = join(dir, `restored-${kind}`);
       const result = await restoreBackup(out, sqliteAt(target));
@@ -125,6 +129,8 @@ Deno.test("backup: sqlite and jsonl kinds from SQLite restore exactly, into SQLi
       const restored = createSqliteStore({ dataDir: target });
       assert.deepEqual(await contents(restored), expected);
       await restored.close();
+      assert.deepEqual((await beside()).sort(), [`backup.${kind}`, `backup.${kind}.manifest.json`]);
+      assert.equal(manifest.sha256, createHash("sha256").update(await Deno.readFile(out)).digest("hex"));
     }
 
     const pg = await postgresDb();

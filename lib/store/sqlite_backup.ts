@@ -5,14 +5,14 @@
  *   connection; in WAL mode that sees one committed state and never blocks
  *   a writer (it only keeps the WAL from being checkpointed past it until
  *   it ends);
- * - `VACUUM INTO` copies the database as of one instant into a new, compact
- *   file (SQLite's own consistent online copy);
+ * - SQLite's online backup API copies the database file as of one instant
+ *   (all pages in one step);
  * - an import fills an empty store inside one `BEGIN IMMEDIATE`
  *   transaction, keeping revisions and times exactly.
  *
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
+import { backup, DatabaseSync } from "node:sqlite";
 import { type BackupCounts, BackupError, type BackupItem, describeCounts } from "../backup/format.ts";
 import type { StoreImport, StoreSnapshot } from "../backup/snapshot.ts";
 import { KEY_CHECK_META } from "../nexus/key_check.ts";
@@ -79,17 +79,27 @@ export async function withSqliteSnapshot<T>(file: string, use: (snapshot: StoreS
 
 /**
  * Copies the spike database `file` as of one instant into `out` with
- * `VACUUM INTO`. `out` must not exist; it is created with mode 0600 (SQLite
- * would create it with the umask's mode) and holds no WAL of its own.
+ * SQLite's online backup API, all pages in one step: one read transaction
+ * on the source, so the copy is consistent and a writer cannot make it
+ * start over. (`VACUUM INTO` would also do, but it attaches a database,
+ * which Deno allows only with every permission.) `out` must not exist; it
+ * is created with mode 0600 and switched to a rollback journal, so it is
+ * one self-contained file.
  */
-export function vacuumSqliteInto(file: string, out: string): void {
+export async function copySqliteInto(file: string, out: string): Promise<void> {
   const db = openReadOnly(file);
   try {
     readSchemaVersion(db, file);
-    Deno.writeFileSync(out, new Uint8Array(), { createNew: true, mode: 0o600 });
-    db.prepare("VACUUM INTO ?").run(out);
+    await Deno.writeFile(out, new Uint8Array(), { createNew: true, mode: 0o600 });
+    await backup(db, out, { rate: -1 });
   } finally {
     db.close();
+  }
+  const copy = new DatabaseSync(out);
+  try {
+    copy.exec("PRAGMA journal_mode = DELETE");
+  } finally {
+    copy.close();
   }
 }
 
