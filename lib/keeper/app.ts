@@ -50,7 +50,7 @@ export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings
   });
   app.use(noCache);
 
-  app.get("/health", (c) => c.json({ status: "ok", version: SPIKE_VERSION }));
+  app.get("/health", (c) => c.json({ status: "ok" }));
   app.get(
     "/ready",
     (c) =>

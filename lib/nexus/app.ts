@@ -108,7 +108,7 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
     });
   });
 
-  app.get("/health", (c) => c.json({ status: "ok", version: SPIKE_VERSION }));
+  app.get("/health", (c) => c.json({ status: "ok" }));
 
   // Unauthenticated: states, counts and times only — never a key, shard or key check value.
   app.get("/ready", async (c) => {
