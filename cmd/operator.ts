@@ -1,9 +1,10 @@
 /**
- * `spike operator recover|restore`: break-glass handling of the root key.
+ * `spike operator recover|restore`: break-glass handling of the root key;
+ * `spike operator backup|restore-backup`: copies of the store.
  *
  * @module
  */
-import type { CommandSpec } from "../lib/cli/command.ts";
+import type { CommandSpec, OptionSpec } from "../lib/cli/command.ts";
 import { CliError } from "../lib/cli/errors.ts";
 import { ApiError } from "../lib/api/errors.ts";
 import { ApiCallError } from "../lib/client/errors.ts";
@@ -11,10 +12,25 @@ import { zeroize } from "../lib/crypto/zeroize.ts";
 import { formatRecoveryShard, parseRecoveryShard } from "../lib/pilot/recovery_file.ts";
 import { withNexus } from "./pilot_session.ts";
 
+/** Flags naming the store, shared by `backup` and `restore-backup`. */
+const STORE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  "data-dir": {
+    type: "string",
+    description: "The SQLite store's directory (default: SPIKE_NEXUS_BACKEND_STORE and SPIKE_NEXUS_DATA_DIR)",
+    valueName: "dir",
+  },
+  "postgres-url": {
+    type: "string",
+    description:
+      "The Postgres store (default SPIKE_NEXUS_POSTGRES_URL; password and CA from SPIKE_NEXUS_POSTGRES_*_FILE)",
+    valueName: "url",
+  },
+};
+
 /** The `operator` command group. */
 export const operatorCommand: CommandSpec = {
   name: "operator",
-  summary: "Break-glass: save recovery shards, restore a Nexus from them",
+  summary: "Break-glass: recovery shards, restore a Nexus from them; back up and restore the store",
   subcommands: [
     {
       name: "recover",
@@ -81,6 +97,41 @@ export const operatorCommand: CommandSpec = {
         }
         return 0;
       },
+    },
+    {
+      name: "backup",
+      summary: "Copy the store, consistently, while Nexus serves (sealed data only)",
+      details: "Reads the store directly, like Nexus does (run it where Nexus's store is reachable, with its\n" +
+        "settings). --kind sqlite (default for SQLite stores): a copy of the file (SQLite's online backup API).\n" +
+        "--kind jsonl (default for Postgres): the logical export, restorable into SQLite or Postgres.\n" +
+        "Writes FILE and FILE.manifest.json (mode 0600); never overwrites. Needs no key: the data stays sealed.",
+      options: {
+        out: { type: "string", description: "The backup file to create", valueName: "file" },
+        kind: { type: "string", description: "sqlite or jsonl (see above)", valueName: "kind" },
+        format: {
+          type: "string",
+          short: "f",
+          description: "How to report: human, or the manifest as json or yaml",
+          valueName: "format",
+        },
+        ...STORE_OPTIONS,
+      },
+      positionals: { min: 0, max: 0 },
+      run: async (context) => (await import("./operator_backup.ts")).runBackup(context),
+    },
+    {
+      name: "restore-backup",
+      summary: "Load a backup into an empty store (Nexus stopped or not yet started on it)",
+      details: "Checks the file against its manifest (and a logical export against its own checksum) first, fills\n" +
+        "the store in one transaction, and keeps nothing unless the counts and key check match the backup.\n" +
+        "Refuses a store that holds anything. Then start Nexus and restore its root key with\n" +
+        "'spike operator restore' and the recovery shards.",
+      options: {
+        in: { type: "string", description: "The backup file (either format)", valueName: "file" },
+        ...STORE_OPTIONS,
+      },
+      positionals: { min: 0, max: 0 },
+      run: async (context) => (await import("./operator_backup.ts")).runRestoreBackup(context),
     },
   ],
 };

@@ -68,7 +68,7 @@ export async function withNexus<T>(io: CliIo, use: (session: PilotSession) => Pr
  * Workload API socket file. (Servers keep waiting instead: an agent may
  * start after them.)
  */
-async function requireIdentityAvailable(config: PilotConfig): Promise<void> {
+export async function requireIdentityAvailable(config: PilotConfig): Promise<void> {
   if (config.identity.svidDir !== undefined) return;
   const socket = config.identity.endpointSocket;
   if (!socket.startsWith("unix://")) return;

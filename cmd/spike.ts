@@ -16,6 +16,7 @@ import { nexusCommand } from "./nexus.ts";
 import { operatorCommand } from "./operator.ts";
 import { policyCommand } from "./policy.ts";
 import { secretCommand } from "./secret.ts";
+import { statusCommand } from "./status.ts";
 import { versionCommand, versionLine } from "./version.ts";
 
 /** The root of the command tree. */
@@ -32,6 +33,7 @@ export const spikeCommand: CommandSpec = {
     secretCommand,
     policyCommand,
     operatorCommand,
+    statusCommand,
     cipherCommand,
     execCommand,
     agentCommand,

@@ -21,6 +21,10 @@ import { createTestDatabase } from "./support/postgres_db.ts";
 import { freePort } from "./support/ports.ts";
 import { startTcpRelay } from "./support/tcp_relay.ts";
 import { memoryAuditSink } from "../lib/nexus/audit.ts";
+import { SPIKE_VERSION } from "../lib/version.ts";
+
+const version = SPIKE_VERSION;
+const READY = { ready: true, rootKey: "loaded", store: "ok", version };
 
 /** `GET /ready` without a client certificate: status and JSON body. */
 async function ready(port: number): Promise<{ status: number; body: unknown }> {
@@ -55,19 +59,19 @@ Deno.test("postgres outage: Nexus reports it, answers with JSON errors, and serv
     assert.equal(await installRootKey(nexus.deps, key), "installed");
     key.fill(0);
     await client.putSecret("app/db", { pass: "before" });
-    assert.deepEqual(await ready(nexus.port), { status: 200, body: { ready: true } });
+    assert.deepEqual(await ready(nexus.port), { status: 200, body: READY });
 
     await relay.cut();
     assert.deepEqual(await ready(nexus.port), {
       status: 503,
-      body: { ready: false, reason: "backend store not answering" },
+      body: { ready: false, reason: "backend store not answering", rootKey: "loaded", store: "unreachable", version },
     });
     for (const call of [client.getSecret("app/db"), client.putSecret("app/db", { pass: "lost?" })]) {
       await assert.rejects(call, (e: unknown) => e instanceof ApiCallError && e.status === 500 && e.code !== undefined);
     }
 
     relay.restore();
-    assert.deepEqual(await ready(nexus.port), { status: 200, body: { ready: true } });
+    assert.deepEqual(await ready(nexus.port), { status: 200, body: READY });
     assert.deepEqual(await client.getSecret("app/db"), { pass: "before" });
     await client.putSecret("app/db", { pass: "after" });
     assert.deepEqual(await client.getSecret("app/db"), { pass: "after" });

@@ -63,16 +63,20 @@ export interface PostgresConfig {
   readonly statementTimeoutMs: number;
 }
 
-/** `spike nexus` settings. */
-export interface NexusConfig extends CommonConfig {
-  /** `SPIKE_NEXUS_TLS_PORT` (default `:8553`). */
-  readonly listen: ListenAddress;
+/** Which backend Nexus keeps its data in, and where (`spike nexus` and the backup commands). */
+export interface StoreConfig {
   /** `SPIKE_NEXUS_BACKEND_STORE` (default `sqlite`). */
   readonly backendStore: BackendStore;
   /** `SPIKE_NEXUS_DATA_DIR` (default `~/.spike/data`); present exactly for the SQLite backends. */
   readonly dataDir?: string;
   /** Connection settings; present exactly when `backendStore` is `postgres`. */
   readonly postgres?: PostgresConfig;
+}
+
+/** `spike nexus` settings. */
+export interface NexusConfig extends CommonConfig, StoreConfig {
+  /** `SPIKE_NEXUS_TLS_PORT` (default `:8553`). */
+  readonly listen: ListenAddress;
   /** `SPIKE_NEXUS_MAX_SECRET_VERSIONS` (default 10). */
   readonly maxSecretVersions: number;
   /** `SPIKE_NEXUS_KEEPER_PEERS`: Keeper URLs; position i+1 is the share index. */
@@ -169,10 +173,6 @@ export function resolveNexusConfig(env: Env): NexusConfig {
       `${threshold} is more than SPIKE_NEXUS_SHAMIR_SHARES (${shares})`,
     );
   }
-  const backend = nonEmpty(env.SPIKE_NEXUS_BACKEND_STORE) ?? "sqlite";
-  if (!(BACKEND_STORES as readonly string[]).includes(backend)) {
-    throw new ConfigError("SPIKE_NEXUS_BACKEND_STORE", `'${backend}' is not one of ${BACKEND_STORES.join(", ")}`);
-  }
   const keeperPeers = keeperPeerList(env);
   if (keeperPeers.length > 0 && keeperPeers.length !== shares) {
     throw new ConfigError(
@@ -183,11 +183,7 @@ export function resolveNexusConfig(env: Env): NexusConfig {
   return Object.freeze({
     ...resolveCommon(env),
     listen: parseListenAddress("SPIKE_NEXUS_TLS_PORT", nonEmpty(env.SPIKE_NEXUS_TLS_PORT) ?? ":8553"),
-    backendStore: backend as BackendStore,
-    ...(backend === "postgres" ? { postgres: postgresConfig(env) } : {}),
-    ...(backend === "sqlite" || backend === "sqlite-worker"
-      ? { dataDir: nonEmpty(env.SPIKE_NEXUS_DATA_DIR) ?? `${home(env)}/.spike/data` }
-      : {}),
+    ...resolveStoreConfig(env),
     maxSecretVersions: integer(env, "SPIKE_NEXUS_MAX_SECRET_VERSIONS", 10, 1, 1000),
     keeperPeers,
     shamirShares: shares,
@@ -199,6 +195,21 @@ export function resolveNexusConfig(env: Env): NexusConfig {
     tlsHandshakeTimeoutMs: duration(env, "SPIKE_NEXUS_TLS_HANDSHAKE_TIMEOUT", "10s"),
     maxConnections: integer(env, "SPIKE_NEXUS_MAX_CONNECTIONS", 1024, 1, 1_000_000),
     ...rateLimitOf(env),
+  });
+}
+
+/** Resolves which backend Nexus uses and where its data is. */
+export function resolveStoreConfig(env: Env): StoreConfig {
+  const backend = nonEmpty(env.SPIKE_NEXUS_BACKEND_STORE) ?? "sqlite";
+  if (!(BACKEND_STORES as readonly string[]).includes(backend)) {
+    throw new ConfigError("SPIKE_NEXUS_BACKEND_STORE", `'${backend}' is not one of ${BACKEND_STORES.join(", ")}`);
+  }
+  return Object.freeze({
+    backendStore: backend as BackendStore,
+    ...(backend === "postgres" ? { postgres: postgresConfig(env) } : {}),
+    ...(backend === "sqlite" || backend === "sqlite-worker"
+      ? { dataDir: nonEmpty(env.SPIKE_NEXUS_DATA_DIR) ?? `${home(env)}/.spike/data` }
+      : {}),
   });
 }
 

@@ -1,7 +1,9 @@
 /**
  * The Keeper HTTP application: `/v1/store/contribute` (Nexus or Bootstrap
  * hands over the shard) and `/v1/store/shard` (Nexus takes it back), plus
- * plain `GET /health` and `GET /ready` (ready once a shard is held).
+ * plain `GET /health`, `GET /ready` (ready once a shard is held) and
+ * `GET /metrics` (Prometheus text; see `metrics.ts`). The plain GETs need no
+ * client certificate and never show a shard byte.
  *
  * @module
  */
@@ -16,6 +18,8 @@ import { parseJsonBody, readBodyCapped } from "../api/body.ts";
 import type { PeerBindings } from "../nexus/peer.ts";
 import { zeroize } from "../crypto/zeroize.ts";
 import { isBootstrap, isNexus, type TrustRoots } from "../spiffe/roles.ts";
+import { SPIKE_VERSION } from "../version.ts";
+import { KeeperMetrics } from "./metrics.ts";
 import type { ShardHolder } from "./shard_holder.ts";
 
 /** What the Keeper app needs. */
@@ -26,6 +30,10 @@ export interface KeeperDeps {
   readonly trustRoots: TrustRoots;
   /** Structured log; never given shard bytes. */
   readonly log: Logger;
+  /** Request and shard metrics for `GET /metrics` (default: a fresh registry). */
+  readonly metrics?: KeeperMetrics;
+  /** Wall clock, in ms since the epoch (default `Date.now`). */
+  readonly now?: () => number;
 }
 
 /** Largest Keeper request body: a 32-integer array fits easily in 4 KiB. */
@@ -34,14 +42,27 @@ export const KEEPER_MAX_BODY_BYTES = 4096;
 /** Creates the Keeper app. */
 export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings }> {
   const app = new Hono<{ Bindings: PeerBindings }>();
+  const now = deps.now ?? Date.now;
+  const metrics = deps.metrics ?? new KeeperMetrics(now());
 
+  app.use(async (c, next) => {
+    await next();
+    metrics.observe(c.req.path, c.res.status);
+  });
   app.use(noCache);
 
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get(
     "/ready",
-    (c) => deps.shard.held ? c.json({ ready: true }) : c.json({ ready: false, reason: "no shard held yet" }, 503),
+    (c) =>
+      deps.shard.held
+        ? c.json({ ready: true, version: SPIKE_VERSION })
+        : c.json({ ready: false, reason: "no shard held yet", version: SPIKE_VERSION }, 503),
   );
+  app.get("/metrics", (c) =>
+    c.body(metrics.render(deps.shard.held), 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    }));
 
   app.all("*", async (c) => {
     const path = c.req.path;
@@ -77,6 +98,7 @@ export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings
         // Nexus re-sends the same shard on every push; only a change is news.
         if (deps.shard.set(shard)) deps.log.info("shard stored", { from: peer.spiffeId });
         else deps.log.debug("shard refreshed", { from: peer.spiffeId });
+        metrics.shardReceived(now());
       }
       return c.json({});
     } finally {

@@ -211,6 +211,53 @@ Deno.test("health is always 200; ready is 503 until a shard is held", async () =
   assert.equal((await k.call(NO_CERT, "/ready", undefined, { method: "GET" })).status, 200);
 });
 
+Deno.test("metrics: shard held, when a shard last came, requests by path and status; never a shard byte", async () => {
+  const shard = new ShardHolder();
+  let clock = 1_700_000_000_000;
+  const app = createKeeperApp({ shard, trustRoots: trustRoots(), log: recordingLog(), now: () => clock });
+  const get = async (path: string, peer: PeerResult = NO_CERT, init: RequestInit = { method: "GET" }) => {
+    const response = await app.fetch(new Request(`https://keeper.test${path}`, init), { peer });
+    return { status: response.status, text: await response.text(), type: response.headers.get("content-type") };
+  };
+  const value = (text: string, series: string) => {
+    const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  };
+  const before = await get("/metrics");
+  assert.equal(before.status, 200);
+  assert.match(before.type ?? "", /^text\/plain; version=0\.0\.4/);
+  assert.equal(value(before.text, "spike_keeper_shard_held"), 0);
+  assert.equal(value(before.text, "spike_keeper_last_shard_received_timestamp_seconds"), 0);
+  assert.equal(value(before.text, "spike_keeper_start_time_seconds"), 1_700_000_000);
+
+  clock += 5000;
+  const post = (peer: PeerResult, body: unknown) =>
+    get(PATHS.keeperContribute, peer, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  assert.equal((await post(NEXUS, { shard: Array(32).fill(0) })).status, 200); // all-zero: not a shard
+  const afterZero = await get("/metrics");
+  assert.equal(value(afterZero.text, "spike_keeper_last_shard_received_timestamp_seconds"), 0);
+  assert.equal((await post(NEXUS, { shard: SHARD })).status, 200);
+  assert.equal((await post(SUPERUSER, { shard: OTHER_SHARD })).status, 401);
+  await get("/ready");
+  await get("/made/up/path");
+  await get("/another/made/up/path");
+  const after = await get("/metrics");
+  assert.equal(value(after.text, "spike_keeper_shard_held"), 1);
+  assert.equal(value(after.text, "spike_keeper_last_shard_received_timestamp_seconds"), 1_700_000_005);
+  assert.equal(value(after.text, 'spike_keeper_requests_total{path="/v1/store/contribute",code="200"}'), 2);
+  assert.equal(value(after.text, 'spike_keeper_requests_total{path="/v1/store/contribute",code="401"}'), 1);
+  assert.equal(value(after.text, 'spike_keeper_requests_total{path="/ready",code="200"}'), 1);
+  assert.equal(value(after.text, 'spike_keeper_requests_total{path="/metrics",code="200"}'), 2);
+  // Made-up paths share one label instead of growing the series count.
+  assert.equal(value(after.text, 'spike_keeper_requests_total{path="other",code="400"}'), 2);
+  const needle = SHARD.slice(0, 4).join(",");
+  assert.ok(!after.text.includes(needle));
+});
+
 Deno.test("every answer carries the no-cache headers", async () => {
   const k = keeper(SHARD);
   for (

@@ -1,7 +1,8 @@
 /**
  * The Nexus HTTP application: SPIKE v1 routes behind mTLS, dispatched by
- * path and `?action=`, plus plain `GET /health`, `GET /ready` and
- * `GET /metrics` (Prometheus text; counts and latencies, no secrets).
+ * path and `?action=`, plus plain `GET /health`, `GET /ready` (root key,
+ * store and Keeper exchange states, and the version) and `GET /metrics`
+ * (Prometheus text; counts and latencies, no secrets).
  *
  * Order of checks for `/v1/...`: method and route (400) → authenticated
  * peer (401) → the caller's rate limit (429) → the route's role gate (401)
@@ -20,11 +21,13 @@ import { describeCaller } from "./caller.ts";
 import type { NexusDeps } from "./deps.ts";
 import type { PeerBindings } from "./peer.ts";
 import type { Route } from "./route.ts";
+import type { Store } from "../store/types.ts";
 import { bootstrapRoutes } from "./routes/bootstrap.ts";
 import { cipherRoutes } from "./routes/cipher.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { secretRoutes } from "./routes/secrets.ts";
+import { SPIKE_VERSION } from "../version.ts";
 
 const ROUTES: readonly Route[] = [
   ...secretRoutes,
@@ -37,6 +40,23 @@ const ROUTES: readonly Route[] = [
 const OPERATIONAL: ReadonlySet<string> = new Set(["/health", "/ready", "/metrics"]);
 
 const ROUTE_TABLE: ReadonlyMap<string, Route> = new Map(ROUTES.map((r) => [`${r.path}?${r.action}`, r]));
+
+/**
+ * Longest `/ready` waits for the store: probes give up after a second or
+ * two, and an answer that comes later is no better than none.
+ */
+const READY_PING_TIMEOUT_MS = 2000;
+
+/** Whether `store` answers its ping within `ms`. */
+async function pingWithin(store: Store, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([store.ping().then(() => true, () => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Hono environment of the Nexus app: the peer from the TLS layer, the audit note per request. */
 export type NexusEnv = {
@@ -91,16 +111,28 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
 
   app.get("/health", (c) => c.json({ status: "ok" }));
 
+  // Unauthenticated: states, counts and times only — never a key, shard or key check value.
   app.get("/ready", async (c) => {
-    if (!deps.keys.ready) return c.json({ ready: false, reason: "root key not loaded" }, 503);
-    if (deps.store) {
-      try {
-        await deps.store.ping();
-      } catch {
-        return c.json({ ready: false, reason: "backend store not answering" }, 503);
-      }
-    }
-    return c.json({ ready: true });
+    const rootKey = deps.keys.ready ? "loaded" : "missing";
+    const store = deps.store === undefined
+      ? "none"
+      : await pingWithin(deps.store, READY_PING_TIMEOUT_MS)
+      ? "ok"
+      : "unreachable";
+    const reason = rootKey === "missing"
+      ? "root key not loaded"
+      : store === "unreachable"
+      ? "backend store not answering"
+      : undefined;
+    const keepers = deps.keeperStatus?.view();
+    return c.json({
+      ready: reason === undefined,
+      ...(reason === undefined ? {} : { reason }),
+      rootKey,
+      store,
+      version: SPIKE_VERSION,
+      ...(keepers === undefined ? {} : { keepers }),
+    }, reason === undefined ? 200 : 503);
   });
 
   app.get("/metrics", (c) => {

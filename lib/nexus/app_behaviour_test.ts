@@ -14,6 +14,7 @@ import { encryptGcm } from "../crypto/aead.ts";
 import { combineShares, splitSecret } from "../crypto/shamir.ts";
 import { createMemoryStore } from "../store/memory_store.ts";
 import type { Store } from "../store/types.ts";
+import { SPIKE_VERSION } from "../version.ts";
 import type { PeerResult } from "./peer.ts";
 import { createTestNexus, NO_CERT, peer, type TestNexus, testRootKey } from "./testing.ts";
 
@@ -31,6 +32,7 @@ const UNAUTHORIZED = { err: "access_unauthorized" };
 const NOT_FOUND = { err: "api_not_found" };
 const NOT_READY = { err: "state_not_ready" };
 const TOO_LARGE = { err: "api_payload_too_large" };
+const READY = { ready: true, rootKey: "loaded", store: "ok", version: SPIKE_VERSION };
 
 const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
 const unb64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
@@ -143,17 +145,36 @@ Deno.test("before the root key every data route answers 503 state_not_ready", as
 Deno.test("/health answers 200 without a certificate; /ready turns 200 once the key is in and the store answers", async () => {
   const store = createMemoryStore();
   const nexus = await createTestNexus({ store, withKey: false });
+  const version = SPIKE_VERSION;
   await expect(nexus, NO_CERT, "/health", "", undefined, 200, { status: "ok" }, { method: "GET" });
-  const notReady = await expect(nexus, NO_CERT, "/ready", "", undefined, 503, undefined, { method: "GET" });
-  assert.equal((notReady as { ready: boolean }).ready, false);
+  await expect(nexus, NO_CERT, "/ready", "", undefined, 503, {
+    ready: false,
+    reason: "root key not loaded",
+    rootKey: "missing",
+    store: "ok",
+    version,
+  }, { method: "GET" });
   const shares = splitSecret(testRootKey(), 3, 2);
   for (const share of shares.slice(0, 2)) {
     await expect(nexus, RESTORE, PATHS.restore, "", { id: share.index, shard: [...share.value] }, 200);
   }
-  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, { ready: true }, { method: "GET" });
+  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, READY, { method: "GET" });
   await store.close();
-  const down = await expect(nexus, NO_CERT, "/ready", "", undefined, 503, undefined, { method: "GET" });
-  assert.equal((down as { ready: boolean }).ready, false);
+  await expect(nexus, NO_CERT, "/ready", "", undefined, 503, {
+    ready: false,
+    reason: "backend store not answering",
+    rootKey: "loaded",
+    store: "unreachable",
+    version,
+  }, { method: "GET" });
+});
+
+Deno.test("/ready: a store that does not answer at all is reported unreachable, not waited for", async () => {
+  const store = createMemoryStore();
+  const nexus = await createTestNexus({ store: { ...store, ping: () => new Promise<void>(() => {}) } });
+  // Without the bound this request would never end.
+  const body = await expect(nexus, NO_CERT, "/ready", "", undefined, 503, undefined, { method: "GET" });
+  assert.equal((body as { store: string }).store, "unreachable");
 });
 
 // ---------------------------------------------------------------------------
@@ -316,7 +337,7 @@ Deno.test("restore: the first shard is collected, the second restores the key an
   });
   // The data sealed before is readable: it is the same key.
   await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 200, { data: { pass: "p1" } });
-  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, { ready: true }, { method: "GET" });
+  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, READY, { method: "GET" });
   // Once restored, a shard is checked against the key held: one of it is
   // confirmed (nothing collected), any other is refused. Nothing changes.
   await expect(nexus, RESTORE, PATHS.restore, "", send(2, shares[1]!.value), 200, {

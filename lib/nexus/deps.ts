@@ -9,6 +9,7 @@ import type { TrustRoots } from "../spiffe/roles.ts";
 import type { Store } from "../store/types.ts";
 import type { AuditSink } from "./audit.ts";
 import type { NexusMetrics } from "./metrics.ts";
+import type { KeeperStatus } from "./keeper_status.ts";
 import type { PolicySnapshot } from "./policy_snapshot.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import type { RestoreSession } from "./restore_session.ts";
@@ -54,4 +55,6 @@ export interface NexusDeps {
   readonly audit: AuditSink;
   /** Request metrics for `GET /metrics` (absent: the endpoint answers 400). */
   readonly metrics?: NexusMetrics;
+  /** What the Keeper exchange last saw, for `GET /ready` (absent without Keepers). */
+  readonly keeperStatus?: KeeperStatus;
 }

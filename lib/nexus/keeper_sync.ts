@@ -15,6 +15,7 @@ import type { Transport } from "../client/transport.ts";
 import type { NexusDeps } from "./deps.ts";
 import { checkRootKey } from "./key_check.ts";
 import { installRootKey } from "./key_installer.ts";
+import type { KeeperStatus } from "./keeper_status.ts";
 
 /** Settings of the Keeper exchange. */
 export interface KeeperSyncOptions {
@@ -28,6 +29,8 @@ export interface KeeperSyncOptions {
   readonly maxBackoffMs?: number;
   /** First wait between recovery attempts, in ms (default 100). */
   readonly initialBackoffMs?: number;
+  /** Where rounds and pushes are noted for `GET /ready` (optional). */
+  readonly status?: KeeperStatus;
 }
 
 /** A running exchange; `stop()` ends its timers. */
@@ -116,7 +119,9 @@ export function startKeeperSync(
         }
         return 0;
       }));
-      return results.reduce<number>((a, b) => a + b, 0);
+      const accepted = results.reduce<number>((a, b) => a + b, 0);
+      options.status?.recordPush(accepted);
+      return accepted;
     } finally {
       for (const share of shares) zeroize(share.value);
     }
@@ -167,6 +172,7 @@ export function startKeeperSync(
     while (!stopped && !deps.keys.ready) {
       const found = (await Promise.all(peers.map((url, i) => fetchShard(url, i + 1))))
         .filter((s): s is Share => s !== undefined);
+      options.status?.recordRound(found.length);
       try {
         if (deps.keys.ready || stopped) break;
         if (found.length < threshold) {

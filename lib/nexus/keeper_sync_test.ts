@@ -24,6 +24,7 @@ import type { Store } from "../store/types.ts";
 import { checkRootKey, writeRootKeyCheck } from "./key_check.ts";
 import { installRootKey } from "./key_installer.ts";
 import { type KeeperSync, type KeeperSyncOptions, startKeeperSync } from "./keeper_sync.ts";
+import { KeeperStatus } from "./keeper_status.ts";
 import { RootKeyState } from "./root_key_state.ts";
 import { testRootKey } from "./testing.ts";
 
@@ -123,17 +124,27 @@ Deno.test("recovery with 2 of 3 Keepers (one down) still rebuilds the key", asyn
 
 Deno.test("with 1 of 3 shards Nexus waits, and recovers once a second Keeper gets its shard", async () => {
   const f = await fixture([SHARES[0], undefined, undefined]);
+  const status = new KeeperStatus(3, 2, () => new Date("2030-01-02T03:04:05.000Z"));
   try {
-    const sync = f.start();
+    assert.deepEqual(status.view(), { configured: 3, threshold: 2, shardsFound: null, lastPush: null });
+    const sync = f.start({ status });
     await waitUntil(() => f.log.count("waiting for keeper shards") >= 3, "three rounds found too few shards");
     assert.equal(f.keys.ready, false);
     assert.ok(f.log.lines.some((l) => l.includes('"have":1') && l.includes('"need":2')));
+    assert.deepEqual(status.view(), { configured: 3, threshold: 2, shardsFound: 1, lastPush: null });
     f.keepers[1]!.shard.set(SHARES[1]!.value);
     await sync.recovered;
     assert.deepEqual(rootKeyOf(f.keys), KEY);
     // The install itself re-seeds every Keeper, including the one that had nothing.
     await waitUntil(() => f.keepers[2]!.shard.held, "keeper 3 got its shard");
     assert.deepEqual(f.keepers[2]!.shard.get(), SHARES[2]!.value);
+    await waitUntil(() => status.view().lastPush !== null, "the push was recorded");
+    assert.deepEqual(status.view(), {
+      configured: 3,
+      threshold: 2,
+      shardsFound: 2,
+      lastPush: { at: "2030-01-02T03:04:05.000Z", accepted: 3 },
+    });
   } finally {
     await f.close();
   }

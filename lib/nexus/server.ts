@@ -7,7 +7,7 @@
  */
 import { systemRandom } from "../crypto/random.ts";
 import type { RandomBytes } from "../crypto/random.ts";
-import type { NexusConfig, PostgresConfig } from "../config/spike_config.ts";
+import type { NexusConfig } from "../config/spike_config.ts";
 import type { Logger } from "../log/logger.ts";
 import type { IdentitySource } from "../spiffe/identity.ts";
 import { createMtlsClient } from "../spiffe/mtls_client.ts";
@@ -16,6 +16,7 @@ import { isKeeper } from "../spiffe/roles.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
 import { createMemoryStore } from "../store/memory_store.ts";
 import { createPostgresStore } from "../store/postgres_store.ts";
+import { postgresStoreOptions } from "../store/postgres_options.ts";
 import { createSqliteStore } from "../store/sqlite_store.ts";
 import { createSqliteWorkerStore } from "../store/sqlite_worker_store.ts";
 import type { Store } from "../store/types.ts";
@@ -23,6 +24,7 @@ import { createNexusApp } from "./app.ts";
 import type { AuditSink } from "./audit.ts";
 import { openAuditOutput } from "./audit_output.ts";
 import type { NexusDeps } from "./deps.ts";
+import { KeeperStatus } from "./keeper_status.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable } from "./linear_regex.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
@@ -75,41 +77,11 @@ export function openStore(config: NexusConfig): Store | undefined {
     case "sqlite-worker":
       return createSqliteWorkerStore({ dataDir: config.dataDir! });
     case "postgres":
-      return openPostgresStore(config.postgres!);
+      return createPostgresStore(postgresStoreOptions(config.postgres!));
     case "memory":
       return createMemoryStore();
     case "lite":
       return undefined;
-  }
-}
-
-/**
- * Connects the `postgres` backend, reading the password and CA files when
- * configured (so the password needs to be in neither the URL nor the
- * environment).
- */
-function openPostgresStore(settings: PostgresConfig): Store {
-  const password = settings.passwordFile === undefined
-    ? undefined
-    : readSetting("SPIKE_NEXUS_POSTGRES_PASSWORD_FILE", settings.passwordFile).replace(/\r?\n$/, "");
-  const caPem = settings.caFile === undefined
-    ? undefined
-    : readSetting("SPIKE_NEXUS_POSTGRES_CA_FILE", settings.caFile);
-  return createPostgresStore({
-    url: settings.url,
-    maxConnections: settings.maxConnections,
-    statementTimeoutMs: settings.statementTimeoutMs,
-    ...(password === undefined ? {} : { password }),
-    ...(caPem === undefined ? {} : { caPem }),
-  });
-}
-
-/** Reads a file named by a setting; the error names the setting and the file, never the content. */
-function readSetting(variable: string, file: string): string {
-  try {
-    return Deno.readTextFileSync(file);
-  } catch (error) {
-    throw new Error(`cannot read ${variable} ${file}: ${(error as Error).name}`);
   }
 }
 
@@ -150,6 +122,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     audit: auditOutput.sink,
     ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
     metrics: new NexusMetrics(Date.now()),
+    ...(config.keeperPeers.length > 0
+      ? { keeperStatus: new KeeperStatus(config.keeperPeers.length, config.shamirThreshold) }
+      : {}),
   };
 
   let server: MtlsServer | undefined;
@@ -179,6 +154,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         pushIntervalMs: config.keeperUpdateIntervalMs,
         initialBackoffMs: options.keeperBackoff?.initialMs,
         maxBackoffMs: options.keeperBackoff?.maxMs,
+        status: deps.keeperStatus,
       });
     } else {
       log.warn("no SPIKE_NEXUS_KEEPER_PEERS: the root key can only arrive through 'spike operator restore'");

@@ -16,51 +16,17 @@
  *
  * @module
  */
-import postgres, { type Sql } from "postgres";
+import type { Sql } from "postgres";
+import { connectPostgres, type PostgresStoreOptions } from "./postgres_connection.ts";
 import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
 import { migratePostgres } from "./postgres_schema.ts";
 import { secretWriteStatement } from "./postgres_write.ts";
 import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
 import type { Permission, PolicyRecord, Store } from "./types.ts";
 
-/** Options of the Postgres store. */
-export interface PostgresStoreOptions {
-  /** `postgres://user[:password]@host[:port]/database[?sslmode=…]`. */
-  readonly url: string;
-  /** Password when not in the URL (e.g. read from a file by the caller). */
-  readonly password?: string;
-  /**
-   * PEM of the CA(s) that sign the server's certificate. When given, every
-   * connection uses TLS and verifies the certificate and that it names the
-   * host of `url`, whatever `sslmode` the URL says.
-   */
-  readonly caPem?: string;
-  /** Most connections the pool opens (default 10). */
-  readonly maxConnections?: number;
-  /** Seconds to wait for a new connection before the call fails (default 10). */
-  readonly connectTimeoutSeconds?: number;
-  /**
-   * Longest a statement may run, waiting for locks included, in ms (default
-   * 10 000): a stuck transaction elsewhere fails a call instead of hanging it.
-   */
-  readonly statementTimeoutMs?: number;
-}
+export type { PostgresStoreOptions };
 
 type Row = Record<string, unknown>;
-
-/**
- * TLS options that verify the server: against `caPem` when given, else
- * against Deno's root store when the URL says `sslmode=verify-full`; other
- * modes are left to the driver. The host is named explicitly because the
- * driver leaves the TLS server name unset for an IP address, and the TLS
- * layer would then check the certificate against "localhost".
- */
-function verifiedTls(url: string, caPem: string | undefined): object | undefined {
-  const parsed = new URL(url);
-  if (caPem === undefined && parsed.searchParams.get("sslmode") !== "verify-full") return undefined;
-  const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
-  return { rejectUnauthorized: true, host, ...(caPem === undefined ? {} : { ca: caPem }) };
-}
 
 /** An int8 arrives as a string (it may exceed 2^53); ours never do. */
 function int(value: unknown): number {
@@ -80,8 +46,8 @@ function bytes(value: unknown): Uint8Array {
   throw new TypeError("store: unexpected column type");
 }
 
-/** How this backend's columns decode (times arrive as `Date`s; permissions as parsed `jsonb`). */
-const DECODE: ColumnDecoders = {
+/** How this backend's columns decode (times arrive as `Date`s; permissions as parsed `jsonb`); backups read with them too. */
+export const POSTGRES_DECODERS: ColumnDecoders = {
   int,
   date,
   bytes,
@@ -89,6 +55,7 @@ const DECODE: ColumnDecoders = {
   permissions: (value) => [...(value as Permission[])],
 };
 
+const DECODE = POSTGRES_DECODERS;
 const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
 
 /**
@@ -97,15 +64,7 @@ const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
  * the database.
  */
 export function createPostgresStore(options: PostgresStoreOptions): Store {
-  const tls = verifiedTls(options.url, options.caPem);
-  const sql: Sql = postgres(options.url, {
-    max: options.maxConnections ?? 10,
-    connect_timeout: options.connectTimeoutSeconds ?? 10,
-    connection: { statement_timeout: options.statementTimeoutMs ?? 10_000 },
-    ...(options.password === undefined ? {} : { password: options.password }),
-    ...(tls === undefined ? {} : { ssl: tls }),
-    onnotice: () => {},
-  });
+  const sql: Sql = connectPostgres(options);
   let closed = false;
   let schema: Promise<void> | undefined;
 

@@ -52,8 +52,8 @@ function bytes(value: unknown): Uint8Array {
   throw new TypeError("store: unexpected column type");
 }
 
-/** How this backend's columns decode (times are integer milliseconds; permissions are JSON text). */
-const DECODE: ColumnDecoders = {
+/** How this backend's columns decode (times are integer milliseconds; permissions are JSON text); backups read with them too. */
+export const SQLITE_DECODERS: ColumnDecoders = {
   int,
   date,
   bytes,
@@ -61,6 +61,7 @@ const DECODE: ColumnDecoders = {
   permissions: (value) => JSON.parse(text(value)) as Permission[],
 };
 
+const DECODE = SQLITE_DECODERS;
 const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
 
 const SQL = {

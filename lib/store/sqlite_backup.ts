@@ -1,0 +1,263 @@
+/**
+ * Backups of the SQLite store, safe while Nexus writes to the same file:
+ *
+ * - a snapshot reads everything inside one read transaction on a read-only
+ *   connection; in WAL mode that sees one committed state and never blocks
+ *   a writer (it only keeps the WAL from being checkpointed past it until
+ *   it ends);
+ * - SQLite's online backup API copies the database file as of one instant
+ *   (all pages in one step);
+ * - an import fills an empty store inside one `BEGIN IMMEDIATE`
+ *   transaction, keeping revisions and times exactly.
+ *
+ * @module
+ */
+import { backup, DatabaseSync } from "node:sqlite";
+import { type BackupCounts, BackupError, type BackupItem, describeCounts } from "../backup/format.ts";
+import type { StoreImport, StoreSnapshot } from "../backup/snapshot.ts";
+import { KEY_CHECK_META } from "../nexus/key_check.ts";
+import { secretItems } from "./backup_rows.ts";
+import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import { policyFromRow } from "./record_rows.ts";
+import { openDatabase } from "./sqlite_connection.ts";
+import { SQLITE_DECODERS } from "./sqlite_database.ts";
+import { prepareSqliteFile } from "./sqlite_files.ts";
+import { migrate, SCHEMA_VERSION } from "./sqlite_schema.ts";
+
+type Row = Record<string, unknown>;
+
+/** How long a backup waits for another connection's lock, in ms. */
+const BUSY_TIMEOUT_MS = 30_000;
+
+const SQL = {
+  schemaVersion: "SELECT version FROM schema_version WHERE id = 1",
+  counts: `SELECT (SELECT count(*) FROM secrets) AS secrets, (SELECT count(*) FROM secret_versions) AS versions,
+                  (SELECT count(*) FROM policies) AS policies, (SELECT count(*) FROM meta) AS meta`,
+  keyCheck: "SELECT value FROM meta WHERE key = ?",
+  secrets: `
+    SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
+           s.created_ms AS created, s.updated_ms AS updated,
+           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed
+    FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
+    ORDER BY s.path, v.version`,
+  policies: `SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated
+             FROM policies ORDER BY name`,
+  meta: "SELECT key, value FROM meta ORDER BY key",
+  insertSecret: `
+    INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  insertVersion: "INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed) VALUES (?, ?, ?, ?, ?)",
+  insertPolicy: `
+    INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
+    VALUES (?, ?, ?, ?, ?, ?)`,
+  insertMeta: "INSERT INTO meta (key, value) VALUES (?, ?)",
+} as const;
+
+/**
+ * Runs `use` with a snapshot of the spike database `file`, opened read-only
+ * (it must exist and hold spike's schema, at most this build's version).
+ */
+export async function withSqliteSnapshot<T>(file: string, use: (snapshot: StoreSnapshot) => Promise<T>): Promise<T> {
+  const db = openReadOnly(file);
+  try {
+    // The first read of a deferred transaction fixes the snapshot every later read sees.
+    db.exec("BEGIN");
+    const schemaVersion = readSchemaVersion(db, file);
+    const snapshot: StoreSnapshot = {
+      store: "sqlite",
+      schemaVersion,
+      counts: readCounts(db),
+      keyCheck: readKeyCheck(db),
+      items: () => snapshotItems(db),
+    };
+    return await use(snapshot);
+  } finally {
+    if (db.isTransaction) db.exec("COMMIT");
+    db.close();
+  }
+}
+
+/**
+ * Copies the spike database `file` as of one instant into `out` with
+ * SQLite's online backup API, all pages in one step: one read transaction
+ * on the source, so the copy is consistent and a writer cannot make it
+ * start over. (`VACUUM INTO` would also do, but it attaches a database,
+ * which Deno allows only with every permission.) `out` must not exist; it
+ * is created with mode 0600 and switched to a rollback journal, so it is
+ * one self-contained file.
+ */
+export async function copySqliteInto(file: string, out: string): Promise<void> {
+  const db = openReadOnly(file);
+  try {
+    readSchemaVersion(db, file);
+    await Deno.writeFile(out, new Uint8Array(), { createNew: true, mode: 0o600 });
+    await backup(db, out, { rate: -1 });
+  } finally {
+    db.close();
+  }
+  const copy = new DatabaseSync(out);
+  try {
+    copy.exec("PRAGMA journal_mode = DELETE");
+  } finally {
+    copy.close();
+  }
+}
+
+/**
+ * Fills the SQLite store in `dataDir` (created when missing, schema brought
+ * up to date) from `use`'s items in one transaction; refuses a store that
+ * holds any secret, policy or meta value.
+ */
+export async function importIntoSqlite(dataDir: string, use: (target: StoreImport) => Promise<void>): Promise<void> {
+  const db = openDatabase(prepareSqliteFile(dataDir), BUSY_TIMEOUT_MS);
+  try {
+    migrate(db);
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const before = readCounts(db);
+      if (before.secrets + before.policies + before.meta > 0) {
+        throw new BackupError(
+          `the target store in ${dataDir} is not empty (${describeCounts(before)}); ` +
+            "restore only into an empty store",
+        );
+      }
+      const st = {
+        secret: db.prepare(SQL.insertSecret),
+        version: db.prepare(SQL.insertVersion),
+        policy: db.prepare(SQL.insertPolicy),
+        meta: db.prepare(SQL.insertMeta),
+      };
+      const add = (item: BackupItem): void => {
+        switch (item.kind) {
+          case "secret": {
+            const r = item.record;
+            checkSecretWrite(item.path, r.revision - 1, r);
+            st.secret.run(
+              item.path,
+              r.revision,
+              r.currentVersion,
+              r.oldestVersion,
+              r.maxVersions,
+              r.createdTime.getTime(),
+              r.updatedTime.getTime(),
+            );
+            for (const v of r.versions.values()) {
+              st.version.run(
+                item.path,
+                v.version,
+                v.createdTime.getTime(),
+                v.deletedTime?.getTime() ?? null,
+                v.sealed,
+              );
+            }
+            return;
+          }
+          case "policy": {
+            const p = item.policy;
+            checkPolicy(p);
+            st.policy.run(
+              p.name,
+              p.spiffeIdPattern,
+              p.pathPattern,
+              JSON.stringify(p.permissions),
+              p.createdAt.getTime(),
+              p.updatedAt.getTime(),
+            );
+            return;
+          }
+          case "meta":
+            checkMetaKey(item.key);
+            checkMetaValue(item.value);
+            st.meta.run(item.key, item.value);
+            return;
+        }
+      };
+      await use({
+        add: (item) => {
+          try {
+            add(item);
+            return Promise.resolve();
+          } catch (error) {
+            return Promise.reject(duplicateOr(error, item));
+          }
+        },
+        counts: () => Promise.resolve(readCounts(db)),
+        keyCheck: () => Promise.resolve(readKeyCheck(db)),
+      });
+      db.exec("COMMIT");
+    } catch (error) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw error;
+    }
+  } finally {
+    db.close();
+  }
+}
+
+function openReadOnly(file: string): DatabaseSync {
+  try {
+    if (!Deno.statSync(file).isFile) throw new BackupError(`${file} is not a file`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw new BackupError(`no database at ${file}`);
+    throw error;
+  }
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(file, { readOnly: true });
+  } catch (error) {
+    throw new BackupError(`cannot open ${file}: ${(error as Error).message}`);
+  }
+  db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  return db;
+}
+
+function readSchemaVersion(db: DatabaseSync, file: string): number {
+  let row: Row | undefined;
+  try {
+    row = db.prepare(SQL.schemaVersion).get() as Row | undefined;
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/no such table|file is not a database/.test(message)) {
+      throw new BackupError(`${file} is not a spike database (${message})`);
+    }
+    throw error;
+  }
+  if (!row) throw new BackupError(`${file} is not a spike database (no schema version)`);
+  const version = SQLITE_DECODERS.int(row.version);
+  if (version > SCHEMA_VERSION) {
+    throw new BackupError(`${file} has schema version ${version}, newer than this build reads (${SCHEMA_VERSION})`);
+  }
+  return version;
+}
+
+function readCounts(db: DatabaseSync): BackupCounts {
+  const row = db.prepare(SQL.counts).get() as Row;
+  const int = SQLITE_DECODERS.int;
+  return { secrets: int(row.secrets), versions: int(row.versions), policies: int(row.policies), meta: int(row.meta) };
+}
+
+function readKeyCheck(db: DatabaseSync): Uint8Array | undefined {
+  const row = db.prepare(SQL.keyCheck).get(KEY_CHECK_META) as Row | undefined;
+  return row && SQLITE_DECODERS.bytes(row.value);
+}
+
+async function* snapshotItems(db: DatabaseSync): AsyncGenerator<BackupItem> {
+  yield* secretItems(db.prepare(SQL.secrets).iterate() as Iterable<Row>, SQLITE_DECODERS);
+  for (const row of db.prepare(SQL.policies).iterate() as Iterable<Row>) {
+    yield { kind: "policy", policy: policyFromRow(row, SQLITE_DECODERS) };
+  }
+  for (const row of db.prepare(SQL.meta).iterate() as Iterable<Row>) {
+    yield { kind: "meta", key: SQLITE_DECODERS.text(row.key), value: SQLITE_DECODERS.bytes(row.value) };
+  }
+}
+
+/** A unique-key violation names the item that repeats; anything else passes through. */
+function duplicateOr(error: unknown, item: BackupItem): unknown {
+  if (!/UNIQUE constraint failed/.test((error as Error)?.message ?? "")) return error;
+  const what = item.kind === "secret"
+    ? `secret path ${item.path}`
+    : item.kind === "policy"
+    ? `policy ${item.policy.name}`
+    : `meta key ${item.key}`;
+  return new BackupError(`the backup holds ${what} twice`);
+}
