@@ -125,7 +125,7 @@ async function postMany(
  */
 async function assertNoLeak(role: Role, path: string, options: { chunked?: boolean }): Promise<void> {
   const perRound = 100;
-  const warmUpRounds = 2;
+  const warmUpRounds = 3;
   const measuredRounds = 3;
   const keptShare = 0.4;
   const settle = () => new Promise((resolve) => setTimeout(resolve, 2000));
@@ -135,10 +135,10 @@ async function assertNoLeak(role: Role, path: string, options: { chunked?: boole
     await settle();
     assert.equal(closeWaitSockets(role.port), 0, `round ${round}: sockets left in CLOSE-WAIT`);
     sizes.push(residentMiB(role.process.pid));
-    // A declared body within the cap is dropped whole, so every client reads its
-    // answer; a chunked one past the bound is cut off, and the client may see
-    // the reset before the answer.
-    const expected = options.chunked ? [0, 401] : [401];
+    // A client without a certificate gets a small allowance of its unread body
+    // read and dropped (64 KiB), then the connection is closed: it may see the
+    // reset before its 401 (0 here).
+    const expected = [0, 401];
     const seen = [...statuses.keys()];
     assert.ok(seen.every((status) => expected.includes(status)), `round ${round}: ${JSON.stringify([...statuses])}`);
   }
@@ -172,18 +172,25 @@ Deno.test("keeper: the same with chunked bodies (its 4 KiB cap never applied to 
  * A refused request whose body the server never read, on a kept-alive
  * connection, followed by a second request on that same connection: the
  * second gets its own, correct answer. With the body sent whole before the
- * answer, and with half of it sent after.
+ * answer, and with half of it sent after. `who` presents a certificate (the
+ * server then drops up to its body cap of an unread body); without one only
+ * 64 KiB are dropped, so the body must stay within that.
  */
-async function assertKeepAliveAfterRefusal(role: Role, path: string, bodySize: number): Promise<void> {
+async function assertKeepAliveAfterRefusal(
+  role: Role,
+  path: string,
+  bodySize: number,
+  refusal: { status: number; err: string; who?: X509Identity } = { status: 401, err: "access_unauthorized" },
+): Promise<void> {
   for (const split of [false, true]) {
-    const connection = await RawConnection.open(role.port);
+    const connection = await RawConnection.open(role.port, refusal.who);
     try {
       const body = "x".repeat(bodySize);
       const head = `POST ${path} HTTP/1.1\r\nhost: spike\r\ncontent-length: ${bodySize}\r\n\r\n`;
       await connection.write(head + (split ? body.slice(0, bodySize / 2) : body));
       const refused = await connection.readAnswer();
-      assert.equal(refused.status, 401, `split=${split}`);
-      assert.deepEqual(JSON.parse(refused.body), { err: "access_unauthorized" });
+      assert.equal(refused.status, refusal.status, `split=${split}`);
+      assert.deepEqual(JSON.parse(refused.body), { err: refusal.err });
       assert.notEqual(refused.headers.connection, "close", "a small unread body keeps the connection");
       if (split) await connection.write(body.slice(bodySize / 2));
       await connection.write("GET /health HTTP/1.1\r\nhost: spike\r\n\r\n");
@@ -202,7 +209,7 @@ async function assertKeepAliveAfterRefusal(role: Role, path: string, bodySize: n
     assert.equal(refused.status, 401);
     await chunked.write(`${"y".repeat(16)}\r\n0\r\n\r\nGET /health HTTP/1.1\r\nhost: spike\r\n\r\n`);
     assert.equal((await chunked.readAnswer()).status, 200);
-    // ...and past it (64 KiB, or the body cap if larger) the server hangs up.
+    // ...and past it (64 KiB without a certificate) the server hangs up.
     await chunked.write(`POST ${path} HTTP/1.1\r\nhost: spike\r\ntransfer-encoding: chunked\r\n\r\n`);
     assert.equal((await chunked.readAnswer()).status, 401);
     const piece = `4000\r\n${"z".repeat(0x4000)}\r\n`;
@@ -216,7 +223,15 @@ async function assertKeepAliveAfterRefusal(role: Role, path: string, bodySize: n
 Deno.test("nexus: a kept-alive connection whose first request was refused unread answers its second", async () => {
   const nexus = await startRole("nexus");
   try {
-    await assertKeepAliveAfterRefusal(nexus, SECRETS_LIST, 900_000);
+    await assertKeepAliveAfterRefusal(nexus, SECRETS_LIST, 60_000);
+    // A caller with a valid SVID refused before its body mattered (no root key
+    // yet: 503) keeps its connection with a body near the 1 MiB cap, so a
+    // client that retries a not-ready answer is not met with a reset.
+    await assertKeepAliveAfterRefusal(nexus, SECRETS_LIST, 900_000, {
+      status: 503,
+      err: "state_not_ready",
+      who: identity(nexus, "pilot-superuser"),
+    });
   } finally {
     await nexus.stop();
   }

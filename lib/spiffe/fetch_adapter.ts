@@ -36,11 +36,17 @@ export interface FetchApp<Env> {
 }
 
 /** Options for {@linkcode createFetchHandler}. */
-export interface FetchHandlerOptions {
+export interface FetchHandlerOptions<Env> {
   /** Largest request body accepted, in bytes. */
   maxBodyBytes: number;
   /** Told about app failures (answered with an opaque 500). */
   onError?: (error: Error) => void;
+  /**
+   * How many bytes of a body the app left unread are read and dropped for
+   * this request's sender before the connection is closed instead. Default:
+   * the larger of {@linkcode DISCARD_MIN_BYTES} and the body cap.
+   */
+  unreadBodyAllowance?: (env: Env) => number;
 }
 
 /** Handles one node request by calling the fetch app with `env`. */
@@ -48,8 +54,8 @@ export type NodeFetchHandler<Env> = (req: IncomingMessage, res: ServerResponse, 
 
 /**
  * Least number of bytes of an unread request body read and dropped before
- * the connection is closed instead; the real bound is the larger of this and
- * the body cap.
+ * the connection is closed instead (the whole allowance of a sender the
+ * server does not know, see `serveHono`).
  */
 export const DISCARD_MIN_BYTES = 64 * 1024;
 
@@ -82,14 +88,16 @@ class BodyTooLargeError extends Error {
  * crossed, and the client gets `413 {"err":"api_payload_too_large"}` whatever
  * the app made of the failed read; the body is never buffered here.
  */
-export function createFetchHandler<Env>(app: FetchApp<Env>, options: FetchHandlerOptions): NodeFetchHandler<Env> {
+export function createFetchHandler<Env>(app: FetchApp<Env>, options: FetchHandlerOptions<Env>): NodeFetchHandler<Env> {
   const limit = options.maxBodyBytes;
   if (!(Number.isSafeInteger(limit) && limit >= 0)) throw new RangeError("maxBodyBytes must be a non-negative integer");
   // Dropping a body the app would have accepted costs no more than reading
   // it, and lets the client see the answer instead of a reset connection.
-  const discardLimit = Math.max(DISCARD_MIN_BYTES, limit);
+  const defaultAllowance = Math.max(DISCARD_MIN_BYTES, limit);
+  const allowance = options.unreadBodyAllowance;
 
   return async (req, res, env) => {
+    const discardLimit = allowance ? allowance(env) : defaultAllowance;
     const declared = Number(req.headers["content-length"] ?? Number.NaN);
     if (declared > limit) return refuseTooLarge(req, res, discardLimit);
     let url: URL;

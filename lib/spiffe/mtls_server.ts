@@ -30,7 +30,7 @@ import type { IdentitySource, X509Identity } from "./identity.ts";
 import type { IdPredicate } from "./roles.ts";
 import { SvidError, type SvidErrorReason } from "./errors.ts";
 import { parseTrustBundle, type TrustBundle, validatePeerSvid } from "./svid.ts";
-import { createFetchHandler, type FetchApp } from "./fetch_adapter.ts";
+import { createFetchHandler, DISCARD_MIN_BYTES, type FetchApp } from "./fetch_adapter.ts";
 
 /** An authenticated client. */
 export interface PeerInfo {
@@ -283,7 +283,16 @@ export async function createMtlsServer(options: MtlsServerOptions): Promise<Mtls
  */
 export function serveHono(app: FetchApp<MtlsEnv>, options: ServeHonoOptions): Promise<MtlsServer> {
   const { maxBodyBytes, ...serverOptions } = options;
-  const handle = createFetchHandler(app, { maxBodyBytes, onError: options.onError });
+  const handle = createFetchHandler<MtlsEnv>(app, {
+    maxBodyBytes,
+    onError: options.onError,
+    // A client with a valid SVID that was refused before its body mattered
+    // (not ready, wrong role) gets its answer and keeps its connection; one
+    // without gets no more than a small allowance read on its behalf before
+    // the connection is closed, so a flood of anonymous bodies costs neither
+    // memory nor CPU in proportion to what it sends.
+    unreadBodyAllowance: (env) => env.peer.ok ? Math.max(DISCARD_MIN_BYTES, maxBodyBytes) : DISCARD_MIN_BYTES,
+  });
   return createMtlsServer({
     ...serverOptions,
     handler: (req, res, peer) => handle(req, res, { peer, remoteAddress: req.socket.remoteAddress }),
