@@ -54,6 +54,7 @@ Deno.test("systemd notify: Keeper ready when listening, Nexus ready after bootst
         svidDir: ids.dirOf("keeper-1"),
         listen: `127.0.0.1:${keeperPort}`,
         notify: { socket: listener.path, bind: keeperFrom },
+        jitless: true, // as spike-keeper@.service runs it
       }),
       "--quiet",
     ],

@@ -35,13 +35,26 @@ export interface RoleResources {
    * Deno's `--unstable-net` (Unix datagram sockets).
    */
   readonly notify?: { readonly socket: string; readonly bind: string };
+  /**
+   * Run V8 without its JIT (`--jitless`): no memory is ever writable and
+   * executable, so the process runs under systemd's
+   * `MemoryDenyWriteExecute=yes`. Worth it for Keepers and bootstrap, which
+   * compute next to nothing.
+   */
+  readonly jitless?: boolean;
 }
 
 /** Deno flag for Unix datagram sockets (systemd notifications). */
 export const UNSTABLE_NET_FLAG = "--unstable-net";
 
+/** V8 option Nexus needs for linear-time policy regexes. */
+const LINEAR_REGEX = "--enable-experimental-regexp-engine";
+
 /** V8 flag Nexus needs for linear-time policy regexes. */
-export const NEXUS_V8_FLAGS = "--v8-flags=--enable-experimental-regexp-engine";
+export const NEXUS_V8_FLAGS = `--v8-flags=${LINEAR_REGEX}`;
+
+/** V8 flag that turns its JIT off. */
+const JITLESS = "--jitless";
 
 /**
  * `deno run` permission flags for `role`. Nothing is granted that the role
@@ -75,7 +88,11 @@ export function rolePermissionFlags(role: ProcessRole, resources: RoleResources)
   if (write.length > 0) flags.push(`--allow-write=${write.join(",")}`);
   if (net.length > 0) flags.push(`--allow-net=${net.join(",")}`);
   if (notify) flags.push(UNSTABLE_NET_FLAG);
-  if (role === "nexus") flags.push(NEXUS_V8_FLAGS);
+  const v8 = [
+    ...(role === "nexus" ? ["--enable-experimental-regexp-engine"] : []),
+    ...(resources.jitless ? [JITLESS] : []),
+  ];
+  if (v8.length > 0) flags.push(`--v8-flags=${v8.join(",")}`);
   return flags;
 }
 

@@ -89,3 +89,11 @@ Deno.test("under systemd: the notification socket and its sending end, with --un
     ],
   );
 });
+
+Deno.test("jitless: V8's JIT off, next to Nexus's own V8 flag", () => {
+  assert.deepEqual(rolePermissionFlags("bootstrap", { svidDir: "/b", jitless: true }).at(-1), "--v8-flags=--jitless");
+  assert.deepEqual(
+    rolePermissionFlags("nexus", { svidDir: "/n", jitless: true }).at(-1),
+    "--v8-flags=--enable-experimental-regexp-engine,--jitless",
+  );
+});
