@@ -18,7 +18,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { resolveBootstrapConfig, resolveKeeperConfig, resolveNexusConfig } from "../lib/config/spike_config.ts";
+import {
+  resolveBootstrapConfig,
+  resolveKeeperConfig,
+  resolveNexusConfig,
+  resolvePilotConfig,
+} from "../lib/config/spike_config.ts";
 import { ROLE_PATHS } from "../lib/spiffe/roles.ts";
 import { loadCrd, validateCustomResource } from "./support/crd_schema.ts";
 import { helm } from "./support/helm.ts";
@@ -246,6 +251,28 @@ Deno.test("ClusterSPIFFEIDs give each role its SPIFFE ID, selecting this release
   );
   const defaults = (await manifests("spike.yaml")).filter((o) => o.kind === "ClusterSPIFFEID");
   assert.equal(defaults.length, 4, "by default only the superuser operator role is handed out");
+});
+
+Deno.test("the operator pod example is valid, gets the superuser identity, and may reach Nexus", async () => {
+  const file = join(MANIFESTS_DIR, "examples/operator-pod.yaml");
+  const { code, output } = await kubernetesValidate([file], RENDER_KUBERNETES_VERSION);
+  assert.equal(code, 0, output);
+  assert.match(output, /passed for resource pod\/spike-operator/);
+  const [pod] = parseAllDocuments(await Deno.readTextFile(file)).map((d) => d.toJS());
+  const objects = await manifests("spike.yaml");
+  const labels = pod.metadata.labels;
+  const selects = (selector: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+  const ids = objects.filter((o) => o.kind === "ClusterSPIFFEID" && selects(o.spec.podSelector.matchLabels));
+  assert.deepEqual(ids.map((o) => o.spec.spiffeIDTemplate), ["spiffe://spike.ist/spike/pilot/role/superuser"]);
+  const ingress = find(objects, "NetworkPolicy", "spike-nexus").spec.ingress[0].from;
+  assert.ok(
+    ingress.some((peer: K8sObject) =>
+      peer.podSelector && !peer.namespaceSelector && selects(peer.podSelector.matchLabels)
+    ),
+  );
+  const config = resolvePilotConfig(envOf(pod.spec.containers[0]));
+  assert.equal(config.nexusUrl, "https://spike-nexus-admin.spike.svc:8553");
+  find(objects, "Service", "spike-nexus-admin");
 });
 
 Deno.test("every pod: non-root, read-only root, no capabilities, RuntimeDefault seccomp, limits, probes", async () => {
