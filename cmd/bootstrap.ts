@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { BootstrapError, runBootstrap } from "../lib/bootstrap/bootstrap.ts";
+import { BootstrapError, type BootstrapOutcome, runBootstrap } from "../lib/bootstrap/bootstrap.ts";
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError } from "../lib/cli/errors.ts";
 import { resolveBootstrapConfig } from "../lib/config/spike_config.ts";
@@ -23,6 +23,8 @@ export const bootstrapCommand: CommandSpec = {
   summary: "Create the root key, give its shards to the Keepers, verify Nexus",
   details: "Uses SPIKE_NEXUS_API_URL, SPIKE_NEXUS_KEEPER_PEERS, SPIKE_NEXUS_SHAMIR_SHARES/THRESHOLD.\n" +
     "Refuses when Nexus already has a key or data unless SPIKE_BOOTSTRAP_FORCE=true.\n" +
+    "SPIKE_BOOTSTRAP_SKIP_IF_INITIALIZED=true (Kubernetes Job, systemd oneshot): an initialized\n" +
+    "deployment is success (exit 0, nothing handed out); a Nexus with data is waited for.\n" +
     "SPIKE_BOOTSTRAP_TIMEOUT (default 2m) bounds the whole run.",
   positionals: { min: 0, max: 0 },
   run: async ({ io }) => {
@@ -33,6 +35,7 @@ export const bootstrapCommand: CommandSpec = {
     const log = createLogger({ component: "bootstrap", level: logLevel(io) });
     const identity = selectIdentitySource(config.identity, { log });
     const roots = toTrustRoots(config.trustRoots);
+    let outcome: BootstrapOutcome;
     try {
       try {
         await identity.ready();
@@ -42,11 +45,12 @@ export const bootstrapCommand: CommandSpec = {
       const nexus = createMtlsClient({ identity, serverId: (id) => isNexus(id, roots), timeoutMs: 10_000 });
       const keepers = createMtlsClient({ identity, serverId: (id) => isKeeper(id, roots), timeoutMs: 10_000 });
       try {
-        await runBootstrap({
+        outcome = await runBootstrap({
           nexusUrl: config.nexusUrl,
           keeperPeers: config.keeperPeers,
           threshold: config.shamirThreshold,
           force: config.force,
+          skipIfInitialized: config.skipIfInitialized,
           nexus,
           keepers,
           random: systemRandom,
@@ -63,7 +67,7 @@ export const bootstrapCommand: CommandSpec = {
     } finally {
       await identity.close();
     }
-    io.stdout("bootstrap: verified\n");
+    io.stdout(outcome === "bootstrapped" ? "bootstrap: verified\n" : "bootstrap: already initialized, nothing to do\n");
     return 0;
   },
 };

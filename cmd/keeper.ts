@@ -5,6 +5,7 @@
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { resolveKeeperConfig } from "../lib/config/spike_config.ts";
+import { keeperReadiness } from "../lib/keeper/readiness.ts";
 import { startKeeper } from "../lib/keeper/server.ts";
 import { resolveOrFail, runUntilSignal } from "./role_runner.ts";
 
@@ -12,10 +13,14 @@ import { resolveOrFail, runUntilSignal } from "./role_runner.ts";
 export const keeperCommand: CommandSpec = {
   name: "keeper",
   summary: "Run a Keeper (holds one root key shard in memory)",
-  details: "Listens on SPIKE_KEEPER_TLS_PORT (default :8443).",
+  details: "Listens on SPIKE_KEEPER_TLS_PORT (default :8443).\n" +
+    "Under systemd (NOTIFY_SOCKET) it sends READY=1 once listening and watchdog pings (needs --unstable-net).",
   positionals: { min: 0, max: 0 },
   run: ({ io }) => {
     const config = resolveOrFail(() => resolveKeeperConfig(io.env));
-    return runUntilSignal(io, "keeper", config.identity, (identity, log) => startKeeper({ config, identity, log }));
+    return runUntilSignal(io, "keeper", config.identity, async (identity, log) => {
+      const keeper = await startKeeper({ config, identity, log });
+      return { close: () => keeper.close(), readiness: () => keeperReadiness(keeper.shard, keeper.port) };
+    });
   },
 };

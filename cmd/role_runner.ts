@@ -1,7 +1,8 @@
 /**
  * Shared wiring for the long-running roles (`nexus`, `keeper`): resolve the
  * config, open the identity source, start, then wait for SIGINT/SIGTERM and
- * shut down cleanly.
+ * shut down cleanly. Under systemd (`NOTIFY_SOCKET` set) it also reports
+ * readiness, status and watchdog pings to the service manager.
  *
  * @module
  */
@@ -12,6 +13,7 @@ import type { IdentityConfig } from "../lib/config/spike_config.ts";
 import { createLogger, type Logger, type LogLevel } from "../lib/log/logger.ts";
 import type { IdentitySource } from "../lib/spiffe/identity.ts";
 import { selectIdentitySource } from "../lib/spiffe/source_select.ts";
+import { type ManagedService, type Readiness, startManagedService } from "../lib/systemd/service_notifier.ts";
 
 /** Resolves a config, turning `ConfigError` into a CLI error (exit 1). */
 export function resolveOrFail<T>(resolve: () => T): T {
@@ -36,6 +38,8 @@ export interface RunningRole {
   close(): Promise<void>;
   /** Called on SIGHUP. */
   reload?(): void;
+  /** What the service manager is told (default: ready as soon as started). */
+  readiness?(): Promise<Readiness>;
 }
 
 /**
@@ -61,6 +65,19 @@ export async function runUntilSignal(
     }
     throw new CliError(message);
   }
+  let managed: ManagedService | undefined;
+  try {
+    managed = await startManagedService({
+      env: io.env,
+      pid: Deno.pid,
+      readiness: running.readiness ?? (() => Promise.resolve({ ready: true, status: `${component} running` })),
+      log,
+    });
+  } catch (error) {
+    await running.close();
+    await identity.close();
+    throw new CliError((error as Error).message);
+  }
   const reload = () => running.reload?.();
   if (running.reload) Deno.addSignalListener("SIGHUP", reload);
   await new Promise<void>((resolve) => {
@@ -70,7 +87,9 @@ export async function runUntilSignal(
   });
   if (running.reload) Deno.removeSignalListener("SIGHUP", reload);
   log.info("shutting down");
+  await managed?.stopping();
   await running.close();
   await identity.close();
+  await managed?.close();
   return 0;
 }

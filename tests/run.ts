@@ -14,7 +14,14 @@
 import { type PostgresCluster, startPostgresCluster } from "./support/postgres_cluster.ts";
 
 /** Flags of every suite run: the children get `--allow-all` too (see support/process.ts). */
-const TEST_FLAGS = ["test", "--allow-all", "--v8-flags=--enable-experimental-regexp-engine", "--parallel"];
+const TEST_FLAGS = [
+  "test",
+  "--allow-all",
+  "--v8-flags=--enable-experimental-regexp-engine",
+  // Unix datagram sockets (the systemd notification tests) are unstable Deno API.
+  "--unstable-net",
+  "--parallel",
+];
 
 async function main(args: string[]): Promise<number> {
   let cluster: PostgresCluster | undefined;

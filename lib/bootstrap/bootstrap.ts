@@ -10,6 +10,12 @@
  * open the check value stored with its data, so this probe is a courtesy that
  * stops Bootstrap before it hands the Keepers shards nobody can use.
  *
+ * With `skipIfInitialized` (a Kubernetes Job or a systemd oneshot that runs
+ * at every install or boot) an initialized deployment is success, not an
+ * error: a Nexus holding its key means "done"; a Nexus with data but no key
+ * yet is waited for (it is usually fetching its shards from the Keepers), and
+ * nothing is ever handed out to it.
+ *
  * @module
  */
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -47,6 +53,12 @@ export interface BootstrapOptions {
    * one. Nexus accepts the new key only once that data is wiped.
    */
   readonly force: boolean;
+  /**
+   * An initialized deployment is success: exit quietly when Nexus holds its
+   * key, wait for it when it has data but no key yet. Never hands out a key
+   * to a Nexus that has data. Not together with `force`.
+   */
+  readonly skipIfInitialized?: boolean;
   /** mTLS transport that accepts only Nexus IDs (its own timeout bounds each call). */
   readonly nexus: Transport;
   /** mTLS transport that accepts only Keeper IDs (its own timeout is the per-Keeper timeout). */
@@ -79,12 +91,20 @@ interface Run {
 /** Thrown inside a retry loop that another failure has cancelled. */
 class Cancelled extends Error {}
 
+/** How a successful run ended. */
+export type BootstrapOutcome =
+  /** A new root key was handed out and Nexus proved it holds it. */
+  | "bootstrapped"
+  /** `skipIfInitialized`: Nexus already held its root key; nothing was made or handed out. */
+  | "already-initialized";
+
 /**
- * Runs Bootstrap; resolves when Nexus has proven it holds the new key.
+ * Runs Bootstrap; resolves when Nexus has proven it holds the new key (or,
+ * with `skipIfInitialized`, that it holds its existing one).
  *
  * @throws {BootstrapError} with an operator-facing reason otherwise
  */
-export async function runBootstrap(options: BootstrapOptions): Promise<void> {
+export async function runBootstrap(options: BootstrapOptions): Promise<BootstrapOutcome> {
   const now = options.now ?? Date.now;
   const run: Run = {
     options,
@@ -93,8 +113,16 @@ export async function runBootstrap(options: BootstrapOptions): Promise<void> {
     initialBackoff: options.initialBackoffMs ?? 200,
   };
   const { log } = options;
+  if (options.skipIfInitialized && options.force) {
+    throw new BootstrapError("skipping an initialized deployment and forcing a new key contradict each other");
+  }
 
   const state = await probeNexus(run);
+  if (options.skipIfInitialized && state !== "empty") {
+    await waitForExistingKey(run, state);
+    log.info("Nexus already holds its root key: nothing to bootstrap");
+    return "already-initialized";
+  }
   if (state === "has-key") {
     // A running Nexus never swaps its key, so a new one could never be
     // verified; handing it out would only leave the Keepers holding shards
@@ -128,6 +156,36 @@ export async function runBootstrap(options: BootstrapOptions): Promise<void> {
     zeroize(rootKey);
   }
   log.info("bootstrap complete: Nexus holds the new root key");
+  return "bootstrapped";
+}
+
+/**
+ * Waits until a Nexus that keeps data has its key back (from its Keepers,
+ * or a restore), probing with doubling backoff until the deadline.
+ */
+async function waitForExistingKey(run: Run, first: NexusState): Promise<void> {
+  let state = first;
+  let backoff = run.initialBackoff;
+  while (state !== "has-key") {
+    if (state === "empty") {
+      // Only a wipe between two probes gets here; bootstrapping it now would
+      // race whoever wiped it.
+      throw new BootstrapError(
+        "Nexus lost its data while bootstrap waited for it to load its key; run bootstrap again",
+      );
+    }
+    if (run.now() + backoff > run.deadline) {
+      throw new BootstrapError(
+        "Nexus keeps data sealed under a root key but has not loaded that key before the deadline " +
+          "(SPIKE_BOOTSTRAP_TIMEOUT): too few Keepers hold their shards. Bring the Keepers back, " +
+          "or use 'spike operator restore' with the recovery shards; bootstrap never replaces that key",
+      );
+    }
+    run.options.log.info("waiting for Nexus to load its existing root key from the Keepers");
+    await sleep(backoff);
+    backoff = Math.min(2000, backoff * 2);
+    state = await probeNexus(run);
+  }
 }
 
 /** Asks Nexus whether it already has a key (or data) before making one. */

@@ -25,7 +25,7 @@ import { isKeeper, isNexus, trustRoots } from "../spiffe/roles.ts";
 import type { MtlsClient } from "../spiffe/mtls_client.ts";
 import { createMemoryStore } from "../store/memory_store.ts";
 import type { Store } from "../store/types.ts";
-import { BootstrapError, type BootstrapOptions, runBootstrap } from "./bootstrap.ts";
+import { BootstrapError, type BootstrapOptions, type BootstrapOutcome, runBootstrap } from "./bootstrap.ts";
 import { memoryAuditSink } from "../nexus/audit.ts";
 
 const OLD_KEY = Uint8Array.from({ length: 32 }, (_, i) => (i * 13 + 5) & 0x7f);
@@ -44,7 +44,7 @@ interface Fixture {
   /** Starts Keeper i on its port. */
   startKeeper(i: number): Promise<RunningKeeper>;
   /** Runs Bootstrap with these overrides. */
-  bootstrap(overrides?: Partial<BootstrapOptions>): Promise<void>;
+  bootstrap(overrides?: Partial<BootstrapOptions>): Promise<BootstrapOutcome>;
   /** The root key Nexus holds now. */
   nexusKey(): Uint8Array;
   /** The key the Keepers' shards rebuild (from Keepers 1 and 2). */
@@ -206,6 +206,53 @@ Deno.test("bootstrap refuses a Nexus that keeps data under another key unless fo
     await f.startNexus(createMemoryStore());
     await run;
     assert.deepEqual(f.nexusKey(), f.keepersKey());
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("skipIfInitialized: a fresh deployment is bootstrapped; an initialized one is left alone, exit success", async () => {
+  const f = await fixture();
+  try {
+    assert.equal(await f.bootstrap({ skipIfInitialized: true }), "bootstrapped");
+    const shards = f.keepers.map((k) => k!.shard.get()!);
+    const key = f.nexusKey();
+    assert.equal(await f.bootstrap({ skipIfInitialized: true }), "already-initialized");
+    assert.equal(f.bootLog.count("nothing to bootstrap"), 1);
+    assert.deepEqual(f.keepers.map((k) => k!.shard.get()!), shards, "no new shard went out");
+    assert.deepEqual(f.nexusKey(), key);
+    await assert.rejects(
+      f.bootstrap({ skipIfInitialized: true, force: true }),
+      (e: Error) => e instanceof BootstrapError && /contradict/.test(e.message),
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("skipIfInitialized: a Nexus with data but no key is waited for, never given a new key", async () => {
+  const store = createMemoryStore();
+  await writeRootKeyCheck(store, OLD_KEY, systemRandom);
+  const f = await fixture({ nexusStore: store });
+  try {
+    // Nobody brings the key back: the deadline ends it, pointing at restore; nothing handed out.
+    await assert.rejects(
+      f.bootstrap({ skipIfInitialized: true, timeoutMs: 800 }),
+      (e: Error) =>
+        e instanceof BootstrapError && /has not loaded that key before the deadline/.test(e.message) &&
+        /operator restore/.test(e.message),
+    );
+    assert.ok(f.keepers.every((k) => !k!.shard.held), "nothing was handed out");
+
+    // The key comes back while bootstrap waits (here: installed as a restore would): success.
+    const run = f.bootstrap({ skipIfInitialized: true });
+    await waitUntil(
+      () => f.bootLog.lines.some((l) => l.includes("waiting for Nexus to load its existing root key")),
+      "bootstrap waits",
+    );
+    await f.nexus!.deps.keys.install(OLD_KEY.slice());
+    assert.equal(await run, "already-initialized");
+    assert.deepEqual(f.nexusKey(), OLD_KEY);
   } finally {
     await f.close();
   }

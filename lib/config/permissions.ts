@@ -11,8 +11,14 @@ export type ProcessRole = "nexus" | "keeper" | "bootstrap";
 
 /** What a role touches. */
 export interface RoleResources {
-  /** The SVID directory it reads (spiffe-helper layout). */
-  readonly svidDir: string;
+  /** The SVID directory it reads (spiffe-helper layout), when it takes its identity from files. */
+  readonly svidDir?: string;
+  /**
+   * Path of the SPIFFE Workload API socket (`SPIFFE_ENDPOINT_SOCKET` without
+   * `unix://`), when it takes its identity from SPIRE. Deno wants read, write
+   * and `unix:` net access to connect to a Unix socket.
+   */
+  readonly workloadApiSocket?: string;
   /** `host:port` it listens on (nexus, keeper). */
   readonly listen?: string;
   /** `host:port` pairs it connects to (Keepers, Nexus). */
@@ -23,10 +29,32 @@ export interface RoleResources {
   readonly readFiles?: readonly string[];
   /** Further files it writes (Nexus: `SPIKE_NEXUS_AUDIT_LOG` when it names a file). */
   readonly writeFiles?: readonly string[];
+  /**
+   * Under systemd: the manager's socket (`NOTIFY_SOCKET`) and the path the
+   * sending end binds to (`$RUNTIME_DIRECTORY/notify.sock`). Sending needs
+   * Deno's `--unstable-net` (Unix datagram sockets).
+   */
+  readonly notify?: { readonly socket: string; readonly bind: string };
+  /**
+   * Run V8 without its JIT (`--jitless`): no memory is ever writable and
+   * executable, so the process runs under systemd's
+   * `MemoryDenyWriteExecute=yes`. Worth it for Keepers and bootstrap, which
+   * compute next to nothing.
+   */
+  readonly jitless?: boolean;
 }
 
+/** Deno flag for Unix datagram sockets (systemd notifications). */
+export const UNSTABLE_NET_FLAG = "--unstable-net";
+
+/** V8 option Nexus needs for linear-time policy regexes. */
+const LINEAR_REGEX = "--enable-experimental-regexp-engine";
+
 /** V8 flag Nexus needs for linear-time policy regexes. */
-export const NEXUS_V8_FLAGS = "--v8-flags=--enable-experimental-regexp-engine";
+export const NEXUS_V8_FLAGS = `--v8-flags=${LINEAR_REGEX}`;
+
+/** V8 flag that turns its JIT off. */
+const JITLESS = "--jitless";
 
 /**
  * `deno run` permission flags for `role`. Nothing is granted that the role
@@ -34,17 +62,37 @@ export const NEXUS_V8_FLAGS = "--v8-flags=--enable-experimental-regexp-engine";
  * can spawn processes.
  */
 export function rolePermissionFlags(role: ProcessRole, resources: RoleResources): string[] {
-  const read = [resources.svidDir, ...(resources.readFiles ?? [])];
-  const write: string[] = [...(resources.writeFiles ?? [])];
-  const net = [...(resources.listen ? [resources.listen] : []), ...(resources.connect ?? [])];
-  if (role === "nexus" && resources.dataDir) {
-    read.push(resources.dataDir);
-    write.push(resources.dataDir);
-  }
-  const flags = ["--no-prompt", "--allow-env", `--allow-read=${read.join(",")}`];
+  const { svidDir, workloadApiSocket: api, notify } = resources;
+  const dataDir = role === "nexus" ? resources.dataDir : undefined;
+  const read = [
+    ...(svidDir ? [svidDir] : []),
+    ...(api ? [api] : []),
+    ...(resources.readFiles ?? []),
+    ...(dataDir ? [dataDir] : []),
+    ...(notify ? [notify.bind] : []),
+  ];
+  const write = [
+    ...(api ? [api] : []),
+    ...(resources.writeFiles ?? []),
+    ...(dataDir ? [dataDir] : []),
+    ...(notify ? [notify.bind, notify.socket] : []),
+  ];
+  const net = [
+    ...(resources.listen ? [resources.listen] : []),
+    ...(resources.connect ?? []),
+    ...(api ? [`unix:${api}`] : []),
+    ...(notify ? [`unix:${notify.bind}`, `unix:${notify.socket}`] : []),
+  ];
+  const flags = ["--no-prompt", "--allow-env"];
+  if (read.length > 0) flags.push(`--allow-read=${read.join(",")}`);
   if (write.length > 0) flags.push(`--allow-write=${write.join(",")}`);
   if (net.length > 0) flags.push(`--allow-net=${net.join(",")}`);
-  if (role === "nexus") flags.push(NEXUS_V8_FLAGS);
+  if (notify) flags.push(UNSTABLE_NET_FLAG);
+  const v8 = [
+    ...(role === "nexus" ? ["--enable-experimental-regexp-engine"] : []),
+    ...(resources.jitless ? [JITLESS] : []),
+  ];
+  if (v8.length > 0) flags.push(`--v8-flags=${v8.join(",")}`);
   return flags;
 }
 

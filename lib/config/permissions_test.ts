@@ -53,3 +53,47 @@ Deno.test("netTarget keeps host and port", () => {
   assert.equal(netTarget("https://localhost"), "localhost:443");
   assert.equal(netTarget("postgresql://u:p@db:6432/spike?sslmode=require"), "db:6432");
 });
+
+Deno.test("with SPIRE's Workload API: read, write and unix: net access to the socket, no SVID directory", () => {
+  assert.deepEqual(
+    rolePermissionFlags("keeper", { workloadApiSocket: "/run/spire-agent/public/api.sock", listen: "0.0.0.0:8443" }),
+    [
+      "--no-prompt",
+      "--allow-env",
+      "--allow-read=/run/spire-agent/public/api.sock",
+      "--allow-write=/run/spire-agent/public/api.sock",
+      "--allow-net=0.0.0.0:8443,unix:/run/spire-agent/public/api.sock",
+    ],
+  );
+});
+
+Deno.test("under systemd: the notification socket and its sending end, with --unstable-net", () => {
+  assert.deepEqual(
+    rolePermissionFlags("nexus", {
+      workloadApiSocket: "/run/spire-agent/public/api.sock",
+      dataDir: "/var/lib/spike-nexus",
+      listen: "0.0.0.0:8553",
+      connect: ["127.0.0.1:8443"],
+      notify: { socket: "/run/systemd/notify", bind: "/run/spike-nexus/notify.sock" },
+    }),
+    [
+      "--no-prompt",
+      "--allow-env",
+      "--allow-read=/run/spire-agent/public/api.sock,/var/lib/spike-nexus,/run/spike-nexus/notify.sock",
+      "--allow-write=/run/spire-agent/public/api.sock,/var/lib/spike-nexus,/run/spike-nexus/notify.sock," +
+      "/run/systemd/notify",
+      "--allow-net=0.0.0.0:8553,127.0.0.1:8443,unix:/run/spire-agent/public/api.sock," +
+      "unix:/run/spike-nexus/notify.sock,unix:/run/systemd/notify",
+      "--unstable-net",
+      "--v8-flags=--enable-experimental-regexp-engine",
+    ],
+  );
+});
+
+Deno.test("jitless: V8's JIT off, next to Nexus's own V8 flag", () => {
+  assert.deepEqual(rolePermissionFlags("bootstrap", { svidDir: "/b", jitless: true }).at(-1), "--v8-flags=--jitless");
+  assert.deepEqual(
+    rolePermissionFlags("nexus", { svidDir: "/n", jitless: true }).at(-1),
+    "--v8-flags=--enable-experimental-regexp-engine,--jitless",
+  );
+});

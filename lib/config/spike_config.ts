@@ -140,6 +140,8 @@ export interface BootstrapConfig extends CommonConfig {
   readonly shamirThreshold: number;
   /** `SPIKE_BOOTSTRAP_FORCE`: overwrite the key of a Nexus that has data. */
   readonly force: boolean;
+  /** `SPIKE_BOOTSTRAP_SKIP_IF_INITIALIZED` [ours]: an initialized deployment is success (Jobs, oneshots). */
+  readonly skipIfInitialized: boolean;
 }
 
 const DEFAULT_TRUST_DOMAIN = "spike.ist";
@@ -265,6 +267,14 @@ export function resolveBootstrapConfig(env: Env): BootstrapConfig {
       `${threshold} is more than SPIKE_NEXUS_SHAMIR_SHARES (${shares})`,
     );
   }
+  const force = parseBoolean("SPIKE_BOOTSTRAP_FORCE", env.SPIKE_BOOTSTRAP_FORCE ?? "false");
+  const skipIfInitialized = parseBoolean(
+    "SPIKE_BOOTSTRAP_SKIP_IF_INITIALIZED",
+    env.SPIKE_BOOTSTRAP_SKIP_IF_INITIALIZED ?? "false",
+  );
+  if (force && skipIfInitialized) {
+    throw new ConfigError("SPIKE_BOOTSTRAP_SKIP_IF_INITIALIZED", "cannot be true together with SPIKE_BOOTSTRAP_FORCE");
+  }
   const keeperPeers = keeperPeerList(env);
   if (keeperPeers.length !== shares) {
     throw new ConfigError(
@@ -278,7 +288,8 @@ export function resolveBootstrapConfig(env: Env): BootstrapConfig {
     keeperPeers,
     shamirShares: shares,
     shamirThreshold: threshold,
-    force: parseBoolean("SPIKE_BOOTSTRAP_FORCE", env.SPIKE_BOOTSTRAP_FORCE ?? "false"),
+    force,
+    skipIfInitialized,
   });
 }
 

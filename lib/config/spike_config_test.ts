@@ -163,7 +163,22 @@ Deno.test("keeper, pilot and bootstrap configs", () => {
     SPIKE_BOOTSTRAP_FORCE: "true",
   });
   assert.equal(b.force, true);
+  assert.equal(b.skipIfInitialized, false);
   assert.equal(b.keeperPeers.length, 3);
+  const peers = { SPIKE_NEXUS_KEEPER_PEERS: "https://a:1,https://b:2,https://c:3" };
+  assert.equal(
+    resolveBootstrapConfig({ ...peers, SPIKE_BOOTSTRAP_SKIP_IF_INITIALIZED: "true" }).skipIfInitialized,
+    true,
+  );
+  assert.throws(
+    () =>
+      resolveBootstrapConfig({ ...peers, SPIKE_BOOTSTRAP_SKIP_IF_INITIALIZED: "true", SPIKE_BOOTSTRAP_FORCE: "true" }),
+    /SPIKE_BOOTSTRAP_SKIP_IF_INITIALIZED: cannot be true together with SPIKE_BOOTSTRAP_FORCE/,
+  );
+  assert.throws(
+    () => resolveBootstrapConfig({ ...peers, SPIKE_BOOTSTRAP_SKIP_IF_INITIALIZED: "maybe" }),
+    /SPIKE_BOOTSTRAP_SKIP_IF_INITIALIZED/,
+  );
 });
 
 Deno.test("workload (SDK) config needs no HOME and validates the Nexus URL", () => {

@@ -21,7 +21,7 @@ import { describeCaller } from "./caller.ts";
 import type { NexusDeps } from "./deps.ts";
 import type { PeerBindings } from "./peer.ts";
 import type { Route } from "./route.ts";
-import type { Store } from "../store/types.ts";
+import { checkReadiness } from "./readiness.ts";
 import { bootstrapRoutes } from "./routes/bootstrap.ts";
 import { cipherRoutes } from "./routes/cipher.ts";
 import { operatorRoutes } from "./routes/operator.ts";
@@ -40,23 +40,6 @@ const ROUTES: readonly Route[] = [
 const OPERATIONAL: ReadonlySet<string> = new Set(["/health", "/ready", "/metrics"]);
 
 const ROUTE_TABLE: ReadonlyMap<string, Route> = new Map(ROUTES.map((r) => [`${r.path}?${r.action}`, r]));
-
-/**
- * Longest `/ready` waits for the store: probes give up after a second or
- * two, and an answer that comes later is no better than none.
- */
-const READY_PING_TIMEOUT_MS = 2000;
-
-/** Whether `store` answers its ping within `ms`. */
-async function pingWithin(store: Store, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([store.ping().then(() => true, () => false), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Hono environment of the Nexus app: the peer from the TLS layer, the audit note per request. */
 export type NexusEnv = {
@@ -113,26 +96,13 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
 
   // Unauthenticated: states, counts and times only — never a key, shard or key check value.
   app.get("/ready", async (c) => {
-    const rootKey = deps.keys.ready ? "loaded" : "missing";
-    const store = deps.store === undefined
-      ? "none"
-      : await pingWithin(deps.store, READY_PING_TIMEOUT_MS)
-      ? "ok"
-      : "unreachable";
-    const reason = rootKey === "missing"
-      ? "root key not loaded"
-      : store === "unreachable"
-      ? "backend store not answering"
-      : undefined;
+    const readiness = await checkReadiness(deps);
     const keepers = deps.keeperStatus?.view();
     return c.json({
-      ready: reason === undefined,
-      ...(reason === undefined ? {} : { reason }),
-      rootKey,
-      store,
+      ...readiness,
       version: SPIKE_VERSION,
       ...(keepers === undefined ? {} : { keepers }),
-    }, reason === undefined ? 200 : 503);
+    }, readiness.ready ? 200 : 503);
   });
 
   app.get("/metrics", (c) => {
