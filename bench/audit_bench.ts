@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   const rounds = numberFlag(Deno.args, "--rounds", 7, 1, 50);
   const requests = numberFlag(Deno.args, "--requests", 5000, 100, 1_000_000);
   const dir = await Deno.makeTempDir({ prefix: "spike-audit-bench-" });
-  const output = openAuditOutput(join(dir, "audit.log"), silentLogger);
+  const output = await openAuditOutput(join(dir, "audit.log"), silentLogger);
   try {
     const withFile = await createTestNexus({ auditSink: output.sink });
     const dropped = await createTestNexus({ auditSink: { record() {} } });
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
       ["left", "right"],
     ));
   } finally {
-    output.close();
+    await output.close();
     await Deno.remove(dir, { recursive: true });
   }
 }

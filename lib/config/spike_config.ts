@@ -90,6 +90,18 @@ export interface NexusConfig extends CommonConfig {
   /** `SPIKE_NEXUS_AUDIT_LOG` [ours]: `stdout` (default) or a file the audit trail is appended to. */
   readonly auditLog: string;
   /**
+   * `SPIKE_NEXUS_AUDIT_FAIL_CLOSED` [ours]: refuse (503) a request whose
+   * audit record cannot be written durably, before it changes anything
+   * (default false: log the failure and serve).
+   */
+  readonly auditFailClosed: boolean;
+  /**
+   * `SPIKE_NEXUS_AUDIT_TABLE` [ours]: also write audit records to the
+   * database's `audit_logs` table, a change's record in the change's own
+   * transaction (Postgres backend only; default false).
+   */
+  readonly auditTable: boolean;
+  /**
    * `SPIKE_NEXUS_RATE_LIMIT` (requests per second per caller) and
    * `SPIKE_NEXUS_RATE_LIMIT_BURST` [ours]; absent when no limit is set.
    */
@@ -166,6 +178,10 @@ export function resolveNexusConfig(env: Env): NexusConfig {
       `lists ${keeperPeers.length} Keepers but SPIKE_NEXUS_SHAMIR_SHARES is ${shares}`,
     );
   }
+  const auditTable = parseBoolean("SPIKE_NEXUS_AUDIT_TABLE", nonEmpty(env.SPIKE_NEXUS_AUDIT_TABLE) ?? "false");
+  if (auditTable && backend !== "postgres") {
+    throw new ConfigError("SPIKE_NEXUS_AUDIT_TABLE", `needs SPIKE_NEXUS_BACKEND_STORE=postgres (it is '${backend}')`);
+  }
   return Object.freeze({
     ...resolveCommon(env),
     listen: parseListenAddress("SPIKE_NEXUS_TLS_PORT", nonEmpty(env.SPIKE_NEXUS_TLS_PORT) ?? ":8553"),
@@ -182,6 +198,11 @@ export function resolveNexusConfig(env: Env): NexusConfig {
     maxCiphertextSize: integer(env, "SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE", 65536, 1, 64 * 1024 * 1024),
     maxBodyBytes: integer(env, "SPIKE_NEXUS_MAX_BODY_SIZE", 1024 * 1024, 1024, 256 * 1024 * 1024),
     auditLog: nonEmpty(env.SPIKE_NEXUS_AUDIT_LOG) ?? "stdout",
+    auditFailClosed: parseBoolean(
+      "SPIKE_NEXUS_AUDIT_FAIL_CLOSED",
+      nonEmpty(env.SPIKE_NEXUS_AUDIT_FAIL_CLOSED) ?? "false",
+    ),
+    auditTable,
     ...rateLimitOf(env),
   });
 }

@@ -12,6 +12,22 @@ const SUPERUSER = peer(`${TD}/spike/pilot/role/superuser`);
 const WEB = peer(`${TD}/app/web`);
 const RESTORE = peer(`${TD}/spike/pilot/role/restore`);
 
+/** A complete request record. */
+const SAMPLE: AuditRecord = {
+  time: FIXED_TIME.toISOString(),
+  type: "audit",
+  trail: "t",
+  spiffeId: `${TD}/app/web`,
+  route: PATHS.secrets,
+  action: "get",
+  resource: "app/db",
+  permissions: ["read"],
+  status: 200,
+  err: null,
+  outcome: "ok",
+  durationMs: 0.5,
+};
+
 /** The fields of a record a test can predict (not the trail id or the duration). */
 function summary(record: AuditRecord) {
   const { trail: _trail, durationMs: _duration, ...rest } = record;
@@ -151,19 +167,21 @@ Deno.test("audit: outcome classes", () => {
   ]);
 });
 
-Deno.test("audit output: a file is created 0600 and appended to; an unwritable path fails at start", async () => {
+Deno.test("audit output: a file is created 0600 and appended to, one chain per run; an unwritable path fails at start", async () => {
   const dir = await Deno.makeTempDir({ prefix: "spike_audit_" });
   try {
     const file = join(dir, "audit.log");
     for (const trail of ["one", "two"]) {
-      const output = openAuditOutput(file, silentLogger);
-      output.sink.record({ trail } as unknown as AuditRecord);
-      output.close();
+      const output = await openAuditOutput(file, silentLogger);
+      output.sink.record({ ...SAMPLE, trail });
+      await output.close();
     }
     assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600);
-    const lines = (await Deno.readTextFile(file)).trimEnd().split("\n").map((line) => JSON.parse(line).trail);
-    assert.deepEqual(lines, ["one", "two"]);
-    assert.throws(
+    const records = (await Deno.readTextFile(file)).trimEnd().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(records.filter((r) => r.type === "audit").map((r) => r.trail), ["one", "two"]);
+    assert.deepEqual(records.map((r) => r.event ?? r.type), ["start", "audit", "stop", "start", "audit", "stop"]);
+    assert.equal(new Set(records.map((r) => r.instance)).size, 2, "each run is a chain of its own");
+    await assert.rejects(
       () => openAuditOutput(join(dir, "missing", "audit.log"), silentLogger),
       /cannot open SPIKE_NEXUS_AUDIT_LOG .*missing/,
     );
