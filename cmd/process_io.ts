@@ -17,6 +17,7 @@ export function processIo(): CliIo {
     },
     stderr: (text) => writeAllSync(Deno.stderr, encoder.encode(text)),
     readStdin: async () => new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer()),
+    stdinStream: () => Deno.stdin.readable,
     readLine: () => readLineFromStdin(),
     readHiddenLine: async (prompt) => {
       if (!Deno.stdin.isTerminal()) return await readLineFromStdin();

@@ -21,6 +21,7 @@ function memoryIo(): CliIo & { out: string; err: string } {
     readStdin: () => Promise.resolve(new Uint8Array(0)),
     readLine: () => Promise.resolve(null),
     readHiddenLine: (_prompt: string) => Promise.resolve(null),
+    stdinStream: () => new ReadableStream<Uint8Array>({ start: (controller) => controller.close() }),
     stdinIsTerminal: () => false,
     env: {},
   };
