@@ -190,7 +190,7 @@ Deno.test("verify: records Nexus declared unwritten (a full disk) are not missin
   lines.push(chain.seal(event("lost", { sink: "file", seqs: [[3, 4]], error })).line);
   lines.push(chain.seal(event("stop")).line);
   const report = await check({ "a.log": lines });
-  assert.equal(report.ok, true, report.finding?.message);
+  assert.equal(report.ok, true, report.finding?.message ?? "");
   assert.deepEqual(report.notes, [
     `the chain: Nexus declared 2 record(s) unwritten to its file (last error: ${error}); they are not counted as missing`,
   ]);
