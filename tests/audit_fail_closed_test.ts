@@ -44,7 +44,11 @@ Deno.test("fail-closed audit on a real Nexus: a full disk refuses requests and c
     await nexus.process.waitFor(/records were not stored; declaring them/);
     const after = exits(await nexus.admin(["secret", "get", "app/db", "pass"]), 0, "get after recovery");
     assert.equal(after.stdout.trim(), "before");
-    const metadata = exits(await nexus.admin(["secret", "metadata", "get", "app/db", "--format", "json"]), 0, "metadata");
+    const metadata = exits(
+      await nexus.admin(["secret", "metadata", "get", "app/db", "--format", "json"]),
+      0,
+      "metadata",
+    );
     assert.equal(JSON.parse(metadata.stdout).metadata.currentVersion, 1);
 
     // The first put's intent was written (and synced) before its change.
