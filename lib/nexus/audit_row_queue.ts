@@ -1,7 +1,9 @@
 /**
  * Carries audit rows to the audit table without holding requests up: rows
  * queue in memory and one flush at a time inserts everything queued so far
- * in one statement, so under load many records share a round trip. Each
+ * in one statement, so under load many records share a round trip (a
+ * statement the database refuses is retried row by row, so one bad row
+ * loses only itself). Each
  * row's promise says whether it was stored (fail-closed requests wait for
  * it; the others do not). The queue is bounded: past `maxQueued` rows a new
  * row fails at once instead of growing memory while the database is away.
@@ -54,19 +56,33 @@ export class AuditRowQueue {
     while (this.#flushing) await this.#flushing;
   }
 
+  /** Inserts `rows`; resolves the error, or `undefined` when they were stored. */
+  async #attempt(rows: readonly AuditRow[]): Promise<unknown> {
+    try {
+      await this.#insert(rows);
+      return undefined;
+    } catch (error) {
+      return error ?? new Error("insert failed");
+    }
+  }
+
   async #flush(): Promise<void> {
     try {
       while (this.#queued.length > 0) {
         const batch = this.#queued.splice(0, this.#maxBatch);
-        const rows = batch.map((queued) => queued.row);
-        let error: unknown;
-        try {
-          await this.#insert(rows);
-        } catch (caught) {
-          error = caught ?? new Error("insert failed");
+        const error = await this.#attempt(batch.map((queued) => queued.row));
+        if (error === undefined || batch.length === 1) {
+          this.#onOutcome(batch.map((queued) => queued.row), error);
+          for (const queued of batch) queued.resolve(error === undefined);
+          continue;
         }
-        this.#onOutcome(rows, error);
-        for (const queued of batch) queued.resolve(error === undefined);
+        // One refused row fails a whole statement: try them one by one, so
+        // only the rows the database really refuses are lost.
+        for (const queued of batch) {
+          const own = await this.#attempt([queued.row]);
+          this.#onOutcome([queued.row], own);
+          queued.resolve(own === undefined);
+        }
       }
     } finally {
       this.#flushing = undefined;

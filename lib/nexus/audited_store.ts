@@ -14,6 +14,7 @@
  */
 import { ApiError } from "../api/errors.ts";
 import { AuditRowRefusedError } from "../store/audit_row.ts";
+import type { Logger } from "../log/logger.ts";
 import type { Store } from "../store/types.ts";
 import type { AuditNote, ChangeAudit } from "./audit.ts";
 import type { NexusDeps } from "./deps.ts";
@@ -22,11 +23,11 @@ import type { NexusDeps } from "./deps.ts";
 export function withAuditedChanges(deps: NexusDeps, note: AuditNote): NexusDeps {
   const beforeChange = note.beforeChange;
   if (!beforeChange || !deps.store) return deps;
-  return { ...deps, store: auditedStore(deps.store, beforeChange) };
+  return { ...deps, store: auditedStore(deps.store, beforeChange, deps.log) };
 }
 
 /** Wraps `store` so that each write announces itself through `beforeChange` first. */
-export function auditedStore(store: Store, beforeChange: () => Promise<ChangeAudit>): Store {
+export function auditedStore(store: Store, beforeChange: () => Promise<ChangeAudit>, log: Logger): Store {
   async function change<T>(
     write: (row: ChangeAudit["row"]) => Promise<T>,
     committed: (result: T) => boolean,
@@ -36,7 +37,10 @@ export function auditedStore(store: Store, beforeChange: () => Promise<ChangeAud
     try {
       result = await write(audit.row);
     } catch (error) {
-      if (error instanceof AuditRowRefusedError) throw new ApiError("state_not_ready", error.message);
+      if (error instanceof AuditRowRefusedError) {
+        log.error("request refused: the database refused its audit row", { error: error.message });
+        throw new ApiError("state_not_ready", error.message);
+      }
       throw error;
     }
     if (audit.row && committed(result)) audit.carried();
