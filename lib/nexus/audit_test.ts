@@ -4,6 +4,7 @@ import { PATHS } from "../api/paths.ts";
 import { splitSecret } from "../crypto/shamir.ts";
 import { silentLogger } from "../log/logger.ts";
 import { type AuditRecord, outcomeOf } from "./audit.ts";
+import { type AuditKeySource, rootKeyAuditKeys } from "./audit_key.ts";
 import { openAuditOutput } from "./audit_output.ts";
 import { createTestNexus, FIXED_TIME, NO_CERT, peer, testRootKey } from "./testing.ts";
 
@@ -150,6 +151,56 @@ Deno.test("audit: no secret value, plaintext, ciphertext or shard ever reaches a
   for (const share of shares) {
     assert.ok(!trail.includes(Array.from(share.value).join(",")), "audit holds a shard");
     assert.ok(!trail.includes(Array.from(share.value, (b) => b.toString(16).padStart(2, "0")).join("")));
+  }
+});
+
+Deno.test("audit: the chained trail, intents included, holds no secret value, plaintext, ciphertext or shard", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "spike_audit_" });
+  try {
+    const file = join(dir, "audit.log");
+    // The trail follows the test Nexus's key, which exists only once the Nexus does.
+    let source: AuditKeySource | undefined;
+    const keys: AuditKeySource = { currentVersion: () => source?.currentVersion(), key: (v) => source?.key(v) };
+    // Fail-closed, so every change also writes an intent record.
+    const output = await openAuditOutput(file, silentLogger, { keys, failClosed: true });
+    const nexus = await createTestNexus({ withKey: false, auditSink: output.sink });
+    source = rootKeyAuditKeys(nexus.deps.keys);
+    nexus.deps.keys.onInstall(() => output.sink.keyChanged());
+    const shares = splitSecret(testRootKey(), 3, 2);
+    for (const share of shares.slice(0, 2)) {
+      const r = await nexus.call(RESTORE, PATHS.restore, "", { id: share.index, shard: Array.from(share.value) });
+      assert.equal(r.status, 200);
+    }
+    const value = "value-marker-2b8e";
+    const plaintext = "plaintext-marker-c04d";
+    assert.equal(
+      (await nexus.call(SUPERUSER, PATHS.secrets, "", { path: "app/db", values: { k: value } })).status,
+      200,
+    );
+    await nexus.call(SUPERUSER, PATHS.secrets, "get", { path: "app/db" });
+    const sealed = await nexus.call(SUPERUSER, PATHS.encrypt, "", { plaintext: btoa(plaintext) });
+    await nexus.call(SUPERUSER, PATHS.decrypt, "", sealed.body);
+    await output.close();
+    const text = await Deno.readTextFile(file);
+    assert.match(text, /"event":"key"/, "the trail was keyed after the restore");
+    assert.equal(text.split("\n").filter((line) => line.includes('"type":"audit-intent"')).length, 3);
+    for (
+      const marker of [
+        value,
+        btoa(value),
+        plaintext,
+        btoa(plaintext),
+        (sealed.body as { ciphertext: string }).ciphertext,
+      ]
+    ) {
+      assert.ok(!text.includes(marker), `audit holds ${marker}`);
+    }
+    for (const share of shares) {
+      assert.ok(!text.includes(Array.from(share.value).join(",")), "audit holds a shard");
+      assert.ok(!text.includes(Array.from(share.value, (b) => b.toString(16).padStart(2, "0")).join("")));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
