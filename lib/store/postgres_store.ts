@@ -174,8 +174,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       run(async () => {
         checkSecretWrite(path, expectedRevision, next);
         const statement = secretWriteStatement(path, expectedRevision, next, audit);
-        // With an audit row the statement text is one of a kind: not worth a prepared statement.
-        const [row] = await sql.unsafe(statement.text, statement.params as never[], { prepare: audit === undefined })
+        const [row] = await sql.unsafe(statement.text, statement.params as never[], { prepare: true })
           .catch((error) => audit ? auditRefusalOr(error) : Promise.reject(error));
         return row!.swapped === 1;
       }),
