@@ -30,12 +30,12 @@ import type { AuditIntent, AuditIntentTicket, AuditRecord, AuditSink } from "./a
 import { AuditChain, type SealedRecord } from "./audit_chain.ts";
 import type { AuditKeySource } from "./audit_key.ts";
 import type { LineTarget } from "./audit_output.ts";
-import { AuditRowQueue, type InsertAuditRows } from "./audit_row_queue.ts";
+import { AuditRowQueue } from "./audit_row_queue.ts";
 
 /** The audit table, as the trail uses it. */
 export interface AuditRowSink {
-  /** Inserts rows in one statement. */
-  readonly insert: InsertAuditRows;
+  /** Inserts rows in one statement; `durable: false` lets it answer before they reach disk. */
+  insert(rows: readonly AuditRow[], options: { readonly durable: boolean }): Promise<void>;
 }
 
 /** What a trail is built from. */
@@ -93,8 +93,11 @@ export class AuditTrail implements AuditSink {
     this.#failClosed = options.failClosed;
     this.#keys = options.keys;
     const table = options.table;
+    // Fail-closed, a row counts only once it is on disk; otherwise the file
+    // is the durable record and the table's copy may ride the next WAL flush.
+    const durable = this.#failClosed;
     this.#queue = table
-      ? new AuditRowQueue((rows) => table.insert(rows), (rows, error) => this.#tableOutcome(rows, error))
+      ? new AuditRowQueue((rows) => table.insert(rows, { durable }), (rows, error) => this.#tableOutcome(rows, error))
       : undefined;
     this.intent = this.wantsIntents ? (intent) => this.#writeIntent(intent) : undefined;
   }

@@ -18,12 +18,12 @@ import { createMemoryStore } from "../store/memory_store.ts";
 import { createPostgresStore } from "../store/postgres_store.ts";
 import { createSqliteStore } from "../store/sqlite_store.ts";
 import { createSqliteWorkerStore } from "../store/sqlite_worker_store.ts";
-import type { AuditRow, Store } from "../store/types.ts";
+import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import type { AuditSink } from "./audit.ts";
 import { rootKeyAuditKeys } from "./audit_key.ts";
 import { type AuditOutput, openAuditOutput } from "./audit_output.ts";
-import type { AuditTrail } from "./audit_trail.ts";
+import type { AuditRowSink, AuditTrail } from "./audit_trail.ts";
 import type { NexusDeps } from "./deps.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable } from "./linear_regex.ts";
@@ -107,7 +107,7 @@ function openPostgresStore(settings: PostgresConfig): Store {
 }
 
 /** The audit table of `store` (checked by the config: the table needs the Postgres backend). */
-function auditTableOf(store: Store | undefined): { insert: (rows: readonly AuditRow[]) => Promise<void> } {
+function auditTableOf(store: Store | undefined): AuditRowSink {
   const insert = store?.insertAuditRows?.bind(store);
   if (!insert) throw new Error("SPIKE_NEXUS_AUDIT_TABLE: this backend store keeps no audit table");
   return { insert };

@@ -130,14 +130,21 @@ async function withAuditRow<T>(
  */
 export function createPostgresStore(options: PostgresStoreOptions): Store {
   const tls = verifiedTls(options.url, options.caPem);
-  const sql: Sql = postgres(options.url, {
-    max: options.maxConnections ?? 10,
-    connect_timeout: options.connectTimeoutSeconds ?? 10,
-    connection: { statement_timeout: options.statementTimeoutMs ?? 10_000 },
-    ...(options.password === undefined ? {} : { password: options.password }),
-    ...(tls === undefined ? {} : { ssl: tls }),
-    onnotice: () => {},
-  });
+  const pool = (max: number, settings: Record<string, string | number> = {}): Sql =>
+    postgres(options.url, {
+      max,
+      connect_timeout: options.connectTimeoutSeconds ?? 10,
+      connection: { statement_timeout: options.statementTimeoutMs ?? 10_000, ...settings },
+      ...(options.password === undefined ? {} : { password: options.password }),
+      ...(tls === undefined ? {} : { ssl: tls }),
+      onnotice: () => {},
+    });
+  const sql: Sql = pool(options.maxConnections ?? 10);
+  // Audit rows that guard no change go through one connection of their own
+  // that does not wait for the WAL flush (opened on first use): they reach
+  // disk with the next flush, a fraction of a second later, unless the
+  // server crashes first; the audit file is their durable copy.
+  let relaxed: Sql | undefined;
   let closed = false;
   let schema: Promise<void> | undefined;
 
@@ -241,7 +248,12 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return row!.any_data === true;
       }),
 
-    insertAuditRows: (rows) => run(() => insertAuditRows(sql, rows)),
+    insertAuditRows: (rows, options) =>
+      run(async () => {
+        if (options?.durable !== false) return await insertAuditRows(sql, rows);
+        relaxed ??= pool(1, { synchronous_commit: "off" });
+        await insertAuditRows(relaxed, rows);
+      }),
 
     ping: () =>
       run(async () => {
@@ -256,7 +268,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       // bound also matters with nothing running: after a connection was cut
       // under it (database restart), the driver may never see that
       // connection's end, and would otherwise wait for it forever.
-      await sql.end({ timeout: 2 });
+      await Promise.all([sql.end({ timeout: 2 }), relaxed?.end({ timeout: 2 })]);
     },
   };
 }

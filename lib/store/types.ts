@@ -127,7 +127,9 @@ export interface Store {
   close(): Promise<void>;
   /**
    * Appends rows to the audit table [ours], in one statement; present only
-   * on stores that have one (Postgres).
+   * on stores that have one (Postgres). With `durable: false` the store may
+   * answer before the rows reach its disk (Postgres: `synchronous_commit`
+   * off for that transaction), for rows that guard no change.
    */
-  insertAuditRows?(rows: readonly AuditRow[]): Promise<void>;
+  insertAuditRows?(rows: readonly AuditRow[], options?: { readonly durable?: boolean }): Promise<void>;
 }
