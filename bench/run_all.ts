@@ -29,6 +29,7 @@ const QUICK_ARGS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   "aead_bench.ts": ["--rounds", "1"],
   "audit_bench.ts": ["--rounds", "1", "--requests", "500"],
   "jitless_bench.ts": ["--rounds", "1", "--requests", "200"],
+  "audit_table_bench.ts": ["--rounds", "1", "--requests", "300"],
 });
 
 /** The benchmark files in `dir`, sorted by name. */

@@ -18,6 +18,7 @@ export function processIo(): CliIo {
     },
     stderr: (text) => writeAllSync(Deno.stderr, encoder.encode(text)),
     readStdin: () => readAllStdin(),
+    stdinStream: () => Deno.stdin.readable,
     readLine: () => readLineFromStdin(),
     readHiddenLine: async (prompt) => {
       if (!Deno.stdin.isTerminal()) return await readLineFromStdin();

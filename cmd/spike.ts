@@ -6,6 +6,7 @@
 import { type CommandSpec, runCommand } from "../lib/cli/command.ts";
 import { processIo } from "./process_io.ts";
 import { agentCommand } from "./agent.ts";
+import { auditCommand } from "./audit.ts";
 import { bootstrapCommand } from "./bootstrap.ts";
 import { cipherCommand } from "./cipher.ts";
 import { completionsCommand } from "./completions.ts";
@@ -24,7 +25,7 @@ export const spikeCommand: CommandSpec = {
   name: "spike",
   summary: "spike — a SPIFFE-native secrets store (SPIKE v1 compatible)",
   details: "Roles: nexus (the secrets service), keeper (holds a root key shard), bootstrap (one-shot key setup).\n" +
-    "Operator CLI: secret, policy, cipher, operator. Start a local stack with 'spike dev'.\n" +
+    "Operator CLI: secret, policy, cipher, operator, audit. Start a local stack with 'spike dev'.\n" +
     "Identity: SPIKE_SVID_DIR (spiffe-helper files) or the SPIFFE Workload API (SPIFFE_ENDPOINT_SOCKET).",
   subcommands: [
     nexusCommand,
@@ -34,6 +35,7 @@ export const spikeCommand: CommandSpec = {
     policyCommand,
     operatorCommand,
     statusCommand,
+    auditCommand,
     cipherCommand,
     execCommand,
     agentCommand,

@@ -24,8 +24,10 @@ function anonymousPost(port: number): Promise<number> {
   });
 }
 
+/** The request records of a file (the chain's own records, start, reopen, segment, aside). */
 async function lines(file: string): Promise<Array<Record<string, unknown>>> {
-  return (await Deno.readTextFile(file)).trimEnd().split("\n").filter(Boolean).map((line) => JSON.parse(line));
+  return (await Deno.readTextFile(file)).trimEnd().split("\n").filter(Boolean).map((line) => JSON.parse(line))
+    .filter((record) => record.type === "audit");
 }
 
 Deno.test("audit file: written 0600 by a real Nexus, reopened on SIGHUP after rotation", async () => {

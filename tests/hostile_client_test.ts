@@ -63,7 +63,8 @@ async function startRole(role: "nexus" | "keeper", env: Record<string, string> =
     ids,
     async audit() {
       const text = await Deno.readTextFile(auditFile).catch(() => "");
-      return text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+      // Request records only; the chain writes records of its own (start, key, ...).
+      return text.split("\n").filter(Boolean).map((line) => JSON.parse(line)).filter((r) => r.type === "audit");
     },
     async stop() {
       const status = await process.stop();

@@ -249,9 +249,12 @@ Deno.test("mTLS + sqlite: the full secret lifecycle, identities checked on the w
     // The audit file: one line per API call, each outcome as it happened, no secret in any line.
     const auditFile = join(fixture.dir, "audit.log");
     assert.equal((await Deno.stat(auditFile)).mode! & 0o777, 0o600);
-    const audit = (await Deno.readTextFile(auditFile)).trimEnd().split("\n").map((line) => JSON.parse(line));
+    const lines = (await Deno.readTextFile(auditFile)).trimEnd().split("\n").map((line) => JSON.parse(line));
+    // Besides the request records, the chain's own: its start and the arrival of the audit key.
+    assert.deepEqual(lines.filter((r) => r.type === "audit-chain").map((r) => r.event), ["start", "key"]);
+    const audit = lines.filter((r) => r.type === "audit");
     assert.equal(audit.length, 47);
-    assert.ok(audit.every((r) => r.type === "audit"));
+    assert.equal(lines.length, 49);
     const stolen = audit.find((r) => r.spiffeId === WEB_ID && r.permissions?.[0] === "write");
     assert.deepEqual(
       [stolen?.route, stolen?.resource, stolen?.status, stolen?.outcome],

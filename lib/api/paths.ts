@@ -14,6 +14,8 @@ export const PATHS = Object.freeze({
   recover: "/v1/operator/recover",
   restore: "/v1/operator/restore",
   bootstrapVerify: "/v1/bootstrap/verify",
+  /** [ours] MAC checks of audit records for `spike audit verify` (Pilot superuser). */
+  auditVerify: "/v1/operator/audit/verify",
   keeperContribute: "/v1/store/contribute",
   keeperShard: "/v1/store/shard",
 });

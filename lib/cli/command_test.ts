@@ -22,6 +22,7 @@ function memoryIo(): CliIo & { out: string; err: string } {
     readLine: () => Promise.resolve(null),
     readHiddenLine: (_prompt: string) => Promise.resolve(null),
     readHiddenText: (_prompt: string) => Promise.resolve(new Uint8Array(0)),
+    stdinStream: () => new ReadableStream<Uint8Array>({ start: (controller) => controller.close() }),
     stdinIsTerminal: () => false,
     stdoutIsTerminal: () => false,
     env: {},

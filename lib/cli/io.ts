@@ -15,6 +15,8 @@ export interface CliIo {
   stderr(text: string): void;
   /** Reads all of standard input. */
   readStdin(): Promise<Uint8Array>;
+  /** Standard input as a stream, for input too large to hold (audit files). */
+  stdinStream(): ReadableStream<Uint8Array>;
   /** Reads one line of standard input (without its newline); `null` at end of input. */
   readLine(): Promise<string | null>;
   /**

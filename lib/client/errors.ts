@@ -14,7 +14,9 @@ const MESSAGES: Readonly<Record<ErrorCode, string>> = {
   access_unauthorized: "not authorized: no policy grants this SPIFFE ID the needed permission",
   api_not_found: "not found",
   api_internal_error: "the server hit an internal error (see its logs)",
-  state_not_ready: "Nexus is not ready: its root key is not loaded yet (are the Keepers up?)",
+  state_not_ready:
+    "Nexus is not ready: its root key is not loaded yet (are the Keepers up?), or it cannot write its audit trail " +
+    "(see its logs)",
   api_payload_too_large: "the request is larger than the server accepts",
   api_rate_limited: "rate limited: try again later",
 };

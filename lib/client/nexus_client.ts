@@ -173,6 +173,20 @@ export class NexusClient {
     return await this.#send(PATHS.restore, "", body, "application/json") as unknown as RestoreProgress;
   }
 
+  /**
+   * [ours] Asks Nexus to check the MACs of audit record lines (Pilot
+   * superuser; at most 1000 lines). One verdict per line, in order: `ok`,
+   * `mismatch`, `unknown_key`, `unkeyed` or `malformed`.
+   */
+  async verifyAuditRecords(lines: readonly string[]): Promise<string[]> {
+    const out = await this.#json(PATHS.auditVerify, "", { records: [...lines] });
+    const results = out.results;
+    if (!Array.isArray(results) || results.length !== lines.length) {
+      throw new ApiCallError(200, "api_internal_error");
+    }
+    return results.map(String);
+  }
+
   async #json(path: string, action: Action, body: unknown): Promise<Record<string, unknown>> {
     return await this.#send(path, action, JSON.stringify(body), "application/json");
   }

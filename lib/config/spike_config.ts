@@ -94,6 +94,18 @@ export interface NexusConfig extends CommonConfig, StoreConfig {
   /** `SPIKE_NEXUS_AUDIT_LOG` [ours]: `stdout` (default) or a file the audit trail is appended to. */
   readonly auditLog: string;
   /**
+   * `SPIKE_NEXUS_AUDIT_FAIL_CLOSED` [ours]: refuse (503) a request whose
+   * audit record cannot be written durably, before it changes anything
+   * (default false: log the failure and serve).
+   */
+  readonly auditFailClosed: boolean;
+  /**
+   * `SPIKE_NEXUS_AUDIT_TABLE` [ours]: also write audit records to the
+   * database's `audit_logs` table, a change's record in the change's own
+   * transaction (Postgres backend only; default false).
+   */
+  readonly auditTable: boolean;
+  /**
    * `SPIKE_NEXUS_RATE_LIMIT` (requests per second per caller) and
    * `SPIKE_NEXUS_RATE_LIMIT_BURST` [ours]; absent when no limit is set.
    */
@@ -182,10 +194,18 @@ export function resolveNexusConfig(env: Env): NexusConfig {
       `lists ${keeperPeers.length} Keepers but SPIKE_NEXUS_SHAMIR_SHARES is ${shares}`,
     );
   }
+  const store = resolveStoreConfig(env);
+  const auditTable = parseBoolean("SPIKE_NEXUS_AUDIT_TABLE", nonEmpty(env.SPIKE_NEXUS_AUDIT_TABLE) ?? "false");
+  if (auditTable && store.backendStore !== "postgres") {
+    throw new ConfigError(
+      "SPIKE_NEXUS_AUDIT_TABLE",
+      `needs SPIKE_NEXUS_BACKEND_STORE=postgres (it is '${store.backendStore}')`,
+    );
+  }
   return Object.freeze({
     ...resolveCommon(env),
     listen: parseListenAddress("SPIKE_NEXUS_TLS_PORT", nonEmpty(env.SPIKE_NEXUS_TLS_PORT) ?? ":8553"),
-    ...resolveStoreConfig(env),
+    ...store,
     maxSecretVersions: integer(env, "SPIKE_NEXUS_MAX_SECRET_VERSIONS", 10, 1, 1000),
     keeperPeers,
     shamirShares: shares,
@@ -196,6 +216,11 @@ export function resolveNexusConfig(env: Env): NexusConfig {
     auditLog: nonEmpty(env.SPIKE_NEXUS_AUDIT_LOG) ?? "stdout",
     tlsHandshakeTimeoutMs: duration(env, "SPIKE_NEXUS_TLS_HANDSHAKE_TIMEOUT", "10s"),
     maxConnections: integer(env, "SPIKE_NEXUS_MAX_CONNECTIONS", 1024, 1, 1_000_000),
+    auditFailClosed: parseBoolean(
+      "SPIKE_NEXUS_AUDIT_FAIL_CLOSED",
+      nonEmpty(env.SPIKE_NEXUS_AUDIT_FAIL_CLOSED) ?? "false",
+    ),
+    auditTable,
     ...rateLimitOf(env),
   });
 }

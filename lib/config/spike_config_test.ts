@@ -148,6 +148,25 @@ Deno.test("rate limit: off unless set; burst defaults to two seconds' worth; bad
   }
 });
 
+Deno.test("audit: fail-closed and the audit table are off by default; the table needs Postgres", () => {
+  const plain = resolveNexusConfig({ HOME: "/h" });
+  assert.deepEqual([plain.auditFailClosed, plain.auditTable], [false, false]);
+  const pg = { HOME: "/h", SPIKE_NEXUS_BACKEND_STORE: "postgres", SPIKE_NEXUS_POSTGRES_URL: "postgres://u@db/spike" };
+  const on = resolveNexusConfig({ ...pg, SPIKE_NEXUS_AUDIT_FAIL_CLOSED: "true", SPIKE_NEXUS_AUDIT_TABLE: "true" });
+  assert.deepEqual([on.auditFailClosed, on.auditTable], [true, true]);
+  for (
+    const [env, pattern] of [
+      [{ SPIKE_NEXUS_AUDIT_TABLE: "true" }, /^SPIKE_NEXUS_AUDIT_TABLE: needs SPIKE_NEXUS_BACKEND_STORE=postgres/],
+      [{ SPIKE_NEXUS_AUDIT_FAIL_CLOSED: "maybe" }, /^SPIKE_NEXUS_AUDIT_FAIL_CLOSED: /],
+    ] as const
+  ) {
+    assert.throws(
+      () => resolveNexusConfig({ HOME: "/h", ...env }),
+      (e: unknown) => e instanceof ConfigError && pattern.test(e.message),
+    );
+  }
+});
+
 Deno.test("keeper, pilot and bootstrap configs", () => {
   const keeper = resolveKeeperConfig({});
   assert.deepEqual([keeper.listen.port, keeper.tlsHandshakeTimeoutMs, keeper.maxConnections], [8443, 10_000, 128]);

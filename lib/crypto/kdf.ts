@@ -27,6 +27,8 @@ export const KeyPurpose = {
   secrets: "secrets",
   /** The `/v1/cipher` encrypt/decrypt API. */
   cipher: "cipher",
+  /** HMAC-SHA-256 over audit records (the tamper-evident chain; see `lib/nexus/audit_key.ts`). */
+  audit: "audit",
 } as const;
 
 /** Lower-case ASCII labels keep info strings unambiguous and printable. */

@@ -17,11 +17,14 @@ import { CLIENT_CLOSED_STATUS, ClientClosedError } from "../api/client_closed.ts
 import { setNoCacheHeaders } from "../api/no_cache.ts";
 import { readBodyCapped } from "../api/body.ts";
 import { type AuditNote, outcomeOf } from "./audit.ts";
+import { withAuditedChanges } from "./audited_store.ts";
 import { describeCaller } from "./caller.ts";
 import type { NexusDeps } from "./deps.ts";
 import type { PeerBindings } from "./peer.ts";
+import { RequestAudit } from "./request_audit.ts";
 import type { Route } from "./route.ts";
 import { checkReadiness } from "./readiness.ts";
+import { auditRoutes } from "./routes/audit.ts";
 import { bootstrapRoutes } from "./routes/bootstrap.ts";
 import { cipherRoutes } from "./routes/cipher.ts";
 import { operatorRoutes } from "./routes/operator.ts";
@@ -35,6 +38,7 @@ const ROUTES: readonly Route[] = [
   ...cipherRoutes,
   ...operatorRoutes,
   ...bootstrapRoutes,
+  ...auditRoutes,
 ];
 
 const OPERATIONAL: ReadonlySet<string> = new Set(["/health", "/ready", "/metrics"]);
@@ -74,12 +78,17 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
     const started = performance.now();
     const note: AuditNote = {};
     c.set("audit", note);
-    await next();
     const peer = c.env?.peer;
-    deps.audit.record({
+    const request = new RequestAudit(deps.audit, deps.clock, note, {
+      spiffeId: peer?.ok ? peer.spiffeId : null,
+      route: c.req.path,
+      action: c.req.query("action") ?? "",
+    });
+    await next();
+    const answered = await request.finish({
       time: deps.clock().toISOString(),
       type: "audit",
-      trail: crypto.randomUUID(),
+      trail: request.trail,
       spiffeId: peer?.ok ? peer.spiffeId : null,
       route: c.req.path,
       action: c.req.query("action") ?? "",
@@ -90,6 +99,8 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
       outcome: outcomeOf(c.res.status),
       durationMs: Math.round((performance.now() - started) * 1000) / 1000,
     });
+    // Fail-closed: an answer that changed nothing never leaves without its record.
+    if (!answered) c.res = c.json({ err: "state_not_ready" }, 503);
   });
 
   app.get("/health", (c) => c.json({ status: "ok" }));
@@ -127,7 +138,8 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
     if (route.needsRootKey && !deps.keys.ready) throw new ApiError("state_not_ready");
     const body = await readBodyCapped(c.req.raw, deps.settings.maxBodyBytes);
     const contentType = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-    const result = await route.handle({ caller, body, contentType, deps, audit: c.get("audit") });
+    const audit = c.get("audit");
+    const result = await route.handle({ caller, body, contentType, deps: withAuditedChanges(deps, audit), audit });
     if (result instanceof Response) return result;
     return c.json(result);
   });

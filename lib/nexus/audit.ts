@@ -10,6 +10,7 @@
  */
 import { CLIENT_CLOSED_STATUS } from "../api/client_closed.ts";
 import type { Permission } from "../api/validate.ts";
+import type { AuditRow } from "../store/audit_row.ts";
 
 /** How a request ended, by status class. */
 export type AuditOutcome = "ok" | "denied" | "limited" | "invalid" | "aborted" | "unavailable" | "error";
@@ -45,10 +46,60 @@ export interface AuditRecord {
   readonly durationMs: number;
 }
 
+/**
+ * What a request about to change state says first (fail-closed or audit
+ * table mode): who, which route, and what authorization was asked for.
+ * Its `trail` is the one the request's own record will carry.
+ */
+export interface AuditIntent {
+  /** When the change was about to start (RFC 3339). */
+  readonly time: string;
+  /** Always `"audit-intent"`. */
+  readonly type: "audit-intent";
+  /** The request's trail id. */
+  readonly trail: string;
+  /** The authenticated caller. */
+  readonly spiffeId: string | null;
+  /** URL path. */
+  readonly route: string;
+  /** The `?action=` value. */
+  readonly action: string;
+  /** The path authorized against, if known yet. */
+  readonly resource: string | null;
+  /** The permissions asked for, if known yet. */
+  readonly permissions: readonly Permission[] | null;
+}
+
+/** A written intent: the row to store with the change, and how the request ended for it. */
+export interface AuditIntentTicket {
+  /** The intent as an audit-table row, to insert in the change's own transaction (table mode only). */
+  readonly row: AuditRow | undefined;
+  /** After the request: stores the row on its own unless a committed change carried it. */
+  settle(carried: boolean): void;
+}
+
 /** Where records go. */
 export interface AuditSink {
-  /** Takes one record; must not throw. */
-  record(record: AuditRecord): void;
+  /**
+   * Takes one record; must not throw. A fail-closed sink returns a promise
+   * that resolves `false` when the record could not be written durably.
+   */
+  record(record: AuditRecord): void | Promise<boolean>;
+  /**
+   * Writes the intent of a request about to change state, when this sink
+   * wants one (fail-closed or audit table mode). Rejects with a 503
+   * `ApiError` when fail-closed and it cannot be written: then the change
+   * must not happen.
+   */
+  intent?(intent: AuditIntent): Promise<AuditIntentTicket>;
+}
+
+/** What a request hands the store with its change (see `audited_store.ts`). */
+export interface ChangeAudit {
+  /** The row to insert in the change's transaction, when there is an audit table. */
+  readonly row: AuditRow | undefined;
+  /** The change committed, and the row with it. */
+  carried(): void;
 }
 
 /** What a handler learns about its request while it runs, for the record. */
@@ -59,6 +110,12 @@ export interface AuditNote {
   permissions?: readonly Permission[];
   /** The wire error code, set by the app's error handling when the request fails. */
   err?: string;
+  /**
+   * Present when changes must be announced (fail-closed or audit table
+   * mode): call before changing any state; it writes the request's intent
+   * record once (rejecting with a 503 when fail-closed and it cannot).
+   */
+  beforeChange?: () => Promise<ChangeAudit>;
 }
 
 /** The outcome class of an HTTP status. */

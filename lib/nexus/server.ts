@@ -22,7 +22,9 @@ import { createSqliteWorkerStore } from "../store/sqlite_worker_store.ts";
 import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import type { AuditSink } from "./audit.ts";
-import { openAuditOutput } from "./audit_output.ts";
+import { rootKeyAuditKeys } from "./audit_key.ts";
+import { type AuditOutput, openAuditOutput } from "./audit_output.ts";
+import type { AuditRowSink, AuditTrail } from "./audit_trail.ts";
 import type { NexusDeps } from "./deps.ts";
 import { KeeperStatus } from "./keeper_status.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
@@ -85,6 +87,13 @@ export function openStore(config: NexusConfig): Store | undefined {
   }
 }
 
+/** The audit table of `store` (checked by the config: the table needs the Postgres backend). */
+function auditTableOf(store: Store | undefined): AuditRowSink {
+  const insert = store?.insertAuditRows?.bind(store);
+  if (!insert) throw new Error("SPIKE_NEXUS_AUDIT_TABLE: this backend store keeps no audit table");
+  return { insert };
+}
+
 /** Starts Nexus and resolves once it listens. */
 export async function startNexus(options: StartNexusOptions): Promise<RunningNexus> {
   const { config, identity, log } = options;
@@ -92,16 +101,24 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     throw new Error(`Nexus needs V8's linear-time regex engine: run Deno with --v8-flags=${LINEAR_REGEX_V8_FLAG}`);
   }
   await identity.ready();
-  const auditOutput = options.audit
-    ? { sink: options.audit, reopen() {}, close() {} }
-    : openAuditOutput(config.auditLog, log);
-  let store: Store | undefined;
+  const store = options.store ?? openStore(config);
+  const keys = new RootKeyState();
+  let auditOutput: Pick<AuditOutput, "reopen" | "close"> & { sink: AuditSink | AuditTrail };
   try {
-    store = options.store ?? openStore(config);
+    auditOutput = options.audit
+      ? { sink: options.audit, reopen() {}, close: () => Promise.resolve() }
+      : await openAuditOutput(config.auditLog, log, {
+        keys: rootKeyAuditKeys(keys),
+        failClosed: config.auditFailClosed,
+        ...(config.auditTable ? { table: auditTableOf(store) } : {}),
+      });
   } catch (error) {
-    auditOutput.close();
+    await store?.close();
     throw error;
   }
+  const trail = auditOutput.sink;
+  // Each root key install hands the chain its audit key (a `key` record follows).
+  if ("keyChanged" in trail) keys.onInstall(() => trail.keyChanged());
   const trustRoots = toTrustRoots(config.trustRoots);
   const deps: NexusDeps = {
     settings: {
@@ -113,7 +130,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       shamirThreshold: config.shamirThreshold,
     },
     store,
-    keys: new RootKeyState(),
+    keys,
     restore: new RestoreSession(config.shamirThreshold),
     clock: options.clock ?? (() => new Date()),
     random: options.random ?? systemRandom,
@@ -181,8 +198,10 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         await stopping;
         if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
         await server?.close();
+        // The stop record is signed while the key is still here, and the
+        // table gets its last rows before the store closes.
+        await auditOutput.close();
         await store?.close();
-        auditOutput.close();
         deps.keys.clear();
         deps.restore.reset();
       },
@@ -194,8 +213,8 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     await stopping;
     if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
     await server?.close().catch(() => {});
+    await auditOutput.close().catch(() => {});
     await store?.close().catch(() => {});
-    auditOutput.close();
     throw error;
   }
 }

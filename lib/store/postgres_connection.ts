@@ -47,14 +47,18 @@ function verifiedTls(url: string, caPem: string | undefined): object | undefined
 
 /**
  * A connection pool to `options.url` (lazy: nothing connects before the
- * first query). `maxConnections` defaults to 10.
+ * first query). `maxConnections` defaults to 10; `settings` are further
+ * session settings of every connection (e.g. `synchronous_commit`).
  */
-export function connectPostgres(options: PostgresStoreOptions): Sql {
+export function connectPostgres(
+  options: PostgresStoreOptions,
+  settings: Readonly<Record<string, string | number>> = {},
+): Sql {
   const tls = verifiedTls(options.url, options.caPem);
   return postgres(options.url, {
     max: options.maxConnections ?? 10,
     connect_timeout: options.connectTimeoutSeconds ?? 10,
-    connection: { statement_timeout: options.statementTimeoutMs ?? 10_000 },
+    connection: { statement_timeout: options.statementTimeoutMs ?? 10_000, ...settings },
     ...(options.password === undefined ? {} : { password: options.password }),
     ...(tls === undefined ? {} : { ssl: tls }),
     onnotice: () => {},

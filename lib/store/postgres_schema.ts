@@ -12,6 +12,7 @@
  * @module
  */
 import type { Sql } from "postgres";
+import { AUDIT_LOGS_MIGRATION_SQL } from "./postgres_audit.ts";
 
 /** One schema step. */
 export interface PostgresMigration {
@@ -77,6 +78,11 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       CREATE TRIGGER policies_bump_generation AFTER INSERT OR UPDATE OR DELETE ON policies
         FOR EACH STATEMENT EXECUTE FUNCTION bump_policy_generation();
     `,
+  },
+  {
+    // The audit table [ours] (`postgres_audit.ts`); empty unless SPIKE_NEXUS_AUDIT_TABLE is on.
+    version: 3,
+    sql: AUDIT_LOGS_MIGRATION_SQL,
   },
 ];
 

@@ -16,13 +16,14 @@
  *
  * @module
  */
-import type { Sql } from "postgres";
+import type { Sql, TransactionSql } from "postgres";
 import { connectPostgres, type PostgresStoreOptions } from "./postgres_connection.ts";
 import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import { auditRefusalOr, insertAuditRows } from "./postgres_audit.ts";
 import { migratePostgres } from "./postgres_schema.ts";
 import { secretWriteStatement } from "./postgres_write.ts";
 import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
-import type { Permission, PolicyRecord, Store } from "./types.ts";
+import type { AuditRow, Permission, PolicyRecord, Store } from "./types.ts";
 
 export type { PostgresStoreOptions };
 
@@ -58,6 +59,37 @@ export const POSTGRES_DECODERS: ColumnDecoders = {
 const DECODE = POSTGRES_DECODERS;
 const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
 
+/** Inserts or replaces a policy; resolves it as stored. */
+async function upsert(q: Sql | TransactionSql, policy: PolicyRecord): Promise<PolicyRecord> {
+  const [row] = await q`
+    INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at)
+    VALUES (${policy.name}, ${policy.spiffeIdPattern}, ${policy.pathPattern},
+            ${q.json([...policy.permissions])}, ${policy.createdAt}, ${policy.updatedAt})
+    ON CONFLICT (name) DO UPDATE SET
+      spiffe_id_pattern = excluded.spiffe_id_pattern, path_pattern = excluded.path_pattern,
+      permissions = excluded.permissions, updated_at = excluded.updated_at
+    RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated`;
+  return toPolicy(row!);
+}
+
+/**
+ * Runs `change` and inserts `audit` in one transaction (the row only when
+ * `changed` says the change happened); a refused row rolls the change back
+ * and rejects with `AuditRowRefusedError`.
+ */
+async function withAuditRow<T>(
+  sql: Sql,
+  audit: AuditRow,
+  change: (tx: TransactionSql) => Promise<T>,
+  changed: (result: T) => boolean,
+): Promise<T> {
+  return await sql.begin(async (tx) => {
+    const result = await change(tx);
+    if (changed(result)) await insertAuditRows(tx, [audit]).catch(auditRefusalOr);
+    return result;
+  }) as T;
+}
+
 /**
  * Connects lazily to the database at `options.url`. Each store is its own
  * connection pool; any number of stores, in one process or many, may share
@@ -65,6 +97,11 @@ const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
  */
 export function createPostgresStore(options: PostgresStoreOptions): Store {
   const sql: Sql = connectPostgres(options);
+  // Audit rows that guard no change go through one connection of their own
+  // that does not wait for the WAL flush (opened on first use): they reach
+  // disk with the next flush, a fraction of a second later, unless the
+  // server crashes first; the audit file is their durable copy.
+  let relaxed: Sql | undefined;
   let closed = false;
   let schema: Promise<void> | undefined;
 
@@ -97,29 +134,23 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return recordFromJoinRows(rows, DECODE);
       }),
 
-    writeSecret: (path, expectedRevision, next) =>
+    writeSecret: (path, expectedRevision, next, audit) =>
       run(async () => {
         checkSecretWrite(path, expectedRevision, next);
-        const statement = secretWriteStatement(path, expectedRevision, next);
-        const [row] = await sql.unsafe(statement.text, statement.params as never[], { prepare: true });
+        const statement = secretWriteStatement(path, expectedRevision, next, audit);
+        const [row] = await sql.unsafe(statement.text, statement.params as never[], { prepare: true })
+          .catch((error) => audit ? auditRefusalOr(error) : Promise.reject(error));
         return row!.swapped === 1;
       }),
 
     listSecretPaths: () =>
       run(async () => (await sql`SELECT path FROM secrets ORDER BY path`).map((row) => text(row.path))),
 
-    upsertPolicy: (policy) =>
+    upsertPolicy: (policy, audit) =>
       run(async () => {
         checkPolicy(policy);
-        const [row] = await sql`
-          INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at)
-          VALUES (${policy.name}, ${policy.spiffeIdPattern}, ${policy.pathPattern},
-                  ${sql.json([...policy.permissions])}, ${policy.createdAt}, ${policy.updatedAt})
-          ON CONFLICT (name) DO UPDATE SET
-            spiffe_id_pattern = excluded.spiffe_id_pattern, path_pattern = excluded.path_pattern,
-            permissions = excluded.permissions, updated_at = excluded.updated_at
-          RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated`;
-        return toPolicy(row!);
+        if (audit) return await withAuditRow(sql, audit, (tx) => upsert(tx, policy), () => true);
+        return await upsert(sql, policy);
       }),
 
     getPolicy: (name) =>
@@ -130,8 +161,13 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return row && toPolicy(row);
       }),
 
-    deletePolicy: (name) =>
-      run(async () => (await sql`DELETE FROM policies WHERE name = ${name} RETURNING 1`).length > 0),
+    deletePolicy: (name, audit) =>
+      run(async () => {
+        const remove = async (q: Sql | TransactionSql) =>
+          (await q`DELETE FROM policies WHERE name = ${name} RETURNING 1`).length > 0;
+        if (audit) return await withAuditRow(sql, audit, remove, (deleted) => deleted);
+        return await remove(sql);
+      }),
 
     listPolicies: () =>
       run(async () =>
@@ -169,6 +205,13 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return row!.any_data === true;
       }),
 
+    insertAuditRows: (rows, insert) =>
+      run(async () => {
+        if (insert?.durable !== false) return await insertAuditRows(sql, rows);
+        relaxed ??= connectPostgres({ ...options, maxConnections: 1 }, { synchronous_commit: "off" });
+        await insertAuditRows(relaxed, rows);
+      }),
+
     ping: () =>
       run(async () => {
         const [row] = await sql`SELECT version FROM schema_version WHERE id = 1`;
@@ -182,7 +225,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       // bound also matters with nothing running: after a connection was cut
       // under it (database restart), the driver may never see that
       // connection's end, and would otherwise wait for it forever.
-      await sql.end({ timeout: 2 });
+      await Promise.all([sql.end({ timeout: 2 }), relaxed?.end({ timeout: 2 })]);
     },
   };
 }

@@ -16,7 +16,8 @@
  *
  * @module
  */
-import type { SecretRecord } from "./types.ts";
+import { auditInsertCte } from "./postgres_audit.ts";
+import type { AuditRow, SecretRecord } from "./types.ts";
 
 /** SQL text with `$n` placeholders, and the values for them. */
 export interface Statement {
@@ -26,8 +27,17 @@ export interface Statement {
   readonly params: unknown[];
 }
 
-/** The statement replacing the record at `path` when its revision is still `expectedRevision`. */
-export function secretWriteStatement(path: string, expectedRevision: number, next: SecretRecord): Statement {
+/**
+ * The statement replacing the record at `path` when its revision is still
+ * `expectedRevision`; with `audit`, it also inserts that audit row exactly
+ * when the swap happens, so neither commits without the other.
+ */
+export function secretWriteStatement(
+  path: string,
+  expectedRevision: number,
+  next: SecretRecord,
+  audit?: AuditRow,
+): Statement {
   const params: unknown[] = [];
   const param = (value: unknown, type: string) => {
     params.push(value);
@@ -75,5 +85,6 @@ export function secretWriteStatement(path: string, expectedRevision: number, nex
        WHERE (secret_versions.created_at, secret_versions.deleted_at, secret_versions.sealed)
              IS DISTINCT FROM (excluded.created_at, excluded.deleted_at, excluded.sealed))`);
   }
+  if (audit) ctes.push(auditInsertCte("audited", audit, param, "EXISTS (SELECT 1 FROM swapped)"));
   return { text: `WITH ${ctes.join(",\n")}\nSELECT count(*)::integer AS swapped FROM swapped`, params };
 }

@@ -29,8 +29,8 @@ export interface SqliteStore extends Store {
   checkpoint(): Promise<boolean>;
 }
 
-/** Every store call a connection answers: the `SqliteStore` methods except `close`. */
-export type SqliteCallName = Exclude<keyof SqliteStore, "file" | "close">;
+/** Every store call a connection answers: the `SqliteStore` methods except `close` (and the audit table SQLite lacks). */
+export type SqliteCallName = Exclude<keyof SqliteStore, "file" | "close" | "insertAuditRows">;
 
 /** The calls that change data; the worker store commits them in groups. */
 export type SqliteWriteName = "writeSecret" | "upsertPolicy" | "deletePolicy" | "putMeta";

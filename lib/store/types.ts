@@ -8,8 +8,9 @@
  * @module
  */
 import type { Permission } from "../api/validate.ts";
+import type { AuditRow } from "./audit_row.ts";
 
-export type { Permission };
+export type { AuditRow, Permission };
 
 /** One stored version of a secret. Treat as immutable. */
 export interface SecretVersion {
@@ -83,8 +84,13 @@ export interface Store {
    * stores it with revision `expectedRevision + 1`. Versions absent from
    * `next` are deleted for good. Resolves `false`, changing nothing, when
    * another writer got there first: re-read, recompute and try again.
+   *
+   * `audit`, on a store with an audit table, is inserted in the same
+   * transaction exactly when the swap happens; if the store refuses it, the
+   * write rolls back and this rejects with `AuditRowRefusedError`. Stores
+   * without an audit table ignore it.
    */
-  writeSecret(path: string, expectedRevision: number, next: SecretRecord): Promise<boolean>;
+  writeSecret(path: string, expectedRevision: number, next: SecretRecord, audit?: AuditRow): Promise<boolean>;
   /**
    * Every secret path, sorted by UTF-8 byte order, including paths whose
    * versions are all soft-deleted (as SPIKE lists them).
@@ -93,13 +99,13 @@ export interface Store {
   /**
    * Inserts or replaces the policy named `policy.name`. On replace the
    * stored `createdAt` is kept and the given one ignored. Resolves the policy
-   * as stored.
+   * as stored. `audit`: as for `writeSecret`.
    */
-  upsertPolicy(policy: PolicyRecord): Promise<PolicyRecord>;
+  upsertPolicy(policy: PolicyRecord, audit?: AuditRow): Promise<PolicyRecord>;
   /** The policy named `name`, or `undefined`. */
   getPolicy(name: string): Promise<PolicyRecord | undefined>;
-  /** Deletes the policy named `name`; `false` when there was none. */
-  deletePolicy(name: string): Promise<boolean>;
+  /** Deletes the policy named `name`; `false` when there was none. `audit`: inserted when a policy was deleted. */
+  deletePolicy(name: string, audit?: AuditRow): Promise<boolean>;
   /** Every policy, sorted by name. */
   listPolicies(): Promise<PolicyRecord[]>;
   /**
@@ -119,4 +125,11 @@ export interface Store {
   ping(): Promise<void>;
   /** Releases the backend. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Appends rows to the audit table [ours], in one statement; present only
+   * on stores that have one (Postgres). With `durable: false` the store may
+   * answer before the rows reach its disk (Postgres: `synchronous_commit`
+   * off for that transaction), for rows that guard no change.
+   */
+  insertAuditRows?(rows: readonly AuditRow[], options?: { readonly durable?: boolean }): Promise<void>;
 }

@@ -46,8 +46,11 @@ export function exits(result: CommandResult, code: number, what: string): Comman
   return result;
 }
 
-/** Starts Nexus, restores its key, and leaves a superuser identity ready. */
-export async function startRestoredNexus(prefix: string): Promise<RestoredNexus> {
+/** Starts Nexus, restores its key, and leaves a superuser identity ready; `nexusEnv` adds Nexus settings. */
+export async function startRestoredNexus(
+  prefix: string,
+  options: { nexusEnv?: (dir: string) => Record<string, string> } = {},
+): Promise<RestoredNexus> {
   const dir = await Deno.makeTempDir({ prefix });
   const ca = join(dir, "ca");
   const port = freePort();
@@ -82,6 +85,7 @@ export async function startRestoredNexus(prefix: string): Promise<RestoredNexus>
         SPIKE_NEXUS_BACKEND_STORE: "sqlite",
         SPIKE_NEXUS_DATA_DIR: join(dir, "data"),
         SPIKE_NEXUS_KEEPER_PEERS: "",
+        ...options.nexusEnv?.(dir),
       },
     });
     await child.waitFor(/nexus listening/);

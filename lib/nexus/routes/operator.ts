@@ -84,6 +84,8 @@ export const operatorRoutes: readonly Route[] = [
           }
           return { collected: 0, remaining: 0, restored: true };
         }
+        // Collecting a shard (and maybe installing the key) changes state: announce it first.
+        await input.audit.beforeChange?.();
         let added;
         try {
           added = deps.restore.add(index, shard);
