@@ -62,7 +62,7 @@ Deno.test("bootstrap job: bootstraps once, then exits 0 without touching an init
   const pilot = { ...shared, SPIKE_SVID_DIR: ids.dirOf("pilot-superuser") };
   const secretReadsBack = async () => {
     const get = await runSpike(["secret", "get", "app/db", "pass"], { env: pilot });
-    assert.deepEqual([get.code, get.stdout], [0, "s3cret\n"], get.stderr);
+    assert.deepEqual([get.code, get.stdout], [0, "s3cret"], get.stderr);
   };
   const keepersHoldingShards = async () =>
     (await Promise.all(keeperPorts.map((p) => getPlainStatus(p, "/ready")))).filter((s) => s === 200).length;
