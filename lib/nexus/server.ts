@@ -14,10 +14,6 @@ import { createMtlsClient } from "../spiffe/mtls_client.ts";
 import { type MtlsServer, serveHono } from "../spiffe/mtls_server.ts";
 import { isKeeper } from "../spiffe/roles.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
-import { createMemoryStore } from "../store/memory_store.ts";
-import { createPostgresStore } from "../store/postgres_store.ts";
-import { createSqliteStore } from "../store/sqlite_store.ts";
-import { createSqliteWorkerStore } from "../store/sqlite_worker_store.ts";
 import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import type { AuditSink } from "./audit.ts";
@@ -67,17 +63,20 @@ export interface StartNexusOptions {
   readonly audit?: AuditSink;
 }
 
-/** Opens the configured backend. */
-export function openStore(config: NexusConfig): Store | undefined {
+/**
+ * Opens the configured backend. Only the chosen backend's module is loaded
+ * (the Postgres driver alone costs tens of milliseconds at start).
+ */
+export async function openStore(config: NexusConfig): Promise<Store | undefined> {
   switch (config.backendStore) {
     case "sqlite":
-      return createSqliteStore({ dataDir: config.dataDir! });
+      return (await import("../store/sqlite_store.ts")).createSqliteStore({ dataDir: config.dataDir! });
     case "sqlite-worker":
-      return createSqliteWorkerStore({ dataDir: config.dataDir! });
+      return (await import("../store/sqlite_worker_store.ts")).createSqliteWorkerStore({ dataDir: config.dataDir! });
     case "postgres":
-      return openPostgresStore(config.postgres!);
+      return await openPostgresStore(config.postgres!);
     case "memory":
-      return createMemoryStore();
+      return (await import("../store/memory_store.ts")).createMemoryStore();
     case "lite":
       return undefined;
   }
@@ -88,13 +87,14 @@ export function openStore(config: NexusConfig): Store | undefined {
  * configured (so the password needs to be in neither the URL nor the
  * environment).
  */
-function openPostgresStore(settings: PostgresConfig): Store {
+async function openPostgresStore(settings: PostgresConfig): Promise<Store> {
   const password = settings.passwordFile === undefined
     ? undefined
     : readSetting("SPIKE_NEXUS_POSTGRES_PASSWORD_FILE", settings.passwordFile).replace(/\r?\n$/, "");
   const caPem = settings.caFile === undefined
     ? undefined
     : readSetting("SPIKE_NEXUS_POSTGRES_CA_FILE", settings.caFile);
+  const { createPostgresStore } = await import("../store/postgres_store.ts");
   return createPostgresStore({
     url: settings.url,
     maxConnections: settings.maxConnections,
@@ -125,7 +125,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     : openAuditOutput(config.auditLog, log);
   let store: Store | undefined;
   try {
-    store = options.store ?? openStore(config);
+    store = options.store ?? await openStore(config);
   } catch (error) {
     auditOutput.close();
     throw error;
