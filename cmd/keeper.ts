@@ -5,7 +5,6 @@
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { resolveKeeperConfig } from "../lib/config/spike_config.ts";
-import { startKeeper } from "../lib/keeper/server.ts";
 import { resolveOrFail, runUntilSignal } from "./role_runner.ts";
 
 /** The `keeper` command. */
@@ -16,6 +15,10 @@ export const keeperCommand: CommandSpec = {
   positionals: { min: 0, max: 0 },
   run: ({ io }) => {
     const config = resolveOrFail(() => resolveKeeperConfig(io.env));
-    return runUntilSignal(io, "keeper", config.identity, (identity, log) => startKeeper({ config, identity, log }));
+    // The server is loaded here, not with the command tree: other commands never need it.
+    return runUntilSignal(io, "keeper", config.identity, async (identity, log) => {
+      const { startKeeper } = await import("../lib/keeper/server.ts");
+      return await startKeeper({ config, identity, log });
+    });
   },
 };

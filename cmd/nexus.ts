@@ -5,7 +5,6 @@
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { resolveNexusConfig } from "../lib/config/spike_config.ts";
-import { startNexus } from "../lib/nexus/server.ts";
 import { resolveOrFail, runUntilSignal } from "./role_runner.ts";
 
 /** The `nexus` command. */
@@ -19,6 +18,8 @@ export const nexusCommand: CommandSpec = {
   run: ({ io }) => {
     const config = resolveOrFail(() => resolveNexusConfig(io.env));
     return runUntilSignal(io, "nexus", config.identity, async (identity, log) => {
+      // Loaded here, not with the command tree: other commands never need the server.
+      const { startNexus } = await import("../lib/nexus/server.ts");
       const nexus = await startNexus({ config, identity, log });
       return { close: () => nexus.close(), reload: () => nexus.reopenAuditLog() };
     });

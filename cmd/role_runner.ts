@@ -11,7 +11,6 @@ import { ConfigError } from "../lib/config/parse.ts";
 import type { IdentityConfig } from "../lib/config/spike_config.ts";
 import { createLogger, type Logger, type LogLevel } from "../lib/log/logger.ts";
 import type { IdentitySource } from "../lib/spiffe/identity.ts";
-import { selectIdentitySource } from "../lib/spiffe/source_select.ts";
 
 /** Resolves a config, turning `ConfigError` into a CLI error (exit 1). */
 export function resolveOrFail<T>(resolve: () => T): T {
@@ -49,6 +48,8 @@ export async function runUntilSignal(
   start: (identity: IdentitySource, log: Logger) => Promise<RunningRole>,
 ): Promise<number> {
   const log = createLogger({ component, level: logLevel(io) });
+  // Loaded here, not with the command tree that imports this module.
+  const { selectIdentitySource } = await import("../lib/spiffe/source_select.ts");
   const identity = selectIdentitySource(identityConfig, { log });
   let running: RunningRole;
   try {
