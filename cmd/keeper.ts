@@ -5,6 +5,7 @@
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { resolveKeeperConfig } from "../lib/config/spike_config.ts";
+import { markStartup } from "../lib/log/startup.ts";
 import { resolveOrFail, runUntilSignal } from "./role_runner.ts";
 
 /** The `keeper` command. */
@@ -18,6 +19,7 @@ export const keeperCommand: CommandSpec = {
     // The server is loaded here, not with the command tree: other commands never need it.
     return runUntilSignal(io, "keeper", config.identity, async (identity, log) => {
       const { startKeeper } = await import("../lib/keeper/server.ts");
+      markStartup(log, "server modules loaded");
       return await startKeeper({ config, identity, log });
     });
   },

@@ -5,6 +5,7 @@
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { resolveNexusConfig } from "../lib/config/spike_config.ts";
+import { markStartup } from "../lib/log/startup.ts";
 import { resolveOrFail, runUntilSignal } from "./role_runner.ts";
 
 /** The `nexus` command. */
@@ -20,6 +21,7 @@ export const nexusCommand: CommandSpec = {
     return runUntilSignal(io, "nexus", config.identity, async (identity, log) => {
       // Loaded here, not with the command tree: other commands never need the server.
       const { startNexus } = await import("../lib/nexus/server.ts");
+      markStartup(log, "server modules loaded");
       const nexus = await startNexus({ config, identity, log });
       return { close: () => nexus.close(), reload: () => nexus.reopenAuditLog() };
     });

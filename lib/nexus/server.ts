@@ -9,6 +9,7 @@ import { systemRandom } from "../crypto/random.ts";
 import type { RandomBytes } from "../crypto/random.ts";
 import type { NexusConfig, PostgresConfig } from "../config/spike_config.ts";
 import type { Logger } from "../log/logger.ts";
+import { markStartup } from "../log/startup.ts";
 import type { IdentitySource } from "../spiffe/identity.ts";
 import { createMtlsClient } from "../spiffe/mtls_client.ts";
 import { type MtlsServer, serveHono } from "../spiffe/mtls_server.ts";
@@ -120,12 +121,14 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     throw new Error(`Nexus needs V8's linear-time regex engine: run Deno with --v8-flags=${LINEAR_REGEX_V8_FLAG}`);
   }
   await identity.ready();
+  markStartup(log, "identity ready");
   const auditOutput = options.audit
     ? { sink: options.audit, reopen() {}, close() {} }
     : openAuditOutput(config.auditLog, log);
   let store: Store | undefined;
   try {
     store = options.store ?? await openStore(config);
+    markStartup(log, "store open");
   } catch (error) {
     auditOutput.close();
     throw error;
@@ -164,7 +167,12 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     });
     const port = await server.listen(config.listen.port, config.listen.host);
     log.info("nexus listening", { port, store: config.backendStore });
+    markStartup(log, "listening");
 
+    const unmark = deps.keys.onInstall(() => {
+      markStartup(log, "root key installed");
+      unmark();
+    });
     if (config.keeperPeers.length > 0) {
       keeperClient = createMtlsClient({
         identity,
