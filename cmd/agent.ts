@@ -11,7 +11,6 @@ import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { toTrustRoots } from "../lib/config/trust_roots.ts";
 import type { AgentConfig } from "../lib/agent/config.ts";
-import { createLogger } from "../lib/log/logger.ts";
 import { isNexus } from "../lib/spiffe/roles.ts";
 import { pilotConfig } from "./pilot_session.ts";
 import { logLevel } from "./role_runner.ts";
@@ -61,13 +60,16 @@ export const agentCommand: CommandSpec = {
     if (typeof file !== "string" || file === "") throw new UsageError("--config is required");
     const config = await loadConfig(file);
     const pilot = pilotConfig(io);
-    const log = createLogger({ component: "agent", level: logLevel(io) });
-    const [{ createSecretAgent }, { createMtlsClient }, { NexusClient }, { selectIdentitySource }] = await Promise.all([
-      import("../lib/agent/secret_agent.ts"),
-      import("../lib/spiffe/mtls_client.ts"),
-      import("../lib/client/nexus_client.ts"),
-      import("../lib/spiffe/source_select.ts"),
-    ]);
+    const level = logLevel(io);
+    const [{ createSecretAgent }, { createMtlsClient }, { NexusClient }, { selectIdentitySource }, { createLogger }] =
+      await Promise.all([
+        import("../lib/agent/secret_agent.ts"),
+        import("../lib/spiffe/mtls_client.ts"),
+        import("../lib/client/nexus_client.ts"),
+        import("../lib/spiffe/source_select.ts"),
+        import("../lib/log/logger.ts"),
+      ]);
+    const log = createLogger({ component: "agent", level });
     const identity = selectIdentitySource(pilot.identity, { log, readyTimeoutMs: IDENTITY_WAIT_MS });
     try {
       try {

@@ -9,7 +9,7 @@ import { CliError } from "../lib/cli/errors.ts";
 import type { CliIo } from "../lib/cli/io.ts";
 import { ConfigError } from "../lib/config/parse.ts";
 import type { IdentityConfig } from "../lib/config/spike_config.ts";
-import { createLogger, type Logger, type LogLevel } from "../lib/log/logger.ts";
+import type { Logger, LogLevel } from "../lib/log/logger.ts";
 import type { IdentitySource } from "../lib/spiffe/identity.ts";
 
 /** Resolves a config, turning `ConfigError` into a CLI error (exit 1). */
@@ -47,9 +47,16 @@ export async function runUntilSignal(
   identityConfig: IdentityConfig,
   start: (identity: IdentitySource, log: Logger) => Promise<RunningRole>,
 ): Promise<number> {
-  const log = createLogger({ component, level: logLevel(io) });
-  // Loaded here, not with the command tree that imports this module.
-  const { selectIdentitySource } = await import("../lib/spiffe/source_select.ts");
+  const level = logLevel(io);
+  // Loaded here, not with the command tree that imports this module (the
+  // logger's node:fs alone costs `spike --help` ~20 ms of CPU).
+  const [{ createLogger }, { markStartup }, { selectIdentitySource }] = await Promise.all([
+    import("../lib/log/logger.ts"),
+    import("../lib/log/startup.ts"),
+    import("../lib/spiffe/source_select.ts"),
+  ]);
+  const log = createLogger({ component, level });
+  markStartup(log, "command loaded");
   const identity = selectIdentitySource(identityConfig, { log });
   let running: RunningRole;
   try {
