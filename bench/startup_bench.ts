@@ -107,13 +107,95 @@ function phasesOf(process: BenchProcess): Map<string, number> {
   return phases;
 }
 
+/**
+ * CPU time a process has used so far (all its threads, user + system), in
+ * ms, from `/proc/<pid>/task/<tid>/schedstat` (nanoseconds). Unlike wall
+ * time it barely moves when other work shares the machine.
+ */
+function processCpuMs(pid: number): number {
+  let ns = 0;
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[0]);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return ns / 1e6;
+}
+
+/**
+ * What loading one module costs in a fresh process: the probe imports it
+ * and prints the import's wall time and the process's CPU time (all
+ * threads) at the end. Bare specifiers resolve through `root`'s deno.json.
+ */
+const IMPORT_PROBE = `
+const spec = Deno.args[0];
+const t0 = performance.now();
+await import(spec);
+const importMs = performance.now() - t0;
+let ns = 0;
+for (const task of Deno.readDirSync("/proc/self/task")) {
+  try { ns += Number(Deno.readTextFileSync("/proc/self/task/" + task.name + "/schedstat").split(" ")[0]); } catch {}
+}
+console.log(JSON.stringify({ importMs, cpuMs: ns / 1e6 }));
+`;
+
+/** Modules whose load cost the report lists: what each role loads, and the heavy packages. */
+const PROBED_MODULES: readonly (readonly [label: string, specifier: string])[] = [
+  ["(nothing: an empty import)", "data:text/javascript,"],
+  ["cmd/spike.ts (the command tree)", "cmd/spike.ts"],
+  ["lib/nexus/server.ts (Nexus)", "lib/nexus/server.ts"],
+  ["lib/keeper/server.ts (Keeper)", "lib/keeper/server.ts"],
+  ["lib/spiffe/mtls_client.ts (CLI session: TLS client)", "lib/spiffe/mtls_client.ts"],
+  ["lib/spiffe/source_select.ts (CLI session: SVID source)", "lib/spiffe/source_select.ts"],
+  ["node:https", "node:https"],
+  ["node:fs", "node:fs"],
+  ["node:crypto", "node:crypto"],
+  ["node:sqlite", "node:sqlite"],
+  ["hono", "hono"],
+  ["@peculiar/x509 via lib/spiffe/x509.ts (now: development CA only)", "lib/spiffe/x509.ts"],
+  ["@grpc/grpc-js (now: Workload API only)", "@grpc/grpc-js"],
+  ["postgres (now: postgres store only)", "postgres"],
+  ["refa (now: on first policy write)", "refa"],
+  ["yaml (now: -f yaml, policy files, agent)", "yaml"],
+  ["@noble/curves/nist.js (now: not loaded)", "@noble/curves/nist.js"],
+];
+
+/** Median import ms and CPU ms of `specifier` over `rounds` fresh processes. */
+async function probeImport(
+  probe: string,
+  root: string,
+  specifier: string,
+  rounds: number,
+): Promise<{ importMs: number; cpuMs: number }> {
+  const resolved = specifier.startsWith("lib/") || specifier.startsWith("cmd/")
+    ? new URL(`file://${join(root, specifier)}`).href
+    : specifier;
+  const imports: number[] = [];
+  const cpus: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", `--config=${join(root, "deno.json")}`, "--allow-all", probe, resolved],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!output.success) throw new Error(`probe of ${specifier} failed: ${new TextDecoder().decode(output.stderr)}`);
+    const { importMs, cpuMs } = JSON.parse(new TextDecoder().decode(output.stdout));
+    imports.push(importMs);
+    cpus.push(cpuMs);
+  }
+  return { importMs: median(imports), cpuMs: median(cpus) };
+}
+
 /** Restarts Nexus with SIGKILL and measures spawn → first successful secret read (or `/ready` 200). */
 async function restartToReady(
   stack: BenchStack,
   nexus: NexusClient,
   probe: "secret get" | "/ready",
   variant: RunVariant = "current",
-): Promise<{ ms: number; process: BenchProcess }> {
+): Promise<{ ms: number; cpuMs: number; process: BenchProcess }> {
   const process = await stack.restartNexus("SIGKILL", variant);
   const check = probe === "secret get"
     ? async () => {
@@ -123,7 +205,7 @@ async function restartToReady(
     }
     : async () => (await nexusTransport(nexus).request("GET", `${stack.nexusUrl}/ready`)).status === 200;
   const at = await pollUntil(check, `${process.name} ready`, 60_000, POLL_MS, process);
-  return { ms: at - process.spawnedAt, process };
+  return { ms: at - process.spawnedAt, cpuMs: processCpuMs(process.pid), process };
 }
 
 const transports = new WeakMap<NexusClient, ReturnType<typeof superuserClient>>();
@@ -132,7 +214,10 @@ function nexusTransport(nexus: NexusClient) {
 }
 
 /** Spawns a spare Keeper and measures spawn → first HTTP answer over mTLS (any status). */
-async function keeperColdStart(stack: BenchStack, client: ReturnType<typeof createMtlsClient>): Promise<number> {
+async function keeperColdStart(
+  stack: BenchStack,
+  client: ReturnType<typeof createMtlsClient>,
+): Promise<{ ms: number; cpuMs: number }> {
   const { process, url } = await stack.startSpareKeeper();
   try {
     const at = await pollUntil(
@@ -145,7 +230,7 @@ async function keeperColdStart(stack: BenchStack, client: ReturnType<typeof crea
       POLL_MS,
       process,
     );
-    return at - process.spawnedAt;
+    return { ms: at - process.spawnedAt, cpuMs: processCpuMs(process.pid) };
   } finally {
     await process.kill("SIGKILL");
   }
@@ -235,9 +320,12 @@ async function main(): Promise<void> {
             record(samples, `cli|${variant}`, await timeCommand(b.executable, b.args, b.env));
           }
         }
-        record(samples, `keeper|${stack.kind}`, await keeperColdStart(stack, keeperClient));
+        const keeper = await keeperColdStart(stack, keeperClient);
+        record(samples, `keeper|${stack.kind}`, keeper.ms);
+        record(samples, `keeper-cpu|${stack.kind}`, keeper.cpuMs);
         const read = await restartToReady(stack, nexusOf.get(stack)!, "secret get");
         record(samples, `restart-get|${stack.kind}`, read.ms);
+        record(samples, `restart-cpu|${stack.kind}`, read.cpuMs);
         if (stack.kind === "ours") {
           keep(phases, read.process);
           const ready = await restartToReady(stack, nexusOf.get(stack)!, "/ready");
@@ -246,13 +334,51 @@ async function main(): Promise<void> {
           for (const variant of variants) {
             const b = await restartToReady(stack, nexusOf.get(stack)!, "secret get", variant);
             record(samples, `restart-get|${variant}`, b.ms);
+            record(samples, `restart-cpu|${variant}`, b.cpuMs);
             if (variant === "baseline") keep(baselinePhases, b.process);
           }
         }
       }
     }
+    log("startup_bench: module load costs");
+    const probe = join(dir, "import_probe.ts");
+    await Deno.writeTextFile(probe, IMPORT_PROBE);
+    const probeRounds = Math.max(3, Math.min(rounds, 7));
+    const moduleRows: string[][] = [];
+    for (const [label, specifier] of PROBED_MODULES) {
+      const current = await probeImport(probe, REPO_ROOT, specifier, probeRounds);
+      const before = baselineRoot && (specifier.startsWith("cmd/") || specifier.startsWith("lib/"))
+        ? await probeImport(probe, baselineRoot, specifier, probeRounds)
+        : undefined;
+      moduleRows.push([
+        label,
+        formatNumber(current.importMs, 1),
+        formatNumber(current.cpuMs, 1),
+        before ? formatNumber(before.importMs, 1) : "",
+        before ? formatNumber(before.cpuMs, 1) : "",
+      ]);
+    }
     const loadAfter = Deno.loadavg();
     console.log(report(samples, phases, baselinePhases, rounds, go !== undefined, baselineRoot, loadBefore, loadAfter));
+    console.log(
+      [
+        "",
+        `Module load costs: a fresh \`deno run\` imports one module (median of ${probeRounds}); "import ms" is the ` +
+        'import alone, "process CPU ms" the whole process\'s CPU time (all threads) after it, runtime start included.',
+        "",
+        markdownTable(
+          [
+            "module",
+            "import ms",
+            "process CPU ms",
+            baselineRoot ? "baseline import ms" : "baseline import ms (no --baseline)",
+            "baseline process CPU ms",
+          ],
+          moduleRows,
+          ["left", "right", "right", "right", "right"],
+        ),
+      ].join("\n"),
+    );
   } finally {
     for (const client of clients) client.close();
     for (const stack of stacks) await stack.stop();
@@ -313,12 +439,20 @@ function report(
     "cli|no-code-cache",
   );
   row("Keeper cold start to first answer", "keeper|ours", withGo ? "keeper|spike-go" : undefined);
+  row("— its CPU time (all threads) until then", "keeper-cpu|ours", withGo ? "keeper-cpu|spike-go" : undefined);
   row(
     "Nexus restart (SIGKILL) to first secret read, 3 Keepers",
     "restart-get|ours",
     withGo ? "restart-get|spike-go" : undefined,
     baselineRoot ? "restart-get|baseline" : undefined,
     "restart-get|no-code-cache",
+  );
+  row(
+    "— Nexus CPU time (all threads) until then",
+    "restart-cpu|ours",
+    withGo ? "restart-cpu|spike-go" : undefined,
+    baselineRoot ? "restart-cpu|baseline" : undefined,
+    "restart-cpu|no-code-cache",
   );
   row("Nexus restart (SIGKILL) to `/ready` 200", "restart-ready|ours");
 
