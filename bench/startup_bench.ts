@@ -141,6 +141,70 @@ for (const task of Deno.readDirSync("/proc/self/task")) {
 console.log(JSON.stringify({ importMs, cpuMs: ns / 1e6 }));
 `;
 
+/**
+ * One mTLS connection from a fresh process with `node:tls` (what our
+ * clients use), or none: the difference is what a process's first TLS
+ * connection costs. Prints the process's CPU time (all threads) in ms.
+ * Deno reads it from /proc, Node from `process.cpuUsage()`.
+ */
+const TLS_PROBE_DENO = `
+import tls from "node:tls";
+import { readFileSync } from "node:fs";
+const [dir, port, mode] = Deno.args;
+if (mode === "connect") {
+  await new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: "127.0.0.1", port: Number(port), rejectUnauthorized: false,
+      key: readFileSync(dir + "/svid_key.pem"), cert: readFileSync(dir + "/svid.pem"), ca: readFileSync(dir + "/svid_bundle.pem"),
+    }, () => { socket.end(); resolve(undefined); });
+    socket.on("error", reject);
+  });
+}
+let ns = 0;
+for (const task of Deno.readDirSync("/proc/self/task")) {
+  try { ns += Number(Deno.readTextFileSync("/proc/self/task/" + task.name + "/schedstat").split(" ")[0]); } catch {}
+}
+console.log(JSON.stringify({ cpuMs: ns / 1e6 }));
+`;
+const TLS_PROBE_NODE = `
+import tls from "node:tls";
+import { readFileSync } from "node:fs";
+const [dir, port, mode] = process.argv.slice(2);
+if (mode === "connect") {
+  await new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: "127.0.0.1", port: Number(port), rejectUnauthorized: false,
+      key: readFileSync(dir + "/svid_key.pem"), cert: readFileSync(dir + "/svid.pem"), ca: readFileSync(dir + "/svid_bundle.pem"),
+    }, () => { socket.end(); resolve(undefined); });
+    socket.on("error", reject);
+  });
+}
+const usage = process.cpuUsage();
+console.log(JSON.stringify({ cpuMs: (usage.user + usage.system) / 1000 }));
+`;
+
+/** Median CPU ms of `command args` (a TLS probe) over `rounds` fresh processes. */
+async function probeCpu(command: string, args: readonly string[], rounds: number): Promise<number> {
+  const cpus: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const output = await new Deno.Command(command, { args: [...args], stdout: "piped", stderr: "piped" }).output();
+    if (!output.success) {
+      throw new Error(`${command} ${args.join(" ")} failed: ${new TextDecoder().decode(output.stderr)}`);
+    }
+    cpus.push(JSON.parse(new TextDecoder().decode(output.stdout)).cpuMs);
+  }
+  return median(cpus);
+}
+
+/** `node` on PATH, or undefined. */
+async function nodeAvailable(): Promise<boolean> {
+  try {
+    return (await new Deno.Command("node", { args: ["--version"], stdout: "null", stderr: "null" }).output()).success;
+  } catch {
+    return false;
+  }
+}
+
 /** Modules whose load cost the report lists: what each role loads, and the heavy packages. */
 const PROBED_MODULES: readonly (readonly [label: string, specifier: string])[] = [
   ["(nothing: an empty import)", "data:text/javascript,"],
@@ -358,6 +422,8 @@ async function main(): Promise<void> {
         before ? formatNumber(before.cpuMs, 1) : "",
       ]);
     }
+    log("startup_bench: first TLS connection");
+    const tlsRows = await firstTlsConnectionRows(dir, ids.dirOf("nexus"), ids.dirOf("pilot-superuser"), probeRounds);
     const loadAfter = Deno.loadavg();
     console.log(report(samples, phases, baselinePhases, rounds, go !== undefined, baselineRoot, loadBefore, loadAfter));
     console.log(
@@ -377,12 +443,63 @@ async function main(): Promise<void> {
           moduleRows,
           ["left", "right", "right", "right", "right"],
         ),
+        "",
+        `A process's first TLS connection: a fresh process loads node:tls and node:fs and makes one mTLS ` +
+        `connection to a local server, or makes none (median of ${probeRounds}, process CPU ms, all threads):`,
+        "",
+        markdownTable(["runtime", "no connection", "one mTLS connection", "the connection costs"], tlsRows, [
+          "left",
+          "right",
+          "right",
+          "right",
+        ]),
       ].join("\n"),
     );
   } finally {
     for (const client of clients) client.close();
     for (const stack of stacks) await stack.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Rows of the first-TLS-connection table: Deno (and Node when installed)
+ * with and without one connection to a `node:tls` server in this process.
+ */
+async function firstTlsConnectionRows(
+  dir: string,
+  serverSvid: string,
+  clientSvid: string,
+  rounds: number,
+): Promise<string[][]> {
+  const { default: tls } = await import("node:tls");
+  const read = (name: string) => Deno.readTextFileSync(join(serverSvid, name));
+  const server = tls.createServer({
+    key: read("svid_key.pem"),
+    cert: read("svid.pem"),
+    ca: read("svid_bundle.pem"),
+    requestCert: true,
+    rejectUnauthorized: false,
+  }, (socket) => socket.end());
+  const port = await new Promise<number>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port))
+  );
+  try {
+    const denoProbe = join(dir, "tls_probe.ts");
+    const nodeProbe = join(dir, "tls_probe.mjs");
+    await Deno.writeTextFile(denoProbe, TLS_PROBE_DENO);
+    await Deno.writeTextFile(nodeProbe, TLS_PROBE_NODE);
+    const rows: string[][] = [];
+    const row = async (name: string, command: string, prefix: string[]) => {
+      const idle = await probeCpu(command, [...prefix, clientSvid, String(port), "none"], rounds);
+      const connect = await probeCpu(command, [...prefix, clientSvid, String(port), "connect"], rounds);
+      rows.push([name, formatNumber(idle, 1), formatNumber(connect, 1), formatNumber(connect - idle, 1)]);
+    };
+    await row(`deno ${Deno.version.deno}`, Deno.execPath(), ["run", "--allow-all", denoProbe]);
+    if (await nodeAvailable()) await row("node (for comparison)", "node", [nodeProbe]);
+    return rows;
+  } finally {
+    server.close();
   }
 }
 
