@@ -9,14 +9,9 @@
 import { dirname, resolve } from "node:path";
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
-import { NexusClient } from "../lib/client/nexus_client.ts";
 import { toTrustRoots } from "../lib/config/trust_roots.ts";
-import { type AgentConfig, AgentConfigError, parseAgentConfig } from "../lib/agent/config.ts";
-import { createSecretAgent } from "../lib/agent/secret_agent.ts";
-import { createLogger } from "../lib/log/logger.ts";
-import { createMtlsClient } from "../lib/spiffe/mtls_client.ts";
+import type { AgentConfig } from "../lib/agent/config.ts";
 import { isNexus } from "../lib/spiffe/roles.ts";
-import { selectIdentitySource } from "../lib/spiffe/source_select.ts";
 import { pilotConfig } from "./pilot_session.ts";
 import { logLevel } from "./role_runner.ts";
 
@@ -26,7 +21,9 @@ const IDENTITY_WAIT_MS = 30_000;
 const CALL_TIMEOUT_MS = 10_000;
 
 /** Reads and checks the configuration file; every problem is a CLI error naming the field. */
-function loadConfig(file: string): AgentConfig {
+async function loadConfig(file: string): Promise<AgentConfig> {
+  // The parser (and the YAML library) load when the agent runs, not with the command tree.
+  const { AgentConfigError, parseAgentConfig } = await import("../lib/agent/config.ts");
   let text: string;
   try {
     text = Deno.readTextFileSync(file);
@@ -61,9 +58,18 @@ export const agentCommand: CommandSpec = {
   run: async ({ options, io }) => {
     const file = options.config;
     if (typeof file !== "string" || file === "") throw new UsageError("--config is required");
-    const config = loadConfig(file);
+    const config = await loadConfig(file);
     const pilot = pilotConfig(io);
-    const log = createLogger({ component: "agent", level: logLevel(io) });
+    const level = logLevel(io);
+    const [{ createSecretAgent }, { createMtlsClient }, { NexusClient }, { selectIdentitySource }, { createLogger }] =
+      await Promise.all([
+        import("../lib/agent/secret_agent.ts"),
+        import("../lib/spiffe/mtls_client.ts"),
+        import("../lib/client/nexus_client.ts"),
+        import("../lib/spiffe/source_select.ts"),
+        import("../lib/log/logger.ts"),
+      ]);
+    const log = createLogger({ component: "agent", level });
     const identity = selectIdentitySource(pilot.identity, { log, readyTimeoutMs: IDENTITY_WAIT_MS });
     try {
       try {

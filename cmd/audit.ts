@@ -9,26 +9,11 @@
  *   operator's recovery files (and zeroed once the audit key is derived);
  * - with `--unkeyed`, nobody: order and links only.
  *
+ * The work is in `audit_run.ts`, loaded when the command runs.
+ *
  * @module
  */
-import { type ChainedRecord } from "../lib/audit/chain_format.ts";
-import { type MacVerdict, type VerifyReport } from "../lib/audit/verifier.ts";
-import {
-  localMacChecker,
-  type MacChecker,
-  noMacChecker,
-  readInputLines,
-  verifyLines,
-} from "../lib/audit/verify_run.ts";
 import type { CommandSpec } from "../lib/cli/command.ts";
-import { CliError, UsageError } from "../lib/cli/errors.ts";
-import type { CliIo } from "../lib/cli/io.ts";
-import { ApiCallError } from "../lib/client/errors.ts";
-import type { NexusClient } from "../lib/client/nexus_client.ts";
-import { zeroize } from "../lib/crypto/zeroize.ts";
-import { CURRENT_AUDIT_KEY_VERSION, deriveAuditKey } from "../lib/nexus/audit_key.ts";
-import { rootKeyFromRecoveryDir } from "../lib/pilot/recovery_key.ts";
-import { withNexus } from "./pilot_session.ts";
 
 /** The `audit` command group. */
 export const auditCommand: CommandSpec = {
@@ -55,127 +40,7 @@ export const auditCommand: CommandSpec = {
         partial: { type: "boolean", description: "Accept a trail that starts inside a chain (an excerpt)" },
       },
       positionals: { min: 1 },
-      run: async ({ positionals, options, io }) => {
-        const recoveryDir = options["recovery-dir"] as string | undefined;
-        const unkeyed = options.unkeyed === true;
-        if (recoveryDir !== undefined && unkeyed) {
-          throw new UsageError("--recovery-dir and --unkeyed exclude each other");
-        }
-        if (positionals.filter((p) => p === "-").length > 1) {
-          throw new UsageError("'-' (standard input) can be given once");
-        }
-        await requireFiles(positionals);
-        const verify = (checker: MacChecker) =>
-          verifyLines(readInputLines(positionals, () => io.stdinStream()), checker, {
-            partial: options.partial === true,
-          })
-            .catch((error) => {
-              throw new CliError(`cannot read the input: ${(error as Error).message}`);
-            });
-        if (unkeyed) return report(io, await verify(noMacChecker), "MACs not checked (--unkeyed)", undefined);
-        if (recoveryDir !== undefined) {
-          const key = await auditKeyFromRecovery(recoveryDir);
-          const checker = countingChecker(localMacChecker([key]));
-          try {
-            return report(io, await verify(checker), "MACs checked with the recovery shards", checker);
-          } finally {
-            key.destroy();
-          }
-        }
-        return await withNexus(io, async ({ nexus }) => {
-          const checker = countingChecker(nexusMacChecker(nexus));
-          return report(io, await verify(checker), "MACs checked by Nexus", checker);
-        });
-      },
+      run: async (context) => (await import("./audit_run.ts")).runAuditVerify(context),
     },
   ],
 };
-
-/** Fails before any work when an input file is missing (exit 3) or unreadable. */
-async function requireFiles(sources: readonly string[]): Promise<void> {
-  for (const source of sources) {
-    if (source === "-") continue;
-    try {
-      const info = await Deno.stat(source);
-      if (!info.isFile) throw new CliError(`${source} is not a file`);
-    } catch (error) {
-      if (error instanceof CliError) throw error;
-      if (error instanceof Deno.errors.NotFound) throw new CliError(`${source}: no such file`, 3);
-      throw new CliError(`${source}: ${(error as Error).message}`);
-    }
-  }
-}
-
-/** Rebuilds the root key from the recovery files, derives the audit key, zeroes the root key. */
-async function auditKeyFromRecovery(dir: string) {
-  let root: Uint8Array | undefined;
-  try {
-    root = await rootKeyFromRecoveryDir(dir);
-    return deriveAuditKey(root, CURRENT_AUDIT_KEY_VERSION);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw new CliError(`${dir}: no such directory`, 3);
-    throw new CliError((error as Error).message);
-  } finally {
-    zeroize(root);
-  }
-}
-
-/** A checker that counts the MACs it found good (to tell a wrong key from an edit). */
-function countingChecker(inner: MacChecker): MacChecker & { readonly good: () => number } {
-  let good = 0;
-  return {
-    good: () => good,
-    async check(records) {
-      const verdicts = await inner.check(records);
-      good += verdicts.filter((v) => v === "ok").length;
-      return verdicts;
-    },
-  };
-}
-
-/** Asks Nexus; a batch too large for its body limit is split in halves. */
-function nexusMacChecker(nexus: NexusClient): MacChecker {
-  const ask = async (
-    records: ReadonlyArray<{ readonly line: string; readonly record: ChainedRecord }>,
-  ): Promise<MacVerdict[]> => {
-    try {
-      const answers = await nexus.verifyAuditRecords(records.map((r) => r.line));
-      return answers.map((answer) =>
-        answer === "ok" || answer === "mismatch" || answer === "unknown_key" ? answer : "mismatch"
-      );
-    } catch (error) {
-      if (error instanceof ApiCallError && error.status === 413 && records.length > 1) {
-        const half = Math.ceil(records.length / 2);
-        return [...await ask(records.slice(0, half)), ...await ask(records.slice(half))];
-      }
-      throw error;
-    }
-  };
-  return { check: ask };
-}
-
-/** Prints the verdict (stdout) and notes (stderr); resolves the exit code. */
-function report(io: CliIo, result: VerifyReport, how: string, checker: { good(): number } | undefined): number {
-  for (const note of result.notes) io.stderr(`note: ${note}\n`);
-  if (result.finding) {
-    io.stdout(`${result.finding.message}\n`);
-    const macFinding = result.finding.kind === "edited" || result.finding.kind === "forged";
-    if (checker && macFinding && checker.good() === 0) {
-      io.stderr(
-        "note: no keyed record matched its MAC: if every record fails, the key is the wrong one " +
-          "(recovery files of another deployment, or fewer than the threshold of them)\n",
-      );
-    }
-    return 1;
-  }
-  if (result.records === 0) {
-    io.stdout("no audit records in the input\n");
-    return 1;
-  }
-  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
-  io.stdout(
-    `OK ${plural(result.records, "record")} (${plural(result.segments, "segment")}, ` +
-      `${plural(result.instances, "instance")}; ${how})\n`,
-  );
-  return 0;
-}

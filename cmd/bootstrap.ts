@@ -4,16 +4,13 @@
  *
  * @module
  */
-import { BootstrapError, type BootstrapOutcome, runBootstrap } from "../lib/bootstrap/bootstrap.ts";
+import type { BootstrapOutcome } from "../lib/bootstrap/bootstrap.ts";
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError } from "../lib/cli/errors.ts";
 import { resolveBootstrapConfig } from "../lib/config/spike_config.ts";
 import { toTrustRoots } from "../lib/config/trust_roots.ts";
 import { systemRandom } from "../lib/crypto/random.ts";
-import { createLogger } from "../lib/log/logger.ts";
-import { createMtlsClient } from "../lib/spiffe/mtls_client.ts";
 import { isKeeper, isNexus } from "../lib/spiffe/roles.ts";
-import { selectIdentitySource } from "../lib/spiffe/source_select.ts";
 import { logLevel, resolveOrFail } from "./role_runner.ts";
 import { parseDuration } from "../lib/config/parse.ts";
 
@@ -32,7 +29,16 @@ export const bootstrapCommand: CommandSpec = {
     const timeoutMs = resolveOrFail(() =>
       parseDuration("SPIKE_BOOTSTRAP_TIMEOUT", io.env.SPIKE_BOOTSTRAP_TIMEOUT ?? "2m")
     );
-    const log = createLogger({ component: "bootstrap", level: logLevel(io) });
+    const level = logLevel(io);
+    // Loaded when the command runs, not with the command tree.
+    const [{ BootstrapError, runBootstrap }, { createMtlsClient }, { selectIdentitySource }, { createLogger }] =
+      await Promise.all([
+        import("../lib/bootstrap/bootstrap.ts"),
+        import("../lib/spiffe/mtls_client.ts"),
+        import("../lib/spiffe/source_select.ts"),
+        import("../lib/log/logger.ts"),
+      ]);
+    const log = createLogger({ component: "bootstrap", level });
     const identity = selectIdentitySource(config.identity, { log });
     const roots = toTrustRoots(config.trustRoots);
     let outcome: BootstrapOutcome;

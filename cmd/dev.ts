@@ -9,7 +9,6 @@ import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { DevStackError } from "../lib/dev/errors.ts";
 import { currentLauncher } from "../lib/dev/role_process.ts";
 import { readyBanner } from "../lib/dev/ready_banner.ts";
-import { startDevStack } from "../lib/dev/stack.ts";
 import { PINNED_DENO_VERSION } from "../lib/install/install_plan.ts";
 import { findOnPath, isExecutableFile } from "../lib/install/path_lookup.ts";
 import { checkTrustDomainName } from "../lib/spiffe/id.ts";
@@ -65,6 +64,8 @@ export const devCommand: CommandSpec = {
     const baseEnv: Record<string, string> = {};
     for (const name of INHERITED_ENV) if (io.env[name] !== undefined) baseEnv[name] = io.env[name]!;
 
+    // The stack (development CA, TLS client) loads when the command runs, not with the command tree.
+    const { startDevStack } = await import("../lib/dev/stack.ts");
     let stack;
     try {
       stack = await startDevStack({

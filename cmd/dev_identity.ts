@@ -7,7 +7,6 @@
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { ConfigError, parseDuration } from "../lib/config/parse.ts";
-import { loadOrCreateDevCa, writeSvidFiles } from "../lib/spiffe/dev_ca.ts";
 import { parseSpiffeId } from "../lib/spiffe/id.ts";
 
 /** The `dev identity` command. */
@@ -44,6 +43,8 @@ export const devIdentityCommand: CommandSpec = {
       }
       if (ttlSeconds < 1) throw new UsageError("--ttl must be at least 1s");
     }
+    // The development CA (and the X.509 library that builds certificates) loads only for this command.
+    const { loadOrCreateDevCa, writeSvidFiles } = await import("../lib/spiffe/dev_ca.ts");
     try {
       const ca = await loadOrCreateDevCa(dir, { trustDomain: id.trustDomain });
       const identity = await ca.issue(id.toString(), { ttlSeconds });

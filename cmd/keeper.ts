@@ -5,8 +5,7 @@
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { resolveKeeperConfig } from "../lib/config/spike_config.ts";
-import { keeperReadiness } from "../lib/keeper/readiness.ts";
-import { startKeeper } from "../lib/keeper/server.ts";
+import { markStartup } from "../lib/log/startup.ts";
 import { resolveOrFail, runUntilSignal } from "./role_runner.ts";
 
 /** The `keeper` command. */
@@ -18,7 +17,13 @@ export const keeperCommand: CommandSpec = {
   positionals: { min: 0, max: 0 },
   run: ({ io }) => {
     const config = resolveOrFail(() => resolveKeeperConfig(io.env));
+    // The server is loaded here, not with the command tree: other commands never need it.
     return runUntilSignal(io, "keeper", config.identity, async (identity, log) => {
+      const [{ startKeeper }, { keeperReadiness }] = await Promise.all([
+        import("../lib/keeper/server.ts"),
+        import("../lib/keeper/readiness.ts"),
+      ]);
+      markStartup(log, "server modules loaded");
       const keeper = await startKeeper({ config, identity, log });
       return { close: () => keeper.close(), readiness: () => keeperReadiness(keeper.shard, keeper.port) };
     });

@@ -5,8 +5,7 @@
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { resolveNexusConfig } from "../lib/config/spike_config.ts";
-import { nexusReadiness } from "../lib/nexus/readiness.ts";
-import { startNexus } from "../lib/nexus/server.ts";
+import { markStartup } from "../lib/log/startup.ts";
 import { resolveOrFail, runUntilSignal } from "./role_runner.ts";
 
 /** The `nexus` command. */
@@ -21,6 +20,12 @@ export const nexusCommand: CommandSpec = {
   run: ({ io }) => {
     const config = resolveOrFail(() => resolveNexusConfig(io.env));
     return runUntilSignal(io, "nexus", config.identity, async (identity, log) => {
+      // Loaded here, not with the command tree: other commands never need the server.
+      const [{ startNexus }, { nexusReadiness }] = await Promise.all([
+        import("../lib/nexus/server.ts"),
+        import("../lib/nexus/readiness.ts"),
+      ]);
+      markStartup(log, "server modules loaded");
       const nexus = await startNexus({ config, identity, log });
       return {
         close: () => nexus.close(),

@@ -31,7 +31,7 @@ export async function runBackup({ options, io }: CommandContext): Promise<number
   const manifest = await failAsCli(() =>
     makeBackup({ source, out, kind, spikeVersion: SPIKE_VERSION, clock: () => new Date() })
   );
-  if (format !== "human") io.stdout(renderStructured(manifest, format));
+  if (format !== "human") io.stdout(await renderStructured(manifest, format));
   else {
     io.stdout(
       `backup written: ${out} (${kind}, from the ${manifest.source.store} store: ${describeCounts(manifest.counts)}; ` +

@@ -3,19 +3,21 @@
  * Pilot config, picks the identity source, and checks the server's ID is a
  * Nexus ID.
  *
+ * Every command module imports this one, and `spike --help` loads them
+ * all, so the TLS client, the identity sources and the API client are
+ * imported when a session opens, not with this module.
+ *
  * @module
  */
 import { CliError } from "../lib/cli/errors.ts";
 import type { CliIo } from "../lib/cli/io.ts";
 import { ApiCallError } from "../lib/client/errors.ts";
-import { NexusClient } from "../lib/client/nexus_client.ts";
+import type { NexusClient } from "../lib/client/nexus_client.ts";
 import { ConfigError } from "../lib/config/parse.ts";
 import { type PilotConfig, resolvePilotConfig } from "../lib/config/spike_config.ts";
 import { MtlsError } from "../lib/spiffe/errors.ts";
-import { createMtlsClient } from "../lib/spiffe/mtls_client.ts";
 import { isNexus } from "../lib/spiffe/roles.ts";
 import { toTrustRoots } from "../lib/config/trust_roots.ts";
-import { selectIdentitySource } from "../lib/spiffe/source_select.ts";
 
 /** An open client and the config it came from. */
 export interface PilotSession {
@@ -39,6 +41,11 @@ export function pilotConfig(io: CliIo): PilotConfig {
 export async function withNexus<T>(io: CliIo, use: (session: PilotSession) => Promise<T>): Promise<T> {
   const config = pilotConfig(io);
   await requireIdentityAvailable(config);
+  const [{ selectIdentitySource }, { createMtlsClient }, { NexusClient }] = await Promise.all([
+    import("../lib/spiffe/source_select.ts"),
+    import("../lib/spiffe/mtls_client.ts"),
+    import("../lib/client/nexus_client.ts"),
+  ]);
   const identity = selectIdentitySource(config.identity);
   try {
     try {

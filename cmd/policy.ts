@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { parse as parseYaml } from "yaml";
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { outputFormat, renderStructured } from "../lib/cli/format.ts";
@@ -44,9 +43,11 @@ const FILE_KEYS = {
 
 /**
  * Reads a policy YAML/JSON file (`name`, `spiffeidPattern`, `pathPattern`,
- * `permissions`; see {@linkcode FILE_KEYS} for the other spellings).
+ * `permissions`; see {@linkcode FILE_KEYS} for the other spellings) with
+ * `parseYaml` (the `yaml` package's `parse`, which the caller loads only
+ * for this command).
  */
-export function parsePolicyFile(text: string, source: string): PolicyInput {
+export function parsePolicyFile(text: string, source: string, parseYaml: (text: string) => unknown): PolicyInput {
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -206,7 +207,7 @@ export const policyCommand: CommandSpec = {
           } catch (error) {
             throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
           }
-          policy = parsePolicyFile(text, file);
+          policy = parsePolicyFile(text, file, (await import("yaml")).parse);
         }
         await savePolicy(io, policy, false);
         io.stderr(`OK: policy ${policy.name} applied\n`);
@@ -237,7 +238,7 @@ export const policyCommand: CommandSpec = {
         if (typeof options["path-pattern"] === "string") filter.pathPattern = options["path-pattern"];
         const policies = await withNexus(io, ({ nexus }) => nexus.listPolicies(filter));
         if (format === "human") io.stdout(policies.map((p) => `${p.name}\n`).join(""));
-        else io.stdout(renderStructured(policies, format));
+        else io.stdout(await renderStructured(policies, format));
         return 0;
       },
     },
@@ -255,7 +256,7 @@ export const policyCommand: CommandSpec = {
         const name = positionals[0] ?? requireString(options, "name");
         const policy = await withNexus(io, ({ nexus }) => nexus.getPolicy(name));
         if (format !== "human") {
-          io.stdout(renderStructured(policy, format));
+          io.stdout(await renderStructured(policy, format));
           return 0;
         }
         io.stdout(

@@ -10,10 +10,9 @@ import { CliError } from "../lib/cli/errors.ts";
 import type { CliIo } from "../lib/cli/io.ts";
 import { ConfigError } from "../lib/config/parse.ts";
 import type { IdentityConfig } from "../lib/config/spike_config.ts";
-import { createLogger, type Logger, type LogLevel } from "../lib/log/logger.ts";
+import type { Logger, LogLevel } from "../lib/log/logger.ts";
 import type { IdentitySource } from "../lib/spiffe/identity.ts";
-import { selectIdentitySource } from "../lib/spiffe/source_select.ts";
-import { type ManagedService, type Readiness, startManagedService } from "../lib/systemd/service_notifier.ts";
+import type { ManagedService, Readiness } from "../lib/systemd/service_notifier.ts";
 
 /** Resolves a config, turning `ConfigError` into a CLI error (exit 1). */
 export function resolveOrFail<T>(resolve: () => T): T {
@@ -52,7 +51,17 @@ export async function runUntilSignal(
   identityConfig: IdentityConfig,
   start: (identity: IdentitySource, log: Logger) => Promise<RunningRole>,
 ): Promise<number> {
-  const log = createLogger({ component, level: logLevel(io) });
+  const level = logLevel(io);
+  // Loaded here, not with the command tree that imports this module (the
+  // logger's node:fs alone costs `spike --help` ~20 ms of CPU).
+  const [{ createLogger }, { markStartup }, { selectIdentitySource }, { startManagedService }] = await Promise.all([
+    import("../lib/log/logger.ts"),
+    import("../lib/log/startup.ts"),
+    import("../lib/spiffe/source_select.ts"),
+    import("../lib/systemd/service_notifier.ts"),
+  ]);
+  const log = createLogger({ component, level });
+  markStartup(log, "command loaded");
   const identity = selectIdentitySource(identityConfig, { log });
   let running: RunningRole;
   try {

@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { stringify } from "yaml";
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { DotenvError, renderDotenv } from "../lib/format/dotenv.ts";
@@ -145,11 +144,11 @@ export const secretCommand: CommandSpec = {
           const value = data[key]!;
           if (format === "human") io.stdout(io.stdoutIsTerminal() ? `${value}\n` : value);
           else if (format === "env") io.stdout(envLines({ [key]: value }));
-          else io.stdout(renderStructured({ [key]: value }, format));
+          else io.stdout(await renderStructured({ [key]: value }, format));
           return 0;
         }
         if (format === "env") io.stdout(envLines(data));
-        else if (format !== "human") io.stdout(renderStructured(data, format));
+        else if (format !== "human") io.stdout(await renderStructured(data, format));
         else for (const [k, v] of Object.entries(data).sort(([a], [b]) => a < b ? -1 : 1)) io.stdout(`${k}: ${v}\n`);
         return 0;
       },
@@ -196,7 +195,7 @@ export const secretCommand: CommandSpec = {
         const format = outputFormat(options.format);
         const keys = await withNexus(io, ({ nexus }) => nexus.listSecrets());
         if (format === "human") io.stdout(keys.map((k) => `${k}\n`).join(""));
-        else io.stdout(renderStructured(keys, format));
+        else io.stdout(await renderStructured(keys, format));
         return 0;
       },
     },
@@ -217,7 +216,7 @@ export const secretCommand: CommandSpec = {
             const format = outputFormat(options.format);
             const version = parseVersion(options.version);
             const meta = await withNexus(io, ({ nexus }) => nexus.getSecretMetadata(positionals[0]!, version));
-            io.stdout(format === "json" ? renderStructured(meta, "json") : stringify(meta));
+            io.stdout(await renderStructured(meta, format === "json" ? "json" : "yaml"));
             return 0;
           },
         },

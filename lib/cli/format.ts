@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { stringify } from "yaml";
 import { UsageError } from "./errors.ts";
 
 /** Output formats the CLI accepts with `-f/--format`. */
@@ -34,7 +33,13 @@ export function pairsFormat(value: unknown): PairsFormat {
   }
 }
 
-/** Renders `data` as JSON or YAML text ending in a newline. */
-export function renderStructured(data: unknown, format: "json" | "yaml"): string {
-  return format === "json" ? JSON.stringify(data, null, 2) + "\n" : stringify(data);
+/**
+ * Renders `data` as JSON or YAML text ending in a newline. The YAML library
+ * is loaded on first use, so commands printing JSON or plain text never
+ * pay for it.
+ */
+export async function renderStructured(data: unknown, format: "json" | "yaml"): Promise<string> {
+  if (format === "json") return JSON.stringify(data, null, 2) + "\n";
+  const { stringify } = await import("yaml");
+  return stringify(data);
 }

@@ -12,7 +12,7 @@ Deno.test("outputFormat: human by default; plain is human; others are usage erro
   for (const bad of ["", "JSON", "xml", true]) assert.throws(() => outputFormat(bad), UsageError);
 });
 
-Deno.test("renderStructured: JSON and YAML that parse back, ending in a newline", () => {
+Deno.test("renderStructured: JSON and YAML that parse back, ending in a newline", async () => {
   const data = {
     b: "two: with colon",
     a: ["x", "y"],
@@ -21,8 +21,8 @@ Deno.test("renderStructured: JSON and YAML that parse back, ending in a newline"
     // Strings that look like other YAML types stay strings.
     looksLike: ["true", "123", "null", "0x1F", "~", "1e3", ""],
   };
-  const json = renderStructured(data, "json");
-  const yaml = renderStructured(data, "yaml");
+  const json = await renderStructured(data, "json");
+  const yaml = await renderStructured(data, "yaml");
   assert.ok(json.endsWith("\n") && yaml.endsWith("\n"));
   assert.deepEqual(JSON.parse(json), data);
   assert.deepEqual(parseYaml(yaml), data);

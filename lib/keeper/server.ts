@@ -6,6 +6,7 @@
 import type { KeeperConfig } from "../config/spike_config.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
 import type { Logger } from "../log/logger.ts";
+import { markStartup } from "../log/startup.ts";
 import type { IdentitySource } from "../spiffe/identity.ts";
 import { serveHono } from "../spiffe/mtls_server.ts";
 import { createKeeperApp, KEEPER_MAX_BODY_BYTES } from "./app.ts";
@@ -29,6 +30,7 @@ export async function startKeeper(options: {
 }): Promise<RunningKeeper> {
   const { config, identity, log } = options;
   await identity.ready();
+  markStartup(log, "identity ready");
   const shard = new ShardHolder();
   const app = createKeeperApp({ shard, trustRoots: toTrustRoots(config.trustRoots), log });
   const server = await serveHono(app, {
@@ -46,6 +48,7 @@ export async function startKeeper(options: {
     throw error;
   }
   log.info("keeper listening", { port });
+  markStartup(log, "listening");
   return {
     port,
     shard,

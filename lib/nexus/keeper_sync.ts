@@ -167,26 +167,55 @@ export function startKeeperSync(
     return stopped ? "failed" : "mismatch";
   };
 
+  /**
+   * One recovery round: asks every Keeper at once and tries to rebuild the
+   * key as soon as `threshold` shards are in (again with each later one, if
+   * the first ones do not give this Nexus's key). Ends without waiting for
+   * the other Keepers once a key is installed: a slow or hung Keeper does
+   * not hold the start up, and answers arriving after the round are zeroed
+   * unused.
+   */
+  const round = async (): Promise<{ have: number; result: "installed" | "mismatch" | "failed" | "short" }> => {
+    const found: Share[] = [];
+    let result: "installed" | "mismatch" | "failed" | "short" = "short";
+    let over = false;
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => end = resolve);
+    // Attempts run one after the other; each sees the shards in at its start.
+    let attempts: Promise<void> = Promise.resolve();
+    const arrivals = peers.map((url, i) =>
+      fetchShard(url, i + 1).then((share) => {
+        if (share === undefined) return;
+        if (over || deps.keys.ready || stopped) return zeroize(share.value);
+        found.push(share);
+        if (found.length < threshold) return;
+        const shares = [...found];
+        attempts = attempts.then(async () => {
+          if (over || deps.keys.ready || stopped) return;
+          result = await (installing = tryInstall(shares));
+          if (result !== "mismatch") end();
+        });
+      })
+    );
+    void Promise.all(arrivals).then(() => attempts).then(end);
+    await ended;
+    over = true;
+    await attempts;
+    for (const share of found) zeroize(share.value);
+    return { have: found.length, result };
+  };
+
   const recover = async (): Promise<void> => {
     let backoff = options.initialBackoffMs ?? 100;
     while (!stopped && !deps.keys.ready) {
-      const found = (await Promise.all(peers.map((url, i) => fetchShard(url, i + 1))))
-        .filter((s): s is Share => s !== undefined);
-      options.status?.recordRound(found.length);
-      try {
-        if (deps.keys.ready || stopped) break;
-        if (found.length < threshold) {
-          deps.log.info("waiting for keeper shards", { have: found.length, need: threshold });
-        } else if (await (installing = tryInstall(found)) === "mismatch") {
-          deps.log.error("keeper shards do not rebuild the root key of this Nexus's data", {
-            have: found.length,
-            need: threshold,
-          });
-        }
-      } finally {
-        for (const share of found) zeroize(share.value);
-      }
+      const { have, result } = await round();
+      options.status?.recordRound(have);
       if (deps.keys.ready || stopped) break;
+      if (result === "short") {
+        deps.log.info("waiting for keeper shards", { have, need: threshold });
+      } else if (result === "mismatch") {
+        deps.log.error("keeper shards do not rebuild the root key of this Nexus's data", { have, need: threshold });
+      }
       await sleep(backoff);
       backoff = Math.min(maxBackoff, backoff * 2);
     }

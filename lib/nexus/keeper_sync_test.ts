@@ -47,7 +47,7 @@ interface Fixture {
 }
 
 /** `holding[i]`: the share Keeper i starts with; `null` = Keeper not running. */
-async function fixture(holding: (Share | undefined | null)[]): Promise<Fixture> {
+async function fixture(holding: (Share | undefined | null)[], callTimeoutMs = 2000): Promise<Fixture> {
   const pki = await createTestPki();
   const keepers = await Promise.all(holding.map(async (share) => {
     if (share === null) return undefined;
@@ -56,7 +56,7 @@ async function fixture(holding: (Share | undefined | null)[]): Promise<Fixture> 
     return keeper;
   }));
   const ports = keepers.map((k) => k?.port ?? closedPort());
-  const client = await testClient(pki, "spike/nexus", (id) => isKeeper(id, trustRoots()));
+  const client = await testClient(pki, "spike/nexus", (id) => isKeeper(id, trustRoots()), callTimeoutMs);
   const store = createMemoryStore();
   const keys = new RootKeyState();
   const log = recordingLog();
@@ -269,5 +269,33 @@ Deno.test("no shard byte reaches the Nexus log during recovery and pushes", asyn
     }
   } finally {
     await f.close();
+  }
+});
+
+Deno.test("recovery proceeds once the threshold is met, without waiting for a Keeper that never answers", async () => {
+  // A listener that accepts connections, reads what it is sent and never answers (a hung Keeper).
+  const hung = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of hung) open.push(conn);
+  })();
+  // Calls give up after a minute, far longer than the wait below: only the threshold can end the round.
+  const f = await fixture([SHARES[0], SHARES[1], null], 60_000);
+  try {
+    f.ports[2] = (hung.addr as Deno.NetAddr).port;
+    const sync = f.start();
+    await waitUntil(() => open.length > 0, "the hung keeper was asked too");
+    await waitUntil(() => f.keys.ready, "the key was rebuilt while the third keeper hangs");
+    await sync.recovered;
+    assert.deepEqual(rootKeyOf(f.keys), KEY);
+  } finally {
+    await f.close();
+    hung.close();
+    for (const conn of open) {
+      try {
+        conn.close();
+      } catch { /* closed by the client */ }
+    }
+    await accepting.catch(() => {});
   }
 });

@@ -65,7 +65,7 @@ export class PolicySnapshot {
   }
 
   async #build(store: Store): Promise<CompiledPolicySet> {
-    const { kept, refused } = this.#filter.obeyed(await store.listPolicies());
+    const { kept, refused } = await this.#filter.obeyed(await store.listPolicies());
     if (refused.length > 0) {
       this.#log.error("stored policies not obeyed: their SPIFFE ID pattern does not describe SPIFFE IDs", {
         policies: refused.slice(0, 20).join(", "),

@@ -9,16 +9,13 @@ import { systemRandom } from "../crypto/random.ts";
 import type { RandomBytes } from "../crypto/random.ts";
 import type { NexusConfig } from "../config/spike_config.ts";
 import type { Logger } from "../log/logger.ts";
+import { markStartup } from "../log/startup.ts";
 import type { IdentitySource } from "../spiffe/identity.ts";
 import { createMtlsClient } from "../spiffe/mtls_client.ts";
 import { type MtlsServer, serveHono } from "../spiffe/mtls_server.ts";
 import { isKeeper } from "../spiffe/roles.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
-import { createMemoryStore } from "../store/memory_store.ts";
-import { createPostgresStore } from "../store/postgres_store.ts";
 import { postgresStoreOptions } from "../store/postgres_options.ts";
-import { createSqliteStore } from "../store/sqlite_store.ts";
-import { createSqliteWorkerStore } from "../store/sqlite_worker_store.ts";
 import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import type { AuditSink } from "./audit.ts";
@@ -71,17 +68,20 @@ export interface StartNexusOptions {
   readonly audit?: AuditSink;
 }
 
-/** Opens the configured backend. */
-export function openStore(config: NexusConfig): Store | undefined {
+/**
+ * Opens the configured backend. Only the chosen backend's module is loaded
+ * (the Postgres driver alone costs tens of milliseconds at start).
+ */
+export async function openStore(config: NexusConfig): Promise<Store | undefined> {
   switch (config.backendStore) {
     case "sqlite":
-      return createSqliteStore({ dataDir: config.dataDir! });
+      return (await import("../store/sqlite_store.ts")).createSqliteStore({ dataDir: config.dataDir! });
     case "sqlite-worker":
-      return createSqliteWorkerStore({ dataDir: config.dataDir! });
+      return (await import("../store/sqlite_worker_store.ts")).createSqliteWorkerStore({ dataDir: config.dataDir! });
     case "postgres":
-      return createPostgresStore(postgresStoreOptions(config.postgres!));
+      return (await import("../store/postgres_store.ts")).createPostgresStore(postgresStoreOptions(config.postgres!));
     case "memory":
-      return createMemoryStore();
+      return (await import("../store/memory_store.ts")).createMemoryStore();
     case "lite":
       return undefined;
   }
@@ -101,7 +101,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     throw new Error(`Nexus needs V8's linear-time regex engine: run Deno with --v8-flags=${LINEAR_REGEX_V8_FLAG}`);
   }
   await identity.ready();
-  const store = options.store ?? openStore(config);
+  markStartup(log, "identity ready");
+  const store = options.store ?? await openStore(config);
+  markStartup(log, "store open");
   const keys = new RootKeyState();
   let auditOutput: Pick<AuditOutput, "reopen" | "close"> & { sink: AuditSink | AuditTrail };
   try {
@@ -158,7 +160,12 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     });
     const port = await server.listen(config.listen.port, config.listen.host);
     log.info("nexus listening", { port, store: config.backendStore });
+    markStartup(log, "listening");
 
+    const unmark = deps.keys.onInstall(() => {
+      markStartup(log, "root key installed");
+      unmark();
+    });
     if (config.keeperPeers.length > 0) {
       keeperClient = createMtlsClient({
         identity,

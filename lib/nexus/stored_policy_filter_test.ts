@@ -7,21 +7,21 @@ function policy(name: string, spiffeIdPattern: string): PolicyRecord {
   return { name, spiffeIdPattern, pathPattern: ".*", permissions: ["read"], createdAt: at, updatedAt: at };
 }
 
-Deno.test("describesSpiffeIds: patterns that pin the scheme pass, those that admit any text do not", () => {
+Deno.test("describesSpiffeIds: patterns that pin the scheme pass, those that admit any text do not", async () => {
   for (const ok of ["^spiffe://acme\\.org/web$", "^spiffe://.*", "^(spiffe://a/x|spiffe://b/y)$", "^spiffe://Upper$"]) {
-    assert.equal(describesSpiffeIds(ok), true, ok);
+    assert.equal(await describesSpiffeIds(ok), true, ok);
   }
   for (const bad of [".*", "", "web$", "^x$|^spiffe://a$", "acme\\.org", "^.*$"]) {
-    assert.equal(describesSpiffeIds(bad), false, bad);
+    assert.equal(await describesSpiffeIds(bad), false, bad);
   }
 });
 
-Deno.test("stored policy filter: keeps what describes SPIFFE IDs, names the rest, remembers verdicts per source", () => {
+Deno.test("stored policy filter: keeps what describes SPIFFE IDs, names the rest, remembers verdicts per source", async () => {
   const filter = new StoredPolicyFilter();
-  const first = filter.obeyed([policy("a", "^spiffe://x/a$"), policy("b", ".*"), policy("c", ".*")]);
+  const first = await filter.obeyed([policy("a", "^spiffe://x/a$"), policy("b", ".*"), policy("c", ".*")]);
   assert.deepEqual(first.kept.map((p) => p.name), ["a"]);
   assert.deepEqual(first.refused, ["b", "c"]);
-  const second = filter.obeyed([policy("c", ".*"), policy("d", "^spiffe://x/d$")]);
+  const second = await filter.obeyed([policy("c", ".*"), policy("d", "^spiffe://x/d$")]);
   assert.deepEqual(second.kept.map((p) => p.name), ["d"]);
   assert.deepEqual(second.refused, ["c"]);
 });

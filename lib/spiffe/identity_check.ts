@@ -9,11 +9,11 @@
  */
 
 import { Buffer } from "node:buffer";
-import { createPrivateKey, createPublicKey } from "node:crypto";
+import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
+import { type CertFields, readCertFields } from "./cert_fields.ts";
 import { parseSpiffeId } from "./id.ts";
 import type { X509Identity } from "./identity.ts";
 import { derListToPem, derListToPemBytes } from "./pem.ts";
-import { SubjectAlternativeNameExtension, X509Certificate } from "./x509.ts";
 import { constantTimeEqual } from "../crypto/constant_time.ts";
 
 /** Why an identity source could not deliver an identity. */
@@ -63,19 +63,23 @@ export function buildIdentity(parts: SvidParts, where: string): X509Identity {
   const leafDer = parts.chainDer[0];
   if (leafDer === undefined) return fail("no certificate");
   let leaf: X509Certificate;
+  let fields: CertFields;
   try {
-    leaf = new X509Certificate(copy(leafDer));
+    // The same two parsers as peer validation (svid.ts), so an identity we accept is one peers accept.
+    fields = readCertFields(leafDer);
+    leaf = new X509Certificate(leafDer);
   } catch (e) {
     return fail("leaf certificate does not parse", e);
   }
-  const spiffeId = leafSpiffeId(leaf, fail);
+  const spiffeId = leafSpiffeId(fields, fail);
   if (parts.keyDer.length === 0) return fail("no private key");
   if (!keyMatches(parts.keyDer, leafDer, leaf, fail)) return fail("private key does not match the leaf certificate");
   const bundle = uniqueDer(parts.bundleDer);
   if (bundle.length === 0) return fail("trust bundle is empty");
   for (const [i, der] of bundle.entries()) {
     try {
-      new X509Certificate(copy(der));
+      readCertFields(der);
+      new X509Certificate(der);
     } catch (e) {
       fail(`trust bundle certificate ${i + 1} does not parse`, e);
     }
@@ -94,9 +98,8 @@ export function sameIdentity(a: X509Identity, b: X509Identity): boolean {
     a.trustBundlePem === b.trustBundlePem && constantTimeEqual(a.privateKeyPem, b.privateKeyPem);
 }
 
-function leafSpiffeId(leaf: X509Certificate, fail: (why: string, cause?: unknown) => never): string {
-  const san = leaf.getExtension(SubjectAlternativeNameExtension);
-  const uris = san?.names.items.filter((n) => n.type === "url").map((n) => n.value) ?? [];
+function leafSpiffeId(leaf: CertFields, fail: (why: string, cause?: unknown) => never): string {
+  const uris = leaf.uriSans;
   if (uris.length !== 1) return fail(`leaf certificate has ${uris.length} URI SANs, want exactly 1`);
   try {
     return parseSpiffeId(uris[0]!).toString();
@@ -122,12 +125,8 @@ function keyMatches(
   }
   let fromCert: Buffer;
   try {
-    // Re-encode through the same encoder so equivalent point encodings compare equal.
-    const spki = new Uint8Array(leaf.publicKey.rawData);
-    fromCert = createPublicKey({ key: view(spki), format: "der", type: "spki" }).export({
-      type: "spki",
-      format: "der",
-    });
+    // Exported by the same encoder as the key's, so equivalent point encodings compare equal.
+    fromCert = leaf.publicKey.export({ type: "spki", format: "der" });
   } catch (e) {
     return fail(`leaf public key is not usable (${leafDer.length} byte certificate)`, e);
   }
@@ -148,8 +147,4 @@ function uniqueDer(ders: readonly Uint8Array[]): Uint8Array[] {
 
 function view(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function copy(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(bytes);
 }

@@ -10,7 +10,8 @@
 
 import { createFileSource } from "./file_source.ts";
 import type { IdentitySource } from "./identity.ts";
-import { createWorkloadApiSource } from "./workload_api_source.ts";
+import { deferredSource } from "./deferred_source.ts";
+import { parseWorkloadApiEndpoint } from "./workload_api_endpoint.ts";
 import type { Logger } from "../log/logger.ts";
 
 /** SPIKE's default Workload API endpoint (a SPIRE Agent's public socket). */
@@ -51,11 +52,19 @@ export function chooseIdentitySource(config: IdentitySourceConfig): IdentitySour
  * Starts the identity source `config` asks for; await its ready() before
  * serving.
  *
+ * The Workload API source (and gRPC with it, the costliest module a
+ * process would load) is imported only when it is the one chosen.
+ *
  * @throws {IdentitySourceError} `bad_endpoint` for a malformed endpoint.
  */
 export function selectIdentitySource(config: IdentitySourceConfig, options: SelectOptions = {}): IdentitySource {
   const choice = chooseIdentitySource(config);
-  return choice.kind === "files"
-    ? createFileSource(choice.svidDir, options)
-    : createWorkloadApiSource({ endpoint: choice.endpoint, ...options });
+  if (choice.kind === "files") return createFileSource(choice.svidDir, options);
+  // Checked now, so a bad setting fails here as it did before the import was deferred.
+  parseWorkloadApiEndpoint(choice.endpoint);
+  return deferredSource(
+    `Workload API at ${choice.endpoint}`,
+    async () =>
+      (await import("./workload_api_source.ts")).createWorkloadApiSource({ endpoint: choice.endpoint, ...options }),
+  );
 }

@@ -11,9 +11,10 @@
  */
 
 import { createHash, X509Certificate as NodeX509Certificate } from "node:crypto";
-import * as x509 from "./x509.ts";
+import { type CertFields, KeyUsage, readCertFields } from "./cert_fields.ts";
 import { checkTrustDomainName, parseSpiffeId } from "./id.ts";
 import { SpiffeIdError, SvidError } from "./errors.ts";
+import { pemToDerList } from "./pem.ts";
 
 /** What a successful validation tells about the peer. */
 export interface ValidatedSvid {
@@ -50,7 +51,9 @@ const MAX_CHAIN_LENGTH = 8;
 
 interface ParsedCert {
   readonly der: Uint8Array;
-  readonly cert: x509.X509Certificate;
+  /** Validity, CA flag, key usage and URI SANs, read from the DER. */
+  readonly fields: CertFields;
+  /** For names and signatures. */
   readonly node: NodeX509Certificate;
   readonly isCa: boolean;
   readonly keyUsage: number | undefined;
@@ -200,8 +203,8 @@ export function validatePeerSvid(chain: PeerChainInput, bundle: TrustBundle | st
   const verdict = Object.freeze({
     spiffeId: spiffeId.toString(),
     trustDomain: spiffeId.trustDomain,
-    notAfter: new Date(Math.min(...path.map((c) => c.cert.notAfter.getTime()))),
-    notBefore: new Date(Math.max(...path.map((c) => c.cert.notBefore.getTime()))),
+    notAfter: new Date(Math.min(...path.map((c) => c.fields.notAfter.getTime()))),
+    notBefore: new Date(Math.max(...path.map((c) => c.fields.notBefore.getTime()))),
   });
   trust.remember(key, verdict);
   return verdict;
@@ -221,21 +224,19 @@ function chainKey(ders: readonly Uint8Array[]): string {
 
 function decodeBundle(bundle: string | readonly Uint8Array[]): Uint8Array[] {
   if (typeof bundle !== "string") return [...bundle];
-  return x509.PemConverter.decodeWithHeaders(bundle)
-    .filter((block) => block.type === "CERTIFICATE")
-    .map((block) => new Uint8Array(block.rawData));
+  return pemToDerList(bundle, "CERTIFICATE");
 }
 
 function toAnchor(der: Uint8Array, trustDomain: string | undefined): TrustAnchor {
   const parsed = parseCert(der, "trust bundle certificate");
-  if (!parsed.isCa) throw new Error(`trust bundle certificate ${parsed.cert.subject} is not a CA`);
+  if (!parsed.isCa) throw new Error(`trust bundle certificate ${subjectOf(parsed)} is not a CA`);
   return { ...parsed, trustDomain: trustDomain ?? anchorTrustDomain(parsed) };
 }
 
 /** The trust domain named by a CA's `spiffe://<td>` URI SAN, if it has exactly one. */
 function anchorTrustDomain(ca: ParsedCert): string | undefined {
   const tds = new Set<string>();
-  for (const uri of uriSans(ca.cert)) {
+  for (const uri of ca.fields.uriSans) {
     try {
       tds.add(parseSpiffeId(uri).trustDomain);
     } catch {
@@ -247,23 +248,22 @@ function anchorTrustDomain(ca: ParsedCert): string | undefined {
 
 function parseCert(der: Uint8Array, what: string): ParsedCert {
   try {
-    const cert = new x509.X509Certificate(der as Uint8Array<ArrayBuffer>);
+    // Both parsers must accept the bytes: ours reads the fields node does not expose, node checks signatures.
+    const fields = readCertFields(der);
     const node = new NodeX509Certificate(der);
-    const basic = cert.getExtension(x509.BasicConstraintsExtension);
-    const usage = cert.getExtension(x509.KeyUsagesExtension);
-    return { der, cert, node, isCa: basic?.ca ?? false, keyUsage: usage?.usages };
+    return { der, fields, node, isCa: fields.isCa, keyUsage: fields.keyUsage };
   } catch (err) {
     throw new SvidError("malformed_certificate", `${what} is not a valid X.509 certificate: ${errorText(err)}`);
   }
 }
 
-function uriSans(cert: x509.X509Certificate): string[] {
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  return san ? san.names.items.filter((n) => n.type === "url").map((n) => n.value) : [];
+/** The subject as one line, for messages. */
+function subjectOf(c: ParsedCert): string {
+  return c.node.subject.split("\n").join(", ");
 }
 
 function leafSpiffeId(leaf: ParsedCert) {
-  const uris = uriSans(leaf.cert);
+  const uris = leaf.fields.uriSans;
   if (uris.length !== 1) {
     throw new SvidError("uri_san_count", `leaf certificate has ${uris.length} URI SANs; an X.509-SVID has exactly one`);
   }
@@ -277,21 +277,21 @@ function leafSpiffeId(leaf: ParsedCert) {
 
 function checkLeafKeyUsage(leaf: ParsedCert, id: { toString(): string }): void {
   const usage = leaf.keyUsage;
-  if (usage === undefined || (usage & x509.KeyUsageFlags.digitalSignature) === 0) {
+  if (usage === undefined || (usage & KeyUsage.digitalSignature) === 0) {
     throw new SvidError("bad_key_usage", `leaf certificate of ${id} lacks the digitalSignature key usage`);
   }
-  if ((usage & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)) !== 0) {
+  if ((usage & (KeyUsage.keyCertSign | KeyUsage.cRLSign)) !== 0) {
     throw new SvidError("bad_key_usage", `leaf certificate of ${id} has keyCertSign or cRLSign key usage`);
   }
 }
 
 function checkValidity(c: ParsedCert, now: Date, what: string): void {
   const t = now.getTime();
-  if (t < c.cert.notBefore.getTime()) {
-    throw new SvidError("not_yet_valid", `${what} is not valid before ${c.cert.notBefore.toISOString()}`);
+  if (t < c.fields.notBefore.getTime()) {
+    throw new SvidError("not_yet_valid", `${what} is not valid before ${c.fields.notBefore.toISOString()}`);
   }
-  if (t > c.cert.notAfter.getTime()) {
-    throw new SvidError("expired", `${what} expired at ${c.cert.notAfter.toISOString()}`);
+  if (t > c.fields.notAfter.getTime()) {
+    throw new SvidError("expired", `${what} expired at ${c.fields.notAfter.toISOString()}`);
   }
 }
 
@@ -305,7 +305,7 @@ function issuedBy(child: ParsedCert, issuer: ParsedCert): boolean {
 }
 
 function canSign(ca: ParsedCert): boolean {
-  return ca.isCa && (ca.keyUsage === undefined || (ca.keyUsage & x509.KeyUsageFlags.keyCertSign) !== 0);
+  return ca.isCa && (ca.keyUsage === undefined || (ca.keyUsage & KeyUsage.keyCertSign) !== 0);
 }
 
 /**
@@ -339,7 +339,7 @@ function findPath(
       if (anchor.trustDomain !== undefined && anchor.trustDomain !== trustDomain) continue;
       if (!signedBy(current, anchor)) continue;
       try {
-        checkValidity(anchor, now, `trust bundle CA ${anchor.cert.subject}`);
+        checkValidity(anchor, now, `trust bundle CA ${subjectOf(anchor)}`);
       } catch (err) {
         validityError ??= err as SvidError;
         continue;
@@ -349,7 +349,7 @@ function findPath(
     for (const next of intermediates) {
       if (used.has(next) || !signedBy(current, next)) continue;
       try {
-        checkValidity(next, now, `intermediate CA ${next.cert.subject}`);
+        checkValidity(next, now, `intermediate CA ${subjectOf(next)}`);
       } catch (err) {
         validityError ??= err as SvidError;
         continue;

@@ -7,7 +7,6 @@
 import { ApiError, badRequest } from "../../api/errors.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
-import { spiffeIdPattern as checkSpiffeIdPattern } from "../../api/spiffe_id_pattern.ts";
 import type { PolicyRecord } from "../../store/types.ts";
 import { ACL_PATH } from "../authorizer.ts";
 import { parseJsonBody } from "../../api/body.ts";
@@ -56,7 +55,9 @@ export const policyRoutes: readonly Route[] = [
       compileLinear(spiffeIdPattern, "spiffeidPattern");
       compileLinear(pathPattern, "pathPattern");
       // A SPIFFE ID pattern must describe SPIFFE IDs: `.*` would grant every
-      // workload without naming one, `^x$` nothing at all.
+      // workload without naming one, `^x$` nothing at all. The check (and the
+      // regex library behind it) loads on the first policy write, not at start.
+      const { spiffeIdPattern: checkSpiffeIdPattern } = await import("../../api/spiffe_id_pattern.ts");
       checkSpiffeIdPattern(spiffeIdPattern, "spiffeidPattern");
       const now = input.deps.clock();
       const saved = await requireStore(input.deps).upsertPolicy({

@@ -1,0 +1,3 @@
+module spike.local/bench/loadgen
+
+go 1.22
