@@ -356,6 +356,33 @@ Deno.test("keeper: a client hanging up mid-body is logged at debug, not as an er
   }
 });
 
+Deno.test("nexus: a chunked body streaming past the cap gets 413, is audited as such, and ends the connection", async () => {
+  const nexus = await startRole("nexus", { SPIKE_NEXUS_MAX_BODY_SIZE: "65536" });
+  const connection = await RawConnection.open(nexus.port, identity(nexus, "pilot-restore"));
+  try {
+    // The restore route reads its body without a root key; 16 KiB chunks until the server answers.
+    await connection.write(`POST /v1/operator/restore HTTP/1.1\r\nhost: spike\r\ntransfer-encoding: chunked\r\n\r\n`);
+    const piece = `4000\r\n${"z".repeat(0x4000)}\r\n`;
+    for (let sent = 0; sent <= 2 * MIB && !connection.closed; sent += 0x4000) {
+      if (!(await connection.write(piece))) break;
+    }
+    const answer = await connection.readAnswer();
+    assert.deepEqual([answer.status, JSON.parse(answer.body)], [413, { err: "api_payload_too_large" }]);
+    assert.equal(answer.headers.connection, "close");
+    await connection.readUntilClosed();
+    await eventually(async () => (await nexus.audit()).length === 1, "the audit record");
+    const [record] = await nexus.audit();
+    assert.deepEqual(
+      [record!.route, record!.status, record!.err, record!.outcome],
+      ["/v1/operator/restore", 413, "api_payload_too_large", "invalid"],
+    );
+    assert.deepEqual(logLines(nexus, "error"), []);
+  } finally {
+    connection.destroy();
+    await nexus.stop();
+  }
+});
+
 /**
  * A TCP connection that never sends a ClientHello is closed after the
  * configured handshake timeout (1 s here; node's default was 120 s), and
