@@ -21,8 +21,9 @@
  *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
-import { hexToBytes } from "@noble/hashes/utils.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { constantTimeEqual } from "../crypto/constant_time.ts";
 
 /** The record `type` of one request's outcome. */
@@ -71,56 +72,37 @@ const HEX64 = /^[0-9a-f]{64}$/;
 /** The longest line a verifier accepts as a record (Nexus's lines are far shorter). */
 export const MAX_RECORD_LINE = 65_536;
 
-/** SHA-256's block size in bytes (HMAC pads the key to it). */
-const SHA256_BLOCK = 64;
-
 /**
- * A MAC key over `raw` (32 bytes; the caller zeroes `raw`): HMAC-SHA-256
- * (RFC 2104) on `node:crypto`'s native SHA-256, whose state after the
- * padded key blocks is computed once and copied for each use, so signing
- * costs two hash compressions plus the message (about half of what the
- * pure-JS HMAC it replaces cost; docs/BENCHMARKS.md). `destroy` drops that
- * state; like every key handed to native code, its bytes cannot be wiped
- * from JavaScript (docs/CRYPTO.md).
+ * A MAC key over `raw` (32 bytes, copied into HMAC's precomputed state; the
+ * caller zeroes `raw`). Each use clones the precomputed state, so signing
+ * costs two hash compressions plus the message.
  */
 export function createAuditMacKey(version: number, raw: Uint8Array): AuditMacKey {
   if (!Number.isSafeInteger(version) || version < 1) throw new RangeError("audit key version must be ≥ 1");
   if (raw.length !== 32) throw new RangeError("audit key must be 32 bytes");
-  const pad = new Uint8Array(SHA256_BLOCK);
-  let inner: Hash | undefined;
-  let outer: Hash | undefined;
-  try {
-    for (let i = 0; i < SHA256_BLOCK; i++) pad[i] = (raw[i] ?? 0) ^ 0x36;
-    inner = createHash("sha256").update(pad);
-    for (let i = 0; i < SHA256_BLOCK; i++) pad[i] = (raw[i] ?? 0) ^ 0x5c;
-    outer = createHash("sha256").update(pad);
-  } finally {
-    pad.fill(0);
-  }
-  const digest = (signed: Uint8Array): Uint8Array => {
-    if (!inner || !outer) throw new Error("audit key was destroyed");
-    return outer.copy().update(inner.copy().update(signed).digest()).digest();
+  const base = hmac.create(sha256, raw);
+  let destroyed = false;
+  const digest = (signed: Uint8Array) => {
+    if (destroyed) throw new Error("audit key was destroyed");
+    return base.clone().update(signed).digest();
   };
   return {
     version,
-    sign: (signed) => {
-      if (!inner || !outer) throw new Error("audit key was destroyed");
-      return outer.copy().update(inner.copy().update(signed).digest()).digest("hex");
-    },
+    sign: (signed) => bytesToHex(digest(signed)),
     verify(signed, macHex) {
       if (!HEX64.test(macHex)) return false;
       return constantTimeEqual(digest(signed), hexToBytes(macHex));
     },
     destroy() {
-      inner = undefined;
-      outer = undefined;
+      destroyed = true;
+      base.destroy();
     },
   };
 }
 
 /** SHA-256 (hex) of `text` as UTF-8. */
 export function sha256Hex(text: string | Uint8Array): string {
-  return createHash("sha256").update(text).digest("hex");
+  return bytesToHex(sha256(typeof text === "string" ? encoder.encode(text) : text));
 }
 
 /** The link the next record's `prev` holds: SHA-256 of this line as written (no newline). */
@@ -215,7 +197,7 @@ export function parseChainedLine(line: string): ChainedRecord | string {
 
 /** Whether `signed` hashes to `mac` (the check of a record written without a key). */
 export function unkeyedMacMatches(record: Pick<ChainedRecord, "signed" | "mac">): boolean {
-  return constantTimeEqual(createHash("sha256").update(record.signed).digest(), hexToBytes(record.mac));
+  return constantTimeEqual(sha256(encoder.encode(record.signed)), hexToBytes(record.mac));
 }
 
 /** The UTF-8 bytes a record's MAC covers. */
