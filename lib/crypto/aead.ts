@@ -14,11 +14,14 @@
  * `@noble/ciphers` is not used: its pure-JS AES uses T-tables, which its
  * own README warns leak access timings.
  *
- * A `CryptoKey` from {@linkcode importAeadKey} is handed to `node:crypto`
- * as the `KeyObject` of the same key (`KeyObject.from`, made on first use
- * and kept beside the `CryptoKey` only as long as that lives). Both are
- * copies of the key in this process's memory; `docs/CRYPTO.md` says what
- * that changes (nothing a JavaScript caller could not already do).
+ * `node:crypto` takes the key as bytes: those of a `CryptoKey` from
+ * {@linkcode importAeadKey} are read once (`KeyObject.from(key).export()`),
+ * kept beside the `CryptoKey` and zeroed once it is garbage. Handing
+ * `node:crypto` a `KeyObject` instead cost 10 % more CPU per secret read,
+ * because Deno exports its bytes into a new buffer on every call.
+ * `docs/CRYPTO.md` says what this changes (nothing a JavaScript caller
+ * could not already do: Deno lets any code read a non-extractable key that
+ * way).
  *
  * The functions stay `async`, whichever path runs, so callers never depend
  * on which one did.
@@ -72,11 +75,15 @@ const ALGORITHM = "aes-256-gcm";
 const GCM_OPTIONS = { authTagLength: TAG_LENGTH };
 
 /**
- * The `node:crypto` handle of each `CryptoKey` used so far. Keyed weakly:
- * an entry goes when its `CryptoKey` does (a root key replaced or cleared).
- * A memo, not configuration: it changes no result, only what a call costs.
+ * The bytes of each `CryptoKey` used with `node:crypto` so far. Keyed
+ * weakly: an entry goes when its `CryptoKey` does (a root key replaced or
+ * cleared), and {@linkcode wipeOnCollect} zeroes the bytes then. A memo,
+ * not configuration: it changes no result, only what a call costs.
  */
-const nodeHandles = new WeakMap<CryptoKey, KeyObject>();
+const keyBytes = new WeakMap<CryptoKey, Uint8Array>();
+
+/** Zeroes a key's cached bytes once its `CryptoKey` is collected. */
+const wipeOnCollect = new FinalizationRegistry<Uint8Array>((bytes) => bytes.fill(0));
 
 /** WebCrypto wants ArrayBuffer-backed views; copy the rare shared one. */
 function buffer(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
@@ -133,15 +140,18 @@ async function toCryptoKey(key: AeadKey): Promise<CryptoKey> {
   return key instanceof Uint8Array ? await importAeadKey(key) : key;
 }
 
-/** What `node:crypto` takes for `key`: the raw bytes, or the `CryptoKey`'s `KeyObject`. */
-function toNodeKey(key: AeadKey): Uint8Array | KeyObject {
+/** What `node:crypto` takes for `key`: its bytes. */
+function toNodeKey(key: AeadKey): Uint8Array {
   if (key instanceof Uint8Array) return key;
-  let handle = nodeHandles.get(key);
-  if (handle === undefined) {
-    handle = KeyObject.from(key);
-    nodeHandles.set(key, handle);
+  let bytes = keyBytes.get(key);
+  if (bytes === undefined) {
+    const exported = KeyObject.from(key).export();
+    bytes = new Uint8Array(exported);
+    exported.fill(0);
+    keyBytes.set(key, bytes);
+    wipeOnCollect.register(key, bytes);
   }
-  return handle;
+  return bytes;
 }
 
 function gcmParams(nonce: Uint8Array, aad: Uint8Array): AesGcmParams {
