@@ -14,7 +14,7 @@
  * {@linkcode NexusAnswer}: plain data, no Fetch `Request`/`Response` and no
  * framework. `http_handler.ts` carries them over `node:http`; tests call
  * {@linkcode NexusApp.handle} directly. A Hono app behind the Fetch bridge
- * did the same job at about twice the CPU per request (docs/ARCHITECTURE.md).
+ * did the same job at 1.5x the CPU per request (docs/ARCHITECTURE.md).
  *
  * @module
  */

@@ -3,7 +3,7 @@
  * directly: the target is cut into path and `?action=`, the body read with
  * the cap as the route asks for it, and the answer written in one piece
  * with its length. No Fetch `Request`, `Headers`, streams or `Response` are
- * made on the way (they were a fifth of a request's CPU; see
+ * made on the way (with Hono they were a third of a secret read's CPU; see
  * docs/ARCHITECTURE.md).
  *
  * The rules for hostile clients are those of the Fetch bridge, from the
