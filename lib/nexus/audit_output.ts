@@ -24,12 +24,15 @@ export interface AuditOutput {
   close(): void;
 }
 
-/** Opens `target`: `stdout`, or a file path to append to. */
-export function openAuditOutput(target: string, log: Logger): AuditOutput {
+/**
+ * Opens `target`: `stdout`, or a file path to append to. `onWriteFailure`
+ * hears of every record that could not be written (for `/metrics`).
+ */
+export function openAuditOutput(target: string, log: Logger, onWriteFailure: () => void = () => {}): AuditOutput {
   const encoder = new TextEncoder();
   if (target === "stdout") {
     return {
-      sink: jsonLineAuditSink((line) => writeAll(Deno.stdout, encoder.encode(line), log)),
+      sink: jsonLineAuditSink((line) => writeAll(Deno.stdout, encoder.encode(line), log, onWriteFailure)),
       reopen() {},
       close() {},
     };
@@ -43,7 +46,7 @@ export function openAuditOutput(target: string, log: Logger): AuditOutput {
   };
   let file = open();
   return {
-    sink: jsonLineAuditSink((line) => writeAll(file, encoder.encode(line), log)),
+    sink: jsonLineAuditSink((line) => writeAll(file, encoder.encode(line), log, onWriteFailure)),
     reopen() {
       try {
         const next = open();
@@ -59,11 +62,17 @@ export function openAuditOutput(target: string, log: Logger): AuditOutput {
 }
 
 /** Writes every byte (a short write continues); a failure is logged, never thrown into a request. */
-function writeAll(target: { writeSync(bytes: Uint8Array): number }, bytes: Uint8Array, log: Logger): void {
+function writeAll(
+  target: { writeSync(bytes: Uint8Array): number },
+  bytes: Uint8Array,
+  log: Logger,
+  onWriteFailure: () => void,
+): void {
   try {
     let offset = 0;
     while (offset < bytes.length) offset += target.writeSync(bytes.subarray(offset));
   } catch (error) {
+    onWriteFailure();
     log.error("audit record not written", { error: (error as Error).message });
   }
 }

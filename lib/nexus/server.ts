@@ -22,7 +22,7 @@ import { createSqliteWorkerStore } from "../store/sqlite_worker_store.ts";
 import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import type { AuditSink } from "./audit.ts";
-import { openAuditOutput } from "./audit_output.ts";
+import { type AuditOutput, openAuditOutput } from "./audit_output.ts";
 import type { NexusDeps } from "./deps.ts";
 import { KeeperStatus } from "./keeper_status.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
@@ -30,6 +30,7 @@ import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable } from "./linear_regex.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
+import { measureStore } from "../store/measured_store.ts";
 import { RestoreSession } from "./restore_session.ts";
 import { RootKeyState } from "./root_key_state.ts";
 
@@ -67,6 +68,8 @@ export interface StartNexusOptions {
   readonly keeperTimeoutMs?: number;
   /** Where audit records go instead of `config.auditLog` (tests). */
   readonly audit?: AuditSink;
+  /** Show process and runtime metrics on `/metrics` (default true). */
+  readonly processMetrics?: boolean;
 }
 
 /** Opens the configured backend. */
@@ -92,14 +95,29 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     throw new Error(`Nexus needs V8's linear-time regex engine: run Deno with --v8-flags=${LINEAR_REGEX_V8_FLAG}`);
   }
   await identity.ready();
-  const auditOutput = options.audit
-    ? { sink: options.audit, reopen() {}, close() {} }
-    : openAuditOutput(config.auditLog, log);
-  let store: Store | undefined;
+  const keys = new RootKeyState();
+  const keeperStatus = config.keeperPeers.length > 0
+    ? new KeeperStatus(config.keeperPeers.length, config.shamirThreshold)
+    : undefined;
+  const store = options.store ?? openStore(config);
+  // Every store call is timed for /metrics; checkpoint and close use the store itself.
+  const measured = store && measureStore(store, { storeOperation: (...args) => metrics.storeOperation(...args) });
+  const metrics: NexusMetrics = new NexusMetrics({
+    startedAt: Date.now(),
+    keys,
+    keeperStatus,
+    keeperPushIntervalMs: config.keeperUpdateIntervalMs,
+    ...(measured ? { counts: () => measured.counts() } : {}),
+    processMetrics: options.processMetrics ?? true,
+  });
+  let auditOutput: AuditOutput;
   try {
-    store = options.store ?? openStore(config);
+    auditOutput = options.audit
+      ? { sink: options.audit, reopen() {}, close() {} }
+      : openAuditOutput(config.auditLog, log, () => metrics.auditWriteFailed());
   } catch (error) {
-    auditOutput.close();
+    metrics.close();
+    await store?.close().catch(() => {});
     throw error;
   }
   const trustRoots = toTrustRoots(config.trustRoots);
@@ -112,8 +130,8 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       shamirShares: config.shamirShares,
       shamirThreshold: config.shamirThreshold,
     },
-    store,
-    keys: new RootKeyState(),
+    store: measured,
+    keys,
     restore: new RestoreSession(config.shamirThreshold),
     clock: options.clock ?? (() => new Date()),
     random: options.random ?? systemRandom,
@@ -121,10 +139,8 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     policies: new PolicySnapshot(log),
     audit: auditOutput.sink,
     ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
-    metrics: new NexusMetrics(Date.now()),
-    ...(config.keeperPeers.length > 0
-      ? { keeperStatus: new KeeperStatus(config.keeperPeers.length, config.shamirThreshold) }
-      : {}),
+    metrics,
+    ...(keeperStatus ? { keeperStatus } : {}),
   };
 
   let server: MtlsServer | undefined;
@@ -183,6 +199,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         await server?.close();
         await store?.close();
         auditOutput.close();
+        metrics.close();
         deps.keys.clear();
         deps.restore.reset();
       },
@@ -196,6 +213,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     await server?.close().catch(() => {});
     await store?.close().catch(() => {});
     auditOutput.close();
+    metrics.close();
     throw error;
   }
 }

@@ -169,6 +169,13 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return row!.any_data === true;
       }),
 
+    counts: () =>
+      run(async () => {
+        const [row] = await sql`
+          SELECT (SELECT count(*) FROM secrets)::integer AS secrets, (SELECT count(*) FROM policies)::integer AS policies`;
+        return { secrets: int(row!.secrets), policies: int(row!.policies) };
+      }),
+
     ping: () =>
       run(async () => {
         const [row] = await sql`SELECT version FROM schema_version WHERE id = 1`;
