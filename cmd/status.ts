@@ -12,7 +12,7 @@ import { outputFormat, renderStructured } from "../lib/cli/format.ts";
 import { ConfigError, parseDuration, parseHttpsUrl, parseList } from "../lib/config/parse.ts";
 import { toTrustRoots } from "../lib/config/trust_roots.ts";
 import { type Probe, unverifiedProbe, verifiedProbe } from "../lib/ops/probe.ts";
-import { collectStatus, renderStatusLines } from "../lib/ops/status.ts";
+import { collectLiveness, collectStatus, renderLivenessLines, renderStatusLines } from "../lib/ops/status.ts";
 import type { IdentitySource } from "../lib/spiffe/identity.ts";
 import { selectIdentitySource } from "../lib/spiffe/source_select.ts";
 import { SPIKE_VERSION } from "../lib/version.ts";
@@ -28,7 +28,9 @@ export const statusCommand: CommandSpec = {
     "certificate; the servers' SVIDs are still checked against the trust bundle of this process's identity\n" +
     "(SPIKE_SVID_DIR or the Workload API: any SPIFFE ID of the trust domain will do, e.g. Nexus's own inside its\n" +
     "container). --insecure skips that check where no identity exists.\n" +
-    "Exit codes: 0 all ready, 1 something is unreachable or not ready, 2 usage.",
+    "--live asks GET /health instead: is each process up and serving TLS (a liveness check: a Nexus waiting\n" +
+    "for its root key is live but not ready). --nexus-only and --keepers-only narrow what is asked.\n" +
+    "Exit codes: 0 all ready (or live), 1 something is unreachable or not ready, 2 usage.",
   options: {
     nexus: { type: "string", description: "Nexus URL (default SPIKE_NEXUS_API_URL)", valueName: "url" },
     keeper: {
@@ -38,6 +40,8 @@ export const statusCommand: CommandSpec = {
       valueName: "url",
     },
     "keepers-only": { type: "boolean", description: "Leave Nexus out (a Keeper's own health check)" },
+    "nexus-only": { type: "boolean", description: "Leave the Keepers out (Nexus's own health check)" },
+    live: { type: "boolean", description: "Only check that each process is up (GET /health), not that it is ready" },
     format: { type: "string", short: "f", description: "Output format: human, json or yaml", valueName: "format" },
     timeout: { type: "string", description: "Time each component gets to answer (default 5s)", valueName: "duration" },
     insecure: { type: "boolean", description: "Do not verify the servers' SVIDs (no identity on this host)" },
@@ -47,13 +51,18 @@ export const statusCommand: CommandSpec = {
     const format = outputFormat(options.format);
     const timeoutMs = usage(() => parseDuration("--timeout", (options.timeout as string | undefined) ?? "5s"));
     if (timeoutMs < 100) throw new UsageError("--timeout: must be at least 100ms");
+    if (options["keepers-only"] && options["nexus-only"]) {
+      throw new UsageError("--keepers-only and --nexus-only leave nothing to check together");
+    }
     const config = pilotConfig(io);
     const nexusUrl = options["keepers-only"]
       ? undefined
       : options.nexus === undefined
       ? config.nexusUrl
       : usage(() => parseHttpsUrl("--nexus", options.nexus as string));
-    const keeperUrls = options.keeper !== undefined
+    const keeperUrls = options["nexus-only"]
+      ? []
+      : options.keeper !== undefined
       ? usage(() => (options.keeper as string[]).map((url) => parseHttpsUrl("--keeper", url)))
       : keeperPeersFromEnv(io.env.SPIKE_NEXUS_KEEPER_PEERS);
     if (nexusUrl === undefined && keeperUrls.length === 0) {
@@ -78,7 +87,13 @@ export const statusCommand: CommandSpec = {
       probe = verifiedProbe(identity, toTrustRoots(config.trustRoots), timeoutMs);
     }
     try {
-      const report = await collectStatus(probe, { nexusUrl, keeperUrls, cliVersion: SPIKE_VERSION });
+      const targets = { nexusUrl, keeperUrls, cliVersion: SPIKE_VERSION };
+      if (options.live) {
+        const report = await collectLiveness(probe, targets);
+        io.stdout(format === "human" ? renderLivenessLines(report) : renderStructured(report, format));
+        return report.ok ? 0 : 1;
+      }
+      const report = await collectStatus(probe, targets);
       io.stdout(format === "human" ? renderStatusLines(report) : renderStructured(report, format));
       return report.ok ? 0 : 1;
     } finally {
