@@ -107,7 +107,7 @@ Deno.test("spike dev unlock: bootstrap and save shards, then restore after every
     ...extra,
   });
   let running: SpikeProcess[] = [];
-  const startStack = async () => {
+  const startStack = () => {
     const keepers = keeperPorts.map((port, i) =>
       new SpikeProcess(["keeper"], { env: as(`keeper-${i + 1}`, { SPIKE_KEEPER_TLS_PORT: `127.0.0.1:${port}` }) })
     );
@@ -139,7 +139,7 @@ Deno.test("spike dev unlock: bootstrap and save shards, then restore after every
     );
     // Started before Nexus is up: unlock waits for it.
     const first = unlock();
-    await startStack();
+    startStack();
     const firstRun = exits(await first, 0, "first unlock");
     assert.match(firstRun.stderr, /Nexus is fresh: bootstrapping a new root key/);
     assert.match(firstRun.stderr, /WARNING: 3 recovery shards saved in .*development only/);
@@ -155,7 +155,7 @@ Deno.test("spike dev unlock: bootstrap and save shards, then restore after every
     assert.match(again.stderr, /already held its root key/);
 
     await killStack();
-    await startStack();
+    startStack();
     await eventually(async () => (await getPlain(nexusPort, "/health")).status === 200, "Nexus is up again");
     assert.equal((await getPlain(nexusPort, "/ready")).status, 503, "Keepers are empty: Nexus has no key");
     const restored = exits(await unlock(), 0, "unlock after a restart");
@@ -173,7 +173,7 @@ Deno.test("spike dev unlock: bootstrap and save shards, then restore after every
     // Without the shards, data without a key is a human's job.
     await Deno.remove(recovery, { recursive: true });
     await killStack();
-    await startStack();
+    startStack();
     const refused = exits(await unlock(["--timeout", "30s"]), 1, "unlock without shards, data present");
     assert.match(refused.stderr, /Nexus keeps data but has no root key/);
   } finally {
