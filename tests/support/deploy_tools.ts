@@ -141,3 +141,10 @@ export async function runTool(
   const stdout = new TextDecoder().decode(out.stdout);
   return { code: out.code, stdout, output: stdout + new TextDecoder().decode(out.stderr) };
 }
+
+if (import.meta.main) {
+  // `.ci/run` builds the compose-go checker as a step of its own, before the tests.
+  const binary = await composeCheck();
+  if (!binary) throw new Error("building tests/compose failed (Go is needed)");
+  console.log(binary);
+}
