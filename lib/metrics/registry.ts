@@ -5,11 +5,13 @@
  * under Deno; GC time comes from `gc_metric.ts` because its own GC collector
  * gets no events there.
  *
- * `prom-client` is CommonJS and takes a few hundred milliseconds to load, so
- * it is imported at the first scrape rather than at start: a Nexus or Keeper
- * serves sooner, and one nobody scrapes never loads it. The metrics updated
+ * `prom-client` is CommonJS and takes 50 ms (quiet machine) to several
+ * hundred (busy one) to load, so it is imported at the first scrape rather
+ * than at start: a Nexus or Keeper serves sooner, and one nobody scrapes
+ * never loads it. The metrics updated
  * per request are this module's own (`metric.ts`), not `prom-client`'s,
- * whose label handling costs about three times as much per update.
+ * whose label handling costs about ten times as much per request
+ * (`bench/metrics_bench.ts`).
  *
  * @module
  */

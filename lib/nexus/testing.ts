@@ -82,6 +82,8 @@ export async function createTestNexus(options: {
   rateLimiter?: RateLimiter;
   /** Where audit records go instead of `TestNexus.audit` (benchmarks must not grow a list). */
   auditSink?: AuditSink;
+  /** False: no metrics and no store measuring (what metrics cost, in `bench/metrics_bench.ts`). */
+  metrics?: boolean;
 } = {}): Promise<TestNexus> {
   const settings = { ...TEST_SETTINGS, ...options.settings };
   const kept = memoryAuditSink();
@@ -94,7 +96,7 @@ export async function createTestNexus(options: {
     counts: () => store.counts(),
     countsMaxAgeMs: 0,
   });
-  store = measureStore(store, metrics);
+  if (options.metrics !== false) store = measureStore(store, metrics);
   const deps: NexusDeps = {
     settings,
     store,
@@ -106,7 +108,7 @@ export async function createTestNexus(options: {
     policies: new PolicySnapshot(silentLogger),
     audit,
     ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),
-    metrics,
+    ...(options.metrics === false ? {} : { metrics }),
   };
   if (options.withKey !== false) await installRootKey(deps, testRootKey());
   const app = createNexusApp(deps);
