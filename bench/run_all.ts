@@ -28,6 +28,7 @@ export const CHILD_FLAGS: readonly string[] = Object.freeze([
 const QUICK_ARGS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   "aead_bench.ts": ["--rounds", "1"],
   "audit_bench.ts": ["--rounds", "1", "--requests", "500"],
+  "metrics_bench.ts": ["--rounds", "1", "--requests", "500"],
 });
 
 /** The benchmark files in `dir`, sorted by name. */
