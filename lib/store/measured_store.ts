@@ -35,9 +35,16 @@ export interface StoreObserver {
   storeOperation(operation: StoreOperation, seconds: number, ok: boolean): void;
 }
 
-/** Wraps `store` so every call is reported to `observer`. */
-export function measureStore(store: Store, observer: StoreObserver): Store {
+/**
+ * Wraps `store` so every call is reported to `observer`. A backend's own
+ * extras (SQLite's `checkpoint`, the worker store's `stats`) are passed
+ * through unmeasured, so the wrapper has the same shape as what it wraps.
+ */
+export function measureStore<S extends Store>(store: S, observer: StoreObserver): S {
   const measured = {} as Record<string, unknown>;
+  for (const [key, value] of Object.entries(store)) {
+    measured[key] = typeof value === "function" ? value.bind(store) : value;
+  }
   for (
     const [method, operation] of Object.entries(STORE_OPERATIONS) as [keyof typeof STORE_OPERATIONS, StoreOperation][]
   ) {
@@ -55,5 +62,5 @@ export function measureStore(store: Store, observer: StoreObserver): Store {
     };
   }
   measured.close = () => store.close();
-  return measured as unknown as Store;
+  return measured as unknown as S;
 }

@@ -27,3 +27,12 @@ Deno.test("measured store: every Store method but close is measured, with a snak
   assert.deepEqual(methods, [...Object.keys(STORE_OPERATIONS), "close"].sort());
   for (const label of Object.values(STORE_OPERATIONS)) assert.match(label, /^[a-z]+(_[a-z]+)*$/);
 });
+
+Deno.test("measured store: a backend's extras (checkpoint, stats) pass through unmeasured", async () => {
+  const seen: string[] = [];
+  const inner = { ...createMemoryStore(), checkpoint: () => Promise.resolve(true), stats: () => ({ writes: 3 }) };
+  const store = measureStore(inner, { storeOperation: (operation) => seen.push(operation) });
+  assert.equal(await store.checkpoint(), true);
+  assert.deepEqual(store.stats(), { writes: 3 });
+  assert.deepEqual(seen, []);
+});

@@ -1,7 +1,8 @@
 // Command compose-check loads a compose file with compose-go, the loader
 // Docker Compose itself uses (schema validation, interpolation, merges,
 // profiles), and prints every service's normalized command, environment
-// names, health check and dependencies as JSON for tests/compose_test.ts.
+// names, health check, dependencies, volumes and secrets as JSON for
+// tests/compose_test.ts and tests/compose_run_test.ts.
 // It exits non-zero with the loader's message when the file does not load.
 //
 // Usage: compose-check <compose.yaml> [profile...]
@@ -28,6 +29,17 @@ type service struct {
 	DependsOn   map[string]string `json:"dependsOn"`
 	Profiles    []string          `json:"profiles"`
 	User        string            `json:"user"`
+	Volumes     []mount           `json:"volumes"`
+	Secrets     []mount           `json:"secrets"`
+}
+
+// A volume or secret as the container sees it: what (a named volume, a
+// host path or a secret's file) appears where.
+type mount struct {
+	Type     string `json:"type"`
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"readOnly"`
 }
 
 func main() {
@@ -73,6 +85,18 @@ func main() {
 		for dep, config := range s.DependsOn {
 			deps[dep] = config.Condition
 		}
+		volumes := []mount{}
+		for _, v := range s.Volumes {
+			volumes = append(volumes, mount{Type: v.Type, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+		}
+		secrets := []mount{}
+		for _, ref := range s.Secrets {
+			target := ref.Target
+			if target == "" {
+				target = "/run/secrets/" + ref.Source
+			}
+			secrets = append(secrets, mount{Type: "secret", Source: project.Secrets[ref.Source].File, Target: target, ReadOnly: true})
+		}
 		var health []string
 		if s.HealthCheck != nil && !s.HealthCheck.Disable {
 			health = s.HealthCheck.Test
@@ -87,6 +111,8 @@ func main() {
 			DependsOn:   deps,
 			Profiles:    s.Profiles,
 			User:        s.User,
+			Volumes:     volumes,
+			Secrets:     secrets,
 		})
 	}
 	encoder := json.NewEncoder(os.Stdout)
