@@ -2,7 +2,7 @@
  * The Nexus HTTP application: SPIKE v1 routes behind mTLS, dispatched by
  * path and `?action=`, plus plain `GET /health`, `GET /ready` (root key,
  * store and Keeper exchange states, and the version) and `GET /metrics`
- * (Prometheus text; counts and latencies, no secrets).
+ * (Prometheus text; counts, states and latencies, no secrets; see `metrics.ts`).
  *
  * Order of checks for `/v1/...`: method and route (400) → authenticated
  * peer (401) → the caller's rate limit (429) → the route's role gate (401)
@@ -30,6 +30,7 @@ import { cipherRoutes } from "./routes/cipher.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { secretRoutes } from "./routes/secrets.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "../metrics/registry.ts";
 import { SPIKE_VERSION } from "../version.ts";
 
 const ROUTES: readonly Route[] = [
@@ -62,7 +63,12 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
 
   app.use(async (c, next) => {
     const started = performance.now();
-    await next();
+    deps.metrics?.requestStarted();
+    try {
+      await next();
+    } finally {
+      deps.metrics?.requestEnded();
+    }
     setNoCacheHeaders(c.res.headers);
     if (deps.metrics) {
       const key = `${c.req.path}?${c.req.query("action") ?? ""}`;
@@ -116,11 +122,9 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
     }, readiness.ready ? 200 : 503);
   });
 
-  app.get("/metrics", (c) => {
+  app.get("/metrics", async (c) => {
     if (!deps.metrics) throw new ApiError("api_bad_request", "metrics are off");
-    return c.body(deps.metrics.render(deps.keys.ready), 200, {
-      "content-type": "text/plain; version=0.0.4; charset=utf-8",
-    });
+    return c.body(await deps.metrics.render(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });
 
   app.all("*", async (c) => {
@@ -130,6 +134,7 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
     if (!peer?.ok) throw new ApiError("access_unauthorized", peer ? peer.reason : "no peer identity");
     const decision = deps.rateLimiter?.take(peer.spiffeId);
     if (decision && !decision.allowed) {
+      deps.metrics?.rateLimited();
       c.header("retry-after", String(decision.retryAfterSeconds));
       throw new ApiError("api_rate_limited", "caller over its rate limit");
     }

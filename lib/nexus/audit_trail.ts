@@ -54,6 +54,8 @@ export interface AuditTrailOptions {
   readonly table?: AuditRowSink;
   /** Chain id (default: random). */
   readonly instance?: string;
+  /** Hears how many records could not be stored, each time that happens (for `/metrics`). */
+  readonly onWriteFailure?: (records: number) => void;
 }
 
 type Sink = "file" | "table";
@@ -76,6 +78,7 @@ export class AuditTrail implements AuditSink {
   readonly #log: Logger;
   readonly #clock: () => Date;
   readonly #failClosed: boolean;
+  readonly #onWriteFailure: (records: number) => void;
   readonly #keys: AuditKeySource | undefined;
   readonly #queue: AuditRowQueue | undefined;
   #target: LineTarget;
@@ -91,6 +94,7 @@ export class AuditTrail implements AuditSink {
     this.#log = options.log;
     this.#clock = options.clock;
     this.#failClosed = options.failClosed;
+    this.#onWriteFailure = options.onWriteFailure ?? (() => {});
     this.#keys = options.keys;
     const table = options.table;
     // Fail-closed, a row counts only once it is on disk; otherwise the file
@@ -267,6 +271,7 @@ export class AuditTrail implements AuditSink {
 
   #failed(sink: Sink, ranges: ReadonlyArray<readonly [number, number]>, error: unknown): void {
     const message = describe(error);
+    this.#onWriteFailure(ranges.reduce((sum, [from, to]) => sum + to - from + 1, 0));
     const entry = this.#lost.get(sink);
     if (!entry) {
       const refusing = this.#failClosed

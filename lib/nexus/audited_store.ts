@@ -60,6 +60,7 @@ export function auditedStore(store: Store, beforeChange: () => Promise<ChangeAud
     // No table row goes with a meta value; the intent is stored on its own.
     putMeta: (key, value) => change(() => store.putMeta(key, value), () => false),
     hasData: () => store.hasData(),
+    counts: () => store.counts(),
     ping: () => store.ping(),
     close: () => store.close(),
   };

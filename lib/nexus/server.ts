@@ -16,6 +16,7 @@ import { type MtlsServer, serveHono } from "../spiffe/mtls_server.ts";
 import { isKeeper } from "../spiffe/roles.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
 import { postgresStoreOptions } from "../store/postgres_options.ts";
+import { measureStore } from "../store/measured_store.ts";
 import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import type { AuditSink } from "./audit.ts";
@@ -66,6 +67,8 @@ export interface StartNexusOptions {
   readonly keeperTimeoutMs?: number;
   /** Where audit records go instead of `config.auditLog` (tests). */
   readonly audit?: AuditSink;
+  /** Show process and runtime metrics on `/metrics` (default true). */
+  readonly processMetrics?: boolean;
 }
 
 /**
@@ -105,6 +108,19 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
   const store = options.store ?? await openStore(config);
   markStartup(log, "store open");
   const keys = new RootKeyState();
+  const keeperStatus = config.keeperPeers.length > 0
+    ? new KeeperStatus(config.keeperPeers.length, config.shamirThreshold)
+    : undefined;
+  // Every store call is timed for /metrics; checkpoint and close use the store itself.
+  const measured = store && measureStore(store, { storeOperation: (...args) => metrics.storeOperation(...args) });
+  const metrics: NexusMetrics = new NexusMetrics({
+    startedAt: Date.now(),
+    keys,
+    keeperStatus,
+    keeperPushIntervalMs: config.keeperUpdateIntervalMs,
+    ...(measured ? { counts: () => measured.counts() } : {}),
+    processMetrics: options.processMetrics ?? true,
+  });
   let auditOutput: Pick<AuditOutput, "reopen" | "close"> & { sink: AuditSink | AuditTrail };
   try {
     auditOutput = options.audit
@@ -112,10 +128,12 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       : await openAuditOutput(config.auditLog, log, {
         keys: rootKeyAuditKeys(keys),
         failClosed: config.auditFailClosed,
+        onWriteFailure: (records) => metrics.auditWriteFailed(records),
         ...(config.auditTable ? { table: auditTableOf(store) } : {}),
       });
   } catch (error) {
-    await store?.close();
+    metrics.close();
+    await store?.close().catch(() => {});
     throw error;
   }
   const trail = auditOutput.sink;
@@ -131,7 +149,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       shamirShares: config.shamirShares,
       shamirThreshold: config.shamirThreshold,
     },
-    store,
+    store: measured,
     keys,
     restore: new RestoreSession(config.shamirThreshold),
     clock: options.clock ?? (() => new Date()),
@@ -140,10 +158,8 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     policies: new PolicySnapshot(log),
     audit: auditOutput.sink,
     ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
-    metrics: new NexusMetrics(Date.now()),
-    ...(config.keeperPeers.length > 0
-      ? { keeperStatus: new KeeperStatus(config.keeperPeers.length, config.shamirThreshold) }
-      : {}),
+    metrics,
+    ...(keeperStatus ? { keeperStatus } : {}),
   };
 
   let server: MtlsServer | undefined;
@@ -209,6 +225,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         // table gets its last rows before the store closes.
         await auditOutput.close();
         await store?.close();
+        metrics.close();
         deps.keys.clear();
         deps.restore.reset();
       },
@@ -222,6 +239,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     await server?.close().catch(() => {});
     await auditOutput.close().catch(() => {});
     await store?.close().catch(() => {});
+    metrics.close();
     throw error;
   }
 }

@@ -18,6 +18,7 @@ import { type AuditRecord, type AuditSink, memoryAuditSink } from "./audit.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
+import { measureStore } from "../store/measured_store.ts";
 import { RestoreSession } from "./restore_session.ts";
 import { RootKeyState } from "./root_key_state.ts";
 
@@ -81,14 +82,25 @@ export async function createTestNexus(options: {
   rateLimiter?: RateLimiter;
   /** Where audit records go instead of `TestNexus.audit` (benchmarks must not grow a list). */
   auditSink?: AuditSink;
+  /** False: no metrics and no store measuring (what metrics cost, in `bench/metrics_bench.ts`). */
+  metrics?: boolean;
 } = {}): Promise<TestNexus> {
   const settings = { ...TEST_SETTINGS, ...options.settings };
   const kept = memoryAuditSink();
   const audit: AuditSink = options.auditSink ?? kept;
+  const keys = new RootKeyState();
+  let store = options.store ?? createMemoryStore();
+  const metrics: NexusMetrics = new NexusMetrics({
+    startedAt: FIXED_TIME.getTime(),
+    keys,
+    counts: () => store.counts(),
+    countsMaxAgeMs: 0,
+  });
+  if (options.metrics !== false) store = measureStore(store, metrics);
   const deps: NexusDeps = {
     settings,
-    store: options.store ?? createMemoryStore(),
-    keys: new RootKeyState(),
+    store,
+    keys,
     restore: new RestoreSession(settings.shamirThreshold),
     clock: () => FIXED_TIME,
     random: deterministicRandom(),
@@ -96,7 +108,7 @@ export async function createTestNexus(options: {
     policies: new PolicySnapshot(silentLogger),
     audit,
     ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),
-    metrics: new NexusMetrics(FIXED_TIME.getTime()),
+    ...(options.metrics === false ? {} : { metrics }),
   };
   if (options.withKey !== false) await installRootKey(deps, testRootKey());
   const app = createNexusApp(deps);

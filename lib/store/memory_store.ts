@@ -140,6 +140,10 @@ export function createMemoryStore(): Store {
       return run(() => secrets.size > 0 || policies.size > 0 || meta.size > 0);
     },
 
+    counts() {
+      return run(() => ({ secrets: secrets.size, policies: policies.size }));
+    },
+
     ping() {
       return run(() => undefined);
     },

@@ -212,6 +212,13 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         await insertAuditRows(relaxed, rows);
       }),
 
+    counts: () =>
+      run(async () => {
+        const [row] = await sql`
+          SELECT (SELECT count(*) FROM secrets)::integer AS secrets, (SELECT count(*) FROM policies)::integer AS policies`;
+        return { secrets: int(row!.secrets), policies: int(row!.policies) };
+      }),
+
     ping: () =>
       run(async () => {
         const [row] = await sql`SELECT version FROM schema_version WHERE id = 1`;

@@ -115,6 +115,7 @@ const SQL = {
   putMeta: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
   hasData: `SELECT EXISTS (SELECT 1 FROM secrets) OR EXISTS (SELECT 1 FROM policies)
                 OR EXISTS (SELECT 1 FROM meta) AS any_data`,
+  counts: "SELECT (SELECT count(*) FROM secrets) AS secrets, (SELECT count(*) FROM policies) AS policies",
   ping: "SELECT version FROM schema_version WHERE id = 1",
   checkpoint: "PRAGMA wal_checkpoint(TRUNCATE)",
 } as const;
@@ -227,6 +228,11 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     },
 
     hasData: () => int((st.hasData.get() as Row).any_data) === 1,
+
+    counts() {
+      const row = st.counts.get() as Row;
+      return { secrets: int(row.secrets), policies: int(row.policies) };
+    },
 
     ping() {
       if (!st.ping.get()) throw new Error("store: schema version missing");

@@ -55,6 +55,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     getMeta: (key) => run(() => db.getMeta(key)),
     putMeta: (key, value) => run(() => db.putMeta(key, value)),
     hasData: () => run(() => db.hasData()),
+    counts: () => run(() => db.counts()),
     ping: () => run(() => db.ping()),
     checkpoint: () => run(() => db.checkpoint()),
     close() {

@@ -245,6 +245,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     getMeta: (key) => read(() => reader.getMeta(key)),
     putMeta: (key, value) => write({ name: "putMeta", args: [key, value] }),
     hasData: () => read(() => reader.hasData()),
+    counts: () => read(() => reader.counts()),
     ping: () => call({ name: "ping", args: [] }),
     checkpoint: () => call({ name: "checkpoint", args: [] }),
     stats: () => ({ writes, commits }),

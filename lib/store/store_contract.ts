@@ -272,6 +272,19 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     assert.equal(await store.hasData(), true);
   });
 
+  test("counts: secret paths (soft-deleted ones too) and policies", async (store) => {
+    assert.deepEqual(await store.counts(), { secrets: 0, policies: 0 });
+    await store.writeSecret("a", 0, recordOf([version(1), version(2)]));
+    await store.writeSecret("b/c", 0, recordOf([version(1, 5)]));
+    await store.upsertPolicy(policy("p"));
+    await store.upsertPolicy(policy("q"));
+    await store.upsertPolicy(policy("q"));
+    assert.deepEqual(await store.counts(), { secrets: 2, policies: 2 });
+    assert.equal((await store.counts()).secrets, (await store.listSecretPaths()).length);
+    await store.deletePolicy("p");
+    assert.deepEqual(await store.counts(), { secrets: 2, policies: 1 });
+  });
+
   test("hasData sees a secret", async (store) => {
     await store.writeSecret("p", 0, recordOf([version(1)]));
     assert.equal(await store.hasData(), true);

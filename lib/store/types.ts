@@ -69,6 +69,14 @@ export interface PolicyRecord {
   readonly updatedAt: Date;
 }
 
+/** What {@linkcode Store.counts} answers. */
+export interface StoreCounts {
+  /** Secret paths, including those whose versions are all soft-deleted. */
+  readonly secrets: number;
+  /** Policies. */
+  readonly policies: number;
+}
+
 /**
  * A storage backend. All methods are async so that networked backends fit;
  * every method rejects once `close()` has been called. Values handed in are
@@ -121,6 +129,12 @@ export interface Store {
   putMeta(key: string, value: Uint8Array): Promise<void>;
   /** Whether any secret, policy or meta value is stored. */
   hasData(): Promise<boolean>;
+  /**
+   * How many secret paths (as `listSecretPaths` lists them) and policies are
+   * stored, by counting in the backend rather than reading rows out: Nexus's
+   * `/metrics` asks for it (cached), so it must stay cheap at any size.
+   */
+  counts(): Promise<StoreCounts>;
   /** Resolves when the backend answers; rejects otherwise (used by `/ready`). */
   ping(): Promise<void>;
   /** Releases the backend. Idempotent. */
