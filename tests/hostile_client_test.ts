@@ -121,14 +121,17 @@ async function postMany(
  * docs/ARCHITECTURE.md). A leak keeps the MiB instead (before this fix,
  * about three quarters of them: +221 MiB over the 300 measured requests,
  * without end). So the test warms the process up, then checks that the
- * measured requests leave less than `keptShare` of what they sent (after
- * the fix: at most a quarter in ten runs, mostly far less).
+ * measured requests leave less than `keptShare` of what they sent. After
+ * the fix that is mostly far less, but V8 grows its heap in steps, and a
+ * step can land among the measured rounds when the machine is busy (up to
+ * +122 MiB seen under two parallel suites); the bound sits between that
+ * and the leak's +221 MiB.
  */
 async function assertNoLeak(role: Role, path: string, options: { chunked?: boolean }): Promise<void> {
   const perRound = 100;
   const warmUpRounds = 3;
   const measuredRounds = 3;
-  const keptShare = 0.4;
+  const keptShare = 0.6;
   const settle = () => new Promise((resolve) => setTimeout(resolve, 2000));
   const sizes: number[] = [];
   for (let round = 0; round < warmUpRounds + measuredRounds; round++) {
