@@ -21,6 +21,24 @@ const FORMAT_OPTION = {
   },
 } as const;
 
+const CAS_OPTION = {
+  cas: {
+    type: "string",
+    description: "Write only if the current version is N (0: only if there is none); else fail, exit 1",
+    valueName: "N",
+  },
+} as const;
+
+/** Parses `--cas N` (absent: no check). */
+export function parseCas(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value).trim();
+  if (!/^\d+$/.test(text) || Number(text) > 2 ** 31 - 1) {
+    throw new UsageError(`--cas: '${text}' is not a version number`);
+  }
+  return Number(text);
+}
+
 /** Parses `-v 1,2,3` into version numbers. */
 export function parseVersions(value: unknown): number[] {
   if (value === undefined) return [];
@@ -103,16 +121,18 @@ export const secretCommand: CommandSpec = {
           description: "Read the value of this key from standard input (asked for without echo on a terminal)",
           valueName: "key",
         },
+        ...CAS_OPTION,
       },
       run: async ({ positionals, options, io }) => {
         const [path, ...pairs] = positionals;
+        const cas = parseCas(options.cas);
         const values = await collectValues(
           pairs,
           (options["from-file"] as string[] | undefined) ?? [],
           options["from-stdin"] as string | undefined,
           io,
         );
-        await withNexus(io, ({ nexus }) => nexus.putSecret(path!, values));
+        await withNexus(io, ({ nexus }) => nexus.putSecret(path!, values, { cas }));
         io.stderr(`OK: secret ${path} written\n`);
         return 0;
       },

@@ -42,6 +42,15 @@ export function optionalVersion(value: unknown, field = "version"): number {
   return version(value, field);
 }
 
+/**
+ * Validates an optional check-and-set version [ours]: absent/null →
+ * `undefined` (no check), else a version number (0 = "no current version").
+ */
+export function optionalCas(value: unknown, field = "cas"): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  return version(value, field);
+}
+
 /** Validates a version number 0..MAX_VERSION. */
 export function version(value: unknown, field = "version"): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_VERSION) {

@@ -60,6 +60,17 @@ export interface RestoreProgress {
   readonly restored: boolean;
 }
 
+/** Check-and-set for a write [ours]. */
+export interface WriteOptions {
+  /** Write only when the secret's current version is this number (0: no current version). */
+  readonly cas?: number;
+}
+
+/** `{cas}` when one is given, else nothing (the old wire form). */
+function casField(options: WriteOptions): { cas?: number } {
+  return options.cas === undefined ? {} : { cas: options.cas };
+}
+
 /** Typed Nexus API calls over a transport. */
 export class NexusClient {
   readonly #base: string;
@@ -71,9 +82,13 @@ export class NexusClient {
     this.#transport = transport;
   }
 
-  /** Writes a new version of a secret. */
-  async putSecret(path: string, values: Readonly<Record<string, string>>): Promise<void> {
-    await this.#json(PATHS.secrets, "", { path, values });
+  /**
+   * Writes a new version of a secret. With `cas` [ours], only when the
+   * current version is that number (0: none); else a `ConflictError` (409).
+   * Without options the body is SPIKE's `{"path","values"}` exactly.
+   */
+  async putSecret(path: string, values: Readonly<Record<string, string>>, options: WriteOptions = {}): Promise<void> {
+    await this.#json(PATHS.secrets, "", { path, values, ...casField(options) });
   }
 
   /** Reads a secret's values (version 0 = current). */

@@ -13,6 +13,7 @@ import { zeroize } from "../crypto/zeroize.ts";
 import type { SecretRecord, Store } from "../store/types.ts";
 import type { RootKeyState } from "./root_key_state.ts";
 import {
+  currentVersionOf,
   deleteVersions,
   type MetadataView,
   metadataView,
@@ -36,6 +37,16 @@ export interface SecretServiceDeps {
   readonly maxVersions: number;
 }
 
+/** Options of a put [ours]. */
+export interface PutOptions {
+  /**
+   * Check-and-set: the write lands only when the path's current version is
+   * this number (0: the path has no current version — it does not exist, or
+   * every version is deleted); otherwise 409 `api_conflict`.
+   */
+  readonly cas?: number;
+}
+
 /** How often a contended write is retried before giving up with a 500. */
 const MAX_ATTEMPTS = 100;
 
@@ -49,6 +60,13 @@ export function secretAad(path: string, version: number): Uint8Array {
   return encoder.encode(`spike/v1/secret\0${path}\0${version}`);
 }
 
+/** Throws 409 unless `record`'s current version is `cas` (no check when `cas` is undefined). */
+function checkAndSet(record: SecretRecord | undefined, cas: number | undefined): void {
+  if (cas === undefined) return;
+  const current = currentVersionOf(record);
+  if (current !== cas) throw new ApiError("api_conflict", `check-and-set: current version is ${current}, not ${cas}`);
+}
+
 /** Secret operations used by the routes. */
 export class SecretService {
   readonly #deps: SecretServiceDeps;
@@ -59,11 +77,14 @@ export class SecretService {
   }
 
   /** Writes a new version of `path` holding `values`. */
-  async put(path: string, values: Readonly<Record<string, string>>): Promise<void> {
+  async put(path: string, values: Readonly<Record<string, string>>, options: PutOptions = {}): Promise<void> {
     const plaintext = encoder.encode(JSON.stringify(values));
     const key = this.#deps.keys.keys().secrets;
     try {
       await this.#update(path, async (record, now) => {
+        // Checked against the record this attempt swaps from, so a writer
+        // that lands in between makes the check fail, not pass.
+        checkAndSet(record, options.cas);
         // The version number is part of the associated data, so seal once
         // the next number is known, inside the compare-and-swap loop.
         const version = nextVersionNumber(record);

@@ -92,6 +92,14 @@ function highestDeleted(versions: ReadonlyMap<number, SecretVersion>): number {
 }
 
 /**
+ * The path's current version: the highest undeleted one, or 0 when it has
+ * none or does not exist. Check-and-set compares against this number.
+ */
+export function currentVersionOf(record: SecretRecord | undefined): number {
+  return record?.currentVersion ?? 0;
+}
+
+/**
  * The number the next put of `record` will take (1 for a new path). Lets a
  * caller seal the values (the number is in the associated data) before
  * calling `nextVersionForPut`, e.g. when sealing is async.

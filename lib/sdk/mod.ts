@@ -19,7 +19,7 @@
  * @module
  */
 import { NotFoundError } from "../client/errors.ts";
-import { NexusClient, type PolicyView, type SecretMetadata } from "../client/nexus_client.ts";
+import { NexusClient, type PolicyView, type SecretMetadata, type WriteOptions } from "../client/nexus_client.ts";
 import type { Permission } from "../api/validate.ts";
 import { type Env, resolveWorkloadConfig } from "../config/spike_config.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
@@ -33,6 +33,7 @@ import { type SecretChangeHandler, type SecretWatch, watchSecret, type WatchSecr
 export {
   ApiCallError,
   BadRequestError,
+  ConflictError,
   InternalServerError,
   NotFoundError,
   NotReadyError,
@@ -42,7 +43,7 @@ export {
 } from "../client/errors.ts";
 export type { ErrorCode } from "../api/errors.ts";
 export type { Permission } from "../api/validate.ts";
-export type { SecretMetadata } from "../client/nexus_client.ts";
+export type { SecretMetadata, WriteOptions } from "../client/nexus_client.ts";
 export { ConfigError } from "../config/parse.ts";
 export type { Env } from "../config/spike_config.ts";
 export { IdentitySourceError, type IdentitySourceErrorReason } from "../spiffe/identity_check.ts";
@@ -144,8 +145,12 @@ export interface SpikeClient {
   getSecret(path: string, options?: VersionOption): Promise<Record<string, string>>;
   /** One value of a secret; rejects with `NotFoundError` when the key is missing. */
   getSecretValue(path: string, key: string, options?: VersionOption): Promise<string>;
-  /** Writes a new version (needs `write`). */
-  putSecret(path: string, values: Readonly<Record<string, string>>): Promise<void>;
+  /**
+   * Writes a new version (needs `write`). With `cas`, only when the secret's
+   * current version is that number (0: none yet); otherwise rejects with
+   * `ConflictError` and writes nothing.
+   */
+  putSecret(path: string, values: Readonly<Record<string, string>>, options?: WriteOptions): Promise<void>;
   /** Soft-deletes versions; none given = the current one (needs `write`). */
   deleteSecret(path: string, versions?: readonly number[]): Promise<void>;
   /**
@@ -230,7 +235,7 @@ export async function connect(options: ConnectOptions = {}): Promise<SpikeClient
       if (!Object.hasOwn(values, key)) throw new NotFoundError(404, "api_not_found");
       return values[key]!;
     },
-    putSecret: (path, values) => write(() => nexus.putSecret(path, values)),
+    putSecret: (path, values, o) => write(() => nexus.putSecret(path, values, o)),
     deleteSecret: (path, versions = []) => write(() => nexus.deleteSecret(path, versions)),
     undeleteSecret: (path, versions = []) => write(() => nexus.undeleteSecret(path, versions)),
     listSecrets: () => read(() => nexus.listSecrets()),

@@ -36,8 +36,9 @@ export const secretRoutes: readonly Route[] = [
       const b = body(input);
       const path = v.secretPath(b.path);
       const values = v.secretValues(b.values);
+      const cas = v.optionalCas(b.cas);
       await authorize(input, path, ["write"]);
-      await service(input).put(path, values);
+      await service(input).put(path, values, { cas });
       return {};
     },
   },

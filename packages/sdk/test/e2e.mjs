@@ -18,6 +18,7 @@ import process from "node:process";
 import {
   ApiCallError,
   BadRequestError,
+  ConflictError,
   connect,
   IdentitySourceError,
   MtlsError,
@@ -94,6 +95,13 @@ try {
   const paths = await admin.listSecrets();
   assert.ok(paths.includes("app/db") && paths.includes(cache), `list: ${paths.join(",")}`);
   console.log("versions: ok");
+
+  // Key-value features [ours]: check-and-set.
+  const kv = `app/${run}/kv`;
+  await web.putSecret(kv, { a: "1" }, { cas: 0 });
+  await rejectsWith(web.putSecret(kv, { a: "x" }, { cas: 0 }), ConflictError, 409);
+  await web.putSecret(kv, { a: "2" }, { cas: 1 });
+  console.log("key-value features: ok");
 
   // Policies.
   const name = `tmp-${run}`;

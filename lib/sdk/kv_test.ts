@@ -1,0 +1,59 @@
+/**
+ * The SDK's key-value calls [ours] against a real Nexus over mTLS (memory
+ * store): check-and-set, patch, destroy, custom metadata, expiry, scoped
+ * listing, move and batch read, with the typed errors a workload sees.
+ */
+import assert from "node:assert/strict";
+import { resolveNexusConfig } from "../config/spike_config.ts";
+import { silentLogger } from "../log/logger.ts";
+import { memoryAuditSink } from "../nexus/audit.ts";
+import { installRootKey } from "../nexus/key_installer.ts";
+import { type RunningNexus, startNexus } from "../nexus/server.ts";
+import { testRootKey } from "../nexus/testing.ts";
+import { createDevCa, type DevCa } from "../spiffe/dev_ca.ts";
+import { createStaticSource } from "../spiffe/static_source.ts";
+import { ConflictError, connect, type SpikeClient } from "./mod.ts";
+
+const SUPERUSER = "spiffe://spike.ist/spike/pilot/role/superuser";
+const WEB = "spiffe://spike.ist/app/web";
+
+let pki: Promise<DevCa> | undefined;
+
+/** Runs `use` with a Nexus (memory store, key installed) and SDK clients as the superuser and as WEB. */
+async function withNexus(
+  use: (admin: SpikeClient, web: SpikeClient, nexus: RunningNexus) => Promise<void>,
+): Promise<void> {
+  const ca = await (pki ??= createDevCa());
+  const nexus = await startNexus({
+    config: resolveNexusConfig({ SPIKE_NEXUS_TLS_PORT: "127.0.0.1:0", SPIKE_NEXUS_BACKEND_STORE: "memory", HOME: "/" }),
+    identity: createStaticSource(await ca.issue("spiffe://spike.ist/spike/nexus")),
+    log: silentLogger,
+    audit: memoryAuditSink(),
+  });
+  const clients: SpikeClient[] = [];
+  try {
+    await installRootKey(nexus.deps, testRootKey());
+    const nexusUrl = `https://127.0.0.1:${nexus.port}`;
+    for (const id of [SUPERUSER, WEB]) {
+      clients.push(await connect({ nexusUrl, identity: createStaticSource(await ca.issue(id)), attempts: 1 }));
+    }
+    await use(clients[0]!, clients[1]!, nexus);
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await nexus.close();
+  }
+}
+
+Deno.test("sdk: putSecret with cas writes over the expected version only, else ConflictError", async () => {
+  await withNexus(async (admin) => {
+    await admin.putSecret("app/db", { pass: "one" }, { cas: 0 });
+    await assert.rejects(admin.putSecret("app/db", { pass: "x" }, { cas: 0 }), (e) => {
+      assert.ok(e instanceof ConflictError);
+      assert.equal(e.status, 409);
+      assert.equal(e.code, "api_conflict");
+      return true;
+    });
+    await admin.putSecret("app/db", { pass: "two" }, { cas: 1 });
+    assert.deepEqual(await admin.getSecret("app/db"), { pass: "two" });
+  });
+});
