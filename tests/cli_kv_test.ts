@@ -86,6 +86,28 @@ Deno.test("spike CLI key-value commands against a real Nexus", async (t) => {
       const meta = parseYaml(exits(await su("secret", "metadata", "get", "cas/db"), 0, "metadata").stdout);
       assert.equal(meta.metadata.currentVersion, 2);
     });
+
+    await t.step("patch: merges keys (and --remove drops one) into a new version", async () => {
+      exits(await su("secret", "put", "patch/db", "user=admin", "pass=one", "host=h"), 0, "put");
+      const patched = exits(
+        await su("secret", "patch", "patch/db", "pass=two", "--remove", "host", "--from-stdin", "port"),
+        0,
+        "patch",
+      );
+      assert.match(patched.stderr, /OK: secret patch\/db patched/);
+      const data = JSON.parse(exits(await su("secret", "get", "patch/db", "-f", "json"), 0, "get").stdout);
+      assert.deepEqual(data, { user: "admin", pass: "two", port: "" });
+      const [missing, conflict, both, none] = await Promise.all([
+        su("secret", "patch", "patch/missing", "a=b"),
+        su("secret", "patch", "patch/db", "a=b", "--cas", "1"),
+        su("secret", "patch", "patch/db", "a=b", "--remove", "a"),
+        su("secret", "patch", "patch/db"),
+      ]);
+      assert.match(exits(missing, 3, "patch of a missing secret").stderr, /not found/);
+      assert.match(exits(conflict, 1, "patch --cas stale").stderr, /conflict/);
+      assert.match(exits(both, 2, "set and remove one key").stderr, /both set and removed/);
+      assert.match(exits(none, 2, "patch without changes").stderr, /at least one key=value/);
+    });
   } finally {
     const status = nexus ? await nexus.stop() : undefined;
     await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -67,21 +67,42 @@ export function versionList(value: unknown, field = "versions"): number[] {
   return value.map((v, i) => version(v, `${field}[${i}]`));
 }
 
+/** Most keys one secret version holds. */
+export const MAX_KEYS = 1000;
+
 /** Validates a `{key: string}` map of secret values: 1–1000 keys, names per the contract. */
 export function secretValues(value: unknown, field = "values"): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, v] of keyEntries(value, field)) {
+    if (typeof v !== "string") throw badRequest(`${field}.${key} must be a string`);
+    out[key] = v;
+  }
+  return out;
+}
+
+/**
+ * Validates the changes of a patch [ours]: like `secretValues`, but a
+ * `null` value (removes that key) is allowed too.
+ */
+export function secretPatch(value: unknown, field = "values"): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const [key, v] of keyEntries(value, field)) {
+    if (typeof v !== "string" && v !== null) throw badRequest(`${field}.${key} must be a string or null`);
+    out[key] = v;
+  }
+  return out;
+}
+
+/** The entries of an object of 1–1000 keys named per the contract. */
+function keyEntries(value: unknown, field: string): [string, unknown][] {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw badRequest(`${field} must be an object of strings`);
   }
   const entries = Object.entries(value);
   if (entries.length === 0) throw badRequest(`${field} must have at least one key`);
-  if (entries.length > 1000) throw badRequest(`${field} has more than 1000 keys`);
-  const out: Record<string, string> = {};
-  for (const [key, v] of entries) {
-    name(key, `${field} key`);
-    if (typeof v !== "string") throw badRequest(`${field}.${key} must be a string`);
-    out[key] = v;
-  }
-  return out;
+  if (entries.length > MAX_KEYS) throw badRequest(`${field} has more than ${MAX_KEYS} keys`);
+  for (const [key] of entries) name(key, `${field} key`);
+  return entries;
 }
 
 /** Validates a permission list: non-empty, each one known, duplicates removed. */

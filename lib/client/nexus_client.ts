@@ -91,6 +91,19 @@ export class NexusClient {
     await this.#json(PATHS.secrets, "", { path, values, ...casField(options) });
   }
 
+  /**
+   * Merges `changes` into the current version as a new version [ours]
+   * (`null` removes a key); Nexus does it atomically. `cas` as for
+   * `putSecret`. 404 when the secret has no current version.
+   */
+  async patchSecret(
+    path: string,
+    changes: Readonly<Record<string, string | null>>,
+    options: WriteOptions = {},
+  ): Promise<void> {
+    await this.#json(PATHS.secrets, "patch", { path, values: changes, ...casField(options) });
+  }
+
   /** Reads a secret's values (version 0 = current). */
   async getSecret(path: string, version = 0): Promise<Record<string, string>> {
     const out = await this.#json(PATHS.secrets, "get", { path, version });

@@ -18,6 +18,7 @@ const WEB_ID = "^spiffe://spike\\.ist/app/web$";
 const CONFLICT = { err: "api_conflict" };
 const BAD_REQUEST = { err: "api_bad_request" };
 const UNAUTHORIZED = { err: "access_unauthorized" };
+const NOT_FOUND = { err: "api_not_found" };
 
 /** Calls and asserts status (and body, when given); resolves the body. */
 async function expect(
@@ -97,4 +98,74 @@ Deno.test("cas: malformed values are 400; a caller without write gets 401 before
   await grant(nexus, "rw", "^app/.*$", ["write"]);
   await expect(nexus, WEB, PATHS.secrets, "", { path: "app/db", values: { k: "w" }, cas: 5 }, 409, CONFLICT);
   await expect(nexus, WEB, PATHS.secrets, "", { path: "app/db", values: { k: "w" }, cas: 1 }, 200);
+});
+
+// ---------------------------------------------------------------------------
+// Patch
+
+const patch = (nexus: TestNexus, path: string, values: unknown, extra: object = {}, status = 200, expected?: unknown) =>
+  expect(nexus, SUPERUSER, PATHS.secrets, "patch", { path, values, ...extra }, status, expected);
+
+Deno.test("patch: merges keys into a new version; null removes a key; older versions stay", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "app/db", { user: "admin", pass: "one", host: "h" });
+  await patch(nexus, "app/db", { pass: "two", port: "5432", host: null });
+  assert.deepEqual(await get(nexus, "app/db"), { data: { user: "admin", pass: "two", port: "5432" } });
+  assert.deepEqual(await get(nexus, "app/db", 1), { data: { user: "admin", pass: "one", host: "h" } });
+  assert.equal((await metadata(nexus, "app/db")).metadata.currentVersion, 2);
+  // Removing a key that is not there changes nothing but still makes a version.
+  await patch(nexus, "app/db", { nothing: null });
+  assert.equal((await metadata(nexus, "app/db")).metadata.currentVersion, 3);
+  assert.deepEqual(await get(nexus, "app/db"), { data: { user: "admin", pass: "two", port: "5432" } });
+});
+
+Deno.test("patch: merges into the current version, skipping deleted newer ones; cas applies", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "app/db", { a: "1" });
+  await put(nexus, "app/db", { a: "2" });
+  await expect(nexus, SUPERUSER, PATHS.secrets, "delete", { path: "app/db", versions: [2] }, 200);
+  await patch(nexus, "app/db", { b: "x" }, { cas: 2 }, 409, CONFLICT);
+  await patch(nexus, "app/db", { b: "x" }, { cas: 1 });
+  assert.deepEqual(await get(nexus, "app/db"), { data: { a: "1", b: "x" } });
+  assert.equal((await metadata(nexus, "app/db")).metadata.currentVersion, 3, "never reuses deleted version 2");
+});
+
+Deno.test("patch: 404 without a current version; 400 for bad changes or an empty result", async () => {
+  const nexus = await createTestNexus();
+  await patch(nexus, "app/missing", { a: "1" }, {}, 404, NOT_FOUND);
+  await put(nexus, "app/db", { a: "1" });
+  await expect(nexus, SUPERUSER, PATHS.secrets, "delete", { path: "app/db", versions: [] }, 200);
+  await patch(nexus, "app/db", { a: "2" }, {}, 404, NOT_FOUND);
+  await expect(nexus, SUPERUSER, PATHS.secrets, "undelete", { path: "app/db", versions: [1] }, 200);
+  for (const values of [{}, { a: 1 }, { "bad key!": "x" }, [], "a=b", null, { a: ["x"] }]) {
+    await patch(nexus, "app/db", values, {}, 400, BAD_REQUEST);
+  }
+  await patch(nexus, "app/db", { a: null }, {}, 400, BAD_REQUEST);
+  const many = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, "v"]));
+  await patch(nexus, "app/db", many, {}, 400, BAD_REQUEST);
+  assert.deepEqual(await get(nexus, "app/db"), { data: { a: "1" } }, "a refused patch writes nothing");
+  assert.equal((await metadata(nexus, "app/db")).metadata.currentVersion, 1);
+});
+
+Deno.test("patch: needs write on the path (read alone is refused, and nothing is read for it)", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "app/db", { a: "1" });
+  await grant(nexus, "read", "^app/.*$", ["read"]);
+  await expect(nexus, WEB, PATHS.secrets, "patch", { path: "app/db", values: { a: "2" } }, 401, UNAUTHORIZED);
+  const denied = nexus.audit.at(-1)!;
+  assert.equal(denied.resource, "app/db");
+  assert.deepEqual(denied.permissions, ["write"]);
+  assert.equal(denied.action, "patch");
+  await grant(nexus, "write", "^app/.*$", ["write"]);
+  await expect(nexus, WEB, PATHS.secrets, "patch", { path: "app/db", values: { a: "2" } }, 200);
+  assert.deepEqual(await get(nexus, "app/db"), { data: { a: "2" } });
+});
+
+Deno.test("patch: 30 concurrent patches of distinct keys all land (memory store)", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "hot", { base: "0" });
+  await Promise.all(Array.from({ length: 30 }, (_, i) => patch(nexus, "hot", { [`k${i}`]: String(i) })));
+  const { data } = await get(nexus, "hot") as { data: Record<string, string> };
+  assert.equal(Object.keys(data).length, 31);
+  for (let i = 0; i < 30; i++) assert.equal(data[`k${i}`], String(i));
 });

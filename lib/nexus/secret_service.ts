@@ -6,11 +6,12 @@
  *
  * @module
  */
-import { ApiError } from "../api/errors.ts";
+import { ApiError, badRequest } from "../api/errors.ts";
+import { MAX_KEYS } from "../api/validate.ts";
 import { open, seal } from "../crypto/aead.ts";
 import type { RandomBytes } from "../crypto/random.ts";
 import { zeroize } from "../crypto/zeroize.ts";
-import type { SecretRecord, Store } from "../store/types.ts";
+import type { SecretRecord, SecretVersion, Store } from "../store/types.ts";
 import type { RootKeyState } from "./root_key_state.ts";
 import {
   currentVersionOf,
@@ -79,7 +80,6 @@ export class SecretService {
   /** Writes a new version of `path` holding `values`. */
   async put(path: string, values: Readonly<Record<string, string>>, options: PutOptions = {}): Promise<void> {
     const plaintext = encoder.encode(JSON.stringify(values));
-    const key = this.#deps.keys.keys().secrets;
     try {
       await this.#update(path, async (record, now) => {
         // Checked against the record this attempt swaps from, so a writer
@@ -87,8 +87,7 @@ export class SecretService {
         checkAndSet(record, options.cas);
         // The version number is part of the associated data, so seal once
         // the next number is known, inside the compare-and-swap loop.
-        const version = nextVersionNumber(record);
-        const sealed = await seal(key, plaintext, secretAad(path, version), this.#deps.random);
+        const sealed = await this.#sealVersion(path, nextVersionNumber(record), plaintext);
         return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed);
       });
     } finally {
@@ -96,22 +95,43 @@ export class SecretService {
     }
   }
 
+  /**
+   * Writes a new version of `path` holding the current version's values
+   * with `changes` merged in (a `null` value removes its key) [ours]. The
+   * merge happens here, inside the compare-and-swap loop, on the version
+   * the swap starts from: a writer landing in between makes this attempt
+   * start over from its version, so no update is lost. 404 when the path
+   * has no current version; 400 when the result would have no key.
+   */
+  async patch(path: string, changes: Readonly<Record<string, string | null>>, options: PutOptions = {}): Promise<void> {
+    await this.#update(path, async (record, now) => {
+      checkAndSet(record, options.cas);
+      const current = record && selectVersion(record, 0);
+      if (!current) throw new ApiError("api_not_found");
+      const values = await this.#readValues(path, current);
+      for (const [key, value] of Object.entries(changes)) {
+        if (value === null) delete values[key];
+        else values[key] = value;
+      }
+      const count = Object.keys(values).length;
+      if (count === 0) throw badRequest("the patch removes every key; a secret keeps at least one");
+      if (count > MAX_KEYS) throw badRequest(`the patched secret would have more than ${MAX_KEYS} keys`);
+      const plaintext = encoder.encode(JSON.stringify(values));
+      try {
+        const sealed = await this.#sealVersion(path, nextVersionNumber(record), plaintext);
+        return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed);
+      } finally {
+        zeroize(plaintext);
+      }
+    });
+  }
+
   /** Reads version `version` (0 = current) of `path`; 404 when missing or deleted. */
   async get(path: string, version: number): Promise<Record<string, string>> {
     const record = await this.#deps.store.readSecret(path);
     const selected = record && selectVersion(record, version);
     if (!selected) throw new ApiError("api_not_found");
-    let plaintext: Uint8Array | undefined;
-    try {
-      plaintext = await open(this.#deps.keys.keys().secrets, selected.sealed, secretAad(path, selected.version));
-      return JSON.parse(new TextDecoder().decode(plaintext));
-    } catch {
-      // A record that fails to open was tampered with or sealed under another
-      // root key; say nothing more to the client.
-      throw new ApiError("api_internal_error", `secret record failed to open (path length ${path.length})`);
-    } finally {
-      zeroize(plaintext);
-    }
+    return await this.#readValues(path, selected);
   }
 
   /** Soft-deletes versions (`[]` or 0 = current); 404 when the path is unknown. */
@@ -146,6 +166,26 @@ export class SecretService {
   /** Every secret path, sorted. */
   list(): Promise<string[]> {
     return this.#deps.store.listSecretPaths();
+  }
+
+  /** Seals `plaintext` as version `version` of `path`: the one place secret values are sealed. */
+  #sealVersion(path: string, version: number, plaintext: Uint8Array): Promise<Uint8Array> {
+    return seal(this.#deps.keys.keys().secrets, plaintext, secretAad(path, version), this.#deps.random);
+  }
+
+  /** The values of `version` of `path`, opened: the one place secret values are opened. */
+  async #readValues(path: string, version: SecretVersion): Promise<Record<string, string>> {
+    let plaintext: Uint8Array | undefined;
+    try {
+      plaintext = await open(this.#deps.keys.keys().secrets, version.sealed, secretAad(path, version.version));
+      return JSON.parse(new TextDecoder().decode(plaintext));
+    } catch {
+      // A record that fails to open was tampered with or sealed under another
+      // root key; say nothing more to the client.
+      throw new ApiError("api_internal_error", `secret record failed to open (path length ${path.length})`);
+    } finally {
+      zeroize(plaintext);
+    }
   }
 
   async #update(

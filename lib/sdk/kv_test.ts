@@ -12,7 +12,7 @@ import { type RunningNexus, startNexus } from "../nexus/server.ts";
 import { testRootKey } from "../nexus/testing.ts";
 import { createDevCa, type DevCa } from "../spiffe/dev_ca.ts";
 import { createStaticSource } from "../spiffe/static_source.ts";
-import { ConflictError, connect, type SpikeClient } from "./mod.ts";
+import { ConflictError, connect, NotFoundError, type SpikeClient } from "./mod.ts";
 
 const SUPERUSER = "spiffe://spike.ist/spike/pilot/role/superuser";
 const WEB = "spiffe://spike.ist/app/web";
@@ -55,5 +55,19 @@ Deno.test("sdk: putSecret with cas writes over the expected version only, else C
     });
     await admin.putSecret("app/db", { pass: "two" }, { cas: 1 });
     assert.deepEqual(await admin.getSecret("app/db"), { pass: "two" });
+  });
+});
+
+Deno.test("sdk: patchSecret merges and removes keys atomically; NotFoundError without a current version", async () => {
+  await withNexus(async (admin) => {
+    await admin.putSecret("app/db", { user: "u", pass: "one" });
+    await Promise.all([
+      admin.patchSecret("app/db", { pass: "two" }),
+      admin.patchSecret("app/db", { port: "5432" }),
+      admin.patchSecret("app/db", { user: null, role: "ro" }),
+    ]);
+    assert.deepEqual(await admin.getSecret("app/db"), { pass: "two", port: "5432", role: "ro" });
+    await assert.rejects(admin.patchSecret("app/none", { a: "b" }), NotFoundError);
+    await assert.rejects(admin.patchSecret("app/db", { a: "b" }, { cas: 1 }), ConflictError);
   });
 });

@@ -151,6 +151,13 @@ export interface SpikeClient {
    * `ConflictError` and writes nothing.
    */
   putSecret(path: string, values: Readonly<Record<string, string>>, options?: WriteOptions): Promise<void>;
+  /**
+   * Writes a new version holding the current values with `changes` merged in
+   * (`null` removes a key), atomically in Nexus: concurrent patches never lose
+   * each other's keys (needs `write`). `cas` as for `putSecret`. Rejects with
+   * `NotFoundError` when the secret has no current version.
+   */
+  patchSecret(path: string, changes: Readonly<Record<string, string | null>>, options?: WriteOptions): Promise<void>;
   /** Soft-deletes versions; none given = the current one (needs `write`). */
   deleteSecret(path: string, versions?: readonly number[]): Promise<void>;
   /**
@@ -236,6 +243,7 @@ export async function connect(options: ConnectOptions = {}): Promise<SpikeClient
       return values[key]!;
     },
     putSecret: (path, values, o) => write(() => nexus.putSecret(path, values, o)),
+    patchSecret: (path, changes, o) => write(() => nexus.patchSecret(path, changes, o)),
     deleteSecret: (path, versions = []) => write(() => nexus.deleteSecret(path, versions)),
     undeleteSecret: (path, versions = []) => write(() => nexus.undeleteSecret(path, versions)),
     listSecrets: () => read(() => nexus.listSecrets()),

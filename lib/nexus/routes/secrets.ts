@@ -44,6 +44,22 @@ export const secretRoutes: readonly Route[] = [
   },
   {
     path: PATHS.secrets,
+    action: "patch",
+    needsRootKey: true,
+    admit: policyCallers,
+    async handle(input) {
+      const b = body(input);
+      const path = v.secretPath(b.path);
+      const changes = v.secretPatch(b.values);
+      const cas = v.optionalCas(b.cas);
+      // A patch reveals nothing of the old values to its caller, so `write` is all it needs.
+      await authorize(input, path, ["write"]);
+      await service(input).patch(path, changes, { cas });
+      return {};
+    },
+  },
+  {
+    path: PATHS.secrets,
     action: "get",
     needsRootKey: true,
     admit: policyCallers,

@@ -101,6 +101,9 @@ try {
   await web.putSecret(kv, { a: "1" }, { cas: 0 });
   await rejectsWith(web.putSecret(kv, { a: "x" }, { cas: 0 }), ConflictError, 409);
   await web.putSecret(kv, { a: "2" }, { cas: 1 });
+  await Promise.all([web.patchSecret(kv, { b: "3" }), web.patchSecret(kv, { c: "4", a: null })]);
+  assert.deepEqual(await web.getSecret(kv), { b: "3", c: "4" });
+  await rejectsWith(web.patchSecret(`app/${run}/none`, { a: "b" }), NotFoundError, 404);
   console.log("key-value features: ok");
 
   // Policies.
