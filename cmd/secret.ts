@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { stringify } from "yaml";
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError } from "../lib/cli/errors.ts";
 import { DotenvError, renderDotenv } from "../lib/format/dotenv.ts";
@@ -19,6 +18,8 @@ import {
   VALUE_OPTIONS,
 } from "./secret_args.ts";
 import { patchCommand } from "./secret_write.ts";
+import { destroyCommand } from "./secret_destroy.ts";
+import { metadataCommand } from "./secret_metadata.ts";
 
 export { parseVersions };
 
@@ -50,6 +51,7 @@ export const secretCommand: CommandSpec = {
       },
     },
     patchCommand,
+    destroyCommand,
     {
       name: "get",
       summary: "Read a secret (or one key of it)",
@@ -133,29 +135,7 @@ export const secretCommand: CommandSpec = {
         return 0;
       },
     },
-    {
-      name: "metadata",
-      summary: "Secret metadata",
-      subcommands: [
-        {
-          name: "get",
-          summary: "Show versions and timestamps of a secret",
-          args: "<path>",
-          positionals: { min: 1, max: 1 },
-          options: {
-            version: { type: "string", short: "v", description: "Only this version", valueName: "N" },
-            ...FORMAT_OPTION,
-          },
-          run: async ({ positionals, options, io }) => {
-            const format = outputFormat(options.format);
-            const version = parseVersion(options.version);
-            const meta = await withNexus(io, ({ nexus }) => nexus.getSecretMetadata(positionals[0]!, version));
-            io.stdout(format === "json" ? renderStructured(meta, "json") : stringify(meta));
-            return 0;
-          },
-        },
-      ],
-    },
+    metadataCommand,
   ],
 };
 

@@ -108,6 +108,32 @@ Deno.test("spike CLI key-value commands against a real Nexus", async (t) => {
       assert.match(exits(both, 2, "set and remove one key").stderr, /both set and removed/);
       assert.match(exits(none, 2, "patch without changes").stderr, /at least one key=value/);
     });
+
+    await t.step("destroy -v and metadata delete: for good, after asking (or --yes)", async () => {
+      exits(await su("secret", "put", "gone/db", "v=1"), 0, "put 1");
+      exits(await su("secret", "put", "gone/db", "v=2"), 0, "put 2");
+      const [noVersions, zero, declined] = await Promise.all([
+        su("secret", "destroy", "gone/db"),
+        su("secret", "destroy", "gone/db", "-v", "0", "--yes"),
+        as("superuser", ["secret", "destroy", "gone/db", "-v", "1"], "n\n"),
+      ]);
+      assert.match(exits(noVersions, 2, "destroy without -v").stderr, /-v/);
+      exits(zero, 2, "destroy -v 0");
+      assert.match(exits(declined, 1, "destroy declined").stderr, /nothing destroyed/);
+      const asked = exits(await as("superuser", ["secret", "destroy", "gone/db", "-v", "1"], "y\n"), 0, "destroy");
+      assert.match(asked.stderr, /for good\? \[y\/N\]/);
+      const meta = JSON.parse(exits(await su("secret", "metadata", "get", "gone/db", "-f", "json"), 0, "meta").stdout);
+      assert.equal(meta.versions["1"].destroyed, true);
+      exits(await su("secret", "get", "gone/db", "-v", "1"), 3, "get a destroyed version");
+      exits(await su("secret", "undelete", "gone/db", "-v", "1"), 3, "undelete a destroyed version");
+      exits(await su("secret", "metadata", "delete", "gone/db", "--yes"), 0, "metadata delete");
+      const [get, again] = await Promise.all([
+        su("secret", "metadata", "get", "gone/db"),
+        su("secret", "metadata", "delete", "gone/db", "-y"),
+      ]);
+      exits(get, 3, "metadata of a removed path");
+      assert.match(exits(again, 3, "metadata delete of a removed path").stderr, /not found/);
+    });
   } finally {
     const status = nexus ? await nexus.stop() : undefined;
     await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -6,8 +6,11 @@
  * listing (100,000 paths), move and batch read, with their denials.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import postgres from "postgres";
 import { ApiCallError } from "../lib/client/errors.ts";
 import type { NexusClient } from "../lib/client/nexus_client.ts";
+import { SQLITE_FILE_NAME, type SqliteStore } from "../lib/store/sqlite_store.ts";
 import { createTestDatabase } from "./support/postgres_db.ts";
 import { type MtlsNexus, sharedCa, startMtlsNexus } from "./support/mtls_nexus.ts";
 
@@ -133,4 +136,76 @@ Deno.test("mTLS + postgres, two Nexus: concurrent patches through both instances
     );
     await patchStorm(clients, "race/patch", 4);
   }, { SPIKE_NEXUS_MAX_SECRET_VERSIONS: "100" });
+});
+
+/** Whether `needle` occurs in `haystack`. */
+function containsBytes(haystack: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = haystack.indexOf(needle[0]!); i !== -1; i = haystack.indexOf(needle[0]!, i + 1)) {
+    if (i > haystack.length - needle.length) return false;
+    for (let j = 1; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+/** The database file and its WAL, concatenated (a missing WAL counts as empty). */
+async function sqliteBytes(fixture: MtlsNexus): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for (const suffix of ["", "-wal"]) {
+    parts.push(await Deno.readFile(join(fixture.dir, "data", SQLITE_FILE_NAME + suffix)).catch(() => new Uint8Array()));
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) out.set(part, (at += part.length) - part.length);
+  return out;
+}
+
+Deno.test("mTLS + sqlite: destroy and metadata delete leave no sealed byte of theirs in the file", async () => {
+  await withSqlite(async (fixture) => {
+    const admin = await fixture.client(SUPERUSER);
+    const store = fixture.nexus.deps.store as SqliteStore;
+    await admin.putSecret("gone/one", { v: "first" });
+    await admin.putSecret("gone/one", { v: "second" });
+    await admin.putSecret("gone/all", { v: "whole" });
+    const before = await store.readSecret("gone/one");
+    const destroyed = before!.versions.get(1)!.sealed.slice(-24);
+    const kept = before!.versions.get(2)!.sealed.slice(-24);
+    const removed = (await store.readSecret("gone/all"))!.versions.get(1)!.sealed.slice(-24);
+    assert.ok(await store.checkpoint());
+    let bytes = await sqliteBytes(fixture);
+    for (const needle of [destroyed, kept, removed]) assert.ok(containsBytes(bytes, needle), "sealed bytes on disk");
+
+    await admin.destroySecret("gone/one", [1]);
+    await admin.deleteSecretMetadata("gone/all");
+    await rejectsWith(admin.getSecret("gone/one", 1), 404, "api_not_found");
+    await rejectsWith(admin.getSecretMetadata("gone/all"), 404, "api_not_found");
+    assert.deepEqual(await admin.getSecret("gone/one"), { v: "second" });
+    const meta = await admin.getSecretMetadata("gone/one");
+    assert.equal(meta.versions["1"]!.destroyed, true);
+    assert.ok(await store.checkpoint());
+    bytes = await sqliteBytes(fixture);
+    assert.ok(!containsBytes(bytes, destroyed), "the destroyed version's bytes are overwritten");
+    assert.ok(!containsBytes(bytes, removed), "the removed path's bytes are overwritten");
+    assert.ok(containsBytes(bytes, kept), "the other version is still there");
+  });
+});
+
+Deno.test("mTLS + postgres: destroy and metadata delete remove the rows' sealed bytes", async () => {
+  await withTwoOnPostgres(async (a, b) => {
+    const [admin, other] = [await a.client(SUPERUSER), await b.client(SUPERUSER)];
+    await admin.putSecret("gone/one", { v: "first" });
+    await admin.putSecret("gone/one", { v: "second" });
+    await admin.putSecret("gone/all", { v: "whole" });
+    await other.destroySecret("gone/one", [1]);
+    await other.deleteSecretMetadata("gone/all");
+    assert.equal((await admin.getSecretMetadata("gone/one")).versions["1"]!.destroyed, true);
+    await rejectsWith(admin.getSecretMetadata("gone/all"), 404);
+    const sql = postgres(a.postgresUrl!, { max: 1, onnotice: () => {} });
+    try {
+      const rows = await sql`SELECT path, version, length(sealed) AS n FROM secret_versions ORDER BY path, version`;
+      assert.deepEqual(rows.map((r) => [r.path, r.version, r.n > 0]), [["gone/one", 1, false], ["gone/one", 2, true]]);
+    } finally {
+      await sql.end();
+    }
+  });
 });

@@ -70,6 +70,16 @@ export function versionList(value: unknown, field = "versions"): number[] {
 /** Most keys one secret version holds. */
 export const MAX_KEYS = 1000;
 
+/** Validates the versions a destroy names [ours]: 1–1000 version numbers, each ≥ 1 (no "current" shorthand). */
+export function explicitVersions(value: unknown, field = "versions"): number[] {
+  const versions = versionList(value, field);
+  if (versions.length === 0) throw badRequest(`${field} must name at least one version`);
+  versions.forEach((n, i) => {
+    if (n === 0) throw badRequest(`${field}[${i}] must be a version number from 1`);
+  });
+  return versions;
+}
+
 /** Validates a `{key: string}` map of secret values: 1–1000 keys, names per the contract. */
 export function secretValues(value: unknown, field = "values"): Record<string, string> {
   const out: Record<string, string> = {};

@@ -11,12 +11,22 @@ import type { Permission } from "../api/validate.ts";
 import { ApiCallError, apiCallError } from "./errors.ts";
 import type { Transport, TransportResponse } from "./transport.ts";
 
+/** One version's facts in {@linkcode SecretMetadata}. */
+export interface SecretVersionMetadata {
+  /** RFC 3339. */
+  readonly createdTime: string;
+  /** Version number. */
+  readonly version: number;
+  /** RFC 3339, or `null` while not deleted. */
+  readonly deletedTime: string | null;
+  /** `true` when the version's values were destroyed for good [ours]; absent otherwise. */
+  readonly destroyed?: true;
+}
+
 /** Secret metadata as the wire shows it. */
 export interface SecretMetadata {
   /** Per-version facts keyed by version number. */
-  readonly versions: Readonly<
-    Record<string, { readonly createdTime: string; readonly version: number; readonly deletedTime: string | null }>
-  >;
+  readonly versions: Readonly<Record<string, SecretVersionMetadata>>;
   /** Path-level facts. */
   readonly metadata: {
     readonly currentVersion: number;
@@ -122,6 +132,16 @@ export class NexusClient {
    */
   async undeleteSecret(path: string, versions: readonly number[] = []): Promise<void> {
     await this.#json(PATHS.secrets, "undelete", { path, versions });
+  }
+
+  /** Destroys versions for good [ours]: their values are removed, not just marked deleted. */
+  async destroySecret(path: string, versions: readonly number[]): Promise<void> {
+    await this.#json(PATHS.secrets, "destroy", { path, versions });
+  }
+
+  /** Removes a secret with every version and its metadata [ours]. */
+  async deleteSecretMetadata(path: string): Promise<void> {
+    await this.#json(PATHS.secretsMetadata, "delete", { path });
   }
 
   /** Lists secret paths. */

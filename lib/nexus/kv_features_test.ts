@@ -169,3 +169,72 @@ Deno.test("patch: 30 concurrent patches of distinct keys all land (memory store)
   assert.equal(Object.keys(data).length, 31);
   for (let i = 0; i < 30; i++) assert.equal(data[`k${i}`], String(i));
 });
+
+// ---------------------------------------------------------------------------
+// Destroy and metadata delete
+
+const destroy = (nexus: TestNexus, path: string, versions: unknown, status = 200, expected?: unknown) =>
+  expect(nexus, SUPERUSER, PATHS.secrets, "destroy", { path, versions }, status, expected);
+
+Deno.test("destroy: the versions' sealed values are gone from the store; metadata marks them; undelete cannot restore", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "app/db", { v: "1" });
+  await put(nexus, "app/db", { v: "2" });
+  await put(nexus, "app/db", { v: "3" });
+  await expect(nexus, SUPERUSER, PATHS.secrets, "delete", { path: "app/db", versions: [1] }, 200);
+  const deletedAt = (await metadata(nexus, "app/db")).versions["1"]!.deletedTime;
+  await destroy(nexus, "app/db", [1, 3, 99]);
+  const stored = await nexus.deps.store!.readSecret("app/db");
+  assert.equal(stored!.versions.get(1)!.sealed.length, 0);
+  assert.equal(stored!.versions.get(3)!.sealed.length, 0);
+  assert.ok(stored!.versions.get(2)!.sealed.length > 0);
+  const meta = await metadata(nexus, "app/db");
+  assert.equal(meta.metadata.currentVersion, 2, "current moves down as after a delete");
+  assert.equal(meta.versions["1"]!.destroyed, true);
+  assert.equal(meta.versions["1"]!.deletedTime, deletedAt, "an earlier deletedTime is kept");
+  assert.equal(meta.versions["3"]!.destroyed, true);
+  assert.equal(typeof meta.versions["3"]!.deletedTime, "string");
+  assert.equal("destroyed" in meta.versions["2"]!, false, "live versions look as in SPIKE");
+  await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db", version: 3 }, 404, NOT_FOUND);
+  await expect(nexus, SUPERUSER, PATHS.secrets, "undelete", { path: "app/db", versions: [1, 3] }, 404, NOT_FOUND);
+  assert.deepEqual(await get(nexus, "app/db"), { data: { v: "2" } });
+  // The number of a destroyed version is never reused.
+  await put(nexus, "app/db", { v: "4" });
+  assert.equal((await metadata(nexus, "app/db")).metadata.currentVersion, 4);
+  // Destroying it again, or a version that is not there, changes nothing and is no error.
+  await destroy(nexus, "app/db", [3]);
+});
+
+Deno.test("destroy: names versions explicitly; 404 for an unknown path; needs write", async () => {
+  const nexus = await createTestNexus();
+  for (const versions of [[], [0], undefined, null, "1", [1.5], [-1]]) {
+    await destroy(nexus, "app/db", versions, 400, BAD_REQUEST);
+  }
+  await destroy(nexus, "app/db", [1], 404, NOT_FOUND);
+  await put(nexus, "app/db", { v: "1" });
+  await grant(nexus, "read", "^app/.*$", ["read"]);
+  await expect(nexus, WEB, PATHS.secrets, "destroy", { path: "app/db", versions: [1] }, 401, UNAUTHORIZED);
+  assert.deepEqual(nexus.audit.at(-1)!.permissions, ["write"]);
+  await grant(nexus, "write", "^app/.*$", ["write"]);
+  await expect(nexus, WEB, PATHS.secrets, "destroy", { path: "app/db", versions: [1] }, 200);
+  assert.equal((await metadata(nexus, "app/db")).versions["1"]!.destroyed, true);
+});
+
+Deno.test("metadata delete: the path goes with every version; a new put starts at version 1", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "app/db", { v: "1" });
+  await put(nexus, "app/db", { v: "2" });
+  await put(nexus, "app/other", { v: "x" });
+  await expect(nexus, SUPERUSER, PATHS.secretsMetadata, "delete", { path: "app/db" }, 200, {});
+  assert.equal(await nexus.deps.store!.readSecret("app/db"), undefined);
+  await expect(nexus, SUPERUSER, PATHS.secretsMetadata, "get", { path: "app/db" }, 404, NOT_FOUND);
+  await expect(nexus, SUPERUSER, PATHS.secrets, "list", {}, 200, { keys: ["app/other"] });
+  await expect(nexus, SUPERUSER, PATHS.secretsMetadata, "delete", { path: "app/db" }, 404, NOT_FOUND);
+  await put(nexus, "app/db", { v: "new" });
+  assert.equal((await metadata(nexus, "app/db")).metadata.currentVersion, 1);
+  await expect(nexus, SUPERUSER, PATHS.secretsMetadata, "delete", { path: 7 }, 400, BAD_REQUEST);
+  await grant(nexus, "read", "^app/.*$", ["read", "list"]);
+  await expect(nexus, WEB, PATHS.secretsMetadata, "delete", { path: "app/db" }, 401, UNAUTHORIZED);
+  assert.equal(nexus.audit.at(-1)!.resource, "app/db");
+  assert.ok(await nexus.deps.store!.readSecret("app/db"));
+});

@@ -16,6 +16,7 @@ import type { RootKeyState } from "./root_key_state.ts";
 import {
   currentVersionOf,
   deleteVersions,
+  destroyVersions,
   type MetadataView,
   metadataView,
   nextVersionForPut,
@@ -66,6 +67,11 @@ function checkAndSet(record: SecretRecord | undefined, cas: number | undefined):
   if (cas === undefined) return;
   const current = currentVersionOf(record);
   if (current !== cas) throw new ApiError("api_conflict", `check-and-set: current version is ${current}, not ${cas}`);
+}
+
+/** After a lost compare-and-swap: waits a little, randomized so writers spread out. */
+function backOff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
 }
 
 /** Secret operations used by the routes. */
@@ -155,6 +161,30 @@ export class SecretService {
     });
   }
 
+  /**
+   * Destroys versions of `path` for good [ours]: their sealed values are
+   * dropped from the store, not just marked deleted, and cannot be
+   * restored. 404 when the path is unknown; versions that do not exist are
+   * skipped.
+   */
+  async destroy(path: string, versions: readonly number[]): Promise<void> {
+    await this.#update(path, (record, now) => {
+      if (!record) throw new ApiError("api_not_found");
+      return destroyVersions(record, versions, now);
+    });
+  }
+
+  /** Removes `path` with every version and its metadata [ours]; 404 when unknown. */
+  async deletePath(path: string): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const record = await this.#deps.store.readSecret(path);
+      if (!record) throw new ApiError("api_not_found");
+      if (await this.#deps.store.deleteSecret(path, record.revision)) return;
+      await backOff(attempt);
+    }
+    throw new ApiError("api_internal_error", "secret delete kept conflicting; gave up");
+  }
+
   /** Metadata of `path`; 404 when unknown (or when an explicit `version` is missing or deleted). */
   async metadata(path: string, version: number): Promise<MetadataView> {
     const record = await this.#deps.store.readSecret(path);
@@ -197,8 +227,7 @@ export class SecretService {
       const next = await change(record, this.#deps.clock());
       if (next === record) return;
       if (await this.#deps.store.writeSecret(path, record?.revision ?? 0, next)) return;
-      // Lost the race: back off a little (randomized so writers spread out).
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
+      await backOff(attempt);
     }
     throw new ApiError("api_internal_error", "secret write kept conflicting; gave up");
   }

@@ -34,6 +34,10 @@
  *   path that exists, even one whose versions are all deleted (then
  *   `currentVersion` is 0), so it agrees with the secret list, which lists
  *   every path. SPIKE answers 404 there while still listing the path.
+ * - Destroy [ours] empties a version's sealed bytes for good and marks it
+ *   deleted (keeping an earlier `deletedTime`); current and oldest move as
+ *   after a delete. The entry stays, so its number is never reused and
+ *   metadata shows it (`destroyed: true`); undelete skips it.
  * - A call that changes nothing returns the very record it was given, so a
  *   caller can skip the write.
  *
@@ -49,6 +53,8 @@ export interface VersionInfoView {
   readonly version: number;
   /** RFC 3339, or `null` while not deleted. */
   readonly deletedTime: string | null;
+  /** `true` when the version's values are destroyed for good [ours]; absent otherwise, as in SPIKE's answer. */
+  readonly destroyed?: true;
 }
 
 /** The `/v1/store/secrets/metadata?action=get` response body (without `err`). */
@@ -85,10 +91,16 @@ function lowestLive(versions: ReadonlyMap<number, SecretVersion>): number {
   return lowest;
 }
 
+/** The highest deleted version that can still be restored (not destroyed), or 0. */
 function highestDeleted(versions: ReadonlyMap<number, SecretVersion>): number {
   let highest = 0;
-  for (const [n, v] of versions) if (v.deletedTime !== null && n > highest) highest = n;
+  for (const [n, v] of versions) if (v.deletedTime !== null && !isDestroyed(v) && n > highest) highest = n;
   return highest;
+}
+
+/** Whether `version`'s values are destroyed (its sealed bytes are gone) [ours]. */
+export function isDestroyed(version: SecretVersion): boolean {
+  return version.sealed.length === 0;
 }
 
 /**
@@ -157,8 +169,8 @@ function withDeletedTimes(
   for (const n of targets) {
     const v = versions.get(n);
     // A version that does not exist (never written, pruned, or "current"
-    // when there is none) is skipped, as in SPIKE.
-    if (!v || (v.deletedTime === null) === (deletedTime === null)) continue;
+    // when there is none) is skipped, as in SPIKE; so is a destroyed one.
+    if (!v || isDestroyed(v) || (v.deletedTime === null) === (deletedTime === null)) continue;
     versions.set(n, { ...v, deletedTime });
     changed = true;
   }
@@ -203,9 +215,38 @@ export function undeleteVersions(
     ? [current === 0 ? highestDeleted(record.versions) : current]
     : versions.map((n) => n === 0 ? current : n);
   // Version 0 never exists, so "current" with no current version is skipped.
-  const restorable = targets.some((n) => record.versions.get(n)?.deletedTime != null);
+  const restorable = targets.some((n) => {
+    const v = record.versions.get(n);
+    return v !== undefined && v.deletedTime !== null && !isDestroyed(v);
+  });
   if (!restorable) return undefined;
   return withDeletedTimes(record, targets, null, now);
+}
+
+/**
+ * The record after destroying `versions` [ours]: each named version that
+ * exists loses its sealed bytes for good and is marked deleted (an earlier
+ * `deletedTime` is kept); current and oldest move as after a delete.
+ * Versions that do not exist, or are destroyed already, are skipped.
+ */
+export function destroyVersions(record: SecretRecord, versions: readonly number[], now: Date): SecretRecord {
+  const next = new Map(record.versions);
+  let changed = false;
+  for (const n of versions) {
+    const v = next.get(n);
+    if (!v || isDestroyed(v)) continue;
+    next.set(n, { ...v, deletedTime: v.deletedTime ?? now, sealed: new Uint8Array(0) });
+    changed = true;
+  }
+  if (!changed) return record;
+  const currentVersion = highestLive(next);
+  return {
+    ...record,
+    currentVersion,
+    oldestVersion: lowestLive(next),
+    updatedTime: currentVersion === record.currentVersion ? record.updatedTime : now,
+    versions: next,
+  };
 }
 
 /**
@@ -236,6 +277,7 @@ export function metadataView(record: SecretRecord, version?: number): MetadataVi
       createdTime: v.createdTime.toISOString(),
       version: n,
       deletedTime: v.deletedTime === null ? null : v.deletedTime.toISOString(),
+      ...(isDestroyed(v) ? { destroyed: true as const } : {}),
     };
   }
   return {

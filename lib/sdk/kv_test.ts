@@ -71,3 +71,17 @@ Deno.test("sdk: patchSecret merges and removes keys atomically; NotFoundError wi
     await assert.rejects(admin.patchSecret("app/db", { a: "b" }, { cas: 1 }), ConflictError);
   });
 });
+
+Deno.test("sdk: destroySecret and deleteMetadata remove values for good", async () => {
+  await withNexus(async (admin) => {
+    await admin.putSecret("app/db", { v: "1" });
+    await admin.putSecret("app/db", { v: "2" });
+    await admin.destroySecret("app/db", [1]);
+    const meta = await admin.getMetadata("app/db");
+    assert.equal(meta.versions["1"]!.destroyed, true);
+    await assert.rejects(admin.getSecret("app/db", { version: 1 }), NotFoundError);
+    await admin.deleteMetadata("app/db");
+    await assert.rejects(admin.getMetadata("app/db"), NotFoundError);
+    await assert.rejects(admin.deleteMetadata("app/db"), NotFoundError);
+  });
+});

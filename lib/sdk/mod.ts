@@ -43,7 +43,7 @@ export {
 } from "../client/errors.ts";
 export type { ErrorCode } from "../api/errors.ts";
 export type { Permission } from "../api/validate.ts";
-export type { SecretMetadata, WriteOptions } from "../client/nexus_client.ts";
+export type { SecretMetadata, SecretVersionMetadata, WriteOptions } from "../client/nexus_client.ts";
 export { ConfigError } from "../config/parse.ts";
 export type { Env } from "../config/spike_config.ts";
 export { IdentitySourceError, type IdentitySourceErrorReason } from "../spiffe/identity_check.ts";
@@ -165,6 +165,13 @@ export interface SpikeClient {
    * version is deleted (SPIKE's rule). Rejects with `NotFoundError` when nothing was restored.
    */
   undeleteSecret(path: string, versions?: readonly number[]): Promise<void>;
+  /**
+   * Destroys versions for good (needs `write`): their values are removed from the store and cannot be undeleted;
+   * metadata keeps their numbers, marked `destroyed`. Versions that do not exist are skipped.
+   */
+  destroySecret(path: string, versions: readonly number[]): Promise<void>;
+  /** Removes a secret with every version and its metadata (needs `write`); `NotFoundError` when there is none. */
+  deleteMetadata(path: string): Promise<void>;
   /** Every secret path, sorted (needs `list` on `spike/system/secret`). */
   listSecrets(): Promise<string[]>;
   /** Versions and times of a secret, no values (needs `read`). */
@@ -246,6 +253,8 @@ export async function connect(options: ConnectOptions = {}): Promise<SpikeClient
     patchSecret: (path, changes, o) => write(() => nexus.patchSecret(path, changes, o)),
     deleteSecret: (path, versions = []) => write(() => nexus.deleteSecret(path, versions)),
     undeleteSecret: (path, versions = []) => write(() => nexus.undeleteSecret(path, versions)),
+    destroySecret: (path, versions) => write(() => nexus.destroySecret(path, versions)),
+    deleteMetadata: (path) => write(() => nexus.deleteSecretMetadata(path)),
     listSecrets: () => read(() => nexus.listSecrets()),
     getMetadata: (path, o) => read(() => nexus.getSecretMetadata(path, o?.version ?? 0)),
     putPolicy: (policy) =>

@@ -10,7 +10,7 @@
  */
 import { compareByteOrder } from "./byte_order.ts";
 import { settle } from "./settle.ts";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretDelete, checkSecretWrite } from "./record_check.ts";
 import type { PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
 
 function copyVersion(v: SecretVersion): SecretVersion {
@@ -80,6 +80,14 @@ export function createMemoryStore(): Store {
         if ((secrets.get(path)?.revision ?? 0) !== expectedRevision) return false;
         secrets.set(path, copySecret(next, expectedRevision + 1));
         return true;
+      });
+    },
+
+    deleteSecret(path, expectedRevision) {
+      return run(() => {
+        checkSecretDelete(path, expectedRevision);
+        if (secrets.get(path)?.revision !== expectedRevision) return false;
+        return secrets.delete(path);
       });
     },
 

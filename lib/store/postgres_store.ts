@@ -18,7 +18,7 @@
  */
 import type { Sql } from "postgres";
 import { connectPostgres, type PostgresStoreOptions } from "./postgres_connection.ts";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretDelete, checkSecretWrite } from "./record_check.ts";
 import { migratePostgres } from "./postgres_schema.ts";
 import { secretWriteStatement } from "./postgres_write.ts";
 import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
@@ -103,6 +103,14 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         const statement = secretWriteStatement(path, expectedRevision, next);
         const [row] = await sql.unsafe(statement.text, statement.params as never[], { prepare: true });
         return row!.swapped === 1;
+      }),
+
+    deleteSecret: (path, expectedRevision) =>
+      run(async () => {
+        checkSecretDelete(path, expectedRevision);
+        // Versions go with it (ON DELETE CASCADE), in the same statement.
+        const rows = await sql`DELETE FROM secrets WHERE path = ${path} AND revision = ${expectedRevision} RETURNING 1`;
+        return rows.length > 0;
       }),
 
     listSecretPaths: () =>

@@ -44,6 +44,12 @@ export function checkSecretWrite(path: string, expectedRevision: number, next: S
   }
 }
 
+/** Throws a `TypeError` unless `deleteSecret`'s arguments are well formed. */
+export function checkSecretDelete(path: string, expectedRevision: number): void {
+  checkKey(path, "secret path");
+  checkCount(expectedRevision, "expected revision", 1);
+}
+
 /** Throws a `TypeError` unless `policy` is well formed. */
 export function checkPolicy(policy: PolicyRecord): void {
   checkKey(policy.name, "policy name");

@@ -13,7 +13,7 @@
  * @module
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretDelete, checkSecretWrite } from "./record_check.ts";
 import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
 import { openDatabase } from "./sqlite_connection.ts";
 import { migrate } from "./sqlite_schema.ts";
@@ -97,6 +97,8 @@ const SQL = {
       created_ms = excluded.created_ms, deleted_ms = excluded.deleted_ms, sealed = excluded.sealed
     WHERE created_ms IS NOT excluded.created_ms OR deleted_ms IS NOT excluded.deleted_ms
        OR sealed IS NOT excluded.sealed`,
+  // Versions go with it (ON DELETE CASCADE); secure_delete zeroes their bytes.
+  deleteSecret: "DELETE FROM secrets WHERE path = ? AND revision = ?",
   listPaths: "SELECT path FROM secrets ORDER BY path",
   upsertPolicy: `
     INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
@@ -189,6 +191,11 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
 
     writeSecret: (path, expectedRevision, next) => inTransaction(() => applySecretWrite(path, expectedRevision, next)),
 
+    deleteSecret(path, expectedRevision) {
+      checkSecretDelete(path, expectedRevision);
+      return Number(st.deleteSecret.run(path, expectedRevision).changes) > 0;
+    },
+
     listSecretPaths: () => (st.listPaths.all() as Row[]).map((row) => text(row.path)),
 
     upsertPolicy(policy) {
@@ -240,6 +247,8 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     switch (call.name) {
       case "writeSecret":
         return applySecretWrite(...call.args);
+      case "deleteSecret":
+        return calls.deleteSecret(...call.args);
       case "upsertPolicy":
         return calls.upsertPolicy(...call.args);
       case "deletePolicy":

@@ -46,6 +46,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     file,
     readSecret: (path) => run(() => db.readSecret(path)),
     writeSecret: (path, expectedRevision, next) => run(() => db.writeSecret(path, expectedRevision, next)),
+    deleteSecret: (path, expectedRevision) => run(() => db.deleteSecret(path, expectedRevision)),
     listSecretPaths: () => run(() => db.listSecretPaths()),
     upsertPolicy: (policy) => run(() => db.upsertPolicy(policy)),
     getPolicy: (name) => run(() => db.getPolicy(name)),

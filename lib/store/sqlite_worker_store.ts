@@ -4,8 +4,8 @@
  * the whole process; here a module worker (`sqlite_worker.ts`) owns the
  * write connection and the main thread only posts messages to it.
  *
- * Group commit: writes (`writeSecret`, `upsertPolicy`, `deletePolicy`,
- * `putMeta`) queue up here while the worker commits the previous group, and
+ * Group commit: writes (`writeSecret`, `deleteSecret`, `upsertPolicy`,
+ * `deletePolicy`, `putMeta`) queue up here while the worker commits the previous group, and
  * go to it together as one transaction, each in its own savepoint with its
  * own compare-and-swap, so one failing write never affects another. One
  * fsync then covers the whole group. A write is acknowledged only after the
@@ -236,6 +236,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     file,
     readSecret: (path) => read(() => reader.readSecret(path)),
     writeSecret: (path, expectedRevision, next) => write({ name: "writeSecret", args: [path, expectedRevision, next] }),
+    deleteSecret: (path, expectedRevision) => write({ name: "deleteSecret", args: [path, expectedRevision] }),
     listSecretPaths: () => read(() => reader.listSecretPaths()),
     upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(() => reader.getPolicy(name)),

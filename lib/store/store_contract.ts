@@ -207,6 +207,37 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     ]);
   });
 
+  test("a destroyed version (empty sealed bytes) round-trips", async (store) => {
+    const record = recordOf([version(1, 3, new Uint8Array(0)), version(2)]);
+    assert.equal(await store.writeSecret("p", 0, record), true);
+    const read = await store.readSecret("p");
+    assertSameRecord(read, record);
+    assert.equal(read!.versions.get(1)!.sealed.length, 0);
+    const resealed = recordOf([version(1, 3, new Uint8Array(0)), version(2, 4, new Uint8Array(0))]);
+    assert.equal(await store.writeSecret("p", 1, resealed), true);
+    assertSameRecord(await store.readSecret("p"), resealed);
+  });
+
+  test("deleteSecret removes a path with every version, by compare-and-swap", async (store) => {
+    await store.writeSecret("p", 0, recordOf([version(1), version(2)]));
+    await store.writeSecret("p", 1, recordOf([version(1), version(2), version(3)]));
+    await store.writeSecret("q", 0, recordOf([version(1)]));
+    assert.equal(await store.deleteSecret("p", 1), false, "stale revision");
+    assert.equal(await store.deleteSecret("p", 3), false, "revision from the future");
+    assert.equal(await store.deleteSecret("missing", 1), false, "no such path");
+    assert.equal((await store.readSecret("p"))?.versions.size, 3, "a refused delete changes nothing");
+    assert.equal(await store.deleteSecret("p", 2), true);
+    assert.equal(await store.readSecret("p"), undefined);
+    assert.deepEqual(await store.listSecretPaths(), ["q"]);
+    assert.equal(await store.deleteSecret("p", 2), false, "already gone");
+    // The path starts over: a new record is created at revision 1.
+    assert.equal(await store.writeSecret("p", 0, recordOf([version(1)])), true);
+    assert.equal((await store.readSecret("p"))?.revision, 1);
+    assert.equal((await store.readSecret("p"))?.versions.size, 1, "no version of the deleted record survives");
+    await assert.rejects(store.deleteSecret("p", 0), TypeError, "revision 0 names no stored record");
+    await assert.rejects(store.deleteSecret("", 1), TypeError);
+  });
+
   test("policies: upsert keeps createdAt, get, list sorted, delete", async (store) => {
     const created = await store.upsertPolicy(policy("beta", 1));
     assert.deepEqual(created, policy("beta", 1));
@@ -315,6 +346,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     await assert.rejects(store.ping());
     await assert.rejects(store.readSecret("p"));
     await assert.rejects(store.writeSecret("p", 0, recordOf([version(1)])));
+    await assert.rejects(store.deleteSecret("p", 1));
     await assert.rejects(store.hasData());
   });
 }

@@ -19,7 +19,12 @@ export interface SecretVersion {
   readonly createdTime: Date;
   /** When it was soft-deleted, or `null` while live. */
   readonly deletedTime: Date | null;
-  /** The version's values as sealed by Nexus (AAD binds path and version); opaque here. */
+  /**
+   * The version's values as sealed by Nexus (AAD binds path and version);
+   * opaque here. Empty for a destroyed version [ours]: its values are gone
+   * for good, and the entry stays so that metadata shows it and its number
+   * is never reused.
+   */
   readonly sealed: Uint8Array;
 }
 
@@ -85,6 +90,13 @@ export interface Store {
    * another writer got there first: re-read, recompute and try again.
    */
   writeSecret(path: string, expectedRevision: number, next: SecretRecord): Promise<boolean>;
+  /**
+   * Removes the record at `path` with every version when its stored
+   * revision equals `expectedRevision` (≥ 1). Resolves `false`, changing
+   * nothing, when the path does not exist or another writer got there
+   * first.
+   */
+  deleteSecret(path: string, expectedRevision: number): Promise<boolean>;
   /**
    * Every secret path, sorted by UTF-8 byte order, including paths whose
    * versions are all soft-deleted (as SPIKE lists them).

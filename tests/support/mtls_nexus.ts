@@ -31,6 +31,8 @@ export interface MtlsNexus {
   readonly url: string;
   /** Audit records so far, oldest first. */
   readonly audit: readonly AuditRecord[];
+  /** The database URL, on Postgres. */
+  readonly postgresUrl?: string;
   /** A client speaking as `spiffeId` (closed by `close`). */
   client(spiffeId: string): Promise<NexusClient>;
   /** Stops Nexus, closes clients, removes the temp dir. */
@@ -90,6 +92,7 @@ export async function startMtlsNexus(ca: DevCa, options: MtlsNexusOptions = {}):
     dir,
     url,
     audit,
+    ...(options.postgresUrl ? { postgresUrl: options.postgresUrl } : {}),
     async client(spiffeId) {
       const transport = createMtlsClient({
         identity: createStaticSource(await ca.issue(spiffeId)),

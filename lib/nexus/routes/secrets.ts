@@ -101,6 +101,20 @@ export const secretRoutes: readonly Route[] = [
   },
   {
     path: PATHS.secrets,
+    action: "destroy",
+    needsRootKey: true,
+    admit: policyCallers,
+    async handle(input) {
+      const b = body(input);
+      const path = v.secretPath(b.path);
+      const versions = v.explicitVersions(b.versions);
+      await authorize(input, path, ["write"]);
+      await service(input).destroy(path, versions);
+      return {};
+    },
+  },
+  {
+    path: PATHS.secrets,
     action: "list",
     needsRootKey: true,
     admit: policyCallers,
@@ -122,6 +136,19 @@ export const secretRoutes: readonly Route[] = [
       await authorize(input, path, ["read"]);
       const view = await service(input).metadata(path, version);
       return { ...view };
+    },
+  },
+  {
+    path: PATHS.secretsMetadata,
+    action: "delete",
+    needsRootKey: true,
+    admit: policyCallers,
+    async handle(input) {
+      const b = body(input);
+      const path = v.secretPath(b.path);
+      await authorize(input, path, ["write"]);
+      await service(input).deletePath(path);
+      return {};
     },
   },
 ];

@@ -104,6 +104,13 @@ try {
   await Promise.all([web.patchSecret(kv, { b: "3" }), web.patchSecret(kv, { c: "4", a: null })]);
   assert.deepEqual(await web.getSecret(kv), { b: "3", c: "4" });
   await rejectsWith(web.patchSecret(`app/${run}/none`, { a: "b" }), NotFoundError, 404);
+  await web.destroySecret(kv, [1]);
+  assert.equal((await web.getMetadata(kv)).versions["1"].destroyed, true);
+  await rejectsWith(web.getSecret(kv, { version: 1 }), NotFoundError, 404);
+  const doomed = `app/${run}/doomed`;
+  await web.putSecret(doomed, { a: "1" });
+  await web.deleteMetadata(doomed);
+  await rejectsWith(web.getMetadata(doomed), NotFoundError, 404);
   console.log("key-value features: ok");
 
   // Policies.

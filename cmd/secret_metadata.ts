@@ -1,0 +1,54 @@
+/**
+ * `spike secret metadata …`: a secret's versions, times and settings, and
+ * removing a secret with everything it holds.
+ *
+ * @module
+ */
+import { stringify } from "yaml";
+import type { CommandSpec } from "../lib/cli/command.ts";
+import { CliError } from "../lib/cli/errors.ts";
+import { outputFormat, renderStructured } from "../lib/cli/format.ts";
+import { confirm } from "./policy.ts";
+import { withNexus } from "./pilot_session.ts";
+import { FORMAT_OPTION, parseVersion } from "./secret_args.ts";
+
+/** The `secret metadata` command group. */
+export const metadataCommand: CommandSpec = {
+  name: "metadata",
+  summary: "Secret metadata",
+  subcommands: [
+    {
+      name: "get",
+      summary: "Show versions and timestamps of a secret",
+      args: "<path>",
+      positionals: { min: 1, max: 1 },
+      options: {
+        version: { type: "string", short: "v", description: "Only this version", valueName: "N" },
+        ...FORMAT_OPTION,
+      },
+      run: async ({ positionals, options, io }) => {
+        const format = outputFormat(options.format);
+        const version = parseVersion(options.version);
+        const meta = await withNexus(io, ({ nexus }) => nexus.getSecretMetadata(positionals[0]!, version));
+        io.stdout(format === "json" ? renderStructured(meta, "json") : stringify(meta));
+        return 0;
+      },
+    },
+    {
+      name: "delete",
+      summary: "Remove a secret with every version and its metadata, for good (asks first unless --yes)",
+      args: "<path>",
+      positionals: { min: 1, max: 1 },
+      options: { yes: { type: "boolean", short: "y", description: "Do not ask for confirmation" } },
+      run: async ({ positionals, options, io }) => {
+        const path = positionals[0]!;
+        if (!options.yes && !await confirm(io, `Remove secret '${path}' with every version for good?`)) {
+          throw new CliError("nothing removed (answer 'y' or pass --yes)");
+        }
+        await withNexus(io, ({ nexus }) => nexus.deleteSecretMetadata(path));
+        io.stderr(`OK: secret ${path} and all its versions removed\n`);
+        return 0;
+      },
+    },
+  ],
+};
