@@ -72,6 +72,19 @@ export const VALUE_OPTIONS = {
   },
 } as const;
 
+/** Parses `key=value` words (the value may hold `=`); a key given twice is a usage error. */
+export function parsePairs(pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new UsageError(`'${pair}' is not key=value`);
+    const key = pair.slice(0, at);
+    if (Object.hasOwn(out, key)) throw new UsageError(`key '${key}' is given twice`);
+    out[key] = pair.slice(at + 1);
+  }
+  return out;
+}
+
 /**
  * Collects `key=value` pairs, `--from-file key=path` and `--from-stdin key`;
  * at least one unless `allowNone`.

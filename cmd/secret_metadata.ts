@@ -6,11 +6,11 @@
  */
 import { stringify } from "yaml";
 import type { CommandSpec } from "../lib/cli/command.ts";
-import { CliError } from "../lib/cli/errors.ts";
+import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { outputFormat, renderStructured } from "../lib/cli/format.ts";
 import { confirm } from "./policy.ts";
 import { withNexus } from "./pilot_session.ts";
-import { FORMAT_OPTION, parseVersion } from "./secret_args.ts";
+import { FORMAT_OPTION, parsePairs, parseVersion } from "./secret_args.ts";
 
 /** The `secret metadata` command group. */
 export const metadataCommand: CommandSpec = {
@@ -31,6 +31,25 @@ export const metadataCommand: CommandSpec = {
         const version = parseVersion(options.version);
         const meta = await withNexus(io, ({ nexus }) => nexus.getSecretMetadata(positionals[0]!, version));
         io.stdout(format === "json" ? renderStructured(meta, "json") : stringify(meta));
+        return 0;
+      },
+    },
+    {
+      name: "put",
+      summary: "Set a secret's custom metadata (replaces all of it; no new version)",
+      args: "<path> [key=value...]",
+      details: "Custom metadata is a few labels per secret (owner, ticket, rotation policy…): at most 64 keys of\n" +
+        "up to 128 bytes, values of up to 512 bytes. Nexus seals it like the values. The keys given replace\n" +
+        "all earlier ones; --clear removes them all.",
+      positionals: { min: 1 },
+      options: { clear: { type: "boolean", description: "Remove all custom metadata" } },
+      run: async ({ positionals, options, io }) => {
+        const [path, ...pairs] = positionals;
+        const customMetadata = parsePairs(pairs);
+        if (options.clear && pairs.length > 0) throw new UsageError("--clear takes no key=value");
+        if (!options.clear && pairs.length === 0) throw new UsageError("give key=value pairs, or --clear");
+        await withNexus(io, ({ nexus }) => nexus.putSecretMetadata(path!, { customMetadata }));
+        io.stderr(`OK: metadata of secret ${path} written\n`);
         return 0;
       },
     },

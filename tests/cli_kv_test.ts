@@ -134,6 +134,31 @@ Deno.test("spike CLI key-value commands against a real Nexus", async (t) => {
       exits(get, 3, "metadata of a removed path");
       assert.match(exits(again, 3, "metadata delete of a removed path").stderr, /not found/);
     });
+
+    await t.step("metadata put: custom metadata without a new version; --clear; limits", async () => {
+      exits(await su("secret", "put", "meta/db", "pass=x"), 0, "put");
+      exits(await su("secret", "metadata", "put", "meta/db", "owner=team a", "ticket=OPS-1=2"), 0, "metadata put");
+      const meta = JSON.parse(exits(await su("secret", "metadata", "get", "meta/db", "-f", "json"), 0, "get").stdout);
+      assert.deepEqual(meta.metadata.customMetadata, { owner: "team a", ticket: "OPS-1=2" });
+      assert.equal(meta.metadata.currentVersion, 1);
+      const yaml = parseYaml(exits(await su("secret", "metadata", "get", "meta/db"), 0, "get yaml").stdout);
+      assert.equal(yaml.metadata.customMetadata.owner, "team a");
+      const [tooLong, nothing, both, missing] = await Promise.all([
+        su("secret", "metadata", "put", "meta/db", `k=${"v".repeat(513)}`),
+        su("secret", "metadata", "put", "meta/db"),
+        su("secret", "metadata", "put", "meta/db", "a=b", "--clear"),
+        su("secret", "metadata", "put", "meta/none", "a=b"),
+      ]);
+      assert.match(exits(tooLong, 1, "value over 512 bytes").stderr, /invalid/);
+      exits(nothing, 2, "metadata put without pairs");
+      exits(both, 2, "pairs and --clear");
+      exits(missing, 3, "metadata put on a missing secret");
+      exits(await su("secret", "metadata", "put", "meta/db", "--clear"), 0, "clear");
+      const cleared = JSON.parse(
+        exits(await su("secret", "metadata", "get", "meta/db", "-f", "json"), 0, "get").stdout,
+      );
+      assert.equal(cleared.metadata.customMetadata, undefined);
+    });
   } finally {
     const status = nexus ? await nexus.stop() : undefined;
     await Deno.remove(dir, { recursive: true }).catch(() => {});

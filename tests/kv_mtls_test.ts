@@ -209,3 +209,33 @@ Deno.test("mTLS + postgres: destroy and metadata delete remove the rows' sealed 
     }
   });
 });
+
+Deno.test("mTLS + sqlite and postgres: custom metadata round-trips and is sealed at rest", async () => {
+  const check = async (client: NexusClient, reader: NexusClient) => {
+    await client.putSecret("meta/db", { pass: "x" });
+    await client.putSecretMetadata("meta/db", { customMetadata: { owner: "owner-label-7f3a", rotation: "90d" } });
+    const meta = await reader.getSecretMetadata("meta/db");
+    assert.deepEqual(meta.metadata.customMetadata, { owner: "owner-label-7f3a", rotation: "90d" });
+    assert.equal(meta.metadata.currentVersion, 1);
+    await rejectsWith(client.putSecretMetadata("meta/db", { customMetadata: { k: "v".repeat(513) } }), 400);
+    await rejectsWith(client.putSecretMetadata("meta/none", { customMetadata: { k: "v" } }), 404);
+  };
+  await withSqlite(async (fixture) => {
+    const admin = await fixture.client(SUPERUSER);
+    await check(admin, admin);
+    assert.ok(await (fixture.nexus.deps.store as SqliteStore).checkpoint());
+    const bytes = await sqliteBytes(fixture);
+    assert.ok(!containsBytes(bytes, new TextEncoder().encode("owner-label-7f3a")), "no plaintext label on disk");
+  });
+  await withTwoOnPostgres(async (a, b) => {
+    await check(await a.client(SUPERUSER), await b.client(SUPERUSER));
+    const sql = postgres(a.postgresUrl!, { max: 1, onnotice: () => {} });
+    try {
+      const [row] = await sql`SELECT custom_metadata FROM secrets WHERE path = 'meta/db'`;
+      const text = new TextDecoder("latin1").decode(row!.custom_metadata as Uint8Array);
+      assert.ok(text.length > 0 && !text.includes("owner-label-7f3a"));
+    } finally {
+      await sql.end();
+    }
+  });
+});

@@ -82,12 +82,12 @@ export function explicitVersions(value: unknown, field = "versions"): number[] {
 
 /** Validates a `{key: string}` map of secret values: 1–1000 keys, names per the contract. */
 export function secretValues(value: unknown, field = "values"): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, v] of keyEntries(value, field)) {
+  const entries = keyEntries(value, field);
+  for (const [key, v] of entries) {
     if (typeof v !== "string") throw badRequest(`${field}.${key} must be a string`);
-    out[key] = v;
   }
-  return out;
+  // fromEntries defines own properties, so a key named `__proto__` stays a key.
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 /**
@@ -95,12 +95,11 @@ export function secretValues(value: unknown, field = "values"): Record<string, s
  * `null` value (removes that key) is allowed too.
  */
 export function secretPatch(value: unknown, field = "values"): Record<string, string | null> {
-  const out: Record<string, string | null> = {};
-  for (const [key, v] of keyEntries(value, field)) {
+  const entries = keyEntries(value, field);
+  for (const [key, v] of entries) {
     if (typeof v !== "string" && v !== null) throw badRequest(`${field}.${key} must be a string or null`);
-    out[key] = v;
   }
-  return out;
+  return Object.fromEntries(entries) as Record<string, string | null>;
 }
 
 /** The entries of an object of 1–1000 keys named per the contract. */
@@ -113,6 +112,36 @@ function keyEntries(value: unknown, field: string): [string, unknown][] {
   if (entries.length > MAX_KEYS) throw badRequest(`${field} has more than ${MAX_KEYS} keys`);
   for (const [key] of entries) name(key, `${field} key`);
   return entries;
+}
+
+/** Vault's limits on custom metadata [ours]: keys per secret, bytes per key, bytes per value (UTF-8). */
+export const CUSTOM_METADATA_LIMITS = Object.freeze({ keys: 64, keyBytes: 128, valueBytes: 512 });
+
+const utf8 = new TextEncoder();
+
+/**
+ * Validates custom metadata [ours]: an object of at most 64 string values,
+ * keys of 1–128 bytes and values of at most 512 bytes (UTF-8), both
+ * well-formed text without NUL. `{}` is valid (it clears the metadata).
+ */
+export function customMetadata(value: unknown, field = "customMetadata"): Record<string, string> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw badRequest(`${field} must be an object of strings`);
+  }
+  const { keys, keyBytes, valueBytes } = CUSTOM_METADATA_LIMITS;
+  const entries = Object.entries(value);
+  if (entries.length > keys) throw badRequest(`${field} has more than ${keys} keys`);
+  for (const [key, v] of entries) {
+    const length = utf8.encode(key).length;
+    if (length < 1 || length > keyBytes || !storableText(key)) {
+      throw badRequest(`${field} keys must be 1-${keyBytes} bytes of text without NUL`);
+    }
+    if (typeof v !== "string") throw badRequest(`${field} values must be strings`);
+    if (utf8.encode(v).length > valueBytes || !storableText(v)) {
+      throw badRequest(`${field} values must be at most ${valueBytes} bytes of text without NUL`);
+    }
+  }
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 /** Validates a permission list: non-empty, each one known, duplicates removed. */

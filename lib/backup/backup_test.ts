@@ -22,7 +22,10 @@ const at = (s: number) => new Date(T0 + s * 1000);
 const bytes = (text: string) => new TextEncoder().encode(text);
 const clock = () => new Date(T0 + 3600_000);
 
-/** Secrets with several versions (one soft-deleted), one with none left, two policies, the key check. */
+/**
+ * Secrets with several versions (one soft-deleted, some destroyed), some
+ * with custom metadata, one with none left, two policies, the key check.
+ */
 async function fill(store: Store): Promise<void> {
   for (let i = 0; i < 25; i++) {
     const path = `apps/app-${String(i).padStart(2, "0")}/db`;
@@ -30,7 +33,8 @@ async function fill(store: Store): Promise<void> {
       version: n,
       createdTime: at(i * 10 + n),
       deletedTime: n === 2 ? at(i * 10 + 5) : null,
-      sealed: bytes(`sealed ${path} v${n} \u0000\u00ff`),
+      // Every third secret's version 2 is destroyed: its sealed bytes are empty.
+      sealed: n === 2 && i % 3 === 0 ? new Uint8Array(0) : bytes(`sealed ${path} v${n} \u0000\u00ff`),
     }]));
     const record: SecretRecord = {
       revision: 0,
@@ -40,6 +44,7 @@ async function fill(store: Store): Promise<void> {
       createdTime: at(i),
       updatedTime: at(i + 1),
       versions,
+      ...(i % 4 === 0 ? { customMetadata: bytes(`sealed custom metadata of ${path}`) } : {}),
     };
     assert.ok(await store.writeSecret(path, 0, record));
     // A second write so the revision is not 1: restores keep it.

@@ -34,7 +34,15 @@ export interface SecretMetadata {
     readonly createdTime: string;
     readonly updatedTime: string;
     readonly maxVersions: number;
+    /** The secret's custom metadata [ours]; absent when it has none. */
+    readonly customMetadata?: Readonly<Record<string, string>>;
   };
+}
+
+/** What a metadata put changes [ours]; absent fields stay as they are. */
+export interface MetadataUpdate {
+  /** Replaces all custom metadata (at most 64 keys of ≤ 128 bytes, values ≤ 512 bytes); `{}` clears it. */
+  readonly customMetadata?: Readonly<Record<string, string>>;
 }
 
 /** A policy as the wire shows it. */
@@ -132,6 +140,11 @@ export class NexusClient {
    */
   async undeleteSecret(path: string, versions: readonly number[] = []): Promise<void> {
     await this.#json(PATHS.secrets, "undelete", { path, versions });
+  }
+
+  /** Changes a secret's metadata without making a new version [ours]. */
+  async putSecretMetadata(path: string, update: MetadataUpdate): Promise<void> {
+    await this.#json(PATHS.secretsMetadata, "", { path, ...update });
   }
 
   /** Destroys versions for good [ours]: their values are removed, not just marked deleted. */

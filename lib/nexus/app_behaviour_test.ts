@@ -79,7 +79,7 @@ Deno.test("other methods and unknown paths or actions answer 400 api_bad_request
     ["/v1/store/secrets", "bogus"],
     ["/v1/store/secrets/", ""],
     ["/v1/acl/policy", "undelete"],
-    ["/v1/store/secrets/metadata", ""],
+    ["/v1/store/secrets/metadata", "list"],
     ["/v1/cipher/encrypt", "get"],
     ["/v1/store/contribute", ""],
     ["/health", ""],

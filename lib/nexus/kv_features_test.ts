@@ -238,3 +238,101 @@ Deno.test("metadata delete: the path goes with every version; a new put starts a
   assert.equal(nexus.audit.at(-1)!.resource, "app/db");
   assert.ok(await nexus.deps.store!.readSecret("app/db"));
 });
+
+// ---------------------------------------------------------------------------
+// Custom metadata
+
+const putMetadata = (nexus: TestNexus, body: Record<string, unknown>, status = 200, expected?: unknown) =>
+  expect(nexus, SUPERUSER, PATHS.secretsMetadata, "", body, status, expected);
+
+Deno.test("custom metadata: set without a new version, shown by metadata get, sealed at rest, replaced and cleared", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "app/db", { pass: "x" });
+  const plain = (await metadata(nexus, "app/db")).metadata;
+  assert.equal("customMetadata" in plain, false, "absent until set: SPIKE's shape");
+  // Parsed, so `__proto__` is an own key, as it would be on the wire.
+  const custom = JSON.parse('{"owner":"team-a","ticket id":"OPS-1","__proto__":"p"}');
+  await putMetadata(nexus, { path: "app/db", customMetadata: custom });
+  const meta = await metadata(nexus, "app/db");
+  assert.deepEqual(meta.metadata.customMetadata, custom);
+  assert.equal(Object.keys(meta.metadata.customMetadata as object).length, 3);
+  assert.equal(meta.metadata.currentVersion, 1, "no new version");
+  assert.deepEqual(Object.keys(meta.versions), ["1"]);
+  const stored = await nexus.deps.store!.readSecret("app/db");
+  const text = new TextDecoder("latin1").decode(stored!.customMetadata!);
+  assert.ok(stored!.customMetadata!.length > 0 && !text.includes("team-a"), "sealed, not plain");
+  // Later puts, patches and deletes keep it.
+  await put(nexus, "app/db", { pass: "y" });
+  await patch(nexus, "app/db", { user: "u" });
+  await expect(nexus, SUPERUSER, PATHS.secrets, "delete", { path: "app/db", versions: [1] }, 200);
+  assert.deepEqual(
+    ((await metadata(nexus, "app/db")).metadata.customMetadata as Record<string, string>).owner,
+    "team-a",
+  );
+  await putMetadata(nexus, { path: "app/db", customMetadata: { owner: "team-b" } });
+  assert.deepEqual((await metadata(nexus, "app/db")).metadata.customMetadata, { owner: "team-b" });
+  await putMetadata(nexus, { path: "app/db", customMetadata: {} });
+  assert.equal("customMetadata" in (await metadata(nexus, "app/db")).metadata, false);
+  assert.equal((await nexus.deps.store!.readSecret("app/db"))!.customMetadata, undefined);
+});
+
+Deno.test("custom metadata: sealed for its path — copied to another path it does not open", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "app/a", { v: "1" });
+  await put(nexus, "app/b", { v: "1" });
+  await putMetadata(nexus, { path: "app/a", customMetadata: { owner: "a" } });
+  const store = nexus.deps.store!;
+  const a = (await store.readSecret("app/a"))!;
+  const b = (await store.readSecret("app/b"))!;
+  assert.ok(await store.writeSecret("app/b", b.revision, { ...b, customMetadata: a.customMetadata }));
+  await expect(nexus, SUPERUSER, PATHS.secretsMetadata, "get", { path: "app/b" }, 500, { err: "api_internal_error" });
+});
+
+Deno.test("custom metadata: Vault's limits (64 keys, 128-byte keys, 512-byte values) and other bad input are 400", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "app/db", { v: "1" });
+  const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, "v"]));
+  await putMetadata(nexus, { path: "app/db", customMetadata: keys(64) });
+  await putMetadata(nexus, { path: "app/db", customMetadata: { ["k".repeat(128)]: "v".repeat(512) } });
+  await putMetadata(nexus, { path: "app/db", customMetadata: { ["é".repeat(64)]: "€".repeat(170) } });
+  for (
+    const customMetadata of [
+      keys(65),
+      { ["k".repeat(129)]: "v" },
+      { ["é".repeat(65)]: "v" },
+      { k: "v".repeat(513) },
+      { k: "€".repeat(171) },
+      { "": "v" },
+      { k: 1 },
+      { k: null },
+      { "a\0b": "v" },
+      { k: "\ud800" },
+      [],
+      "k=v",
+      null,
+    ]
+  ) {
+    await putMetadata(nexus, { path: "app/db", customMetadata }, 400, BAD_REQUEST);
+  }
+  await putMetadata(nexus, { path: "app/db" }, 400, BAD_REQUEST);
+  await putMetadata(nexus, { path: "app/none", customMetadata: { k: "v" } }, 404, NOT_FOUND);
+});
+
+Deno.test("custom metadata: put needs write; get needs read", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "app/db", { v: "1" });
+  await grant(nexus, "read", "^app/.*$", ["read"]);
+  await expect(
+    nexus,
+    WEB,
+    PATHS.secretsMetadata,
+    "",
+    { path: "app/db", customMetadata: { k: "v" } },
+    401,
+    UNAUTHORIZED,
+  );
+  assert.deepEqual(nexus.audit.at(-1)!.permissions, ["write"]);
+  await putMetadata(nexus, { path: "app/db", customMetadata: { k: "v" } });
+  const seen = await expect(nexus, WEB, PATHS.secretsMetadata, "get", { path: "app/db" }, 200);
+  assert.deepEqual((seen.metadata as Record<string, unknown>).customMetadata, { k: "v" });
+});

@@ -62,6 +62,20 @@ export function secretAad(path: string, version: number): Uint8Array {
   return encoder.encode(`spike/v1/secret\0${path}\0${version}`);
 }
 
+/**
+ * Associated data of a secret's sealed custom metadata: the path and the
+ * purpose, so it opens neither at another path nor as a secret version.
+ */
+export function secretMetadataAad(path: string): Uint8Array {
+  return encoder.encode(`spike/v1/secret-metadata\0${path}`);
+}
+
+/** What a metadata put changes [ours]; an absent field is left as it is. */
+export interface MetadataChanges {
+  /** Replaces the whole custom metadata; `{}` clears it. */
+  readonly customMetadata?: Readonly<Record<string, string>>;
+}
+
 /** Throws 409 unless `record`'s current version is `cas` (no check when `cas` is undefined). */
 function checkAndSet(record: SecretRecord | undefined, cas: number | undefined): void {
   if (cas === undefined) return;
@@ -114,15 +128,15 @@ export class SecretService {
       checkAndSet(record, options.cas);
       const current = record && selectVersion(record, 0);
       if (!current) throw new ApiError("api_not_found");
-      const values = await this.#readValues(path, current);
+      // A Map, so that any key name (even `__proto__`) is just a key.
+      const values = new Map(Object.entries(await this.#readValues(path, current)));
       for (const [key, value] of Object.entries(changes)) {
-        if (value === null) delete values[key];
-        else values[key] = value;
+        if (value === null) values.delete(key);
+        else values.set(key, value);
       }
-      const count = Object.keys(values).length;
-      if (count === 0) throw badRequest("the patch removes every key; a secret keeps at least one");
-      if (count > MAX_KEYS) throw badRequest(`the patched secret would have more than ${MAX_KEYS} keys`);
-      const plaintext = encoder.encode(JSON.stringify(values));
+      if (values.size === 0) throw badRequest("the patch removes every key; a secret keeps at least one");
+      if (values.size > MAX_KEYS) throw badRequest(`the patched secret would have more than ${MAX_KEYS} keys`);
+      const plaintext = encoder.encode(JSON.stringify(Object.fromEntries(values)));
       try {
         const sealed = await this.#sealVersion(path, nextVersionNumber(record), plaintext);
         return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed);
@@ -190,7 +204,30 @@ export class SecretService {
     const record = await this.#deps.store.readSecret(path);
     const view = record && metadataView(record, version);
     if (!view) throw new ApiError("api_not_found");
-    return view;
+    if (record.customMetadata === undefined) return view;
+    const customMetadata = await this.#openMetadata(path, record.customMetadata);
+    return { ...view, metadata: { ...view.metadata, customMetadata } };
+  }
+
+  /**
+   * Changes `path`'s metadata without making a new version [ours]: custom
+   * metadata is replaced as a whole. 404 when the path does not exist.
+   */
+  async putMetadata(path: string, changes: MetadataChanges): Promise<void> {
+    const custom = changes.customMetadata;
+    const plaintext = custom && Object.keys(custom).length > 0 ? encoder.encode(JSON.stringify(custom)) : undefined;
+    try {
+      // Sealed once: the associated data names the path, not a version.
+      const sealed = plaintext && await this.#sealMetadata(path, plaintext);
+      await this.#update(path, (record) => {
+        if (!record) throw new ApiError("api_not_found");
+        if (custom === undefined || (!sealed && record.customMetadata === undefined)) return record;
+        const { customMetadata: _old, ...rest } = record;
+        return sealed ? { ...rest, customMetadata: sealed } : rest;
+      });
+    } finally {
+      zeroize(plaintext);
+    }
   }
 
   /** Every secret path, sorted. */
@@ -201,6 +238,24 @@ export class SecretService {
   /** Seals `plaintext` as version `version` of `path`: the one place secret values are sealed. */
   #sealVersion(path: string, version: number, plaintext: Uint8Array): Promise<Uint8Array> {
     return seal(this.#deps.keys.keys().secrets, plaintext, secretAad(path, version), this.#deps.random);
+  }
+
+  /** Seals custom metadata of `path`: the one place it is sealed. */
+  #sealMetadata(path: string, plaintext: Uint8Array): Promise<Uint8Array> {
+    return seal(this.#deps.keys.keys().secrets, plaintext, secretMetadataAad(path), this.#deps.random);
+  }
+
+  /** Opens the custom metadata of `path`: the one place it is opened. */
+  async #openMetadata(path: string, sealed: Uint8Array): Promise<Record<string, string>> {
+    let plaintext: Uint8Array | undefined;
+    try {
+      plaintext = await open(this.#deps.keys.keys().secrets, sealed, secretMetadataAad(path));
+      return JSON.parse(new TextDecoder().decode(plaintext));
+    } catch {
+      throw new ApiError("api_internal_error", `custom metadata failed to open (path length ${path.length})`);
+    } finally {
+      zeroize(plaintext);
+    }
   }
 
   /** The values of `version` of `path`, opened: the one place secret values are opened. */

@@ -70,6 +70,8 @@ export interface MetadataView {
     /** RFC 3339. */
     readonly updatedTime: string;
     readonly maxVersions: number;
+    /** The secret's custom metadata, opened [ours]; absent when it has none (Nexus adds it, not this module). */
+    readonly customMetadata?: Readonly<Record<string, string>>;
   };
 }
 
@@ -154,6 +156,7 @@ export function nextVersionForPut(
     updatedTime: now,
     maxVersions,
     versions,
+    ...(record?.customMetadata === undefined ? {} : { customMetadata: record.customMetadata }),
   };
 }
 

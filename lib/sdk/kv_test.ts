@@ -12,7 +12,7 @@ import { type RunningNexus, startNexus } from "../nexus/server.ts";
 import { testRootKey } from "../nexus/testing.ts";
 import { createDevCa, type DevCa } from "../spiffe/dev_ca.ts";
 import { createStaticSource } from "../spiffe/static_source.ts";
-import { ConflictError, connect, NotFoundError, type SpikeClient } from "./mod.ts";
+import { BadRequestError, ConflictError, connect, NotFoundError, type SpikeClient, UnauthorizedError } from "./mod.ts";
 
 const SUPERUSER = "spiffe://spike.ist/spike/pilot/role/superuser";
 const WEB = "spiffe://spike.ist/app/web";
@@ -83,5 +83,15 @@ Deno.test("sdk: destroySecret and deleteMetadata remove values for good", async 
     await admin.deleteMetadata("app/db");
     await assert.rejects(admin.getMetadata("app/db"), NotFoundError);
     await assert.rejects(admin.deleteMetadata("app/db"), NotFoundError);
+  });
+});
+
+Deno.test("sdk: putMetadata sets custom metadata; getMetadata shows it", async () => {
+  await withNexus(async (admin, web) => {
+    await admin.putSecret("app/db", { v: "1" });
+    await admin.putMetadata("app/db", { customMetadata: { owner: "team-a" } });
+    assert.deepEqual((await admin.getMetadata("app/db")).metadata.customMetadata, { owner: "team-a" });
+    await assert.rejects(web.putMetadata("app/db", { customMetadata: {} }), UnauthorizedError);
+    await assert.rejects(admin.putMetadata("app/db", { customMetadata: { k: "v".repeat(600) } }), BadRequestError);
   });
 });

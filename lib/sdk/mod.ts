@@ -19,7 +19,13 @@
  * @module
  */
 import { NotFoundError } from "../client/errors.ts";
-import { NexusClient, type PolicyView, type SecretMetadata, type WriteOptions } from "../client/nexus_client.ts";
+import {
+  type MetadataUpdate,
+  NexusClient,
+  type PolicyView,
+  type SecretMetadata,
+  type WriteOptions,
+} from "../client/nexus_client.ts";
 import type { Permission } from "../api/validate.ts";
 import { type Env, resolveWorkloadConfig } from "../config/spike_config.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
@@ -43,7 +49,7 @@ export {
 } from "../client/errors.ts";
 export type { ErrorCode } from "../api/errors.ts";
 export type { Permission } from "../api/validate.ts";
-export type { SecretMetadata, SecretVersionMetadata, WriteOptions } from "../client/nexus_client.ts";
+export type { MetadataUpdate, SecretMetadata, SecretVersionMetadata, WriteOptions } from "../client/nexus_client.ts";
 export { ConfigError } from "../config/parse.ts";
 export type { Env } from "../config/spike_config.ts";
 export { IdentitySourceError, type IdentitySourceErrorReason } from "../spiffe/identity_check.ts";
@@ -170,6 +176,11 @@ export interface SpikeClient {
    * metadata keeps their numbers, marked `destroyed`. Versions that do not exist are skipped.
    */
   destroySecret(path: string, versions: readonly number[]): Promise<void>;
+  /**
+   * Changes a secret's metadata without making a new version (needs `write`): `customMetadata` replaces all custom
+   * metadata (`{}` clears it). `NotFoundError` when the secret does not exist.
+   */
+  putMetadata(path: string, update: MetadataUpdate): Promise<void>;
   /** Removes a secret with every version and its metadata (needs `write`); `NotFoundError` when there is none. */
   deleteMetadata(path: string): Promise<void>;
   /** Every secret path, sorted (needs `list` on `spike/system/secret`). */
@@ -254,6 +265,7 @@ export async function connect(options: ConnectOptions = {}): Promise<SpikeClient
     deleteSecret: (path, versions = []) => write(() => nexus.deleteSecret(path, versions)),
     undeleteSecret: (path, versions = []) => write(() => nexus.undeleteSecret(path, versions)),
     destroySecret: (path, versions) => write(() => nexus.destroySecret(path, versions)),
+    putMetadata: (path, update) => write(() => nexus.putSecretMetadata(path, update)),
     deleteMetadata: (path) => write(() => nexus.deleteSecretMetadata(path)),
     listSecrets: () => read(() => nexus.listSecrets()),
     getMetadata: (path, o) => read(() => nexus.getSecretMetadata(path, o?.version ?? 0)),

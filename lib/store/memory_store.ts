@@ -33,6 +33,7 @@ function copySecret(r: SecretRecord, revision: number): SecretRecord {
     updatedTime: new Date(r.updatedTime),
     maxVersions: r.maxVersions,
     versions,
+    ...(r.customMetadata === undefined ? {} : { customMetadata: r.customMetadata.slice() }),
   };
 }
 

@@ -134,6 +134,7 @@ class BatchInserter {
           max_versions: r.maxVersions,
           created_at: r.createdTime,
           updated_at: r.updatedTime,
+          custom_metadata: r.customMetadata ?? null,
         });
         for (const v of r.versions.values()) {
           this.#versions.push({
@@ -181,6 +182,7 @@ class BatchInserter {
           "max_versions",
           "created_at",
           "updated_at",
+          "custom_metadata",
         )
       }`;
     }
@@ -235,7 +237,7 @@ async function* snapshotItems(tx: TransactionSql): AsyncGenerator<BackupItem> {
   const secretRows = async function* () {
     const cursor = tx`
       SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
-             s.created_at AS created, s.updated_at AS updated,
+             s.created_at AS created, s.updated_at AS updated, s.custom_metadata,
              v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed
       FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
       ORDER BY s.path, v.version`.cursor(BATCH_ROWS);

@@ -78,6 +78,12 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION bump_policy_generation();
     `,
   },
+  {
+    // Key-value extensions: a secret's custom metadata, sealed by Nexus
+    // (NULL: none).
+    version: 3,
+    sql: `ALTER TABLE secrets ADD COLUMN custom_metadata bytea;`,
+  },
 ];
 
 /** The schema version this build writes. */

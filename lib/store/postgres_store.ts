@@ -89,7 +89,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         // One statement is one snapshot, even with writers in other processes.
         const rows = await sql`
           SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
-                 s.created_at AS created, s.updated_at AS updated,
+                 s.created_at AS created, s.updated_at AS updated, s.custom_metadata,
                  v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed
           FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
           WHERE s.path = ${path}

@@ -41,14 +41,17 @@ export function secretWriteStatement(path: string, expectedRevision: number, nex
     param(next.maxVersions, "integer"),
     param(next.createdTime, "timestamptz"),
     param(next.updatedTime, "timestamptz"),
+    param(next.customMetadata ?? null, "bytea"),
   ];
   const swap = expectedRevision === 0
-    ? `INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_at, updated_at)
+    ? `INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_at, updated_at,
+                           custom_metadata)
        VALUES (${p}, ${fields.join(", ")})
        ON CONFLICT (path) DO NOTHING
        RETURNING path`
     : `UPDATE secrets SET revision = ${fields[0]}, current_version = ${fields[1]}, oldest_version = ${fields[2]},
-              max_versions = ${fields[3]}, created_at = ${fields[4]}, updated_at = ${fields[5]}
+              max_versions = ${fields[3]}, created_at = ${fields[4]}, updated_at = ${fields[5]},
+              custom_metadata = ${fields[6]}
        WHERE path = ${p} AND revision = ${param(expectedRevision, "bigint")}
        RETURNING path`;
   const kept = param([...next.versions.keys()], "integer[]");

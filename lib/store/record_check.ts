@@ -34,6 +34,7 @@ export function checkSecretWrite(path: string, expectedRevision: number, next: S
   checkCount(next.maxVersions, "max versions", 0);
   checkDate(next.createdTime, "created time");
   checkDate(next.updatedTime, "updated time");
+  if (next.customMetadata !== undefined && !(next.customMetadata instanceof Uint8Array)) fail("custom metadata");
   if (!(next.versions instanceof Map)) fail("versions");
   for (const [key, v] of next.versions) {
     checkCount(key, "version number", 1);

@@ -7,8 +7,8 @@
  * below.
  *
  * Secret columns: `revision`, `current_version`, `oldest_version`,
- * `max_versions`, `created`, `updated`, `version`, `v_created`, `v_deleted`,
- * `sealed`. Policy columns: `name`, `spiffe_id_pattern`, `path_pattern`,
+ * `max_versions`, `created`, `updated`, `custom_metadata`, `version`,
+ * `v_created`, `v_deleted`, `sealed`. Policy columns: `name`, `spiffe_id_pattern`, `path_pattern`,
  * `permissions`, `created`, `updated`.
  *
  * @module
@@ -55,6 +55,7 @@ export function recordFromJoinRows(
     createdTime: decode.date(first.created),
     updatedTime: decode.date(first.updated),
     versions,
+    ...(first.custom_metadata == null ? {} : { customMetadata: decode.bytes(first.custom_metadata) }),
   };
 }
 

@@ -36,7 +36,7 @@ const SQL = {
   keyCheck: "SELECT value FROM meta WHERE key = ?",
   secrets: `
     SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
-           s.created_ms AS created, s.updated_ms AS updated,
+           s.created_ms AS created, s.updated_ms AS updated, s.custom_metadata,
            v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed
     FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
     ORDER BY s.path, v.version`,
@@ -44,8 +44,9 @@ const SQL = {
              FROM policies ORDER BY name`,
   meta: "SELECT key, value FROM meta ORDER BY key",
   insertSecret: `
-    INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms)
-    VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms,
+                         custom_metadata)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   insertVersion: "INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed) VALUES (?, ?, ?, ?, ?)",
   insertPolicy: `
     INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
@@ -140,6 +141,7 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
               r.maxVersions,
               r.createdTime.getTime(),
               r.updatedTime.getTime(),
+              r.customMetadata ?? null,
             );
             for (const v of r.versions.values()) {
               st.version.run(

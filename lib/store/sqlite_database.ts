@@ -73,18 +73,19 @@ const SQL = {
   rollbackToSavepoint: "ROLLBACK TO write",
   readSecret: `
     SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
-           s.created_ms AS created, s.updated_ms AS updated,
+           s.created_ms AS created, s.updated_ms AS updated, s.custom_metadata,
            v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed
     FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
     WHERE s.path = ?
     ORDER BY v.version`,
   revision: "SELECT revision FROM secrets WHERE path = ?",
   insertSecret: `
-    INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms)
-    VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms,
+                         custom_metadata)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   updateSecret: `
     UPDATE secrets SET revision = ?, current_version = ?, oldest_version = ?, max_versions = ?,
-                       created_ms = ?, updated_ms = ?
+                       created_ms = ?, updated_ms = ?, custom_metadata = ?
     WHERE path = ?`,
   // Versions absent from the new record are pruned; json_each lets one
   // prepared statement take a list of any length.
@@ -167,6 +168,7 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
       next.maxVersions,
       next.createdTime.getTime(),
       next.updatedTime.getTime(),
+      next.customMetadata ?? null,
     ];
     if (row) st.updateSecret.run(...fields, path);
     else st.insertSecret.run(path, ...fields);

@@ -74,6 +74,12 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
     `,
   },
+  {
+    // Key-value extensions: a secret's custom metadata, sealed by Nexus
+    // (NULL: none).
+    version: 3,
+    sql: `ALTER TABLE secrets ADD COLUMN custom_metadata BLOB;`,
+  },
 ];
 
 /** The schema version this build writes. */

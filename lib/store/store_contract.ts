@@ -218,6 +218,26 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     assertSameRecord(await store.readSecret("p"), resealed);
   });
 
+  test("custom metadata (sealed bytes) is stored with the record, replaced and cleared by later writes", async (store) => {
+    const custom = bytesOf("sealed-custom-metadata");
+    const record: SecretRecord = { ...recordOf([version(1)]), customMetadata: custom };
+    assert.equal(await store.writeSecret("p", 0, record), true);
+    custom.fill(0);
+    const read = await store.readSecret("p");
+    assert.deepEqual(read!.customMetadata, bytesOf("sealed-custom-metadata"), "stored as a copy");
+    assertSameRecord(read, { ...record, customMetadata: bytesOf("sealed-custom-metadata") });
+    const replaced: SecretRecord = { ...recordOf([version(1), version(2)]), customMetadata: bytesOf("other") };
+    assert.equal(await store.writeSecret("p", 1, replaced), true);
+    assertSameRecord(await store.readSecret("p"), replaced);
+    const cleared = recordOf([version(1), version(2)]);
+    assert.equal(await store.writeSecret("p", 2, cleared), true);
+    const after = await store.readSecret("p");
+    assert.equal(after!.customMetadata, undefined, "absent, not empty, once cleared");
+    assertSameRecord(after, cleared);
+    await store.writeSecret("q", 0, recordOf([version(1)]));
+    assert.equal("customMetadata" in (await store.readSecret("q"))!, false, "a record without it has no such field");
+  });
+
   test("deleteSecret removes a path with every version, by compare-and-swap", async (store) => {
     await store.writeSecret("p", 0, recordOf([version(1), version(2)]));
     await store.writeSecret("p", 1, recordOf([version(1), version(2), version(3)]));

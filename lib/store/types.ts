@@ -55,6 +55,11 @@ export interface SecretRecord {
   readonly maxVersions: number;
   /** Kept versions by number. A version absent here does not exist (pruned for good). */
   readonly versions: ReadonlyMap<number, SecretVersion>;
+  /**
+   * The path's custom metadata [ours] as sealed by Nexus (AAD binds the path
+   * and the purpose); opaque here. Absent when the secret has none.
+   */
+  readonly customMetadata?: Uint8Array;
 }
 
 /** An access policy, stored by unique name. */

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { badRequest } from "../../api/errors.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
 import { SECRET_LIST_PATH } from "../authorizer.ts";
@@ -136,6 +137,21 @@ export const secretRoutes: readonly Route[] = [
       await authorize(input, path, ["read"]);
       const view = await service(input).metadata(path, version);
       return { ...view };
+    },
+  },
+  {
+    path: PATHS.secretsMetadata,
+    action: "",
+    needsRootKey: true,
+    admit: policyCallers,
+    async handle(input) {
+      const b = body(input);
+      const path = v.secretPath(b.path);
+      const customMetadata = b.customMetadata === undefined ? undefined : v.customMetadata(b.customMetadata);
+      if (customMetadata === undefined) throw badRequest("nothing to change: give customMetadata");
+      await authorize(input, path, ["write"]);
+      await service(input).putMetadata(path, { customMetadata });
+      return {};
     },
   },
   {

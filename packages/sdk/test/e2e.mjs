@@ -107,6 +107,8 @@ try {
   await web.destroySecret(kv, [1]);
   assert.equal((await web.getMetadata(kv)).versions["1"].destroyed, true);
   await rejectsWith(web.getSecret(kv, { version: 1 }), NotFoundError, 404);
+  await web.putMetadata(kv, { customMetadata: { owner: run } });
+  assert.deepEqual((await web.getMetadata(kv)).metadata.customMetadata, { owner: run });
   const doomed = `app/${run}/doomed`;
   await web.putSecret(doomed, { a: "1" });
   await web.deleteMetadata(doomed);
