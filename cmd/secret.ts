@@ -11,8 +11,10 @@ import { withNexus } from "./pilot_session.ts";
 import {
   CAS_OPTION,
   collectValues,
+  EXPIRY_OPTIONS,
   FORMAT_OPTION,
   parseCas,
+  parseExpiryOptions,
   parseVersion,
   parseVersions,
   VALUE_OPTIONS,
@@ -35,23 +37,23 @@ export const secretCommand: CommandSpec = {
       details:
         "Values given as key=value end up in your shell history; prefer --from-file or --from-stdin for real secrets.",
       positionals: { min: 1 },
-      options: { ...VALUE_OPTIONS, ...CAS_OPTION },
+      options: { ...VALUE_OPTIONS, ...CAS_OPTION, ...EXPIRY_OPTIONS },
       run: async ({ positionals, options, io }) => {
         const [path, ...pairs] = positionals;
         const cas = parseCas(options.cas);
+        const expiry = parseExpiryOptions(options);
         const values = await collectValues(
           pairs,
           (options["from-file"] as string[] | undefined) ?? [],
           options["from-stdin"] as string | undefined,
           io,
         );
-        await withNexus(io, ({ nexus }) => nexus.putSecret(path!, values, { cas }));
+        await withNexus(io, ({ nexus }) => nexus.putSecret(path!, values, { cas, ...expiry }));
         io.stderr(`OK: secret ${path} written\n`);
         return 0;
       },
     },
     patchCommand,
-    destroyCommand,
     {
       name: "get",
       summary: "Read a secret (or one key of it)",
@@ -122,6 +124,7 @@ export const secretCommand: CommandSpec = {
         return 0;
       },
     },
+    destroyCommand,
     {
       name: "list",
       summary: "List secret paths",

@@ -6,6 +6,7 @@
  * @module
  */
 import { CliError, UsageError } from "../lib/cli/errors.ts";
+import { parseDuration } from "../lib/config/parse.ts";
 import type { CliIo } from "../lib/cli/io.ts";
 
 /** `-f/--format` of commands printing structured data. */
@@ -27,6 +28,62 @@ export const CAS_OPTION = {
     valueName: "N",
   },
 } as const;
+
+/** `--ttl`, `--expires-at`, `--version-ttl` of put and patch. */
+export const EXPIRY_OPTIONS = {
+  ttl: {
+    type: "string",
+    description: "The whole secret expires this long from now (e.g. 30m, 24h, 720h); then reads answer 'not found'",
+    valueName: "duration",
+  },
+  "expires-at": {
+    type: "string",
+    description: "The whole secret expires at this time (RFC 3339, e.g. 2030-01-31T00:00:00Z)",
+    valueName: "time",
+  },
+  "version-ttl": {
+    type: "string",
+    description: "Only the version written expires this long from now",
+    valueName: "duration",
+  },
+} as const;
+
+/** The expiry flags as wire fields (checked here first, so a typo is a usage error, exit 2). */
+export function parseExpiryOptions(options: Readonly<Record<string, unknown>>): {
+  ttl?: string;
+  expiresAt?: string;
+  versionTtl?: string;
+} {
+  const ttl = options.ttl === undefined ? undefined : checkDuration("--ttl", options.ttl);
+  const expiresAt = options["expires-at"] === undefined ? undefined : checkTime("--expires-at", options["expires-at"]);
+  if (ttl !== undefined && expiresAt !== undefined) throw new UsageError("give --ttl or --expires-at, not both");
+  const versionTtl = options["version-ttl"] === undefined
+    ? undefined
+    : checkDuration("--version-ttl", options["version-ttl"]);
+  return {
+    ...(ttl === undefined ? {} : { ttl }),
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+    ...(versionTtl === undefined ? {} : { versionTtl }),
+  };
+}
+
+function checkDuration(flag: string, value: unknown): string {
+  const text = String(value).trim();
+  try {
+    if (parseDuration(flag, text) >= 1000) return text;
+  } catch { /* reported below */ }
+  throw new UsageError(`${flag}: '${text}' is not a duration of at least 1s (examples: 30m, 24h, 1h30m)`);
+}
+
+function checkTime(flag: string, value: unknown): string {
+  const text = String(value).trim();
+  if (
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(text) && !Number.isNaN(Date.parse(text))
+  ) {
+    return text;
+  }
+  throw new UsageError(`${flag}: '${text}' is not an RFC 3339 time (example: 2030-01-31T00:00:00Z)`);
+}
 
 /** Parses `--cas N` (absent: no check). */
 export function parseCas(value: unknown): number | undefined {

@@ -10,7 +10,8 @@ import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { outputFormat, renderStructured } from "../lib/cli/format.ts";
 import { confirm } from "./policy.ts";
 import { withNexus } from "./pilot_session.ts";
-import { FORMAT_OPTION, parsePairs, parseVersion } from "./secret_args.ts";
+import type { MetadataUpdate } from "../lib/client/nexus_client.ts";
+import { EXPIRY_OPTIONS, FORMAT_OPTION, parseExpiryOptions, parsePairs, parseVersion } from "./secret_args.ts";
 
 /** The `secret metadata` command group. */
 export const metadataCommand: CommandSpec = {
@@ -36,19 +37,36 @@ export const metadataCommand: CommandSpec = {
     },
     {
       name: "put",
-      summary: "Set a secret's custom metadata (replaces all of it; no new version)",
+      summary: "Set a secret's custom metadata or expiry (no new version)",
       args: "<path> [key=value...]",
       details: "Custom metadata is a few labels per secret (owner, ticket, rotation policy…): at most 64 keys of\n" +
         "up to 128 bytes, values of up to 512 bytes. Nexus seals it like the values. The keys given replace\n" +
-        "all earlier ones; --clear removes them all.",
+        "all earlier ones; --clear removes them all. --ttl or --expires-at sets when the whole secret expires,\n" +
+        "--no-expiry removes that; without any of them the expiry stays as it is.",
       positionals: { min: 1 },
-      options: { clear: { type: "boolean", description: "Remove all custom metadata" } },
+      options: {
+        clear: { type: "boolean", description: "Remove all custom metadata" },
+        ttl: EXPIRY_OPTIONS.ttl,
+        "expires-at": EXPIRY_OPTIONS["expires-at"],
+        "no-expiry": { type: "boolean", description: "The secret no longer expires" },
+      },
       run: async ({ positionals, options, io }) => {
         const [path, ...pairs] = positionals;
-        const customMetadata = parsePairs(pairs);
         if (options.clear && pairs.length > 0) throw new UsageError("--clear takes no key=value");
-        if (!options.clear && pairs.length === 0) throw new UsageError("give key=value pairs, or --clear");
-        await withNexus(io, ({ nexus }) => nexus.putSecretMetadata(path!, { customMetadata }));
+        const { ttl, expiresAt } = parseExpiryOptions({ ttl: options.ttl, "expires-at": options["expires-at"] });
+        if (options["no-expiry"] && (ttl !== undefined || expiresAt !== undefined)) {
+          throw new UsageError("--no-expiry takes no --ttl or --expires-at");
+        }
+        const update: MetadataUpdate = {
+          ...(pairs.length > 0 || options.clear ? { customMetadata: parsePairs(pairs) } : {}),
+          ...(ttl === undefined ? {} : { ttl }),
+          ...(expiresAt === undefined ? {} : { expiresAt }),
+          ...(options["no-expiry"] ? { expiresAt: null } : {}),
+        };
+        if (Object.keys(update).length === 0) {
+          throw new UsageError("give key=value pairs, --clear, --ttl, --expires-at or --no-expiry");
+        }
+        await withNexus(io, ({ nexus }) => nexus.putSecretMetadata(path!, update));
         io.stderr(`OK: metadata of secret ${path} written\n`);
         return 0;
       },

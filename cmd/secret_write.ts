@@ -7,7 +7,14 @@
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
 import { withNexus } from "./pilot_session.ts";
-import { CAS_OPTION, collectValues, parseCas, VALUE_OPTIONS } from "./secret_args.ts";
+import {
+  CAS_OPTION,
+  collectValues,
+  EXPIRY_OPTIONS,
+  parseCas,
+  parseExpiryOptions,
+  VALUE_OPTIONS,
+} from "./secret_args.ts";
 
 /** `spike secret patch PATH key=value… [--remove KEY…] [--cas N]`. */
 export const patchCommand: CommandSpec = {
@@ -22,10 +29,12 @@ export const patchCommand: CommandSpec = {
     ...VALUE_OPTIONS,
     remove: { type: "string", multiple: true, description: "Remove this key (repeatable)", valueName: "key" },
     ...CAS_OPTION,
+    ...EXPIRY_OPTIONS,
   },
   run: async ({ positionals, options, io }) => {
     const [path, ...pairs] = positionals;
     const cas = parseCas(options.cas);
+    const expiry = parseExpiryOptions(options);
     const remove = (options.remove as string[] | undefined) ?? [];
     const values = await collectValues(
       pairs,
@@ -39,7 +48,7 @@ export const patchCommand: CommandSpec = {
       if (Object.hasOwn(changes, key)) throw new UsageError(`key '${key}' is both set and removed`);
       changes[key] = null;
     }
-    await withNexus(io, ({ nexus }) => nexus.patchSecret(path!, changes, { cas }));
+    await withNexus(io, ({ nexus }) => nexus.patchSecret(path!, changes, { cas, ...expiry }));
     io.stderr(`OK: secret ${path} patched\n`);
     return 0;
   },

@@ -159,6 +159,35 @@ Deno.test("spike CLI key-value commands against a real Nexus", async (t) => {
       );
       assert.equal(cleared.metadata.customMetadata, undefined);
     });
+
+    await t.step("--ttl: a real 1s expiry; metadata shows it; metadata put changes it; bad values exit 2", async () => {
+      exits(await su("secret", "put", "ttl/db", "pass=x", "--ttl", "1s"), 0, "put --ttl 1s");
+      exits(await su("secret", "put", "ttl/keep", "v=1"), 0, "put");
+      exits(await su("secret", "put", "ttl/keep", "v=2", "--version-ttl", "1s"), 0, "put --version-ttl");
+      exits(await su("secret", "put", "ttl/long", "v=1", "--expires-at", "2099-01-01T00:00:00Z"), 0, "--expires-at");
+      const meta = JSON.parse(exits(await su("secret", "metadata", "get", "ttl/long", "-f", "json"), 0, "meta").stdout);
+      assert.equal(meta.metadata.expiresAt, "2099-01-01T00:00:00.000Z");
+      exits(await su("secret", "metadata", "put", "ttl/long", "--no-expiry"), 0, "--no-expiry");
+      const cleared = JSON.parse(exits(await su("secret", "metadata", "get", "ttl/long", "-f", "json"), 0, "m").stdout);
+      assert.equal(cleared.metadata.expiresAt, undefined);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const [gone, kept, version2] = await Promise.all([
+        su("secret", "get", "ttl/db"),
+        su("secret", "get", "ttl/keep", "v"),
+        su("secret", "get", "ttl/keep", "-v", "2"),
+      ]);
+      assert.match(exits(gone, 3, "get after expiry").stderr, /not found/);
+      assert.equal(exits(kept, 0, "the unexpired version").stdout, "1");
+      exits(version2, 3, "the expired version");
+      const [badTtl, both, past] = await Promise.all([
+        su("secret", "put", "ttl/x", "a=b", "--ttl", "24"),
+        su("secret", "put", "ttl/x", "a=b", "--ttl", "1h", "--expires-at", "2099-01-01T00:00:00Z"),
+        su("secret", "put", "ttl/x", "a=b", "--expires-at", "2001-01-01T00:00:00Z"),
+      ]);
+      assert.match(exits(badTtl, 2, "--ttl 24").stderr, /not a duration/);
+      exits(both, 2, "--ttl and --expires-at");
+      assert.match(exits(past, 1, "an expiry in the past").stderr, /invalid/);
+    });
   } finally {
     const status = nexus ? await nexus.stop() : undefined;
     await Deno.remove(dir, { recursive: true }).catch(() => {});

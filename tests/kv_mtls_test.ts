@@ -12,6 +12,7 @@ import { ApiCallError } from "../lib/client/errors.ts";
 import type { NexusClient } from "../lib/client/nexus_client.ts";
 import { SQLITE_FILE_NAME, type SqliteStore } from "../lib/store/sqlite_store.ts";
 import { createTestDatabase } from "./support/postgres_db.ts";
+import type { SweepReport } from "../lib/nexus/expiry_sweeper.ts";
 import { type MtlsNexus, sharedCa, startMtlsNexus } from "./support/mtls_nexus.ts";
 
 const SUPERUSER = "spiffe://spike.ist/spike/pilot/role/superuser";
@@ -238,4 +239,87 @@ Deno.test("mTLS + sqlite and postgres: custom metadata round-trips and is sealed
       await sql.end();
     }
   });
+});
+
+/** Polls `check` every 50 ms until it holds; fails after `ms`. */
+async function until(check: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+Deno.test("mTLS + sqlite: a real 1s TTL — reads stop at expiry, the sweep then destroys the bytes on disk", async () => {
+  await withSqlite(async (fixture) => {
+    const admin = await fixture.client(SUPERUSER);
+    const store = fixture.nexus.deps.store as SqliteStore;
+    await admin.putSecret("ttl/whole", { v: "whole" }, { ttl: "1s" });
+    await admin.putSecret("ttl/version", { v: "kept" });
+    await admin.putSecret("ttl/version", { v: "short" }, { versionTtl: 1 });
+    const meta = await admin.getSecretMetadata("ttl/whole");
+    const expiresAt = Date.parse(meta.metadata.expiresAt!);
+    assert.ok(expiresAt > Date.now() && expiresAt <= Date.now() + 1000, `expiresAt ${meta.metadata.expiresAt}`);
+    assert.ok((await admin.getSecretMetadata("ttl/version")).versions["2"]!.expiresAt);
+    const sealedWhole = (await store.readSecret("ttl/whole"))!.versions.get(1)!.sealed.slice(-24);
+    const sealedShort = (await store.readSecret("ttl/version"))!.versions.get(2)!.sealed.slice(-24);
+    assert.deepEqual(await admin.getSecret("ttl/whole"), { v: "whole" });
+    await until(
+      () => admin.getSecret("ttl/whole").then(() => false, (e) => e instanceof ApiCallError && e.status === 404),
+      "the expired secret reads 404",
+    );
+    assert.deepEqual(await admin.getSecret("ttl/version"), { v: "kept" }, "the expired version is skipped");
+    await rejectsWith(admin.getSecret("ttl/version", 2), 404, "api_not_found");
+    await until(async () => (await store.readSecret("ttl/whole")) === undefined, "the sweep removes the secret");
+    await until(
+      async () => (await store.readSecret("ttl/version"))!.versions.get(2)!.sealed.length === 0,
+      "the sweep destroys the version",
+    );
+    assert.equal((await admin.getSecretMetadata("ttl/version")).versions["2"]!.destroyed, true);
+    assert.ok(await store.checkpoint());
+    const bytes = await sqliteBytes(fixture);
+    assert.ok(!containsBytes(bytes, sealedWhole) && !containsBytes(bytes, sealedShort), "no expired bytes on disk");
+  }, { SPIKE_NEXUS_EXPIRY_SWEEP_INTERVAL: "200ms" });
+});
+
+Deno.test("mTLS + postgres, two Nexus: both sweep, one pass at a time (advisory lock), each expired path once", async () => {
+  const reports: Array<SweepReport & { instance: number }> = [];
+  const db = await createTestDatabase();
+  const ca = await devCa();
+  const started: MtlsNexus[] = [];
+  try {
+    for (const instance of [0, 1]) {
+      started.push(
+        await startMtlsNexus(ca, {
+          backend: "postgres",
+          postgresUrl: db.url,
+          env: { SPIKE_NEXUS_EXPIRY_SWEEP_INTERVAL: "100ms", SPIKE_NEXUS_EXPIRY_SWEEP_BATCH: "10" },
+          onSweep: (report) => reports.push({ ...report, instance }),
+        }),
+      );
+    }
+    const [a, b] = [await started[0]!.client(SUPERUSER), await started[1]!.client(SUPERUSER)];
+    const count = 120;
+    await Promise.all(
+      Array.from({ length: count }, (_, i) => (i % 2 ? a : b).putSecret(`exp/${i}`, { v: String(i) }, { ttl: "1s" })),
+    );
+    await a.putSecret("exp/keep", { v: "kept" });
+    await until(async () => (await a.listSecrets()).length === 1, "every expired secret is swept", 20_000);
+    assert.deepEqual(await b.listSecrets(), ["exp/keep"]);
+    const ran = reports.filter((r) => r.removedSecrets > 0);
+    assert.equal(ran.reduce((n, r) => n + r.removedSecrets, 0), count, "each expired secret removed exactly once");
+    const sorted = [...reports].sort((x, y) => x.startedMs - y.startedMs);
+    for (let i = 1; i < sorted.length; i++) {
+      const [prev, next] = [sorted[i - 1]!, sorted[i]!];
+      if (prev.instance !== next.instance) {
+        assert.ok(
+          next.startedMs >= prev.endedMs - 1,
+          `passes of the two instances overlap: ${JSON.stringify([prev, next])}`,
+        );
+      }
+    }
+  } finally {
+    await Promise.all(started.map((f) => f.close()));
+    await db.drop();
+  }
 });

@@ -6,6 +6,7 @@
  * @module
  */
 import { decodeBase64 } from "./base64.ts";
+import { ConfigError, parseDuration } from "../config/parse.ts";
 import { storableText } from "../store/storable_text.ts";
 import { badRequest } from "./errors.ts";
 
@@ -142,6 +143,59 @@ export function customMetadata(value: unknown, field = "customMetadata"): Record
     }
   }
   return Object.fromEntries(entries) as Record<string, string>;
+}
+
+/** An expiry as a request gives it [ours]: a time to live from the write, or a point in time. */
+export type Expiry = { readonly ttlMs: number } | { readonly at: Date };
+
+/** Longest time to live accepted: 100 years (365-day years). */
+export const MAX_TTL_MS = 100 * 365 * 24 * 3_600_000;
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
+
+/**
+ * Validates an optional expiry [ours], given either as a time to live
+ * (`ttlField`: a Go-style duration such as `"24h"` or `"1h30m"`, or a whole
+ * number of seconds; 1 s to 100 years) or as a point in time (`atField`: an
+ * RFC 3339 string), not both. Absent (or null) both: `undefined`. Whether
+ * the time lies in the future is checked where the clock is.
+ */
+export function optionalExpiry(
+  ttl: unknown,
+  at: unknown,
+  ttlField = "ttl",
+  atField = "expiresAt",
+): Expiry | undefined {
+  const hasTtl = ttl !== undefined && ttl !== null;
+  const hasAt = at !== undefined && at !== null;
+  if (hasTtl && hasAt) throw badRequest(`give ${ttlField} or ${atField}, not both`);
+  if (hasTtl) return { ttlMs: ttlMillis(ttl, ttlField) };
+  if (hasAt) return { at: timestamp(at, atField) };
+  return undefined;
+}
+
+function ttlMillis(value: unknown, field: string): number {
+  let ms: number;
+  if (typeof value === "number" && Number.isInteger(value)) ms = value * 1000;
+  else if (typeof value === "string") {
+    try {
+      ms = parseDuration(field, value);
+    } catch (error) {
+      if (error instanceof ConfigError) throw badRequest(`${field} must be a duration such as 30m, 24h or 1h30m`);
+      throw error;
+    }
+  } else throw badRequest(`${field} must be a duration string (24h) or a whole number of seconds`);
+  if (!(ms >= 1000 && ms <= MAX_TTL_MS)) throw badRequest(`${field} must be from 1s to 100 years`);
+  return ms;
+}
+
+/** Validates an RFC 3339 timestamp (with a time zone). */
+export function timestamp(value: unknown, field: string): Date {
+  const date = typeof value === "string" && RFC3339.test(value) ? new Date(value) : undefined;
+  if (!date || Number.isNaN(date.getTime()) || date.getUTCFullYear() > 9999) {
+    throw badRequest(`${field} must be an RFC 3339 time such as 2030-01-02T03:04:05Z`);
+  }
+  return date;
 }
 
 /** Validates a permission list: non-empty, each one known, duplicates removed. */

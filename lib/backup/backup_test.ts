@@ -23,8 +23,9 @@ const bytes = (text: string) => new TextEncoder().encode(text);
 const clock = () => new Date(T0 + 3600_000);
 
 /**
- * Secrets with several versions (one soft-deleted, some destroyed), some
- * with custom metadata, one with none left, two policies, the key check.
+ * Secrets with several versions (one soft-deleted, some destroyed, some
+ * expiring), some with custom metadata or an expiry, one with none left,
+ * two policies, the key check.
  */
 async function fill(store: Store): Promise<void> {
   for (let i = 0; i < 25; i++) {
@@ -35,6 +36,8 @@ async function fill(store: Store): Promise<void> {
       deletedTime: n === 2 ? at(i * 10 + 5) : null,
       // Every third secret's version 2 is destroyed: its sealed bytes are empty.
       sealed: n === 2 && i % 3 === 0 ? new Uint8Array(0) : bytes(`sealed ${path} v${n} \u0000\u00ff`),
+      // Every fifth secret's version 3 expires.
+      ...(n === 3 && i % 5 === 0 ? { expiresAt: at(9000 + i) } : {}),
     }]));
     const record: SecretRecord = {
       revision: 0,
@@ -45,6 +48,7 @@ async function fill(store: Store): Promise<void> {
       updatedTime: at(i + 1),
       versions,
       ...(i % 4 === 0 ? { customMetadata: bytes(`sealed custom metadata of ${path}`) } : {}),
+      ...(i % 6 === 0 ? { expiresAt: at(8000 + i) } : {}),
     };
     assert.ok(await store.writeSecret(path, 0, record));
     // A second write so the revision is not 1: restores keep it.

@@ -127,8 +127,10 @@ export function encodeItem(item: BackupItem): Record<string, unknown> {
           createdTime: v.createdTime.toISOString(),
           deletedTime: v.deletedTime?.toISOString() ?? null,
           sealed: encodeBase64(v.sealed),
+          ...(v.expiresAt === undefined ? {} : { expiresAt: v.expiresAt.toISOString() }),
         })),
         ...(r.customMetadata === undefined ? {} : { customMetadata: encodeBase64(r.customMetadata) }),
+        ...(r.expiresAt === undefined ? {} : { expiresAt: r.expiresAt.toISOString() }),
       };
     }
     case "policy": {
@@ -164,6 +166,7 @@ export function decodeItem(value: unknown, where: string): BackupItem {
           createdTime: date(v.createdTime, where, "version createdTime"),
           deletedTime: v.deletedTime === null ? null : date(v.deletedTime, where, "version deletedTime"),
           sealed: bytes(v.sealed, where, "sealed"),
+          ...(v.expiresAt === undefined ? {} : { expiresAt: date(v.expiresAt, where, "version expiresAt") }),
         });
       }
       return {
@@ -180,6 +183,7 @@ export function decodeItem(value: unknown, where: string): BackupItem {
           ...(o.customMetadata === undefined
             ? {}
             : { customMetadata: bytes(o.customMetadata, where, "customMetadata") }),
+          ...(o.expiresAt === undefined ? {} : { expiresAt: date(o.expiresAt, where, "expiresAt") }),
         },
       };
     }

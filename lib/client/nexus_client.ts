@@ -21,6 +21,8 @@ export interface SecretVersionMetadata {
   readonly deletedTime: string | null;
   /** `true` when the version's values were destroyed for good [ours]; absent otherwise. */
   readonly destroyed?: true;
+  /** RFC 3339: when this version expires [ours]; absent when it does not. */
+  readonly expiresAt?: string;
 }
 
 /** Secret metadata as the wire shows it. */
@@ -36,6 +38,8 @@ export interface SecretMetadata {
     readonly maxVersions: number;
     /** The secret's custom metadata [ours]; absent when it has none. */
     readonly customMetadata?: Readonly<Record<string, string>>;
+    /** RFC 3339: when the whole secret expires [ours]; absent when it does not. */
+    readonly expiresAt?: string;
   };
 }
 
@@ -43,6 +47,10 @@ export interface SecretMetadata {
 export interface MetadataUpdate {
   /** Replaces all custom metadata (at most 64 keys of ≤ 128 bytes, values ≤ 512 bytes); `{}` clears it. */
   readonly customMetadata?: Readonly<Record<string, string>>;
+  /** The whole secret expires this long from now: a duration (`"24h"`, `"1h30m"`) or seconds. */
+  readonly ttl?: string | number;
+  /** The whole secret expires at this time; `null` removes its expiry. */
+  readonly expiresAt?: string | Date | null;
 }
 
 /** A policy as the wire shows it. */
@@ -78,15 +86,27 @@ export interface RestoreProgress {
   readonly restored: boolean;
 }
 
-/** Check-and-set for a write [ours]. */
+/** Check-and-set and expiry for a put or patch [ours]. */
 export interface WriteOptions {
   /** Write only when the secret's current version is this number (0: no current version). */
   readonly cas?: number;
+  /** The whole secret expires this long from now: a duration (`"24h"`, `"1h30m"`) or seconds. */
+  readonly ttl?: string | number;
+  /** The whole secret expires at this time (RFC 3339 or a `Date`). */
+  readonly expiresAt?: string | Date;
+  /** The version written expires this long from now. */
+  readonly versionTtl?: string | number;
+  /** The version written expires at this time. */
+  readonly versionExpiresAt?: string | Date;
 }
 
-/** `{cas}` when one is given, else nothing (the old wire form). */
-function casField(options: WriteOptions): { cas?: number } {
-  return options.cas === undefined ? {} : { cas: options.cas };
+/** The option fields that were given, ready for the wire (none given: the old wire form exactly). */
+function optionFields(options: WriteOptions | MetadataUpdate): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (value !== undefined) out[key] = value instanceof Date ? value.toISOString() : value;
+  }
+  return out;
 }
 
 /** Typed Nexus API calls over a transport. */
@@ -106,7 +126,7 @@ export class NexusClient {
    * Without options the body is SPIKE's `{"path","values"}` exactly.
    */
   async putSecret(path: string, values: Readonly<Record<string, string>>, options: WriteOptions = {}): Promise<void> {
-    await this.#json(PATHS.secrets, "", { path, values, ...casField(options) });
+    await this.#json(PATHS.secrets, "", { ...optionFields(options), path, values });
   }
 
   /**
@@ -119,7 +139,7 @@ export class NexusClient {
     changes: Readonly<Record<string, string | null>>,
     options: WriteOptions = {},
   ): Promise<void> {
-    await this.#json(PATHS.secrets, "patch", { path, values: changes, ...casField(options) });
+    await this.#json(PATHS.secrets, "patch", { ...optionFields(options), path, values: changes });
   }
 
   /** Reads a secret's values (version 0 = current). */
@@ -144,7 +164,7 @@ export class NexusClient {
 
   /** Changes a secret's metadata without making a new version [ours]. */
   async putSecretMetadata(path: string, update: MetadataUpdate): Promise<void> {
-    await this.#json(PATHS.secretsMetadata, "", { path, ...update });
+    await this.#json(PATHS.secretsMetadata, "", { ...optionFields(update), path });
   }
 
   /** Destroys versions for good [ours]: their values are removed, not just marked deleted. */

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { PATHS } from "../api/paths.ts";
 import type { PeerResult } from "./peer.ts";
-import { createTestNexus, peer, type TestNexus } from "./testing.ts";
+import { createTestNexus, manualClock, peer, type TestNexus } from "./testing.ts";
 
 const TD = "spiffe://spike.ist";
 const SUPERUSER = peer(`${TD}/spike/pilot/role/superuser`);
@@ -335,4 +335,114 @@ Deno.test("custom metadata: put needs write; get needs read", async () => {
   await putMetadata(nexus, { path: "app/db", customMetadata: { k: "v" } });
   const seen = await expect(nexus, WEB, PATHS.secretsMetadata, "get", { path: "app/db" }, 200);
   assert.deepEqual((seen.metadata as Record<string, unknown>).customMetadata, { k: "v" });
+});
+
+// ---------------------------------------------------------------------------
+// Expiry (a clock moved by hand; the sweep itself is in expiry_sweeper_test.ts)
+
+const HOUR = 3_600_000;
+
+Deno.test("expiry: a secret with a ttl reads until then, then 404 everywhere; metadata shows the time", async () => {
+  const clock = manualClock();
+  const nexus = await createTestNexus({ clock: clock.now });
+  await put(nexus, "app/db", { pass: "x" }, { ttl: "24h" });
+  await put(nexus, "app/other", { pass: "y" });
+  const meta = await metadata(nexus, "app/db");
+  assert.equal(meta.metadata.expiresAt, new Date(clock.now().getTime() + 24 * HOUR).toISOString());
+  assert.equal("expiresAt" in (await metadata(nexus, "app/other")).metadata, false);
+  clock.advance(24 * HOUR - 1);
+  assert.deepEqual(await get(nexus, "app/db"), { data: { pass: "x" } });
+  clock.advance(1);
+  await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 404, NOT_FOUND);
+  await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db", version: 1 }, 404, NOT_FOUND);
+  await expect(nexus, SUPERUSER, PATHS.secretsMetadata, "get", { path: "app/db" }, 404, NOT_FOUND);
+  await patch(nexus, "app/db", { a: "b" }, {}, 404, NOT_FOUND);
+  await expect(nexus, SUPERUSER, PATHS.secrets, "delete", { path: "app/db", versions: [] }, 404, NOT_FOUND);
+  await putMetadata(nexus, { path: "app/db", customMetadata: { k: "v" } }, 404, NOT_FOUND);
+  assert.deepEqual(await get(nexus, "app/other"), { data: { pass: "y" } });
+  // Written again, it is a new secret: version 1, no expiry, no trace of the old one.
+  await put(nexus, "app/db", { pass: "new" }, { cas: 0 });
+  const fresh = await metadata(nexus, "app/db");
+  assert.equal(fresh.metadata.currentVersion, 1);
+  assert.equal("expiresAt" in fresh.metadata, false);
+  assert.deepEqual(Object.keys(fresh.versions), ["1"]);
+});
+
+Deno.test("expiry: absolute expiresAt; later puts keep the secret's expiry; metadata put changes and clears it", async () => {
+  const clock = manualClock();
+  const nexus = await createTestNexus({ clock: clock.now });
+  const at = new Date(clock.now().getTime() + 2 * HOUR).toISOString();
+  await put(nexus, "app/db", { v: "1" }, { expiresAt: at });
+  await put(nexus, "app/db", { v: "2" });
+  assert.equal((await metadata(nexus, "app/db")).metadata.expiresAt, at);
+  await putMetadata(nexus, { path: "app/db", ttl: "3h" });
+  assert.equal(
+    (await metadata(nexus, "app/db")).metadata.expiresAt,
+    new Date(clock.now().getTime() + 3 * HOUR).toISOString(),
+  );
+  await putMetadata(nexus, { path: "app/db", expiresAt: null });
+  assert.equal("expiresAt" in (await metadata(nexus, "app/db")).metadata, false);
+  clock.advance(10 * HOUR);
+  assert.deepEqual(await get(nexus, "app/db"), { data: { v: "2" } });
+  await putMetadata(nexus, { path: "app/db", ttl: 60 });
+  clock.advance(60_000);
+  await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 404, NOT_FOUND);
+});
+
+Deno.test("expiry: a version ttl hides that version only; current falls back as after a delete; cas sees it", async () => {
+  const clock = manualClock();
+  const nexus = await createTestNexus({ clock: clock.now });
+  await put(nexus, "app/db", { v: "1" });
+  await put(nexus, "app/db", { v: "2" }, { versionTtl: "1h" });
+  await patch(nexus, "app/db", { w: "3" }, { versionTtl: "2h" });
+  let meta = await metadata(nexus, "app/db");
+  assert.equal(meta.metadata.currentVersion, 3);
+  assert.equal(meta.versions["2"]!.expiresAt, new Date(clock.now().getTime() + HOUR).toISOString());
+  assert.equal("expiresAt" in meta.versions["1"]!, false);
+  clock.advance(HOUR);
+  assert.deepEqual(await get(nexus, "app/db"), { data: { v: "2", w: "3" } });
+  await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db", version: 2 }, 404, NOT_FOUND);
+  clock.advance(HOUR);
+  assert.deepEqual(await get(nexus, "app/db"), { data: { v: "1" } }, "the highest version still readable");
+  meta = await metadata(nexus, "app/db");
+  assert.equal(meta.metadata.currentVersion, 1);
+  await put(nexus, "app/db", { v: "x" }, { cas: 3 }, 409, CONFLICT);
+  await expect(nexus, SUPERUSER, PATHS.secrets, "undelete", { path: "app/db", versions: [2, 3] }, 404, NOT_FOUND);
+  // A patch builds on what can be read: version 1.
+  await patch(nexus, "app/db", { p: "4" }, { cas: 1 });
+  assert.deepEqual(await get(nexus, "app/db"), { data: { v: "1", p: "4" } });
+  assert.equal((await metadata(nexus, "app/db")).metadata.currentVersion, 4, "expired numbers are not reused");
+});
+
+Deno.test("expiry: bad ttl or expiresAt values are 400, as is a time not in the future", async () => {
+  const clock = manualClock();
+  const nexus = await createTestNexus({ clock: clock.now });
+  const past = new Date(clock.now().getTime() - 1000).toISOString();
+  const now = clock.now().toISOString();
+  for (
+    const extra of [
+      { ttl: "24" },
+      { ttl: "0s" },
+      { ttl: "999ms" },
+      { ttl: "876001h" },
+      { ttl: 0 },
+      { ttl: -5 },
+      { ttl: 1.5 },
+      { ttl: true },
+      { ttl: "1h", expiresAt: "2099-01-01T00:00:00Z" },
+      { expiresAt: "2099-01-01" },
+      { expiresAt: "tomorrow" },
+      { expiresAt: 4102444800 },
+      { expiresAt: past },
+      { expiresAt: now },
+      { versionTtl: "soon" },
+      { versionExpiresAt: past },
+    ]
+  ) {
+    await put(nexus, "app/db", { v: "1" }, extra, 400, BAD_REQUEST);
+  }
+  await put(nexus, "app/db", { v: "1" }, { ttl: "1s", versionTtl: 3600, expiresAt: null });
+  await putMetadata(nexus, { path: "app/db", ttl: "1h", expiresAt: "2099-01-01T00:00:00Z" }, 400, BAD_REQUEST);
+  await putMetadata(nexus, { path: "app/db", expiresAt: past }, 400, BAD_REQUEST);
+  await putMetadata(nexus, { path: "app/db", ttl: null }, 400, BAD_REQUEST);
 });

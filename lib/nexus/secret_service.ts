@@ -7,7 +7,7 @@
  * @module
  */
 import { ApiError, badRequest } from "../api/errors.ts";
-import { MAX_KEYS } from "../api/validate.ts";
+import { type Expiry, MAX_KEYS } from "../api/validate.ts";
 import { open, seal } from "../crypto/aead.ts";
 import type { RandomBytes } from "../crypto/random.ts";
 import { zeroize } from "../crypto/zeroize.ts";
@@ -21,7 +21,10 @@ import {
   metadataView,
   nextVersionForPut,
   nextVersionNumber,
+  type PutExpiry,
+  secretExpired,
   selectVersion,
+  setSecretExpiry,
   undeleteVersions,
 } from "./secret_state.ts";
 
@@ -39,14 +42,18 @@ export interface SecretServiceDeps {
   readonly maxVersions: number;
 }
 
-/** Options of a put [ours]. */
+/** Options of a put or patch [ours]. */
 export interface PutOptions {
   /**
    * Check-and-set: the write lands only when the path's current version is
    * this number (0: the path has no current version — it does not exist, or
-   * every version is deleted); otherwise 409 `api_conflict`.
+   * every version is deleted or expired); otherwise 409 `api_conflict`.
    */
   readonly cas?: number;
+  /** When the whole secret expires (replaces an earlier expiry; absent: kept). */
+  readonly expires?: Expiry;
+  /** When the version written expires. */
+  readonly versionExpires?: Expiry;
 }
 
 /** How often a contended write is retried before giving up with a 500. */
@@ -74,12 +81,29 @@ export function secretMetadataAad(path: string): Uint8Array {
 export interface MetadataChanges {
   /** Replaces the whole custom metadata; `{}` clears it. */
   readonly customMetadata?: Readonly<Record<string, string>>;
+  /** Sets when the whole secret expires; `null` clears it. */
+  readonly expires?: Expiry | null;
+}
+
+/** The time `expiry` names, written at `now`; 400 unless it lies after `now`. */
+function expiryTime(expiry: Expiry, now: Date): Date {
+  const at = "at" in expiry ? expiry.at : new Date(now.getTime() + expiry.ttlMs);
+  if (at.getTime() <= now.getTime()) throw badRequest("the expiry time must lie in the future");
+  return at;
+}
+
+/** The expiry a put sets, resolved at `now`. */
+function putExpiry(options: PutOptions, now: Date): PutExpiry {
+  return {
+    ...(options.expires === undefined ? {} : { expiresAt: expiryTime(options.expires, now) }),
+    ...(options.versionExpires === undefined ? {} : { versionExpiresAt: expiryTime(options.versionExpires, now) }),
+  };
 }
 
 /** Throws 409 unless `record`'s current version is `cas` (no check when `cas` is undefined). */
-function checkAndSet(record: SecretRecord | undefined, cas: number | undefined): void {
+function checkAndSet(record: SecretRecord | undefined, cas: number | undefined, now: Date): void {
   if (cas === undefined) return;
-  const current = currentVersionOf(record);
+  const current = currentVersionOf(record, now);
   if (current !== cas) throw new ApiError("api_conflict", `check-and-set: current version is ${current}, not ${cas}`);
 }
 
@@ -104,11 +128,12 @@ export class SecretService {
       await this.#update(path, async (record, now) => {
         // Checked against the record this attempt swaps from, so a writer
         // that lands in between makes the check fail, not pass.
-        checkAndSet(record, options.cas);
+        checkAndSet(record, options.cas, now);
+        const expiry = putExpiry(options, now);
         // The version number is part of the associated data, so seal once
         // the next number is known, inside the compare-and-swap loop.
         const sealed = await this.#sealVersion(path, nextVersionNumber(record), plaintext);
-        return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed);
+        return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed, expiry);
       });
     } finally {
       zeroize(plaintext);
@@ -125,8 +150,9 @@ export class SecretService {
    */
   async patch(path: string, changes: Readonly<Record<string, string | null>>, options: PutOptions = {}): Promise<void> {
     await this.#update(path, async (record, now) => {
-      checkAndSet(record, options.cas);
-      const current = record && selectVersion(record, 0);
+      checkAndSet(record, options.cas, now);
+      const expiry = putExpiry(options, now);
+      const current = record && selectVersion(record, 0, now);
       if (!current) throw new ApiError("api_not_found");
       // A Map, so that any key name (even `__proto__`) is just a key.
       const values = new Map(Object.entries(await this.#readValues(path, current)));
@@ -139,7 +165,7 @@ export class SecretService {
       const plaintext = encoder.encode(JSON.stringify(Object.fromEntries(values)));
       try {
         const sealed = await this.#sealVersion(path, nextVersionNumber(record), plaintext);
-        return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed);
+        return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed, expiry);
       } finally {
         zeroize(plaintext);
       }
@@ -149,7 +175,7 @@ export class SecretService {
   /** Reads version `version` (0 = current) of `path`; 404 when missing or deleted. */
   async get(path: string, version: number): Promise<Record<string, string>> {
     const record = await this.#deps.store.readSecret(path);
-    const selected = record && selectVersion(record, version);
+    const selected = record && selectVersion(record, version, this.#deps.clock());
     if (!selected) throw new ApiError("api_not_found");
     return await this.#readValues(path, selected);
   }
@@ -202,7 +228,7 @@ export class SecretService {
   /** Metadata of `path`; 404 when unknown (or when an explicit `version` is missing or deleted). */
   async metadata(path: string, version: number): Promise<MetadataView> {
     const record = await this.#deps.store.readSecret(path);
-    const view = record && metadataView(record, version);
+    const view = record && metadataView(record, version, this.#deps.clock());
     if (!view) throw new ApiError("api_not_found");
     if (record.customMetadata === undefined) return view;
     const customMetadata = await this.#openMetadata(path, record.customMetadata);
@@ -219,10 +245,14 @@ export class SecretService {
     try {
       // Sealed once: the associated data names the path, not a version.
       const sealed = plaintext && await this.#sealMetadata(path, plaintext);
-      await this.#update(path, (record) => {
+      await this.#update(path, (record, now) => {
         if (!record) throw new ApiError("api_not_found");
-        if (custom === undefined || (!sealed && record.customMetadata === undefined)) return record;
-        const { customMetadata: _old, ...rest } = record;
+        let next = record;
+        if (changes.expires !== undefined) {
+          next = setSecretExpiry(next, changes.expires === null ? null : expiryTime(changes.expires, now));
+        }
+        if (custom === undefined || (!sealed && next.customMetadata === undefined)) return next;
+        const { customMetadata: _old, ...rest } = next;
         return sealed ? { ...rest, customMetadata: sealed } : rest;
       });
     } finally {
@@ -273,15 +303,23 @@ export class SecretService {
     }
   }
 
+  /**
+   * Read-modify-write through the store's compare-and-swap, retried until it
+   * lands. `change` sees a secret whose expiry has passed as absent [ours]
+   * (what it returns then replaces the expired record whole, at its stored
+   * revision), and returning the record it was given means "no change".
+   */
   async #update(
     path: string,
     change: (record: SecretRecord | undefined, now: Date) => SecretRecord | Promise<SecretRecord>,
   ): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const record = await this.#deps.store.readSecret(path);
-      const next = await change(record, this.#deps.clock());
+      const stored = await this.#deps.store.readSecret(path);
+      const now = this.#deps.clock();
+      const record = stored && !secretExpired(stored, now) ? stored : undefined;
+      const next = await change(record, now);
       if (next === record) return;
-      if (await this.#deps.store.writeSecret(path, record?.revision ?? 0, next)) return;
+      if (await this.#deps.store.writeSecret(path, stored?.revision ?? 0, next)) return;
       await backOff(attempt);
     }
     throw new ApiError("api_internal_error", "secret write kept conflicting; gave up");

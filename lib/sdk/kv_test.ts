@@ -95,3 +95,19 @@ Deno.test("sdk: putMetadata sets custom metadata; getMetadata shows it", async (
     await assert.rejects(admin.putMetadata("app/db", { customMetadata: { k: "v".repeat(600) } }), BadRequestError);
   });
 });
+
+Deno.test("sdk: expiry options on put, patch and putMetadata; getMetadata shows the times", async () => {
+  await withNexus(async (admin) => {
+    const at = new Date(Date.now() + 3_600_000);
+    await admin.putSecret("app/db", { v: "1" }, { expiresAt: at, versionTtl: "2h" });
+    let meta = await admin.getMetadata("app/db");
+    assert.equal(meta.metadata.expiresAt, at.toISOString());
+    assert.ok(Date.parse(meta.versions["1"]!.expiresAt!) > Date.now() + 3_500_000);
+    await admin.patchSecret("app/db", { w: "2" }, { ttl: 60 });
+    meta = await admin.getMetadata("app/db");
+    assert.ok(Date.parse(meta.metadata.expiresAt!) <= Date.now() + 60_000);
+    await admin.putMetadata("app/db", { expiresAt: null });
+    assert.equal((await admin.getMetadata("app/db")).metadata.expiresAt, undefined);
+    await assert.rejects(admin.putSecret("app/db", { v: "x" }, { ttl: "soon" }), BadRequestError);
+  });
+});

@@ -9,8 +9,16 @@
  * @module
  */
 import { compareByteOrder } from "./byte_order.ts";
+import { localExclusive } from "./exclusive.ts";
 import { settle } from "./settle.ts";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretDelete, checkSecretWrite } from "./record_check.ts";
+import {
+  checkListExpired,
+  checkMetaKey,
+  checkMetaValue,
+  checkPolicy,
+  checkSecretDelete,
+  checkSecretWrite,
+} from "./record_check.ts";
 import type { PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
 
 function copyVersion(v: SecretVersion): SecretVersion {
@@ -19,6 +27,7 @@ function copyVersion(v: SecretVersion): SecretVersion {
     createdTime: new Date(v.createdTime),
     deletedTime: v.deletedTime === null ? null : new Date(v.deletedTime),
     sealed: v.sealed.slice(),
+    ...(v.expiresAt === undefined ? {} : { expiresAt: new Date(v.expiresAt) }),
   };
 }
 
@@ -34,6 +43,7 @@ function copySecret(r: SecretRecord, revision: number): SecretRecord {
     maxVersions: r.maxVersions,
     versions,
     ...(r.customMetadata === undefined ? {} : { customMetadata: r.customMetadata.slice() }),
+    ...(r.expiresAt === undefined ? {} : { expiresAt: new Date(r.expiresAt) }),
   };
 }
 
@@ -58,6 +68,7 @@ export function createMemoryStore(): Store {
   const meta = new Map<string, Uint8Array>();
   let policyGeneration = 0;
   let closed = false;
+  const exclusive = localExclusive();
 
   /** Runs `work` on the open store; a closed store rejects. */
   function run<T>(work: () => T): Promise<T> {
@@ -90,6 +101,26 @@ export function createMemoryStore(): Store {
         if (secrets.get(path)?.revision !== expectedRevision) return false;
         return secrets.delete(path);
       });
+    },
+
+    listExpired(now, limit) {
+      return run(() => {
+        checkListExpired(now, limit);
+        const expired = (at: Date | undefined) => at !== undefined && at.getTime() <= now.getTime();
+        const out: string[] = [];
+        for (const [path, record] of secrets) {
+          if (out.length >= limit) break;
+          if (expired(record.expiresAt) || [...record.versions.values()].some((v) => expired(v.expiresAt))) {
+            out.push(path);
+          }
+        }
+        return out;
+      });
+    },
+
+    tryExclusive(work) {
+      if (closed) return Promise.reject(new Error("store is closed"));
+      return exclusive(work);
     },
 
     listSecretPaths() {

@@ -135,6 +135,7 @@ class BatchInserter {
           created_at: r.createdTime,
           updated_at: r.updatedTime,
           custom_metadata: r.customMetadata ?? null,
+          expires_at: r.expiresAt ?? null,
         });
         for (const v of r.versions.values()) {
           this.#versions.push({
@@ -143,6 +144,7 @@ class BatchInserter {
             created_at: v.createdTime,
             deleted_at: v.deletedTime,
             sealed: v.sealed,
+            expires_at: v.expiresAt ?? null,
           });
         }
         if (this.#secrets.length >= BATCH_ROWS || this.#versions.length >= BATCH_ROWS) await this.flush();
@@ -183,12 +185,15 @@ class BatchInserter {
           "created_at",
           "updated_at",
           "custom_metadata",
+          "expires_at",
         )
       }`;
     }
     for (let i = 0; i < versions.length; i += BATCH_ROWS) {
       const chunk = versions.slice(i, i + BATCH_ROWS);
-      await tx`INSERT INTO secret_versions ${tx(chunk, "path", "version", "created_at", "deleted_at", "sealed")}`;
+      await tx`INSERT INTO secret_versions ${
+        tx(chunk, "path", "version", "created_at", "deleted_at", "sealed", "expires_at")
+      }`;
     }
   }
 }
@@ -237,8 +242,8 @@ async function* snapshotItems(tx: TransactionSql): AsyncGenerator<BackupItem> {
   const secretRows = async function* () {
     const cursor = tx`
       SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
-             s.created_at AS created, s.updated_at AS updated, s.custom_metadata,
-             v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed
+             s.created_at AS created, s.updated_at AS updated, s.custom_metadata, s.expires_at AS expires,
+             v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed, v.expires_at AS v_expires
       FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
       ORDER BY s.path, v.version`.cursor(BATCH_ROWS);
     for await (const rows of cursor) yield* rows as Row[];

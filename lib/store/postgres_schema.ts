@@ -84,6 +84,17 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     version: 3,
     sql: `ALTER TABLE secrets ADD COLUMN custom_metadata bytea;`,
   },
+  {
+    // Key-value extensions: expiry times of a secret and of a version (NULL:
+    // never), indexed where set so the expiry sweep finds them without a scan.
+    version: 4,
+    sql: `
+      ALTER TABLE secrets ADD COLUMN expires_at timestamptz;
+      ALTER TABLE secret_versions ADD COLUMN expires_at timestamptz;
+      CREATE INDEX secrets_by_expiry ON secrets (expires_at) WHERE expires_at IS NOT NULL;
+      CREATE INDEX secret_versions_by_expiry ON secret_versions (expires_at) WHERE expires_at IS NOT NULL;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

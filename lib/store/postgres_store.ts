@@ -18,7 +18,15 @@
  */
 import type { Sql } from "postgres";
 import { connectPostgres, type PostgresStoreOptions } from "./postgres_connection.ts";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretDelete, checkSecretWrite } from "./record_check.ts";
+import { type ExclusiveOutcome, localExclusive } from "./exclusive.ts";
+import {
+  checkListExpired,
+  checkMetaKey,
+  checkMetaValue,
+  checkPolicy,
+  checkSecretDelete,
+  checkSecretWrite,
+} from "./record_check.ts";
 import { migratePostgres } from "./postgres_schema.ts";
 import { secretWriteStatement } from "./postgres_write.ts";
 import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
@@ -58,6 +66,9 @@ export const POSTGRES_DECODERS: ColumnDecoders = {
 const DECODE = POSTGRES_DECODERS;
 const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
 
+/** Advisory lock key of `tryExclusive` ("spksw"; the migration lock is another key). */
+const EXCLUSIVE_LOCK = 0x73706b7377;
+
 /**
  * Connects lazily to the database at `options.url`. Each store is its own
  * connection pool; any number of stores, in one process or many, may share
@@ -66,6 +77,7 @@ const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
 export function createPostgresStore(options: PostgresStoreOptions): Store {
   const sql: Sql = connectPostgres(options);
   let closed = false;
+  const exclusive = localExclusive();
   let schema: Promise<void> | undefined;
 
   /** Migrates once per store; a failure is forgotten so the next call tries again. */
@@ -89,8 +101,9 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         // One statement is one snapshot, even with writers in other processes.
         const rows = await sql`
           SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
-                 s.created_at AS created, s.updated_at AS updated, s.custom_metadata,
-                 v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed
+                 s.created_at AS created, s.updated_at AS updated, s.custom_metadata, s.expires_at AS expires,
+                 v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed,
+                 v.expires_at AS v_expires
           FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
           WHERE s.path = ${path}
           ORDER BY v.version`;
@@ -112,6 +125,37 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         const rows = await sql`DELETE FROM secrets WHERE path = ${path} AND revision = ${expectedRevision} RETURNING 1`;
         return rows.length > 0;
       }),
+
+    listExpired: (now, limit) =>
+      run(async () => {
+        checkListExpired(now, limit);
+        // Each half stops after `limit` rows of its expiry index: bounded work.
+        const rows = await sql`
+          (SELECT path FROM secrets WHERE expires_at <= ${now} LIMIT ${limit})
+          UNION
+          (SELECT DISTINCT path FROM secret_versions WHERE expires_at <= ${now} LIMIT ${limit})
+          LIMIT ${limit}`;
+        return rows.map((row) => text(row.path));
+      }),
+
+    tryExclusive<T>(work: () => Promise<T>) {
+      return run(async (): Promise<ExclusiveOutcome<T>> => {
+        // Within this process first (no round trip), then among every Nexus
+        // on the database: a transaction-level advisory lock, released by
+        // COMMIT or ROLLBACK, and by the server when this connection dies, so
+        // a crashed Nexus never leaves it held. The work runs on other
+        // connections of the pool while this transaction holds the lock.
+        const local = await exclusive(async () => {
+          let outcome: ExclusiveOutcome<T> = { ran: false };
+          await sql.begin(async (tx) => {
+            const [row] = await tx`SELECT pg_try_advisory_xact_lock(${EXCLUSIVE_LOCK}) AS locked`;
+            if (row!.locked === true) outcome = { ran: true, value: await work() };
+          });
+          return outcome;
+        });
+        return local.ran ? local.value : { ran: false };
+      });
+    },
 
     listSecretPaths: () =>
       run(async () => (await sql`SELECT path FROM secrets ORDER BY path`).map((row) => text(row.path))),

@@ -161,3 +161,27 @@ Deno.test("postgres: with a CA, connections use TLS and verify the server's name
     await db.drop();
   }
 });
+
+Deno.test("postgres: tryExclusive is one holder at a time across stores sharing the database", async () => {
+  const db = await createTestDatabase();
+  const [a, b] = [createPostgresStore({ url: db.url }), createPostgresStore({ url: db.url })];
+  try {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => release = resolve);
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => started = resolve);
+    const first = a.tryExclusive(async () => {
+      started();
+      await held;
+      return "a";
+    });
+    await running;
+    assert.deepEqual(await b.tryExclusive(() => Promise.resolve("b")), { ran: false }, "b is refused while a holds it");
+    release();
+    assert.deepEqual(await first, { ran: true, value: "a" });
+    assert.deepEqual(await b.tryExclusive(() => Promise.resolve("b")), { ran: true, value: "b" }, "free after a ends");
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await db.drop();
+  }
+});

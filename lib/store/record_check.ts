@@ -35,6 +35,7 @@ export function checkSecretWrite(path: string, expectedRevision: number, next: S
   checkDate(next.createdTime, "created time");
   checkDate(next.updatedTime, "updated time");
   if (next.customMetadata !== undefined && !(next.customMetadata instanceof Uint8Array)) fail("custom metadata");
+  if (next.expiresAt !== undefined) checkDate(next.expiresAt, "expiry time");
   if (!(next.versions instanceof Map)) fail("versions");
   for (const [key, v] of next.versions) {
     checkCount(key, "version number", 1);
@@ -42,6 +43,7 @@ export function checkSecretWrite(path: string, expectedRevision: number, next: S
     checkDate(v.createdTime, "version created time");
     if (v.deletedTime !== null) checkDate(v.deletedTime, "version deleted time");
     if (!(v.sealed instanceof Uint8Array)) fail("sealed value");
+    if (v.expiresAt !== undefined) checkDate(v.expiresAt, "version expiry time");
   }
 }
 
@@ -49,6 +51,12 @@ export function checkSecretWrite(path: string, expectedRevision: number, next: S
 export function checkSecretDelete(path: string, expectedRevision: number): void {
   checkKey(path, "secret path");
   checkCount(expectedRevision, "expected revision", 1);
+}
+
+/** Throws a `TypeError` unless `listExpired`'s arguments are well formed. */
+export function checkListExpired(now: Date, limit: number): void {
+  checkDate(now, "time");
+  checkCount(limit, "limit", 0);
 }
 
 /** Throws a `TypeError` unless `policy` is well formed. */

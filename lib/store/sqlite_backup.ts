@@ -36,8 +36,8 @@ const SQL = {
   keyCheck: "SELECT value FROM meta WHERE key = ?",
   secrets: `
     SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
-           s.created_ms AS created, s.updated_ms AS updated, s.custom_metadata,
-           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed
+           s.created_ms AS created, s.updated_ms AS updated, s.custom_metadata, s.expires_ms AS expires,
+           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed, v.expires_ms AS v_expires
     FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
     ORDER BY s.path, v.version`,
   policies: `SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated
@@ -45,9 +45,11 @@ const SQL = {
   meta: "SELECT key, value FROM meta ORDER BY key",
   insertSecret: `
     INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms,
-                         custom_metadata)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  insertVersion: "INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed) VALUES (?, ?, ?, ?, ?)",
+                         custom_metadata, expires_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  insertVersion: `
+    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed, expires_ms)
+    VALUES (?, ?, ?, ?, ?, ?)`,
   insertPolicy: `
     INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
     VALUES (?, ?, ?, ?, ?, ?)`,
@@ -142,6 +144,7 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
               r.createdTime.getTime(),
               r.updatedTime.getTime(),
               r.customMetadata ?? null,
+              r.expiresAt?.getTime() ?? null,
             );
             for (const v of r.versions.values()) {
               st.version.run(
@@ -150,6 +153,7 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
                 v.createdTime.getTime(),
                 v.deletedTime?.getTime() ?? null,
                 v.sealed,
+                v.expiresAt?.getTime() ?? null,
               );
             }
             return;

@@ -13,7 +13,14 @@
  * @module
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretDelete, checkSecretWrite } from "./record_check.ts";
+import {
+  checkListExpired,
+  checkMetaKey,
+  checkMetaValue,
+  checkPolicy,
+  checkSecretDelete,
+  checkSecretWrite,
+} from "./record_check.ts";
 import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
 import { openDatabase } from "./sqlite_connection.ts";
 import { migrate } from "./sqlite_schema.ts";
@@ -73,19 +80,19 @@ const SQL = {
   rollbackToSavepoint: "ROLLBACK TO write",
   readSecret: `
     SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
-           s.created_ms AS created, s.updated_ms AS updated, s.custom_metadata,
-           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed
+           s.created_ms AS created, s.updated_ms AS updated, s.custom_metadata, s.expires_ms AS expires,
+           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed, v.expires_ms AS v_expires
     FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
     WHERE s.path = ?
     ORDER BY v.version`,
   revision: "SELECT revision FROM secrets WHERE path = ?",
   insertSecret: `
     INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms,
-                         custom_metadata)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+                         custom_metadata, expires_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   updateSecret: `
     UPDATE secrets SET revision = ?, current_version = ?, oldest_version = ?, max_versions = ?,
-                       created_ms = ?, updated_ms = ?, custom_metadata = ?
+                       created_ms = ?, updated_ms = ?, custom_metadata = ?, expires_ms = ?
     WHERE path = ?`,
   // Versions absent from the new record are pruned; json_each lets one
   // prepared statement take a list of any length.
@@ -93,13 +100,21 @@ const SQL = {
   // Rewrites a version only when something in it changed, so a put touches
   // one new row instead of all kept ones.
   upsertVersion: `
-    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed) VALUES (?, ?, ?, ?, ?)
+    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed, expires_ms) VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (path, version) DO UPDATE SET
-      created_ms = excluded.created_ms, deleted_ms = excluded.deleted_ms, sealed = excluded.sealed
+      created_ms = excluded.created_ms, deleted_ms = excluded.deleted_ms, sealed = excluded.sealed,
+      expires_ms = excluded.expires_ms
     WHERE created_ms IS NOT excluded.created_ms OR deleted_ms IS NOT excluded.deleted_ms
-       OR sealed IS NOT excluded.sealed`,
+       OR sealed IS NOT excluded.sealed OR expires_ms IS NOT excluded.expires_ms`,
   // Versions go with it (ON DELETE CASCADE); secure_delete zeroes their bytes.
   deleteSecret: "DELETE FROM secrets WHERE path = ? AND revision = ?",
+  // Each half stops after `limit` rows of its expiry index, so the work is
+  // bounded however much has expired.
+  listExpired: `
+    SELECT path FROM (SELECT path FROM secrets WHERE expires_ms <= ? LIMIT ?)
+    UNION
+    SELECT path FROM (SELECT DISTINCT path FROM secret_versions WHERE expires_ms <= ? LIMIT ?)
+    LIMIT ?`,
   listPaths: "SELECT path FROM secrets ORDER BY path",
   upsertPolicy: `
     INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
@@ -169,6 +184,7 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
       next.createdTime.getTime(),
       next.updatedTime.getTime(),
       next.customMetadata ?? null,
+      next.expiresAt?.getTime() ?? null,
     ];
     if (row) st.updateSecret.run(...fields, path);
     else st.insertSecret.run(path, ...fields);
@@ -180,6 +196,7 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
         v.createdTime.getTime(),
         v.deletedTime === null ? null : v.deletedTime.getTime(),
         v.sealed,
+        v.expiresAt?.getTime() ?? null,
       );
     }
     return true;
@@ -196,6 +213,12 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     deleteSecret(path, expectedRevision) {
       checkSecretDelete(path, expectedRevision);
       return Number(st.deleteSecret.run(path, expectedRevision).changes) > 0;
+    },
+
+    listExpired(now, limit) {
+      checkListExpired(now, limit);
+      const ms = now.getTime();
+      return (st.listExpired.all(ms, limit, ms, limit, limit) as Row[]).map((row) => text(row.path));
     },
 
     listSecretPaths: () => (st.listPaths.all() as Row[]).map((row) => text(row.path)),

@@ -29,8 +29,12 @@ export interface SqliteStore extends Store {
   checkpoint(): Promise<boolean>;
 }
 
-/** Every store call a connection answers: the `SqliteStore` methods except `close`. */
-export type SqliteCallName = Exclude<keyof SqliteStore, "file" | "close">;
+/**
+ * Every store call a connection answers: the `SqliteStore` methods except
+ * `close` and `tryExclusive` (a lock held in this process, around work that
+ * runs here, not on a connection).
+ */
+export type SqliteCallName = Exclude<keyof SqliteStore, "file" | "close" | "tryExclusive">;
 
 /** The calls that change data; the worker store commits them in groups. */
 export type SqliteWriteName = "writeSecret" | "deleteSecret" | "upsertPolicy" | "deletePolicy" | "putMeta";

@@ -21,6 +21,7 @@
  */
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { localExclusive } from "./exclusive.ts";
 import { settle } from "./settle.ts";
 import { openSqliteDatabase } from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
@@ -124,6 +125,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
   let closing: Promise<void> | undefined;
   let writes = 0;
   let commits = 0;
+  const exclusive = localExclusive();
 
   /** Ends the worker and fails everything pending and everything after: the store is unusable. */
   function fail(error: Error): void {
@@ -237,6 +239,8 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     readSecret: (path) => read(() => reader.readSecret(path)),
     writeSecret: (path, expectedRevision, next) => write({ name: "writeSecret", args: [path, expectedRevision, next] }),
     deleteSecret: (path, expectedRevision) => write({ name: "deleteSecret", args: [path, expectedRevision] }),
+    listExpired: (now, limit) => read(() => reader.listExpired(now, limit)),
+    tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
     listSecretPaths: () => read(() => reader.listSecretPaths()),
     upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(() => reader.getPolicy(name)),

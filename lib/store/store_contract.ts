@@ -238,6 +238,66 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     assert.equal("customMetadata" in (await store.readSecret("q"))!, false, "a record without it has no such field");
   });
 
+  test("expiry times of a secret and of its versions round-trip, change and clear", async (store) => {
+    const expiring: SecretRecord = {
+      ...recordOf([{ ...version(1), expiresAt: at(100) }, version(2)]),
+      expiresAt: at(200),
+    };
+    assert.equal(await store.writeSecret("p", 0, expiring), true);
+    const read = await store.readSecret("p");
+    assertSameRecord(read, expiring);
+    assert.equal(read!.expiresAt!.getTime(), at(200).getTime(), "millisecond precision survives");
+    assert.equal("expiresAt" in read!.versions.get(2)!, false, "a version without expiry has no such field");
+    const changed: SecretRecord = recordOf([version(1), { ...version(2), expiresAt: at(300) }]);
+    assert.equal(await store.writeSecret("p", 1, changed), true);
+    const after = await store.readSecret("p");
+    assertSameRecord(after, changed);
+    assert.equal(after!.expiresAt, undefined);
+  });
+
+  test("listExpired finds paths whose secret or some version expired, each once, bounded by limit", async (store) => {
+    const now = at(1000);
+    await store.writeSecret("live", 0, { ...recordOf([{ ...version(1), expiresAt: at(2000) }]), expiresAt: at(3000) });
+    await store.writeSecret("whole", 0, { ...recordOf([version(1)]), expiresAt: at(999) });
+    await store.writeSecret("exact", 0, { ...recordOf([version(1)]), expiresAt: now });
+    await store.writeSecret("one-version", 0, recordOf([{ ...version(1), expiresAt: at(10) }, version(2)]));
+    await store.writeSecret("both", 0, {
+      ...recordOf([{ ...version(1), expiresAt: at(10) }, { ...version(2), expiresAt: at(20) }]),
+      expiresAt: at(30),
+    });
+    await store.writeSecret("never", 0, recordOf([version(1)]));
+    assert.deepEqual((await store.listExpired(now, 100)).sort(), ["both", "exact", "one-version", "whole"]);
+    assert.deepEqual(await store.listExpired(at(5), 100), []);
+    const some = await store.listExpired(now, 2);
+    assert.equal(some.length, 2);
+    assert.equal(new Set(some).size, 2);
+    for (const path of some) assert.ok(["both", "exact", "one-version", "whole"].includes(path));
+    assert.deepEqual(await store.listExpired(now, 0), []);
+  });
+
+  test("tryExclusive runs work, refuses a second holder while the first runs, and is free again after", async (store) => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => release = resolve);
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => started = resolve);
+    const first = store.tryExclusive(async () => {
+      started();
+      await held;
+      return "first";
+    });
+    await running;
+    assert.deepEqual(await store.tryExclusive(() => Promise.resolve("second")), { ran: false });
+    release();
+    assert.deepEqual(await first, { ran: true, value: "first" });
+    assert.deepEqual(await store.tryExclusive(() => Promise.resolve("third")), { ran: true, value: "third" });
+    await assert.rejects(store.tryExclusive(() => Promise.reject(new Error("boom"))), /boom/);
+    assert.deepEqual(
+      await store.tryExclusive(() => Promise.resolve(4)),
+      { ran: true, value: 4 },
+      "a failure releases it",
+    );
+  });
+
   test("deleteSecret removes a path with every version, by compare-and-swap", async (store) => {
     await store.writeSecret("p", 0, recordOf([version(1), version(2)]));
     await store.writeSecret("p", 1, recordOf([version(1), version(2), version(3)]));

@@ -26,6 +26,11 @@ export interface SecretVersion {
    * is never reused.
    */
   readonly sealed: Uint8Array;
+  /**
+   * When this version expires [ours]: from then on reads treat it as gone,
+   * and the expiry sweep destroys it. Absent: never.
+   */
+  readonly expiresAt?: Date;
 }
 
 /**
@@ -60,6 +65,11 @@ export interface SecretRecord {
    * and the purpose); opaque here. Absent when the secret has none.
    */
   readonly customMetadata?: Uint8Array;
+  /**
+   * When the whole secret expires [ours]: from then on reads treat the path
+   * as absent, and the expiry sweep removes it. Absent: never.
+   */
+  readonly expiresAt?: Date;
 }
 
 /** An access policy, stored by unique name. */
@@ -102,6 +112,20 @@ export interface Store {
    * first.
    */
   deleteSecret(path: string, expectedRevision: number): Promise<boolean>;
+  /**
+   * Up to `limit` distinct paths holding something expired at `now` [ours]:
+   * the secret's own `expiresAt`, or a version's, at or before `now`. In no
+   * particular order; work is bounded by `limit`, whatever the store holds.
+   */
+  listExpired(now: Date, limit: number): Promise<string[]>;
+  /**
+   * Runs `work` unless another holder of this backend's exclusive lock —
+   * in this process or, where the backend is shared (Postgres), in another
+   * Nexus — is running its own now [ours]. Resolves `{ ran: true, value }`,
+   * or `{ ran: false }` at once when the lock is taken. The expiry sweep
+   * runs under it, so instances sharing a database take turns.
+   */
+  tryExclusive<T>(work: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
   /**
    * Every secret path, sorted by UTF-8 byte order, including paths whose
    * versions are all soft-deleted (as SPIKE lists them).

@@ -13,6 +13,7 @@ import { silentLogger } from "../../lib/log/logger.ts";
 import { installRootKey } from "../../lib/nexus/key_installer.ts";
 import { type RunningNexus, startNexus } from "../../lib/nexus/server.ts";
 import type { AuditRecord } from "../../lib/nexus/audit.ts";
+import type { SweepReport } from "../../lib/nexus/expiry_sweeper.ts";
 import { createDevCa, type DevCa } from "../../lib/spiffe/dev_ca.ts";
 import { createMtlsClient, type MtlsClient } from "../../lib/spiffe/mtls_client.ts";
 import { isNexus, spikeIdFor } from "../../lib/spiffe/roles.ts";
@@ -51,6 +52,8 @@ export interface MtlsNexusOptions {
   readonly env?: Record<string, string>;
   /** Wall clock (default: the system's). */
   readonly clock?: () => Date;
+  /** Told of every expiry sweep pass that ran. */
+  readonly onSweep?: (report: SweepReport) => void;
 }
 
 /** One development CA per importing test file (key generation is the slow part). */
@@ -84,6 +87,7 @@ export async function startMtlsNexus(ca: DevCa, options: MtlsNexusOptions = {}):
     log: silentLogger,
     audit: { record: (record) => void audit.push(record) },
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.onSweep ? { onSweep: options.onSweep } : {}),
   });
   const clients: MtlsClient[] = [];
   const url = `https://127.0.0.1:${nexus.port}`;

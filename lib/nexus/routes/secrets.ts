@@ -9,7 +9,7 @@ import * as v from "../../api/validate.ts";
 import { SECRET_LIST_PATH } from "../authorizer.ts";
 import { parseJsonBody } from "../../api/body.ts";
 import { authorize, policyCallers, requireStore, type Route, type RouteInput } from "../route.ts";
-import { SecretService } from "../secret_service.ts";
+import { type PutOptions, SecretService } from "../secret_service.ts";
 
 function service(input: RouteInput): SecretService {
   const { deps } = input;
@@ -20,6 +20,18 @@ function service(input: RouteInput): SecretService {
     random: deps.random,
     maxVersions: deps.settings.maxSecretVersions,
   });
+}
+
+/** The optional fields of a put or patch [ours]: `cas`, and expiry of the secret and of the new version. */
+function writeOptions(b: Record<string, unknown>): PutOptions {
+  const cas = v.optionalCas(b.cas);
+  const expires = v.optionalExpiry(b.ttl, b.expiresAt);
+  const versionExpires = v.optionalExpiry(b.versionTtl, b.versionExpiresAt, "versionTtl", "versionExpiresAt");
+  return {
+    ...(cas === undefined ? {} : { cas }),
+    ...(expires === undefined ? {} : { expires }),
+    ...(versionExpires === undefined ? {} : { versionExpires }),
+  };
 }
 
 function body(input: RouteInput): Record<string, unknown> {
@@ -37,9 +49,9 @@ export const secretRoutes: readonly Route[] = [
       const b = body(input);
       const path = v.secretPath(b.path);
       const values = v.secretValues(b.values);
-      const cas = v.optionalCas(b.cas);
+      const options = writeOptions(b);
       await authorize(input, path, ["write"]);
-      await service(input).put(path, values, { cas });
+      await service(input).put(path, values, options);
       return {};
     },
   },
@@ -52,10 +64,10 @@ export const secretRoutes: readonly Route[] = [
       const b = body(input);
       const path = v.secretPath(b.path);
       const changes = v.secretPatch(b.values);
-      const cas = v.optionalCas(b.cas);
+      const options = writeOptions(b);
       // A patch reveals nothing of the old values to its caller, so `write` is all it needs.
       await authorize(input, path, ["write"]);
-      await service(input).patch(path, changes, { cas });
+      await service(input).patch(path, changes, options);
       return {};
     },
   },
@@ -148,9 +160,16 @@ export const secretRoutes: readonly Route[] = [
       const b = body(input);
       const path = v.secretPath(b.path);
       const customMetadata = b.customMetadata === undefined ? undefined : v.customMetadata(b.customMetadata);
-      if (customMetadata === undefined) throw badRequest("nothing to change: give customMetadata");
+      // `expiresAt: null` clears the secret's expiry.
+      const expires = b.expiresAt === null && b.ttl === undefined ? null : v.optionalExpiry(b.ttl, b.expiresAt);
+      if (customMetadata === undefined && expires === undefined) {
+        throw badRequest("nothing to change: give customMetadata, ttl or expiresAt");
+      }
       await authorize(input, path, ["write"]);
-      await service(input).putMetadata(path, { customMetadata });
+      await service(input).putMetadata(path, {
+        ...(customMetadata === undefined ? {} : { customMetadata }),
+        ...(expires === undefined ? {} : { expires }),
+      });
       return {};
     },
   },

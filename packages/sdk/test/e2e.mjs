@@ -107,7 +107,12 @@ try {
   await web.destroySecret(kv, [1]);
   assert.equal((await web.getMetadata(kv)).versions["1"].destroyed, true);
   await rejectsWith(web.getSecret(kv, { version: 1 }), NotFoundError, 404);
-  await web.putMetadata(kv, { customMetadata: { owner: run } });
+  await web.putMetadata(kv, { customMetadata: { owner: run }, ttl: "1h" });
+  assert.ok(Date.parse((await web.getMetadata(kv)).metadata.expiresAt) > Date.now());
+  const brief = `app/${run}/brief`;
+  await web.putSecret(brief, { a: "1" }, { ttl: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await rejectsWith(web.getSecret(brief), NotFoundError, 404);
   assert.deepEqual((await web.getMetadata(kv)).metadata.customMetadata, { owner: run });
   const doomed = `app/${run}/doomed`;
   await web.putSecret(doomed, { a: "1" });
