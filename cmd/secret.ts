@@ -6,13 +6,12 @@
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError } from "../lib/cli/errors.ts";
 import { DotenvError, renderDotenv } from "../lib/format/dotenv.ts";
-import { outputFormat, PAIRS_FORMATS, pairsFormat, renderStructured } from "../lib/cli/format.ts";
+import { PAIRS_FORMATS, pairsFormat, renderStructured } from "../lib/cli/format.ts";
 import { withNexus } from "./pilot_session.ts";
 import {
   CAS_OPTION,
   collectValues,
   EXPIRY_OPTIONS,
-  FORMAT_OPTION,
   parseCas,
   parseExpiryOptions,
   parseVersion,
@@ -22,6 +21,7 @@ import {
 import { patchCommand } from "./secret_write.ts";
 import { destroyCommand } from "./secret_destroy.ts";
 import { metadataCommand } from "./secret_metadata.ts";
+import { listCommand } from "./secret_list.ts";
 
 export { parseVersions };
 
@@ -125,19 +125,7 @@ export const secretCommand: CommandSpec = {
       },
     },
     destroyCommand,
-    {
-      name: "list",
-      summary: "List secret paths",
-      positionals: { min: 0, max: 0 },
-      options: FORMAT_OPTION,
-      run: async ({ options, io }) => {
-        const format = outputFormat(options.format);
-        const keys = await withNexus(io, ({ nexus }) => nexus.listSecrets());
-        if (format === "human") io.stdout(keys.map((k) => `${k}\n`).join(""));
-        else io.stdout(renderStructured(keys, format));
-        return 0;
-      },
-    },
+    listCommand,
     metadataCommand,
   ],
 };

@@ -188,6 +188,59 @@ Deno.test("spike CLI key-value commands against a real Nexus", async (t) => {
       exits(both, 2, "--ttl and --expires-at");
       assert.match(exits(past, 1, "an expiry in the past").stderr, /invalid/);
     });
+
+    await t.step(
+      "list PREFIX: one level, --recursive, --tree, -f json; a workload sees only what it may read",
+      async () => {
+        for (const path of ["tree/a/x", "tree/a/y/z", "tree/b", "tree/c/d"]) {
+          exits(await su("secret", "put", path, "v=1"), 0, `put ${path}`);
+        }
+        const [level, slash, recursive, tree, json, all, badTree] = await Promise.all([
+          su("secret", "list", "tree"),
+          su("secret", "list", "tree/a/"),
+          su("secret", "list", "tree", "-r"),
+          su("secret", "list", "tree", "--tree"),
+          su("secret", "list", "tree/a", "--recursive", "-f", "json"),
+          su("secret", "list"),
+          su("secret", "list", "tree", "--tree", "-f", "json"),
+        ]);
+        assert.equal(exits(level, 0, "list tree").stdout, "tree/a/\ntree/b\ntree/c/\n");
+        assert.equal(exits(slash, 0, "list tree/a/").stdout, "tree/a/x\ntree/a/y/\n");
+        assert.equal(exits(recursive, 0, "list -r").stdout, "tree/a/x\ntree/a/y/z\ntree/b\ntree/c/d\n");
+        assert.equal(
+          exits(tree, 0, "list --tree").stdout,
+          "tree/\n├── a/\n│   ├── x\n│   └── y/\n│       └── z\n├── b\n└── c/\n    └── d\n",
+        );
+        assert.deepEqual(JSON.parse(exits(json, 0, "list -f json").stdout), ["tree/a/x", "tree/a/y/z"]);
+        assert.ok(exits(all, 0, "list").stdout.split("\n").includes("tree/a/y/z"), "no prefix: every path");
+        exits(badTree, 2, "--tree -f json");
+        exits(
+          await su(
+            "policy",
+            "create",
+            "--name",
+            "web-tree",
+            "--spiffeid-pattern",
+            "^spiffe://spike\\.ist/app/web$",
+            "--path-pattern",
+            "^tree/a/",
+            "--permissions",
+            "read",
+          ),
+          0,
+          "policy create",
+        );
+        const [scoped, scopedTree] = await Promise.all([
+          as("web", ["secret", "list", "-r"]),
+          as("web", ["secret", "list", "tree", "--tree"]),
+        ]);
+        assert.equal(exits(scoped, 0, "workload list").stdout, "tree/a/x\ntree/a/y/z\n");
+        assert.equal(
+          exits(scopedTree, 0, "workload tree").stdout,
+          "tree/\n└── a/\n    ├── x\n    └── y/\n        └── z\n",
+        );
+      },
+    );
   } finally {
     const status = nexus ? await nexus.stop() : undefined;
     await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { ApiCallError } from "../lib/client/errors.ts";
 import type { NexusClient } from "../lib/client/nexus_client.ts";
+import { openSqliteDatabase } from "../lib/store/sqlite_database.ts";
 import { SQLITE_FILE_NAME, type SqliteStore } from "../lib/store/sqlite_store.ts";
 import { createTestDatabase } from "./support/postgres_db.ts";
 import type { SweepReport } from "../lib/nexus/expiry_sweeper.ts";
@@ -322,4 +323,86 @@ Deno.test("mTLS + postgres, two Nexus: both sweep, one pass at a time (advisory 
     await Promise.all(started.map((f) => f.close()));
     await db.drop();
   }
+});
+
+/** Writes `count` secrets straight into the SQLite file, in one transaction per 10,000 (seeding, not testing writes). */
+function seedSqlite(file: string, paths: (i: number) => string, count: number): void {
+  const db = openSqliteDatabase(file);
+  try {
+    const now = new Date();
+    const record = {
+      revision: 0,
+      currentVersion: 1,
+      oldestVersion: 1,
+      createdTime: now,
+      updatedTime: now,
+      maxVersions: 10,
+      versions: new Map([[1, { version: 1, createdTime: now, deletedTime: null, sealed: new Uint8Array([1, 2, 3]) }]]),
+    };
+    for (let start = 0; start < count; start += 10_000) {
+      const calls = Array.from({ length: Math.min(10_000, count - start) }, (_, i) => ({
+        name: "writeSecret" as const,
+        args: [paths(start + i), 0, record] as [string, number, typeof record],
+      }));
+      for (const outcome of db.writeBatch(calls)) assert.ok(outcome.ok && outcome.value === true);
+    }
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("mTLS + sqlite: 100,000 paths listed in pages — each request reads a bounded number of rows", async () => {
+  await withSqlite(async (fixture) => {
+    const store = fixture.nexus.deps.store as SqliteStore;
+    const count = 100_000;
+    // Every 1,000th path belongs to team-7; the rest to other teams.
+    const pathOf = (i: number) => `teams/${i % 1000 === 7 ? "team-7" : `t${i % 97}`}/${String(i).padStart(6, "0")}`;
+    seedSqlite(store.file, pathOf, count);
+    // Count the rows the store hands out per request.
+    let rowsThisRequest = 0;
+    let mostRowsPerRequest = 0;
+    const page = store.listSecretPathsPage.bind(store);
+    store.listSecretPathsPage = async (query) => {
+      const rows = await page(query);
+      rowsThisRequest += rows.length;
+      return rows;
+    };
+    const admin = await fixture.client(SUPERUSER);
+    const seen = new Set<string>();
+    let pages = 0;
+    let cursor: string | undefined;
+    let previous = "";
+    do {
+      rowsThisRequest = 0;
+      const result = await admin.listSecretsPage({ prefix: "teams/", limit: 1000, ...(cursor ? { cursor } : {}) });
+      mostRowsPerRequest = Math.max(mostRowsPerRequest, rowsThisRequest);
+      assert.ok(result.keys.length <= 1000);
+      for (const key of result.keys) {
+        assert.ok(key > previous, "sorted, no repeats across pages");
+        previous = key;
+        seen.add(key);
+      }
+      pages++;
+      cursor = result.cursor;
+    } while (cursor && pages < 200);
+    assert.equal(seen.size, count);
+    assert.ok(pages >= 100 && pages <= 101, `${pages} pages`);
+    assert.ok(mostRowsPerRequest <= 1100, `one request read ${mostRowsPerRequest} rows`);
+
+    // A workload granted one team reads that team's range only: 100 paths, not 100,000 rows.
+    await admin.putPolicy({
+      name: "team-7",
+      spiffeidPattern: "^spiffe://spike\\.ist/team-7/svc$",
+      pathPattern: "^teams/team-7/",
+      permissions: ["read"],
+    });
+    const team = await fixture.client("spiffe://spike.ist/team-7/svc");
+    rowsThisRequest = 0;
+    const own = await team.listSecretsPage({ limit: 1000 });
+    assert.equal(own.keys.length, 100);
+    assert.equal(own.cursor, undefined);
+    assert.ok(rowsThisRequest <= 100, `the scoped list read ${rowsThisRequest} rows`);
+    assert.ok(own.keys.every((k) => k.startsWith("teams/team-7/")));
+    await rejectsWith(team.listSecrets(), 401, "access_unauthorized");
+  });
 });

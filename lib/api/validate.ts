@@ -29,6 +29,24 @@ export function secretPath(value: unknown, field = "path"): string {
   return value;
 }
 
+/** Validates a listing prefix [ours]: 0–500 characters from the path set (`""`: every path). */
+export function pathPrefix(value: unknown, field = "prefix"): string {
+  if (value === undefined || value === null || value === "") return "";
+  return secretPath(value, field);
+}
+
+/** Largest page a paged secret list returns [ours]. */
+export const MAX_LIST_LIMIT = 1000;
+
+/** Validates a page size [ours]: 1–1000, default 100. */
+export function listLimit(value: unknown, field = "limit"): number {
+  if (value === undefined || value === null) return 100;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_LIST_LIMIT) {
+    throw badRequest(`${field} must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
+  }
+  return value;
+}
+
 /** Validates a key name or policy name: 1–250 of `[a-zA-Z0-9-_ ]`. */
 export function name(value: unknown, field: string): string {
   if (typeof value !== "string") throw badRequest(`${field} must be a string`);

@@ -109,6 +109,24 @@ function optionFields(options: WriteOptions | MetadataUpdate): Record<string, un
   return out;
 }
 
+/** A paged, scoped list request [ours]. */
+export interface ListQuery {
+  /** Only paths starting with this (default: all). */
+  readonly prefix?: string;
+  /** Page size, 1–1000 (default 100). */
+  readonly limit?: number;
+  /** The previous page's `cursor`. */
+  readonly cursor?: string;
+}
+
+/** One page of a paged list [ours]. */
+export interface ListPage {
+  /** Paths, in byte order. */
+  readonly keys: string[];
+  /** Where the next page starts; absent on the last page. */
+  readonly cursor?: string;
+}
+
 /** Typed Nexus API calls over a transport. */
 export class NexusClient {
   readonly #base: string;
@@ -181,6 +199,23 @@ export class NexusClient {
   async listSecrets(): Promise<string[]> {
     const out = await this.#json(PATHS.secrets, "list", {});
     return (out.keys ?? []) as string[];
+  }
+
+  /**
+   * One page of the paths under `prefix` that the caller may read or list
+   * [ours] (the superuser, and holders of `list` on `spike/system/secret`:
+   * every path). Follow `cursor` until it is absent; a page may be short,
+   * even empty, while it is present.
+   */
+  async listSecretsPage(query: ListQuery = {}): Promise<ListPage> {
+    const out = await this.#json(PATHS.secrets, "list", {
+      // Always a paged request, even for everything: `prefix` tells Nexus so.
+      prefix: query.prefix ?? "",
+      ...(query.limit === undefined ? {} : { limit: query.limit }),
+      ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
+    });
+    const keys = (out.keys ?? []) as string[];
+    return typeof out.cursor === "string" ? { keys, cursor: out.cursor } : { keys };
   }
 
   /** Reads a secret's metadata. */

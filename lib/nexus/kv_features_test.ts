@@ -446,3 +446,114 @@ Deno.test("expiry: bad ttl or expiresAt values are 400, as is a time not in the 
   await putMetadata(nexus, { path: "app/db", expiresAt: past }, 400, BAD_REQUEST);
   await putMetadata(nexus, { path: "app/db", ttl: null }, 400, BAD_REQUEST);
 });
+
+// ---------------------------------------------------------------------------
+// Scoped, paged listing
+
+type ListPage = { keys: string[]; cursor?: string };
+
+const list = (nexus: TestNexus, who: PeerResult, body: Record<string, unknown>, status = 200, expected?: unknown) =>
+  expect(nexus, who, PATHS.secrets, "list", body, status, expected) as Promise<ListPage>;
+
+/** Every page from the start. */
+async function listAll(nexus: TestNexus, who: PeerResult, prefix: string, limit: number): Promise<string[][]> {
+  const pages: string[][] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await list(nexus, who, { prefix, limit, ...(cursor ? { cursor } : {}) });
+    pages.push(page.keys);
+    cursor = page.cursor;
+  } while (cursor && pages.length < 1000);
+  return pages;
+}
+
+async function seedPaths(nexus: TestNexus): Promise<void> {
+  for (const path of ["apps/billing/db", "apps/billing/api", "apps/web/db", "apps/web/tls", "ops/key", "zeta"]) {
+    await put(nexus, path, { v: path });
+  }
+}
+
+Deno.test("list: SPIKE's {} still lists every path and needs list on spike/system/secret", async () => {
+  const nexus = await createTestNexus();
+  await seedPaths(nexus);
+  await list(nexus, SUPERUSER, {}, 200, {
+    keys: ["apps/billing/api", "apps/billing/db", "apps/web/db", "apps/web/tls", "ops/key", "zeta"],
+  });
+  await grant(nexus, "read-apps", "^apps/.*$", ["read", "list"]);
+  await list(nexus, WEB, {}, 401, UNAUTHORIZED);
+  assert.equal(nexus.audit.at(-1)!.resource, "spike/system/secret");
+});
+
+Deno.test("list: with a prefix, the superuser gets every path under it, in pages with an opaque cursor", async () => {
+  const nexus = await createTestNexus();
+  await seedPaths(nexus);
+  assert.deepEqual(await list(nexus, SUPERUSER, { prefix: "apps/" }), {
+    keys: ["apps/billing/api", "apps/billing/db", "apps/web/db", "apps/web/tls"],
+  });
+  assert.deepEqual(await listAll(nexus, SUPERUSER, "apps/", 3), [
+    ["apps/billing/api", "apps/billing/db", "apps/web/db"],
+    ["apps/web/tls"],
+  ]);
+  assert.deepEqual(await listAll(nexus, SUPERUSER, "", 2), [
+    ["apps/billing/api", "apps/billing/db"],
+    ["apps/web/db", "apps/web/tls"],
+    ["ops/key", "zeta"],
+    [],
+  ]);
+  const first = await list(nexus, SUPERUSER, { limit: 1 });
+  assert.match(first.cursor!, /^[A-Za-z0-9_-]+$/, "base64url");
+  assert.equal(first.cursor!.includes("apps"), false, "opaque, not the path itself");
+  await list(nexus, SUPERUSER, { prefix: "none/" }, 200, { keys: [] });
+  const audited = nexus.audit.at(-1)!;
+  assert.equal(audited.resource, "none/");
+  assert.deepEqual(audited.permissions, ["list"]);
+});
+
+Deno.test("list: a workload sees only the paths it may read or list; write alone shows nothing; never a 401", async () => {
+  const nexus = await createTestNexus();
+  await seedPaths(nexus);
+  await list(nexus, WEB, { prefix: "" }, 200, { keys: [] });
+  await grant(nexus, "billing-read", "^apps/billing/", ["read"]);
+  await grant(nexus, "web-list", "^apps/web/db$", ["list"]);
+  await grant(nexus, "ops-write", "^ops/", ["write"]);
+  await grant(nexus, "zeta-unanchored", "eta", ["read"]);
+  assert.deepEqual((await list(nexus, WEB, { prefix: "" })).keys, [
+    "apps/billing/api",
+    "apps/billing/db",
+    "apps/web/db",
+    "zeta",
+  ]);
+  assert.deepEqual((await list(nexus, WEB, { prefix: "apps/web/" })).keys, ["apps/web/db"]);
+  assert.deepEqual((await list(nexus, WEB, { prefix: "ops/" })).keys, []);
+  assert.deepEqual((await listAll(nexus, WEB, "", 1)).flat(), [
+    "apps/billing/api",
+    "apps/billing/db",
+    "apps/web/db",
+    "zeta",
+  ]);
+  // Holding list on spike/system/secret (the old grant) shows everything, as the old list would.
+  await expect(nexus, SUPERUSER, PATHS.policy, "", {
+    name: "lister",
+    spiffeidPattern: WEB_ID,
+    pathPattern: "^spike/system/secret$",
+    permissions: ["list"],
+  }, 200);
+  assert.equal((await list(nexus, WEB, { prefix: "" })).keys.length, 6);
+  assert.equal((await list(nexus, WEB, {})).keys.length, 6);
+});
+
+Deno.test("list: bad prefix, limit or cursor is 400; a cursor made up of a valid path just starts there", async () => {
+  const nexus = await createTestNexus();
+  await seedPaths(nexus);
+  for (const body of [{ prefix: 5 }, { prefix: "has space" }, { prefix: "x".repeat(501) }]) {
+    await list(nexus, SUPERUSER, body, 400, BAD_REQUEST);
+  }
+  for (const limit of [0, 1001, 1.5, "10", -1]) await list(nexus, SUPERUSER, { limit }, 400, BAD_REQUEST);
+  for (const cursor of ["", "not base64!", "////", btoa("has space"), 7, "_w", "A".repeat(701)]) {
+    await list(nexus, SUPERUSER, { cursor }, 400, BAD_REQUEST);
+  }
+  const made = btoa("apps/web/db").replaceAll("=", "");
+  assert.deepEqual((await list(nexus, SUPERUSER, { cursor: made })).keys, ["apps/web/tls", "ops/key", "zeta"]);
+  assert.deepEqual((await list(nexus, SUPERUSER, { limit: 1000 })).keys.length, 6);
+  assert.deepEqual((await list(nexus, SUPERUSER, { prefix: null })).keys.length, 6);
+});

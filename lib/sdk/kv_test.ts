@@ -111,3 +111,28 @@ Deno.test("sdk: expiry options on put, patch and putMetadata; getMetadata shows 
     await assert.rejects(admin.putSecret("app/db", { v: "x" }, { ttl: "soon" }), BadRequestError);
   });
 });
+
+Deno.test("sdk: listSecretsPage and iterateSecrets list what the workload may read, page by page", async () => {
+  await withNexus(async (admin, web) => {
+    for (let i = 0; i < 25; i++) await admin.putSecret(`app/${String(i).padStart(2, "0")}`, { v: "1" });
+    await admin.putSecret("other/x", { v: "1" });
+    await admin.putPolicy({
+      name: "web",
+      spiffeIdPattern: "^spiffe://spike\\.ist/app/web$",
+      pathPattern: "^app/1",
+      permissions: ["read"],
+    });
+    const first = await admin.listSecretsPage({ limit: 10 });
+    assert.equal(first.keys.length, 10);
+    assert.ok(first.cursor);
+    const second = await admin.listSecretsPage({ limit: 10, cursor: first.cursor! });
+    assert.equal(second.keys[0], "app/10");
+    const everything: string[] = [];
+    for await (const path of admin.iterateSecrets("", { pageSize: 7 })) everything.push(path);
+    assert.equal(everything.length, 26);
+    const mine: string[] = [];
+    for await (const path of web.iterateSecrets()) mine.push(path);
+    assert.deepEqual(mine, Array.from({ length: 10 }, (_, i) => `app/1${i}`));
+    assert.deepEqual((await web.listSecretsPage({ prefix: "other/" })).keys, []);
+  });
+});

@@ -20,6 +20,8 @@
  */
 import { NotFoundError } from "../client/errors.ts";
 import {
+  type ListPage,
+  type ListQuery,
   type MetadataUpdate,
   NexusClient,
   type PolicyView,
@@ -183,6 +185,15 @@ export interface SpikeClient {
   putMetadata(path: string, update: MetadataUpdate): Promise<void>;
   /** Removes a secret with every version and its metadata (needs `write`); `NotFoundError` when there is none. */
   deleteMetadata(path: string): Promise<void>;
+  /**
+   * One page of the paths under `prefix` this workload may read or list
+   * (the superuser and holders of `list` on `spike/system/secret`: every
+   * path). Pass `cursor` back for the next page; it is absent on the last.
+   * A page may hold fewer than `limit` paths, even none, before the end.
+   */
+  listSecretsPage(query?: ListQuery): Promise<ListPage>;
+  /** Every path under `prefix` this workload may read or list, page by page (`pageSize`, default 500). */
+  iterateSecrets(prefix?: string, options?: { pageSize?: number }): AsyncIterableIterator<string>;
   /** Every secret path, sorted (needs `list` on `spike/system/secret`). */
   listSecrets(): Promise<string[]>;
   /** Versions and times of a secret, no values (needs `read`). */
@@ -268,6 +279,17 @@ export async function connect(options: ConnectOptions = {}): Promise<SpikeClient
     putMetadata: (path, update) => write(() => nexus.putSecretMetadata(path, update)),
     deleteMetadata: (path) => write(() => nexus.deleteSecretMetadata(path)),
     listSecrets: () => read(() => nexus.listSecrets()),
+    listSecretsPage: (query = {}) => read(() => nexus.listSecretsPage(query)),
+    async *iterateSecrets(prefix = "", options = {}) {
+      let cursor: string | undefined;
+      do {
+        const page: ListPage = await read(() =>
+          nexus.listSecretsPage({ prefix, limit: options.pageSize ?? 500, ...(cursor ? { cursor } : {}) })
+        );
+        yield* page.keys;
+        cursor = page.cursor;
+      } while (cursor !== undefined);
+    },
     getMetadata: (path, o) => read(() => nexus.getSecretMetadata(path, o?.version ?? 0)),
     putPolicy: (policy) =>
       write(() =>

@@ -15,6 +15,7 @@ import {
   checkListExpired,
   checkMetaKey,
   checkMetaValue,
+  checkPathPage,
   checkPolicy,
   checkSecretDelete,
   checkSecretWrite,
@@ -69,6 +70,27 @@ export function createMemoryStore(): Store {
   let policyGeneration = 0;
   let closed = false;
   const exclusive = localExclusive();
+  // Paths in byte order, rebuilt after a path is added or removed: pages are
+  // then a binary search and a slice, not a sort of every path per page.
+  let sorted: string[] | undefined;
+
+  function sortedPaths(): string[] {
+    sorted ??= [...secrets.keys()].sort(compareByteOrder);
+    return sorted;
+  }
+
+  /** Index of the first entry of `list` at or after `text` (`inclusive`) or after it. */
+  function lowerBound(list: readonly string[], text: string, inclusive: boolean): number {
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = compareByteOrder(list[mid]!, text);
+      if (c < 0 || (!inclusive && c === 0)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
 
   /** Runs `work` on the open store; a closed store rejects. */
   function run<T>(work: () => T): Promise<T> {
@@ -90,6 +112,7 @@ export function createMemoryStore(): Store {
       return run(() => {
         checkSecretWrite(path, expectedRevision, next);
         if ((secrets.get(path)?.revision ?? 0) !== expectedRevision) return false;
+        if (expectedRevision === 0) sorted = undefined;
         secrets.set(path, copySecret(next, expectedRevision + 1));
         return true;
       });
@@ -99,6 +122,7 @@ export function createMemoryStore(): Store {
       return run(() => {
         checkSecretDelete(path, expectedRevision);
         if (secrets.get(path)?.revision !== expectedRevision) return false;
+        sorted = undefined;
         return secrets.delete(path);
       });
     },
@@ -124,7 +148,25 @@ export function createMemoryStore(): Store {
     },
 
     listSecretPaths() {
-      return run(() => [...secrets.keys()].sort(compareByteOrder));
+      return run(() => [...sortedPaths()]);
+    },
+
+    listSecretPathsPage(query) {
+      return run(() => {
+        checkPathPage(query);
+        const prefix = query.prefix ?? "";
+        const list = sortedPaths();
+        const start = Math.max(
+          lowerBound(list, prefix, true),
+          query.after === undefined ? 0 : lowerBound(list, query.after, false),
+        );
+        const out: string[] = [];
+        for (let i = start; i < list.length && out.length < query.limit; i++) {
+          if (!list[i]!.startsWith(prefix)) break;
+          out.push(list[i]!);
+        }
+        return out;
+      });
     },
 
     upsertPolicy(policy) {
@@ -187,6 +229,7 @@ export function createMemoryStore(): Store {
     close() {
       closed = true;
       secrets.clear();
+      sorted = undefined;
       policies.clear();
       meta.clear();
       return Promise.resolve();

@@ -17,12 +17,14 @@
  * @module
  */
 import type { Sql } from "postgres";
+import { pageRange } from "./byte_order.ts";
 import { connectPostgres, type PostgresStoreOptions } from "./postgres_connection.ts";
 import { type ExclusiveOutcome, localExclusive } from "./exclusive.ts";
 import {
   checkListExpired,
   checkMetaKey,
   checkMetaValue,
+  checkPathPage,
   checkPolicy,
   checkSecretDelete,
   checkSecretWrite,
@@ -156,6 +158,18 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return local.ran ? local.value : { ran: false };
       });
     },
+
+    listSecretPathsPage: (query) =>
+      run(async () => {
+        checkPathPage(query);
+        const { from, inclusive, upper } = pageRange(query);
+        // One range scan of the primary key ("C" collation: byte order), stopping after `limit` rows.
+        const lower = inclusive ? sql`path >= ${from}` : sql`path > ${from}`;
+        const rows = upper === undefined
+          ? await sql`SELECT path FROM secrets WHERE ${lower} ORDER BY path LIMIT ${query.limit}`
+          : await sql`SELECT path FROM secrets WHERE ${lower} AND path < ${upper} ORDER BY path LIMIT ${query.limit}`;
+        return rows.map((row) => text(row.path));
+      }),
 
     listSecretPaths: () =>
       run(async () => (await sql`SELECT path FROM secrets ORDER BY path`).map((row) => text(row.path))),

@@ -7,7 +7,7 @@
  * @module
  */
 import { storableText } from "./storable_text.ts";
-import type { PolicyRecord, SecretRecord } from "./types.ts";
+import type { PathPageQuery, PolicyRecord, SecretRecord } from "./types.ts";
 
 function fail(what: string): never {
   throw new TypeError(`store: invalid ${what}`);
@@ -57,6 +57,14 @@ export function checkSecretDelete(path: string, expectedRevision: number): void 
 export function checkListExpired(now: Date, limit: number): void {
   checkDate(now, "time");
   checkCount(limit, "limit", 0);
+}
+
+/** Throws a `TypeError` unless a page query is well formed (empty prefix and cursor allowed). */
+export function checkPathPage(query: PathPageQuery): void {
+  for (const [text, what] of [[query.prefix, "prefix"], [query.after, "cursor"]] as const) {
+    if (text !== undefined && (typeof text !== "string" || !storableText(text))) fail(what);
+  }
+  checkCount(query.limit, "limit", 0);
 }
 
 /** Throws a `TypeError` unless `policy` is well formed. */

@@ -13,10 +13,12 @@
  * @module
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+import { pageRange } from "./byte_order.ts";
 import {
   checkListExpired,
   checkMetaKey,
   checkMetaValue,
+  checkPathPage,
   checkPolicy,
   checkSecretDelete,
   checkSecretWrite,
@@ -116,6 +118,16 @@ const SQL = {
     SELECT path FROM (SELECT DISTINCT path FROM secret_versions WHERE expires_ms <= ? LIMIT ?)
     LIMIT ?`,
   listPaths: "SELECT path FROM secrets ORDER BY path",
+  // A page is one range of the primary key index, stopping after `limit`
+  // rows: from the prefix (inclusive) or from the cursor (exclusive),
+  // whichever is later, up to the prefix's upper bound when it has one.
+  // One statement per shape, so the planner always sees a single lower
+  // bound (with two, it may start at the earlier and filter its way to the
+  // later) and no OR.
+  pageFrom: "SELECT path FROM secrets WHERE path >= ? AND path < ? ORDER BY path LIMIT ?",
+  pageAfter: "SELECT path FROM secrets WHERE path > ? AND path < ? ORDER BY path LIMIT ?",
+  pageFromOpen: "SELECT path FROM secrets WHERE path >= ? ORDER BY path LIMIT ?",
+  pageAfterOpen: "SELECT path FROM secrets WHERE path > ? ORDER BY path LIMIT ?",
   upsertPolicy: `
     INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
     VALUES (?, ?, ?, ?, ?, ?)
@@ -222,6 +234,15 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     },
 
     listSecretPaths: () => (st.listPaths.all() as Row[]).map((row) => text(row.path)),
+
+    listSecretPathsPage(query) {
+      checkPathPage(query);
+      const { from, inclusive, upper } = pageRange(query);
+      const rows = upper === undefined
+        ? (inclusive ? st.pageFromOpen : st.pageAfterOpen).all(from, query.limit)
+        : (inclusive ? st.pageFrom : st.pageAfter).all(from, upper, query.limit);
+      return (rows as Row[]).map((row) => text(row.path));
+    },
 
     upsertPolicy(policy) {
       checkPolicy(policy);

@@ -52,6 +52,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     deleteSecret: (path, expectedRevision) => run(() => db.deleteSecret(path, expectedRevision)),
     listExpired: (now, limit) => run(() => db.listExpired(now, limit)),
     tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
+    listSecretPathsPage: (query) => run(() => db.listSecretPathsPage(query)),
     listSecretPaths: () => run(() => db.listSecretPaths()),
     upsertPolicy: (policy) => run(() => db.upsertPolicy(policy)),
     getPolicy: (name) => run(() => db.getPolicy(name)),

@@ -241,6 +241,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     deleteSecret: (path, expectedRevision) => write({ name: "deleteSecret", args: [path, expectedRevision] }),
     listExpired: (now, limit) => read(() => reader.listExpired(now, limit)),
     tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
+    listSecretPathsPage: (query) => read(() => reader.listSecretPathsPage(query)),
     listSecretPaths: () => read(() => reader.listSecretPaths()),
     upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(() => reader.getPolicy(name)),

@@ -318,6 +318,54 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     await assert.rejects(store.deleteSecret("", 1), TypeError);
   });
 
+  test("listSecretPathsPage: byte order, prefix as a range, strictly after the cursor, at most limit", async (store) => {
+    const paths = [
+      "a",
+      "a%b",
+      "a-b",
+      "a/",
+      "a/b",
+      "a/b/c",
+      "a/c",
+      "a_b",
+      "ab",
+      "b",
+      "z/\u00e9",
+      "z/\u00e9x",
+      "z/\uFF5E",
+      "z/\u{1F600}",
+    ];
+    for (const path of [...paths].reverse()) await store.writeSecret(path, 0, recordOf([version(1)]));
+    const all = await store.listSecretPaths();
+    assert.deepEqual(await store.listSecretPathsPage({ limit: 100 }), all);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "", after: "", limit: 100 }), all);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/", limit: 100 }), ["a/", "a/b", "a/b/c", "a/c"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/b", limit: 100 }), ["a/b", "a/b/c"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a_", limit: 100 }), ["a_b"], "no LIKE wildcards");
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a%", limit: 100 }), ["a%b"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "z/\u00e9", limit: 100 }), ["z/\u00e9", "z/\u00e9x"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "z/", after: "z/\uFF5E", limit: 100 }), [
+      "z/\u{1F600}",
+    ]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "nope", limit: 100 }), []);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/", limit: 2 }), ["a/", "a/b"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/", after: "a/b", limit: 2 }), ["a/b/c", "a/c"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/", after: "a/c", limit: 2 }), []);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/", after: "0", limit: 1 }), ["a/"]);
+    assert.deepEqual(await store.listSecretPathsPage({ after: "a/c", limit: 3 }), ["a_b", "ab", "b"]);
+    assert.deepEqual(await store.listSecretPathsPage({ after: "zz", limit: 3 }), []);
+    assert.deepEqual(await store.listSecretPathsPage({ limit: 0 }), []);
+    // Walking page by page gives the whole list, once.
+    const walked: string[] = [];
+    for (let page = await store.listSecretPathsPage({ limit: 3 }); page.length > 0;) {
+      walked.push(...page);
+      page = await store.listSecretPathsPage({ after: page.at(-1)!, limit: 3 });
+    }
+    assert.deepEqual(walked, all);
+    await assert.rejects(store.listSecretPathsPage({ limit: -1 }), TypeError);
+    await assert.rejects(store.listSecretPathsPage({ prefix: "a\0", limit: 1 }), TypeError);
+  });
+
   test("policies: upsert keeps createdAt, get, list sorted, delete", async (store) => {
     const created = await store.upsertPolicy(policy("beta", 1));
     assert.deepEqual(created, policy("beta", 1));

@@ -88,6 +88,16 @@ export interface PolicyRecord {
   readonly updatedAt: Date;
 }
 
+/** What `Store.listSecretPathsPage` lists [ours]. */
+export interface PathPageQuery {
+  /** Only paths starting with this text (`""` or absent: all). */
+  readonly prefix?: string;
+  /** Only paths after this one in byte order (absent: from the first). */
+  readonly after?: string;
+  /** Most paths returned (≥ 0). */
+  readonly limit: number;
+}
+
 /**
  * A storage backend. All methods are async so that networked backends fit;
  * every method rejects once `close()` has been called. Values handed in are
@@ -131,6 +141,13 @@ export interface Store {
    * versions are all soft-deleted (as SPIKE lists them).
    */
   listSecretPaths(): Promise<string[]>;
+  /**
+   * One page of `listSecretPaths` [ours]: at most `limit` paths, in byte
+   * order, that start with `prefix` (default `""`: all) and sort after
+   * `after` (default: from the first). Work is bounded by `limit`, not by
+   * the number of paths stored (a range scan of the path index).
+   */
+  listSecretPathsPage(query: PathPageQuery): Promise<string[]>;
   /**
    * Inserts or replaces the policy named `policy.name`. On replace the
    * stored `createdAt` is kept and the given one ignored. Resolves the policy

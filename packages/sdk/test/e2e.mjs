@@ -118,6 +118,12 @@ try {
   await web.putSecret(doomed, { a: "1" });
   await web.deleteMetadata(doomed);
   await rejectsWith(web.getMetadata(doomed), NotFoundError, 404);
+  const mine = [];
+  for await (const path of web.iterateSecrets(`app/${run}/`, { pageSize: 2 })) mine.push(path);
+  assert.ok(mine.includes(kv) && mine.every((p) => p.startsWith(`app/${run}/`)), `iterateSecrets: ${mine.join(",")}`);
+  const page = await web.listSecretsPage({ prefix: "app/", limit: 1 });
+  assert.equal(page.keys.length, 1);
+  assert.equal(typeof page.cursor, "string");
   console.log("key-value features: ok");
 
   // Policies.
