@@ -18,7 +18,7 @@ import {
   parseVersions,
   VALUE_OPTIONS,
 } from "./secret_args.ts";
-import { patchCommand } from "./secret_write.ts";
+import { moveCommand, patchCommand } from "./secret_write.ts";
 import { destroyCommand } from "./secret_destroy.ts";
 import { metadataCommand } from "./secret_metadata.ts";
 import { listCommand } from "./secret_list.ts";
@@ -126,6 +126,7 @@ export const secretCommand: CommandSpec = {
     },
     destroyCommand,
     listCommand,
+    moveCommand,
     metadataCommand,
   ],
 };

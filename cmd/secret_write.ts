@@ -1,6 +1,6 @@
 /**
- * `spike secret patch`: merges keys into a secret as a new version, done
- * by Nexus in one compare-and-swap so concurrent patches never lose a key.
+ * `spike secret patch` and `move`: changes Nexus makes in one
+ * compare-and-swap, so concurrent clients never lose each other's work.
  *
  * @module
  */
@@ -50,6 +50,23 @@ export const patchCommand: CommandSpec = {
     }
     await withNexus(io, ({ nexus }) => nexus.patchSecret(path!, changes, { cas, ...expiry }));
     io.stderr(`OK: secret ${path} patched\n`);
+    return 0;
+  },
+};
+
+/** `spike secret move SRC DST`. */
+export const moveCommand: CommandSpec = {
+  name: "move",
+  summary: "Move a secret with every version and its metadata to another path",
+  args: "<from> <to>",
+  details: "Atomic: readers see the secret at one path or the other. Fails with 'conflict' (exit 1) when <to>\n" +
+    "exists (remove it first with 'secret metadata delete'). Needs read and write on <from>, write on <to>.",
+  positionals: { min: 2, max: 2 },
+  run: async ({ positionals, io }) => {
+    const [from, to] = positionals as [string, string];
+    if (from === to) throw new UsageError("<from> and <to> are the same path");
+    await withNexus(io, ({ nexus }) => nexus.moveSecret(from, to));
+    io.stderr(`OK: secret ${from} moved to ${to}\n`);
     return 0;
   },
 };

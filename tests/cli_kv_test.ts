@@ -241,6 +241,26 @@ Deno.test("spike CLI key-value commands against a real Nexus", async (t) => {
         );
       },
     );
+
+    await t.step("move SRC DST: versions and metadata go along; conflict and missing source fail clearly", async () => {
+      exits(await su("secret", "put", "mv/a", "v=1"), 0, "put 1");
+      exits(await su("secret", "put", "mv/a", "v=2"), 0, "put 2");
+      exits(await su("secret", "put", "mv/taken", "v=x"), 0, "put taken");
+      const moved = exits(await su("secret", "move", "mv/a", "mv/b"), 0, "move");
+      assert.match(moved.stderr, /OK: secret mv\/a moved to mv\/b/);
+      const [old, v1, conflict, missing, same] = await Promise.all([
+        su("secret", "get", "mv/a"),
+        su("secret", "get", "mv/b", "v", "-v", "1"),
+        su("secret", "move", "mv/b", "mv/taken"),
+        su("secret", "move", "mv/none", "mv/c"),
+        su("secret", "move", "mv/b", "mv/b"),
+      ]);
+      exits(old, 3, "the old path is gone");
+      assert.equal(exits(v1, 0, "version 1 moved along").stdout, "1");
+      assert.match(exits(conflict, 1, "move onto an existing path").stderr, /conflict/);
+      exits(missing, 3, "move of a missing secret");
+      exits(same, 2, "move onto itself");
+    });
   } finally {
     const status = nexus ? await nexus.stop() : undefined;
     await Deno.remove(dir, { recursive: true }).catch(() => {});

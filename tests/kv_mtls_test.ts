@@ -406,3 +406,32 @@ Deno.test("mTLS + sqlite: 100,000 paths listed in pages — each request reads a
     await rejectsWith(team.listSecrets(), 401, "access_unauthorized");
   });
 });
+
+Deno.test("mTLS + sqlite and postgres: move is atomic — of 8 concurrent moves of one secret, one lands", async () => {
+  const race = async (clients: NexusClient[]) => {
+    await clients[0]!.putSecret("mv/src", { v: "1" });
+    await clients[0]!.putSecret("mv/src", { v: "2" });
+    await clients[0]!.putSecretMetadata("mv/src", { customMetadata: { owner: "o" } });
+    const results = await Promise.allSettled(clients.map((c, i) => c.moveSecret("mv/src", `mv/dst-${i}`)));
+    const landed = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+    assert.equal(landed.length, 1, JSON.stringify(results.map((r) => r.status)));
+    for (const r of results) {
+      if (r.status === "rejected") {
+        assert.ok(r.reason instanceof ApiCallError && r.reason.status === 404, String(r.reason));
+      }
+    }
+    const to = `mv/dst-${landed[0]}`;
+    assert.deepEqual(await clients[1]!.listSecretsPage({ prefix: "mv/" }), { keys: [to] });
+    assert.deepEqual(await clients[1]!.getSecret(to), { v: "2" });
+    assert.deepEqual(await clients[1]!.getSecret(to, 1), { v: "1" });
+    assert.deepEqual((await clients[1]!.getSecretMetadata(to)).metadata.customMetadata, { owner: "o" });
+    await clients[0]!.putSecret("mv/other", { v: "x" });
+    await rejectsWith(clients[0]!.moveSecret(to, "mv/other"), 409, "api_conflict");
+  };
+  await withSqlite(async (fixture) => {
+    await race(await Promise.all(Array.from({ length: 8 }, () => fixture.client(SUPERUSER))));
+  });
+  await withTwoOnPostgres(async (a, b) => {
+    await race(await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? a : b).client(SUPERUSER))));
+  });
+});

@@ -195,6 +195,14 @@ export class NexusClient {
     await this.#json(PATHS.secretsMetadata, "delete", { path });
   }
 
+  /**
+   * Moves a secret with every version and its metadata to `to`, atomically
+   * [ours]; `ConflictError` when `to` exists.
+   */
+  async moveSecret(from: string, to: string): Promise<void> {
+    await this.#json(PATHS.secrets, "move", { from, to });
+  }
+
   /** Lists secret paths. */
   async listSecrets(): Promise<string[]> {
     const out = await this.#json(PATHS.secrets, "list", {});

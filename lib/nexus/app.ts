@@ -102,6 +102,7 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
       action: c.req.query("action") ?? "",
       resource: note.resource ?? null,
       permissions: note.permissions ?? null,
+      ...(note.resources ? { resources: note.resources } : {}),
       status: c.res.status,
       err: note.err ?? null,
       outcome: outcomeOf(c.res.status),

@@ -14,6 +14,19 @@ import type { Permission } from "../api/validate.ts";
 /** How a request ended, by status class. */
 export type AuditOutcome = "ok" | "denied" | "limited" | "invalid" | "aborted" | "unavailable" | "error";
 
+/**
+ * One path of a request that acts on several [ours] (move, batch read):
+ * which path, what was asked for it, and how it went. Never a value.
+ */
+export interface AuditResource {
+  /** The secret path. */
+  readonly path: string;
+  /** The permissions asked for on it. */
+  readonly permissions: readonly Permission[];
+  /** `ok`, `denied` (no policy grants it), `not_found`, or `error`. */
+  readonly outcome: "ok" | "denied" | "not_found" | "error";
+}
+
 /** One audit record. */
 export interface AuditRecord {
   /** When the request ended (RFC 3339). */
@@ -32,6 +45,8 @@ export interface AuditRecord {
   readonly resource: string | null;
   /** The permissions that authorization asked for. */
   readonly permissions: readonly Permission[] | null;
+  /** Each path of a request on several paths (move, batch read) [ours]; absent on all others. */
+  readonly resources?: readonly AuditResource[];
   /** HTTP status. */
   readonly status: number;
   /** The wire error code, for a failed request. */
@@ -57,6 +72,8 @@ export interface AuditNote {
   resource?: string;
   /** The permissions asked for. */
   permissions?: readonly Permission[];
+  /** Each path of a request on several paths, and its outcome [ours]. */
+  resources?: AuditResource[];
   /** The wire error code, set by the app's error handling when the request fails. */
   err?: string;
 }

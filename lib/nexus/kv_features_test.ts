@@ -557,3 +557,84 @@ Deno.test("list: bad prefix, limit or cursor is 400; a cursor made up of a valid
   assert.deepEqual((await list(nexus, SUPERUSER, { limit: 1000 })).keys.length, 6);
   assert.deepEqual((await list(nexus, SUPERUSER, { prefix: null })).keys.length, 6);
 });
+
+// ---------------------------------------------------------------------------
+// Move
+
+const move = (nexus: TestNexus, who: PeerResult, from: unknown, to: unknown, status = 200, expected?: unknown) =>
+  expect(nexus, who, PATHS.secrets, "move", { from, to }, status, expected);
+
+Deno.test("move: every version, its times and metadata go to the new path, re-sealed for it; the old path is gone", async () => {
+  const clock = manualClock();
+  const nexus = await createTestNexus({ clock: clock.now });
+  await put(nexus, "old/db", { v: "1" });
+  clock.advance(1000);
+  await put(nexus, "old/db", { v: "2" }, { versionTtl: "1h" });
+  await put(nexus, "old/db", { v: "3" });
+  await expect(nexus, SUPERUSER, PATHS.secrets, "delete", { path: "old/db", versions: [3] }, 200);
+  await destroy(nexus, "old/db", [1]);
+  await putMetadata(nexus, { path: "old/db", customMetadata: { owner: "a" }, ttl: "24h" });
+  const before = await metadata(nexus, "old/db");
+  const sealedBefore = (await nexus.deps.store!.readSecret("old/db"))!.versions.get(2)!.sealed;
+  await move(nexus, SUPERUSER, "old/db", "new/db", 200, {});
+  await expect(nexus, SUPERUSER, PATHS.secretsMetadata, "get", { path: "old/db" }, 404, NOT_FOUND);
+  assert.deepEqual(await metadata(nexus, "new/db"), before, "versions, times, custom metadata, expiry: all moved");
+  assert.deepEqual(await get(nexus, "new/db"), { data: { v: "2" } });
+  await expect(nexus, SUPERUSER, PATHS.secrets, "undelete", { path: "new/db", versions: [3] }, 200);
+  assert.deepEqual(await get(nexus, "new/db"), { data: { v: "3" } });
+  const moved = (await nexus.deps.store!.readSecret("new/db"))!;
+  assert.notDeepEqual(moved.versions.get(2)!.sealed, sealedBefore, "re-sealed, not copied");
+  assert.equal(moved.versions.get(1)!.sealed.length, 0, "a destroyed version stays destroyed");
+  // The old ciphertext does not open at the new path: the path really is bound in.
+  await nexus.deps.store!.writeSecret("new/db", moved.revision, {
+    ...moved,
+    versions: new Map([...moved.versions, [2, { ...moved.versions.get(2)!, sealed: sealedBefore }]]),
+  });
+  await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "new/db", version: 2 }, 500);
+});
+
+Deno.test("move: 409 onto an existing path, 404 from a missing one, 400 for bad or equal paths; an expired destination is replaced", async () => {
+  const clock = manualClock();
+  const nexus = await createTestNexus({ clock: clock.now });
+  await put(nexus, "a", { v: "a" });
+  await put(nexus, "b", { v: "b" });
+  await move(nexus, SUPERUSER, "a", "b", 409, CONFLICT);
+  await move(nexus, SUPERUSER, "none", "c", 404, NOT_FOUND);
+  for (const [from, to] of [["a", "a"], ["a", 7], [undefined, "c"], ["a", "has space"], ["a", ""]]) {
+    await move(nexus, SUPERUSER, from, to, 400, BAD_REQUEST);
+  }
+  assert.deepEqual(await get(nexus, "a"), { data: { v: "a" } });
+  assert.deepEqual(await get(nexus, "b"), { data: { v: "b" } });
+  await put(nexus, "gone", { v: "expiring" }, { ttl: "1s" });
+  clock.advance(1000);
+  await move(nexus, SUPERUSER, "a", "gone", 200, {});
+  assert.deepEqual(await get(nexus, "gone"), { data: { v: "a" } });
+  await move(nexus, SUPERUSER, "gone", "a", 200, {});
+  await put(nexus, "gone", { v: "expiring" }, { ttl: "1s" });
+  clock.advance(1000);
+  await move(nexus, SUPERUSER, "gone", "c", 404, NOT_FOUND);
+});
+
+Deno.test("move: needs read and write on the source and write on the destination; both paths are audited", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "src/db", { v: "1" });
+  await grant(nexus, "src-write", "^src/", ["write"]);
+  await grant(nexus, "dst-write", "^dst/", ["write"]);
+  await move(nexus, WEB, "src/db", "dst/db", 401, UNAUTHORIZED);
+  let record = nexus.audit.at(-1)!;
+  assert.deepEqual(record.resources, [
+    { path: "src/db", permissions: ["read", "write"], outcome: "denied" },
+    { path: "dst/db", permissions: ["write"], outcome: "ok" },
+  ]);
+  await grant(nexus, "src-read", "^src/", ["read"]);
+  await move(nexus, WEB, "src/db", "elsewhere/db", 401, UNAUTHORIZED);
+  assert.equal(nexus.audit.at(-1)!.resources![1]!.outcome, "denied");
+  await move(nexus, WEB, "src/db", "dst/db", 200, {});
+  record = nexus.audit.at(-1)!;
+  assert.equal(record.resource, "src/db");
+  assert.deepEqual(record.resources!.map((r) => r.outcome), ["ok", "ok"]);
+  assert.deepEqual(await get(nexus, "dst/db"), { data: { v: "1" } });
+  // A denied move changed nothing.
+  assert.equal(await nexus.deps.store!.readSecret("elsewhere/db"), undefined);
+  assert.equal("resources" in nexus.audit[0]!, false, "other requests' records have no resources field");
+});

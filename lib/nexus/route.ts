@@ -65,6 +65,17 @@ export async function authorize(
   }
 }
 
+/**
+ * Whether a policy (or the superuser role) grants `wanted` on `path`,
+ * recording nothing [ours]: for routes that decide per path and note each
+ * outcome in `audit.resources` themselves (move, batch read).
+ */
+export async function isPermitted(input: RouteInput, path: string, wanted: readonly Permission[]): Promise<boolean> {
+  const { caller, deps } = input;
+  if (caller.superuser) return true;
+  return isAllowed(caller, path, wanted, await deps.policies.current(requireStore(deps)));
+}
+
 /** The store, or a 400 in `lite` mode, which keeps no data. */
 export function requireStore(deps: NexusDeps): Store {
   if (!deps.store) throw new ApiError("api_bad_request", "this Nexus runs in lite mode: cipher API only");

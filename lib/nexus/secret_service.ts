@@ -17,6 +17,7 @@ import {
   currentVersionOf,
   deleteVersions,
   destroyVersions,
+  isDestroyed,
   type MetadataView,
   metadataView,
   nextVersionForPut,
@@ -214,6 +215,29 @@ export class SecretService {
     });
   }
 
+  /**
+   * Moves `from` to `to` with every version and its metadata [ours],
+   * re-sealed for the new path (the path is in each sealed value's
+   * associated data, so the store alone could not move them). One atomic
+   * store move: readers see the secret at one path or the other, never
+   * both or neither. 404 when `from` does not exist (or expired); 409
+   * `api_conflict` when `to` exists (an expired secret there counts as
+   * absent and is replaced).
+   */
+  async move(from: string, to: string): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const source = await this.#deps.store.readSecret(from);
+      const target = await this.#deps.store.readSecret(to);
+      const now = this.#deps.clock();
+      if (!source || secretExpired(source, now)) throw new ApiError("api_not_found");
+      if (target && !secretExpired(target, now)) throw new ApiError("api_conflict", "move: the destination exists");
+      const next = await this.#resealed(from, to, source);
+      if (await this.#deps.store.moveSecret(from, source.revision, to, target?.revision ?? 0, next)) return;
+      await backOff(attempt);
+    }
+    throw new ApiError("api_internal_error", "secret move kept conflicting; gave up");
+  }
+
   /** Removes `path` with every version and its metadata [ours]; 404 when unknown. */
   async deletePath(path: string): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -277,12 +301,9 @@ export class SecretService {
 
   /** Opens the custom metadata of `path`: the one place it is opened. */
   async #openMetadata(path: string, sealed: Uint8Array): Promise<Record<string, string>> {
-    let plaintext: Uint8Array | undefined;
+    const plaintext = await this.#open(path, sealed, secretMetadataAad(path), "custom metadata");
     try {
-      plaintext = await open(this.#deps.keys.keys().secrets, sealed, secretMetadataAad(path));
       return JSON.parse(new TextDecoder().decode(plaintext));
-    } catch {
-      throw new ApiError("api_internal_error", `custom metadata failed to open (path length ${path.length})`);
     } finally {
       zeroize(plaintext);
     }
@@ -290,14 +311,52 @@ export class SecretService {
 
   /** The values of `version` of `path`, opened: the one place secret values are opened. */
   async #readValues(path: string, version: SecretVersion): Promise<Record<string, string>> {
-    let plaintext: Uint8Array | undefined;
+    const plaintext = await this.#open(path, version.sealed, secretAad(path, version.version), "secret record");
     try {
-      plaintext = await open(this.#deps.keys.keys().secrets, version.sealed, secretAad(path, version.version));
       return JSON.parse(new TextDecoder().decode(plaintext));
+    } finally {
+      zeroize(plaintext);
+    }
+  }
+
+  /**
+   * Opens sealed bytes of `path` under `aad`; the caller zeroes what it
+   * gets. Bytes that fail to open were tampered with or sealed under
+   * another root key: a 500 that says nothing more to the client.
+   */
+  async #open(path: string, sealed: Uint8Array, aad: Uint8Array, what: string): Promise<Uint8Array> {
+    try {
+      return await open(this.#deps.keys.keys().secrets, sealed, aad);
     } catch {
-      // A record that fails to open was tampered with or sealed under another
-      // root key; say nothing more to the client.
-      throw new ApiError("api_internal_error", `secret record failed to open (path length ${path.length})`);
+      throw new ApiError("api_internal_error", `${what} failed to open (path length ${path.length})`);
+    }
+  }
+
+  /**
+   * `record` sealed for `to` instead of `from` [ours]: every version that
+   * still has values, and the custom metadata, opened under the old path's
+   * associated data and sealed under the new one's. Destroyed versions stay
+   * as they are (there is nothing to seal).
+   */
+  async #resealed(from: string, to: string, record: SecretRecord): Promise<SecretRecord> {
+    const versions = new Map<number, SecretVersion>();
+    for (const [n, v] of record.versions) {
+      if (isDestroyed(v)) {
+        versions.set(n, v);
+        continue;
+      }
+      const plaintext = await this.#open(from, v.sealed, secretAad(from, n), "secret record");
+      try {
+        versions.set(n, { ...v, sealed: await this.#sealVersion(to, n, plaintext) });
+      } finally {
+        zeroize(plaintext);
+      }
+    }
+    const { customMetadata: custom, ...rest } = record;
+    if (custom === undefined) return { ...rest, versions };
+    const plaintext = await this.#open(from, custom, secretMetadataAad(from), "custom metadata");
+    try {
+      return { ...rest, versions, customMetadata: await this.#sealMetadata(to, plaintext) };
     } finally {
       zeroize(plaintext);
     }

@@ -136,3 +136,16 @@ Deno.test("sdk: listSecretsPage and iterateSecrets list what the workload may re
     assert.deepEqual((await web.listSecretsPage({ prefix: "other/" })).keys, []);
   });
 });
+
+Deno.test("sdk: moveSecret moves every version; ConflictError onto an existing path", async () => {
+  await withNexus(async (admin) => {
+    await admin.putSecret("app/a", { v: "1" });
+    await admin.putSecret("app/a", { v: "2" });
+    await admin.putSecret("app/taken", { v: "x" });
+    await admin.moveSecret("app/a", "app/b");
+    assert.deepEqual(await admin.getSecret("app/b", { version: 1 }), { v: "1" });
+    await assert.rejects(admin.getSecret("app/a"), NotFoundError);
+    await assert.rejects(admin.moveSecret("app/b", "app/taken"), ConflictError);
+    await assert.rejects(admin.moveSecret("app/none", "app/c"), NotFoundError);
+  });
+});

@@ -183,6 +183,11 @@ export interface SpikeClient {
    * metadata (`{}` clears it). `NotFoundError` when the secret does not exist.
    */
   putMetadata(path: string, update: MetadataUpdate): Promise<void>;
+  /**
+   * Moves a secret with every version and its metadata to `to`, atomically (needs `read` and `write` on `from`,
+   * `write` on `to`). `ConflictError` when `to` exists, `NotFoundError` when `from` does not.
+   */
+  moveSecret(from: string, to: string): Promise<void>;
   /** Removes a secret with every version and its metadata (needs `write`); `NotFoundError` when there is none. */
   deleteMetadata(path: string): Promise<void>;
   /**
@@ -278,6 +283,7 @@ export async function connect(options: ConnectOptions = {}): Promise<SpikeClient
     destroySecret: (path, versions) => write(() => nexus.destroySecret(path, versions)),
     putMetadata: (path, update) => write(() => nexus.putSecretMetadata(path, update)),
     deleteMetadata: (path) => write(() => nexus.deleteSecretMetadata(path)),
+    moveSecret: (from, to) => write(() => nexus.moveSecret(from, to)),
     listSecrets: () => read(() => nexus.listSecrets()),
     listSecretsPage: (query = {}) => read(() => nexus.listSecretsPage(query)),
     async *iterateSecrets(prefix = "", options = {}) {

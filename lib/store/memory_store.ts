@@ -18,6 +18,7 @@ import {
   checkPathPage,
   checkPolicy,
   checkSecretDelete,
+  checkSecretMove,
   checkSecretWrite,
 } from "./record_check.ts";
 import type { PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
@@ -124,6 +125,18 @@ export function createMemoryStore(): Store {
         if (secrets.get(path)?.revision !== expectedRevision) return false;
         sorted = undefined;
         return secrets.delete(path);
+      });
+    },
+
+    moveSecret(from, fromRevision, to, toRevision, next) {
+      return run(() => {
+        checkSecretMove(from, fromRevision, to, toRevision, next);
+        if (secrets.get(from)?.revision !== fromRevision) return false;
+        if ((secrets.get(to)?.revision ?? 0) !== toRevision) return false;
+        secrets.delete(from);
+        secrets.set(to, copySecret(next, toRevision + 1));
+        sorted = undefined;
+        return true;
       });
     },
 

@@ -27,6 +27,7 @@ import {
   checkPathPage,
   checkPolicy,
   checkSecretDelete,
+  checkSecretMove,
   checkSecretWrite,
 } from "./record_check.ts";
 import { migratePostgres } from "./postgres_schema.ts";
@@ -67,6 +68,9 @@ export const POSTGRES_DECODERS: ColumnDecoders = {
 
 const DECODE = POSTGRES_DECODERS;
 const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
+
+/** Thrown inside a move's transaction to roll it back when a revision does not match. */
+const MOVE_REFUSED = new Error("move refused: a revision changed");
 
 /** Advisory lock key of `tryExclusive` ("spksw"; the migration lock is another key). */
 const EXCLUSIVE_LOCK = 0x73706b7377;
@@ -126,6 +130,30 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         // Versions go with it (ON DELETE CASCADE), in the same statement.
         const rows = await sql`DELETE FROM secrets WHERE path = ${path} AND revision = ${expectedRevision} RETURNING 1`;
         return rows.length > 0;
+      }),
+
+    moveSecret: (from, fromRevision, to, toRevision, next) =>
+      run(async () => {
+        checkSecretMove(from, fromRevision, to, toRevision, next);
+        // One transaction: the source's removal and the destination's write
+        // (its usual one-statement compare-and-swap) commit together, or a
+        // refused half rolls the other back.
+        try {
+          await sql.begin(async (tx) => {
+            const removed =
+              await tx`DELETE FROM secrets WHERE path = ${from} AND revision = ${fromRevision} RETURNING 1`;
+            if (removed.length === 0) throw MOVE_REFUSED;
+            const statement = secretWriteStatement(to, toRevision, next);
+            const [row] = await tx.unsafe(statement.text, statement.params as never[], { prepare: true });
+            if (row!.swapped !== 1) throw MOVE_REFUSED;
+          });
+          return true;
+        } catch (error) {
+          // Two moves in opposite directions can lock each other's rows; Postgres
+          // then aborts one of them whole, which is as good as a lost race.
+          if (error === MOVE_REFUSED || (error as { code?: unknown }).code === "40P01") return false;
+          throw error;
+        }
       }),
 
     listExpired: (now, limit) =>

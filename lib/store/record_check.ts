@@ -53,6 +53,19 @@ export function checkSecretDelete(path: string, expectedRevision: number): void 
   checkCount(expectedRevision, "expected revision", 1);
 }
 
+/** Throws a `TypeError` unless `moveSecret`'s arguments are well formed. */
+export function checkSecretMove(
+  from: string,
+  fromRevision: number,
+  to: string,
+  toRevision: number,
+  next: SecretRecord,
+) {
+  checkSecretDelete(from, fromRevision);
+  checkSecretWrite(to, toRevision, next);
+  if (from === to) fail("move (source and destination are the same path)");
+}
+
 /** Throws a `TypeError` unless `listExpired`'s arguments are well formed. */
 export function checkListExpired(now: Date, limit: number): void {
   checkDate(now, "time");

@@ -21,6 +21,7 @@ import {
   checkPathPage,
   checkPolicy,
   checkSecretDelete,
+  checkSecretMove,
   checkSecretWrite,
 } from "./record_check.ts";
 import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
@@ -214,6 +215,20 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     return true;
   }
 
+  /**
+   * A move inside the caller's transaction: nothing is written unless both
+   * revisions match, so a refused move leaves both paths as they were.
+   */
+  function applySecretMove(from: string, fromRevision: number, to: string, toRevision: number, next: SecretRecord) {
+    checkSecretMove(from, fromRevision, to, toRevision, next);
+    const source = st.revision.get(from) as Row | undefined;
+    if (!source || int(source.revision) !== fromRevision) return false;
+    const target = st.revision.get(to) as Row | undefined;
+    if ((target ? int(target.revision) : 0) !== toRevision) return false;
+    st.deleteSecret.run(from, fromRevision);
+    return applySecretWrite(to, toRevision, next);
+  }
+
   const calls: SqliteCalls = {
     readSecret(path) {
       // One statement is one consistent snapshot, even with writers in other processes.
@@ -221,6 +236,9 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     },
 
     writeSecret: (path, expectedRevision, next) => inTransaction(() => applySecretWrite(path, expectedRevision, next)),
+
+    moveSecret: (from, fromRevision, to, toRevision, next) =>
+      inTransaction(() => applySecretMove(from, fromRevision, to, toRevision, next)),
 
     deleteSecret(path, expectedRevision) {
       checkSecretDelete(path, expectedRevision);
@@ -295,6 +313,8 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
         return applySecretWrite(...call.args);
       case "deleteSecret":
         return calls.deleteSecret(...call.args);
+      case "moveSecret":
+        return applySecretMove(...call.args);
       case "upsertPolicy":
         return calls.upsertPolicy(...call.args);
       case "deletePolicy":

@@ -50,6 +50,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     readSecret: (path) => run(() => db.readSecret(path)),
     writeSecret: (path, expectedRevision, next) => run(() => db.writeSecret(path, expectedRevision, next)),
     deleteSecret: (path, expectedRevision) => run(() => db.deleteSecret(path, expectedRevision)),
+    moveSecret: (from, fromRevision, to, toRevision, next) =>
+      run(() => db.moveSecret(from, fromRevision, to, toRevision, next)),
     listExpired: (now, limit) => run(() => db.listExpired(now, limit)),
     tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
     listSecretPathsPage: (query) => run(() => db.listSecretPathsPage(query)),

@@ -37,7 +37,13 @@ export interface SqliteStore extends Store {
 export type SqliteCallName = Exclude<keyof SqliteStore, "file" | "close" | "tryExclusive">;
 
 /** The calls that change data; the worker store commits them in groups. */
-export type SqliteWriteName = "writeSecret" | "deleteSecret" | "upsertPolicy" | "deletePolicy" | "putMeta";
+export type SqliteWriteName =
+  | "writeSecret"
+  | "deleteSecret"
+  | "moveSecret"
+  | "upsertPolicy"
+  | "deletePolicy"
+  | "putMeta";
 
 /** Arguments of call `K`. */
 export type SqliteArgs<K extends SqliteCallName> = Parameters<SqliteStore[K]>;

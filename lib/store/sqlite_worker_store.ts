@@ -4,7 +4,7 @@
  * the whole process; here a module worker (`sqlite_worker.ts`) owns the
  * write connection and the main thread only posts messages to it.
  *
- * Group commit: writes (`writeSecret`, `deleteSecret`, `upsertPolicy`,
+ * Group commit: writes (`writeSecret`, `deleteSecret`, `moveSecret`, `upsertPolicy`,
  * `deletePolicy`, `putMeta`) queue up here while the worker commits the previous group, and
  * go to it together as one transaction, each in its own savepoint with its
  * own compare-and-swap, so one failing write never affects another. One
@@ -239,6 +239,8 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     readSecret: (path) => read(() => reader.readSecret(path)),
     writeSecret: (path, expectedRevision, next) => write({ name: "writeSecret", args: [path, expectedRevision, next] }),
     deleteSecret: (path, expectedRevision) => write({ name: "deleteSecret", args: [path, expectedRevision] }),
+    moveSecret: (from, fromRevision, to, toRevision, next) =>
+      write({ name: "moveSecret", args: [from, fromRevision, to, toRevision, next] }),
     listExpired: (now, limit) => read(() => reader.listExpired(now, limit)),
     tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
     listSecretPathsPage: (query) => read(() => reader.listSecretPathsPage(query)),

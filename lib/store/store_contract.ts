@@ -298,6 +298,51 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     );
   });
 
+  test("moveSecret: both halves or neither, by compare-and-swap on both paths", async (store) => {
+    const source: SecretRecord = {
+      ...recordOf([version(1, 5), version(2), { ...version(3), expiresAt: at(50) }]),
+      customMetadata: bytesOf("custom"),
+      expiresAt: at(60),
+    };
+    await store.writeSecret("from", 0, source);
+    await store.writeSecret("from", 1, source);
+    const moved: SecretRecord = {
+      ...recordOf([version(1, 5, bytesOf("resealed-1")), version(2, null, bytesOf("resealed-2"))]),
+      customMetadata: bytesOf("resealed-custom"),
+    };
+    assert.equal(await store.moveSecret("from", 1, "to", 0, moved), false, "stale source revision");
+    assert.equal(await store.moveSecret("missing", 1, "to", 0, moved), false, "no source");
+    await store.writeSecret("taken", 0, recordOf([version(1)]));
+    assert.equal(await store.moveSecret("from", 2, "taken", 0, moved), false, "the destination exists");
+    assert.equal(await store.moveSecret("from", 2, "to", 3, moved), false, "destination revision that is not there");
+    assertSameRecord(await store.readSecret("from"), source);
+    assert.equal((await store.readSecret("from"))?.revision, 2, "refused moves change nothing");
+    assert.equal(await store.readSecret("to"), undefined);
+    assert.equal(await store.moveSecret("from", 2, "to", 0, moved), true);
+    assert.equal(await store.readSecret("from"), undefined);
+    const read = await store.readSecret("to");
+    assert.equal(read?.revision, 1);
+    assertSameRecord(read, moved);
+    assert.deepEqual(await store.listSecretPaths(), ["taken", "to"]);
+    // Over an existing destination at its revision (Nexus does this only for an expired one).
+    assert.equal(await store.moveSecret("to", 1, "taken", 1, moved), true);
+    assert.equal((await store.readSecret("taken"))?.revision, 2);
+    assertSameRecord(await store.readSecret("taken"), moved);
+    assert.equal((await store.readSecret("taken"))?.versions.has(3), false);
+    assert.deepEqual(await store.listSecretPaths(), ["taken"]);
+    await assert.rejects(store.moveSecret("taken", 2, "taken", 2, moved), TypeError, "onto itself");
+    await assert.rejects(store.moveSecret("taken", 0, "x", 0, moved), TypeError, "revision 0 names no source");
+  });
+
+  test("20 concurrent moves of one source: exactly one lands", async (store) => {
+    await store.writeSecret("src", 0, recordOf([version(1)]));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.moveSecret("src", 1, `dst-${i}`, 0, recordOf([version(1)]))),
+    );
+    assert.equal(results.filter(Boolean).length, 1);
+    assert.equal((await store.listSecretPaths()).length, 1);
+  });
+
   test("deleteSecret removes a path with every version, by compare-and-swap", async (store) => {
     await store.writeSecret("p", 0, recordOf([version(1), version(2)]));
     await store.writeSecret("p", 1, recordOf([version(1), version(2), version(3)]));
@@ -475,6 +520,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     await assert.rejects(store.readSecret("p"));
     await assert.rejects(store.writeSecret("p", 0, recordOf([version(1)])));
     await assert.rejects(store.deleteSecret("p", 1));
+    await assert.rejects(store.moveSecret("p", 1, "q", 0, recordOf([version(1)])));
     await assert.rejects(store.hasData());
   });
 }

@@ -123,6 +123,16 @@ export interface Store {
    */
   deleteSecret(path: string, expectedRevision: number): Promise<boolean>;
   /**
+   * Moves a record [ours], atomically: removes the record at `from` when its
+   * stored revision is `fromRevision` (≥ 1) and stores `next` at `to` when
+   * `to`'s stored revision is `toRevision` (0 = `to` must not exist), at
+   * revision `toRevision + 1` — both, or, resolving `false`, neither (a
+   * revision changed meanwhile). Nexus re-seals `next` for its new path
+   * (the path is in every sealed value's associated data); the store only
+   * moves bytes.
+   */
+  moveSecret(from: string, fromRevision: number, to: string, toRevision: number, next: SecretRecord): Promise<boolean>;
+  /**
    * Up to `limit` distinct paths holding something expired at `now` [ours]:
    * the secret's own `expiresAt`, or a version's, at or before `now`. In no
    * particular order; work is bounded by `limit`, whatever the store holds.

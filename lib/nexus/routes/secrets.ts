@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { badRequest } from "../../api/errors.ts";
+import { ApiError, badRequest } from "../../api/errors.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
 import { decodeListCursor, encodeListCursor } from "../../api/list_cursor.ts";
@@ -11,7 +11,8 @@ import { isAllowed, SECRET_LIST_PATH } from "../authorizer.ts";
 import type { PathScope } from "../compiled_policy_set.ts";
 import { ALL_PATHS, listPage } from "../secret_listing.ts";
 import { parseJsonBody } from "../../api/body.ts";
-import { authorize, policyCallers, requireStore, type Route, type RouteInput } from "../route.ts";
+import type { Permission } from "../../api/validate.ts";
+import { authorize, isPermitted, policyCallers, requireStore, type Route, type RouteInput } from "../route.ts";
 import { type PutOptions, SecretService } from "../secret_service.ts";
 
 function service(input: RouteInput): SecretService {
@@ -145,6 +146,37 @@ export const secretRoutes: readonly Route[] = [
       const versions = v.explicitVersions(b.versions);
       await authorize(input, path, ["write"]);
       await service(input).destroy(path, versions);
+      return {};
+    },
+  },
+  {
+    path: PATHS.secrets,
+    action: "move",
+    needsRootKey: true,
+    admit: policyCallers,
+    async handle(input) {
+      const b = body(input);
+      const from = v.secretPath(b.from, "from");
+      const to = v.secretPath(b.to, "to");
+      if (from === to) throw badRequest("from and to are the same path");
+      // Read as well as write on the source: a move must not let a caller
+      // that may not read a secret carry it to where it may.
+      const wanted: Array<[string, Permission[]]> = [[from, ["read", "write"]], [to, ["write"]]];
+      // Each permission on its own: they may come from different policies.
+      const granted = await Promise.all(
+        wanted.map(async ([path, permissions]) =>
+          (await Promise.all(permissions.map((p) => isPermitted(input, path, [p])))).every(Boolean)
+        ),
+      );
+      input.audit.resource = from;
+      input.audit.permissions = ["read", "write"];
+      input.audit.resources = wanted.map(([path, permissions], i) => ({
+        path,
+        permissions,
+        outcome: granted[i] ? "ok" : "denied",
+      }));
+      if (granted.includes(false)) throw new ApiError("access_unauthorized", "no policy grants the move");
+      await service(input).move(from, to);
       return {};
     },
   },

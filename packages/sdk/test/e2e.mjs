@@ -114,6 +114,13 @@ try {
   await new Promise((resolve) => setTimeout(resolve, 1100));
   await rejectsWith(web.getSecret(brief), NotFoundError, 404);
   assert.deepEqual((await web.getMetadata(kv)).metadata.customMetadata, { owner: run });
+  const moved = `app/${run}/moved`;
+  await web.moveSecret(kv, moved);
+  await rejectsWith(web.getSecret(kv), NotFoundError, 404);
+  assert.deepEqual((await web.getMetadata(moved)).metadata.customMetadata, { owner: run });
+  await web.putSecret(kv, { a: "again" });
+  await rejectsWith(web.moveSecret(moved, kv), ConflictError, 409);
+  await web.moveSecret(moved, `app/${run}/kv2`);
   const doomed = `app/${run}/doomed`;
   await web.putSecret(doomed, { a: "1" });
   await web.deleteMetadata(doomed);
