@@ -22,6 +22,7 @@ import { moveCommand, patchCommand } from "./secret_write.ts";
 import { destroyCommand } from "./secret_destroy.ts";
 import { metadataCommand } from "./secret_metadata.ts";
 import { listCommand } from "./secret_list.ts";
+import { getManyCommand } from "./secret_get_many.ts";
 
 export { parseVersions };
 
@@ -91,6 +92,7 @@ export const secretCommand: CommandSpec = {
         return 0;
       },
     },
+    getManyCommand,
     {
       name: "delete",
       summary: "Soft-delete versions of a secret (default: the current one)",

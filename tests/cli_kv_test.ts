@@ -261,6 +261,31 @@ Deno.test("spike CLI key-value commands against a real Nexus", async (t) => {
       exits(missing, 3, "move of a missing secret");
       exits(same, 2, "move onto itself");
     });
+
+    await t.step("get-many: values, not found and denied per path; exit codes; -f json", async () => {
+      exits(await su("secret", "put", "gm/a", "v=a", "w=b"), 0, "put a");
+      exits(await su("secret", "put", "gm/b", "v=b"), 0, "put b");
+      const [all, some, json, denied] = await Promise.all([
+        su("secret", "get-many", "gm/a", "gm/b"),
+        su("secret", "get-many", "gm/a", "gm/none"),
+        su("secret", "get-many", "gm/a", "gm/none", "-f", "json"),
+        as("web", ["secret", "get-many", "tree/a/x", "gm/a"]),
+      ]);
+      assert.equal(exits(all, 0, "get-many").stdout, "gm/a:\n  v: a\n  w: b\ngm/b:\n  v: b\n");
+      assert.equal(
+        exits(some, 3, "get-many with a missing path").stdout,
+        "gm/a:\n  v: a\n  w: b\ngm/none: not found\n",
+      );
+      assert.match(some.stderr, /1 of 2 secrets not read/);
+      assert.deepEqual(JSON.parse(exits(json, 3, "get-many -f json").stdout), {
+        "gm/a": { data: { v: "a", w: "b" } },
+        "gm/none": { err: "api_not_found" },
+      });
+      assert.equal(
+        exits(denied, 1, "a workload denied one path").stdout,
+        "tree/a/x:\n  v: 1\ngm/a: not authorized (no policy grants read)\n",
+      );
+    });
   } finally {
     const status = nexus ? await nexus.stop() : undefined;
     await Deno.remove(dir, { recursive: true }).catch(() => {});

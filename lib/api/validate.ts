@@ -35,6 +35,17 @@ export function pathPrefix(value: unknown, field = "prefix"): string {
   return secretPath(value, field);
 }
 
+/** Most paths one batch read names [ours]. */
+export const MAX_BATCH_PATHS = 100;
+
+/** Validates the paths of a batch read [ours]: 1–100 valid paths; repeats are read once. */
+export function batchPaths(value: unknown, field = "paths"): string[] {
+  if (!Array.isArray(value)) throw badRequest(`${field} must be an array of paths`);
+  if (value.length === 0) throw badRequest(`${field} must name at least one path`);
+  if (value.length > MAX_BATCH_PATHS) throw badRequest(`${field} names more than ${MAX_BATCH_PATHS} paths`);
+  return [...new Set(value.map((p, i) => secretPath(p, `${field}[${i}]`)))];
+}
+
 /** Largest page a paged secret list returns [ours]. */
 export const MAX_LIST_LIMIT = 1000;
 

@@ -109,7 +109,7 @@ Deno.test("completions: bash completes subcommands, flags and flag values along 
   );
   assert.deepEqual(out.split("\n").slice(0, -1), [
     "secret",
-    "put patch get delete undelete destroy list move metadata",
+    "put patch get get-many delete undelete destroy list move metadata",
     "get",
     "--format",
     "human json yaml env",
@@ -193,7 +193,7 @@ probe spike mirror --mode ""
 probe spike secret get app ""`,
     );
     assert.deepEqual(out.split("\n").slice(0, -1), [
-      "put patch get delete undelete destroy list move metadata",
+      "put patch get get-many delete undelete destroy list move metadata",
       "get put delete",
       "human json yaml env",
       "--mode --once --help -h",

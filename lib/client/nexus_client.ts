@@ -127,6 +127,11 @@ export interface ListPage {
   readonly cursor?: string;
 }
 
+/** One path's answer in a batch read [ours]: its values, or why not. */
+export type BatchReadResult =
+  | { readonly data: Record<string, string> }
+  | { readonly err: "api_not_found" | "access_unauthorized" | "api_internal_error" };
+
 /** Typed Nexus API calls over a transport. */
 export class NexusClient {
   readonly #base: string;
@@ -164,6 +169,16 @@ export class NexusClient {
   async getSecret(path: string, version = 0): Promise<Record<string, string>> {
     const out = await this.#json(PATHS.secrets, "get", { path, version });
     return (out.data ?? {}) as Record<string, string>;
+  }
+
+  /**
+   * Reads the current version of up to 100 paths in one request [ours],
+   * each authorized on its own: per path its values, or `api_not_found`,
+   * or `access_unauthorized`.
+   */
+  async getSecrets(paths: readonly string[]): Promise<Record<string, BatchReadResult>> {
+    const out = await this.#json(PATHS.secrets, "getMany", { paths: [...paths] });
+    return (out.results ?? {}) as Record<string, BatchReadResult>;
   }
 
   /** Soft-deletes versions (`[]` = current). */

@@ -638,3 +638,68 @@ Deno.test("move: needs read and write on the source and write on the destination
   assert.equal(await nexus.deps.store!.readSecret("elsewhere/db"), undefined);
   assert.equal("resources" in nexus.audit[0]!, false, "other requests' records have no resources field");
 });
+
+// ---------------------------------------------------------------------------
+// Batch read
+
+const getMany = (nexus: TestNexus, who: PeerResult, paths: unknown, status = 200, expected?: unknown) =>
+  expect(nexus, who, PATHS.secrets, "getMany", { paths }, status, expected);
+
+Deno.test("getMany: per path data, not found or denied — each authorized on its own, each audited", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "app/a", { v: "a" });
+  await put(nexus, "app/b", { v: "b" });
+  await put(nexus, "app/gone", { v: "x" });
+  await expect(nexus, SUPERUSER, PATHS.secrets, "delete", { path: "app/gone", versions: [] }, 200);
+  await put(nexus, "other/c", { v: "c" });
+  await grant(nexus, "app-read", "^app/", ["read"]);
+  await grant(nexus, "other-write", "^other/", ["write"]);
+  await getMany(nexus, WEB, ["app/a", "app/b", "app/missing", "app/gone", "other/c", "app/a"], 200, {
+    results: {
+      "app/a": { data: { v: "a" } },
+      "app/b": { data: { v: "b" } },
+      "app/missing": { err: "api_not_found" },
+      "app/gone": { err: "api_not_found" },
+      "other/c": { err: "access_unauthorized" },
+    },
+  });
+  const record = nexus.audit.at(-1)!;
+  assert.equal(record.action, "getMany");
+  assert.equal(record.outcome, "ok");
+  assert.deepEqual(record.permissions, ["read"]);
+  assert.deepEqual(record.resources, [
+    { path: "app/a", permissions: ["read"], outcome: "ok" },
+    { path: "app/b", permissions: ["read"], outcome: "ok" },
+    { path: "app/missing", permissions: ["read"], outcome: "not_found" },
+    { path: "app/gone", permissions: ["read"], outcome: "not_found" },
+    { path: "other/c", permissions: ["read"], outcome: "denied" },
+  ]);
+  assert.ok(!JSON.stringify(record).includes('"v"'), "no value in the audit record");
+  await getMany(nexus, SUPERUSER, ["other/c", "__proto__"], 200, {
+    results: JSON.parse('{"other/c":{"data":{"v":"c"}},"__proto__":{"err":"api_not_found"}}'),
+  });
+});
+
+Deno.test("getMany: 1 to 100 valid paths, else 400 for the whole request", async () => {
+  const nexus = await createTestNexus();
+  await put(nexus, "app/a", { v: "a" });
+  const hundred = Array.from({ length: 100 }, (_, i) => `app/${i}`);
+  const answer = await getMany(nexus, SUPERUSER, hundred) as { results: Record<string, unknown> };
+  assert.equal(Object.keys(answer.results).length, 100);
+  for (const paths of [[], [...hundred, "app/a"], "app/a", [1], ["app/a", "bad path"], null, undefined]) {
+    await getMany(nexus, SUPERUSER, paths, 400, BAD_REQUEST);
+  }
+  // A tampered record fails its own path only.
+  const store = nexus.deps.store!;
+  const a = (await store.readSecret("app/a"))!;
+  await put(nexus, "app/b", { v: "b" });
+  const b = (await store.readSecret("app/b"))!;
+  await store.writeSecret("app/b", b.revision, {
+    ...b,
+    versions: new Map([[1, { ...b.versions.get(1)!, sealed: a.versions.get(1)!.sealed }]]),
+  });
+  await getMany(nexus, SUPERUSER, ["app/a", "app/b"], 200, {
+    results: { "app/a": { data: { v: "a" } }, "app/b": { err: "api_internal_error" } },
+  });
+  assert.equal(nexus.audit.at(-1)!.resources![1]!.outcome, "error");
+});

@@ -149,3 +149,22 @@ Deno.test("sdk: moveSecret moves every version; ConflictError onto an existing p
     await assert.rejects(admin.moveSecret("app/none", "app/c"), NotFoundError);
   });
 });
+
+Deno.test("sdk: getSecrets reads several paths, each authorized on its own", async () => {
+  await withNexus(async (admin, web) => {
+    await admin.putSecret("app/a", { v: "a" });
+    await admin.putSecret("other/b", { v: "b" });
+    await admin.putPolicy({
+      name: "web",
+      spiffeIdPattern: "^spiffe://spike\\.ist/app/web$",
+      pathPattern: "^app/",
+      permissions: ["read"],
+    });
+    assert.deepEqual(await web.getSecrets(["app/a", "app/none", "other/b"]), {
+      "app/a": { data: { v: "a" } },
+      "app/none": { err: "api_not_found" },
+      "other/b": { err: "access_unauthorized" },
+    });
+    await assert.rejects(web.getSecrets([]), BadRequestError);
+  });
+});

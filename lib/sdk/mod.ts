@@ -20,6 +20,7 @@
  */
 import { NotFoundError } from "../client/errors.ts";
 import {
+  type BatchReadResult,
   type ListPage,
   type ListQuery,
   type MetadataUpdate,
@@ -151,6 +152,12 @@ export interface VersionOption {
 export interface SpikeClient {
   /** All key/value pairs of a secret (needs `read`). */
   getSecret(path: string, options?: VersionOption): Promise<Record<string, string>>;
+  /**
+   * Reads the current version of up to 100 secrets in one call, each authorized on its own (needs `read` on each):
+   * per path `{ data }`, or `{ err: "api_not_found" | "access_unauthorized" | "api_internal_error" }`. Rejects
+   * (`BadRequestError`) only for a malformed path or more than 100.
+   */
+  getSecrets(paths: readonly string[]): Promise<Record<string, BatchReadResult>>;
   /** One value of a secret; rejects with `NotFoundError` when the key is missing. */
   getSecretValue(path: string, key: string, options?: VersionOption): Promise<string>;
   /**
@@ -276,6 +283,7 @@ export async function connect(options: ConnectOptions = {}): Promise<SpikeClient
       if (!Object.hasOwn(values, key)) throw new NotFoundError(404, "api_not_found");
       return values[key]!;
     },
+    getSecrets: (paths) => read(() => nexus.getSecrets(paths)),
     putSecret: (path, values, o) => write(() => nexus.putSecret(path, values, o)),
     patchSecret: (path, changes, o) => write(() => nexus.patchSecret(path, changes, o)),
     deleteSecret: (path, versions = []) => write(() => nexus.deleteSecret(path, versions)),

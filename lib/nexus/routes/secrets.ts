@@ -12,7 +12,7 @@ import type { PathScope } from "../compiled_policy_set.ts";
 import { ALL_PATHS, listPage } from "../secret_listing.ts";
 import { parseJsonBody } from "../../api/body.ts";
 import type { Permission } from "../../api/validate.ts";
-import { authorize, isPermitted, policyCallers, requireStore, type Route, type RouteInput } from "../route.ts";
+import { authorize, permissionChecker, policyCallers, requireStore, type Route, type RouteInput } from "../route.ts";
 import { type PutOptions, SecretService } from "../secret_service.ts";
 
 function service(input: RouteInput): SecretService {
@@ -37,6 +37,11 @@ function writeOptions(b: Record<string, unknown>): PutOptions {
     ...(versionExpires === undefined ? {} : { versionExpires }),
   };
 }
+
+/** One path's answer in a batch read [ours]. */
+type BatchResult =
+  | { data: Record<string, string> }
+  | { err: "api_not_found" | "access_unauthorized" | "api_internal_error" };
 
 /** Most stored paths one page of a scoped list examines [ours]: bounds the work of a request. */
 export const LIST_SCAN_BUDGET = 10_000;
@@ -109,6 +114,44 @@ export const secretRoutes: readonly Route[] = [
   },
   {
     path: PATHS.secrets,
+    action: "getMany",
+    needsRootKey: true,
+    admit: policyCallers,
+    async handle(input) {
+      const paths = v.batchPaths(body(input).paths);
+      const secrets = service(input);
+      input.audit.permissions = ["read"];
+      const permitted = await permissionChecker(input);
+      // Each path authorized on its own before it is read; a denied one is never read.
+      const outcomes = await Promise.all(paths.map(async (path): Promise<[string, BatchResult]> => {
+        if (!permitted(path, ["read"])) return [path, { err: "access_unauthorized" }];
+        try {
+          return [path, { data: await secrets.get(path, 0) }];
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+          if (error.code !== "api_not_found") {
+            input.deps.log.error("batch read: a path failed", { detail: error.message });
+          }
+          return [path, { err: error.code === "api_not_found" ? "api_not_found" : "api_internal_error" }];
+        }
+      }));
+      input.audit.resources = outcomes.map(([path, result]) => ({
+        path,
+        permissions: ["read"],
+        outcome: "data" in result
+          ? "ok"
+          : result.err === "access_unauthorized"
+          ? "denied"
+          : result.err === "api_not_found"
+          ? "not_found"
+          : "error",
+      }));
+      // fromEntries: any path, even `__proto__`, is an own key of the answer.
+      return { results: Object.fromEntries(outcomes) };
+    },
+  },
+  {
+    path: PATHS.secrets,
     action: "delete",
     needsRootKey: true,
     admit: policyCallers,
@@ -163,11 +206,8 @@ export const secretRoutes: readonly Route[] = [
       // that may not read a secret carry it to where it may.
       const wanted: Array<[string, Permission[]]> = [[from, ["read", "write"]], [to, ["write"]]];
       // Each permission on its own: they may come from different policies.
-      const granted = await Promise.all(
-        wanted.map(async ([path, permissions]) =>
-          (await Promise.all(permissions.map((p) => isPermitted(input, path, [p])))).every(Boolean)
-        ),
-      );
+      const permitted = await permissionChecker(input);
+      const granted = wanted.map(([path, permissions]) => permissions.every((p) => permitted(path, [p])));
       input.audit.resource = from;
       input.audit.permissions = ["read", "write"];
       input.audit.resources = wanted.map(([path, permissions], i) => ({

@@ -131,6 +131,10 @@ try {
   const page = await web.listSecretsPage({ prefix: "app/", limit: 1 });
   assert.equal(page.keys.length, 1);
   assert.equal(typeof page.cursor, "string");
+  const batch = await web.getSecrets(["app/db", `app/${run}/nothing`, "other/db"]);
+  assert.deepEqual(batch["app/db"], { data: { user: env.TEST_DB_USER, pass: env.TEST_DB_PASS } });
+  assert.deepEqual(batch[`app/${run}/nothing`], { err: "api_not_found" });
+  assert.deepEqual(batch["other/db"], { err: "access_unauthorized" });
   console.log("key-value features: ok");
 
   // Policies.
