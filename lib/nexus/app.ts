@@ -27,10 +27,12 @@ import { cipherRoutes } from "./routes/cipher.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { secretRoutes } from "./routes/secrets.ts";
+import { secretExtensionRoutes } from "./routes/secret_extensions.ts";
 import { SPIKE_VERSION } from "../version.ts";
 
 const ROUTES: readonly Route[] = [
   ...secretRoutes,
+  ...secretExtensionRoutes,
   ...policyRoutes,
   ...cipherRoutes,
   ...operatorRoutes,

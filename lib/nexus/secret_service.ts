@@ -4,6 +4,13 @@
  * compare-and-swap until a write lands, so concurrent writers on one path —
  * in this process or in other Nexus processes — never lose an update.
  *
+ * The key-value extensions [ours] ride the same loop: check-and-set checks
+ * the record the swap starts from, a patch opens, merges and re-seals inside
+ * it, expiry is resolved against the clock of each attempt. Every sealing
+ * and opening goes through the private helpers at the bottom (values:
+ * AAD = path|version; custom metadata: AAD = path|purpose), including the
+ * re-sealing a move needs.
+ *
  * @module
  */
 import { ApiError, badRequest } from "../api/errors.ts";
