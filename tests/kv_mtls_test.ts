@@ -308,6 +308,9 @@ Deno.test("mTLS + postgres, two Nexus: both sweep, one pass at a time (advisory 
     await a.putSecret("exp/keep", { v: "kept" });
     await until(async () => (await a.listSecrets()).length === 1, "every expired secret is swept", 20_000);
     assert.deepEqual(await b.listSecrets(), ["exp/keep"]);
+    // A pass is reported once its lock's transaction has committed, a round trip after its last removal:
+    // stop both sweepers (each waits for its pass in flight) so every report is in.
+    await Promise.all(started.map((f) => f.nexus.sweeper?.stop()));
     const ran = reports.filter((r) => r.removedSecrets > 0);
     assert.equal(ran.reduce((n, r) => n + r.removedSecrets, 0), count, "each expired secret removed exactly once");
     // Each removal is in exactly one instance's audit trail, after that batch's intent named it.
