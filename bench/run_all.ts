@@ -30,6 +30,7 @@ const QUICK_ARGS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   "audit_bench.ts": ["--rounds", "1", "--requests", "500"],
   "jitless_bench.ts": ["--rounds", "1", "--requests", "200"],
   "audit_table_bench.ts": ["--rounds", "1", "--requests", "300"],
+  "metrics_bench.ts": ["--rounds", "1", "--requests", "500"],
 });
 
 /** The benchmark files in `dir`, sorted by name. */

@@ -1,5 +1,6 @@
 /**
- * `spike dev`: the local stack, and `spike dev identity` (development CA).
+ * `spike dev`: the local stack; `spike dev identity` and `identities` (development CA);
+ * `spike dev unlock` (root key for a stack of separate containers).
  *
  * @module
  */
@@ -12,7 +13,9 @@ import { readyBanner } from "../lib/dev/ready_banner.ts";
 import { PINNED_DENO_VERSION } from "../lib/install/install_plan.ts";
 import { findOnPath, isExecutableFile } from "../lib/install/path_lookup.ts";
 import { checkTrustDomainName } from "../lib/spiffe/id.ts";
+import { devIdentitiesCommand } from "./dev_identities.ts";
 import { devIdentityCommand } from "./dev_identity.ts";
+import { devUnlockCommand } from "./dev_unlock.ts";
 
 const INHERITED_ENV = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NO_COLOR", "SPIKE_LOG_LEVEL"];
 
@@ -47,7 +50,7 @@ export const devCommand: CommandSpec = {
       valueName: "duration",
     },
   },
-  subcommands: [devIdentityCommand],
+  subcommands: [devIdentityCommand, devIdentitiesCommand, devUnlockCommand],
   run: async ({ options, io }) => {
     const home = io.env.HOME;
     const dir = (options.dir as string | undefined) ?? (home ? `${home}/.spike/dev` : undefined);

@@ -19,7 +19,9 @@ export const statusCommand: CommandSpec = {
     "certificate; the servers' SVIDs are still checked against the trust bundle of this process's identity\n" +
     "(SPIKE_SVID_DIR or the Workload API: any SPIFFE ID of the trust domain will do, e.g. Nexus's own inside its\n" +
     "container). --insecure skips that check where no identity exists.\n" +
-    "Exit codes: 0 all ready, 1 something is unreachable or not ready, 2 usage.",
+    "--live asks GET /health instead: is each process up and serving TLS (a liveness check: a Nexus waiting\n" +
+    "for its root key is live but not ready). --nexus-only and --keepers-only narrow what is asked.\n" +
+    "Exit codes: 0 all ready (or live), 1 something is unreachable or not ready, 2 usage.",
   options: {
     nexus: { type: "string", description: "Nexus URL (default SPIKE_NEXUS_API_URL)", valueName: "url" },
     keeper: {
@@ -29,6 +31,8 @@ export const statusCommand: CommandSpec = {
       valueName: "url",
     },
     "keepers-only": { type: "boolean", description: "Leave Nexus out (a Keeper's own health check)" },
+    "nexus-only": { type: "boolean", description: "Leave the Keepers out (Nexus's own health check)" },
+    live: { type: "boolean", description: "Only check that each process is up (GET /health), not that it is ready" },
     format: { type: "string", short: "f", description: "Output format: human, json or yaml", valueName: "format" },
     timeout: { type: "string", description: "Time each component gets to answer (default 5s)", valueName: "duration" },
     insecure: { type: "boolean", description: "Do not verify the servers' SVIDs (no identity on this host)" },

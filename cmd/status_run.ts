@@ -9,7 +9,7 @@ import { outputFormat, renderStructured } from "../lib/cli/format.ts";
 import { ConfigError, parseDuration, parseHttpsUrl, parseList } from "../lib/config/parse.ts";
 import { toTrustRoots } from "../lib/config/trust_roots.ts";
 import { type Probe, unverifiedProbe, verifiedProbe } from "../lib/ops/probe.ts";
-import { collectStatus, renderStatusLines } from "../lib/ops/status.ts";
+import { collectLiveness, collectStatus, renderLivenessLines, renderStatusLines } from "../lib/ops/status.ts";
 import type { IdentitySource } from "../lib/spiffe/identity.ts";
 import { selectIdentitySource } from "../lib/spiffe/source_select.ts";
 import { SPIKE_VERSION } from "../lib/version.ts";
@@ -20,13 +20,18 @@ export async function runStatus({ options, io }: CommandContext): Promise<number
   const format = outputFormat(options.format);
   const timeoutMs = usage(() => parseDuration("--timeout", (options.timeout as string | undefined) ?? "5s"));
   if (timeoutMs < 100) throw new UsageError("--timeout: must be at least 100ms");
+  if (options["keepers-only"] && options["nexus-only"]) {
+    throw new UsageError("--keepers-only and --nexus-only leave nothing to check together");
+  }
   const config = pilotConfig(io);
   const nexusUrl = options["keepers-only"]
     ? undefined
     : options.nexus === undefined
     ? config.nexusUrl
     : usage(() => parseHttpsUrl("--nexus", options.nexus as string));
-  const keeperUrls = options.keeper !== undefined
+  const keeperUrls = options["nexus-only"]
+    ? []
+    : options.keeper !== undefined
     ? usage(() => (options.keeper as string[]).map((url) => parseHttpsUrl("--keeper", url)))
     : keeperPeersFromEnv(io.env.SPIKE_NEXUS_KEEPER_PEERS);
   if (nexusUrl === undefined && keeperUrls.length === 0) {
@@ -51,7 +56,13 @@ export async function runStatus({ options, io }: CommandContext): Promise<number
     probe = verifiedProbe(identity, toTrustRoots(config.trustRoots), timeoutMs);
   }
   try {
-    const report = await collectStatus(probe, { nexusUrl, keeperUrls, cliVersion: SPIKE_VERSION });
+    const targets = { nexusUrl, keeperUrls, cliVersion: SPIKE_VERSION };
+    if (options.live) {
+      const report = await collectLiveness(probe, targets);
+      io.stdout(format === "human" ? renderLivenessLines(report) : await renderStructured(report, format));
+      return report.ok ? 0 : 1;
+    }
+    const report = await collectStatus(probe, targets);
     io.stdout(format === "human" ? renderStatusLines(report) : await renderStructured(report, format));
     return report.ok ? 0 : 1;
   } finally {

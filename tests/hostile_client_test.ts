@@ -129,17 +129,20 @@ async function postMany(
  * young generation, glibc mapping blocks of 16 KiB and more apart), which
  * keep the plateau low: in six runs the resident size stayed within
  * 87–148 MiB and the measured rounds changed it by −31 to +30 MiB (without
- * the settings: 137–227 MiB, up to +76). So the test warms the process up,
- * then checks that the measured requests leave less than `keptShare` of
- * what they sent and that no round ends above `peakMiB`, margins that hold
- * on a loaded machine (garbage collection runs on allocation, not on time).
+ * the settings: 137–227 MiB, up to +76). V8 still grows its heap in steps,
+ * and on a busy machine a step can land among the measured rounds (+122 MiB
+ * seen under two parallel suites, without the settings). So the test warms
+ * the process up, then checks that the measured requests leave less than
+ * `keptShare` of what they sent (between that step and the leak's +221 MiB)
+ * and that no round ends above `peakMiB` (the plateau plus such a step; the
+ * leak passes it within the six rounds).
  */
 async function assertNoLeak(role: Role, path: string, options: { chunked?: boolean }): Promise<void> {
   const perRound = 100;
   const warmUpRounds = 3;
   const measuredRounds = 3;
-  const keptShare = 0.2;
-  const peakMiB = 220;
+  const keptShare = 0.6;
+  const peakMiB = 300;
   const settle = () => new Promise((resolve) => setTimeout(resolve, 2000));
   const sizes: number[] = [];
   for (let round = 0; round < warmUpRounds + measuredRounds; round++) {

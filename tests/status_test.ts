@@ -5,6 +5,7 @@
  * Nexus's own SVID (the container health check) and for a Keeper alone;
  * servers with the wrong role or from another trust bundle are not believed;
  * a killed Keeper turns the exit code to 1 and its line says unreachable.
+ * `--live` (GET /health only) passes while Nexus waits for its key.
  * The Keeper's /metrics is checked on the same processes.
  */
 import assert from "node:assert/strict";
@@ -105,6 +106,12 @@ Deno.test("spike status: not ready and why, all well after bootstrap, wrong serv
       for (const name of ["keeper-1", "keeper-2"]) {
         assert.match(lineOf(human.stdout, name), /not ready\s+no shard held yet/);
       }
+      // Liveness is another matter: every process is up, so the health checks of compose pass.
+      const live = exits(await status(["--live"], as("nexus")), 0, "status --live before bootstrap");
+      assert.match(lineOf(live.stdout, "nexus"), /\slive$/);
+      assert.match(lineOf(live.stdout, "keeper-2"), /\slive$/);
+      exits(await status(["--live", "--nexus-only", "--nexus", nexusUrl], as("nexus")), 0, "Nexus's own liveness");
+      exits(await status(["--nexus-only"], as("nexus")), 1, "Nexus alone is not ready yet");
       const report = json(exits(await status(["-f", "json"], as("superuser")), 1, "status -f json"));
       assert.equal(report.ok, false);
       assert.deepEqual(
@@ -179,9 +186,14 @@ Deno.test("spike status: not ready and why, all well after bootstrap, wrong serv
 
     await t.step("bad flags are usage errors (exit 2)", async () => {
       for (
-        const args of [["-f", "xml"], ["--nexus", "http://127.0.0.1:1"], ["--timeout", "soon"], ["--keeper", "x"], [
-          "extra",
-        ]]
+        const args of [
+          ["-f", "xml"],
+          ["--nexus", "http://127.0.0.1:1"],
+          ["--timeout", "soon"],
+          ["--keeper", "x"],
+          ["extra"],
+          ["--nexus-only", "--keepers-only"],
+        ]
       ) {
         const result = exits(await status(args, as("superuser")), 2, `status ${args.join(" ")}`);
         assert.equal(result.stdout, "");
@@ -197,6 +209,12 @@ Deno.test("spike status: not ready and why, all well after bootstrap, wrong serv
       assert.match(lineOf(human.stdout, "nexus"), /\sready\s+root key loaded/);
       const report = json(exits(await status(["-f", "json"], as("superuser")), 1, "status -f json, dead Keeper"));
       assert.deepEqual([report.ok, report.nexus?.ready, report.keepers[1]?.reachable], [false, true, false]);
+      const live = exits(await status(["--live", "-f", "json"], as("superuser")), 1, "status --live, dead Keeper");
+      assert.deepEqual(
+        JSON.parse(live.stdout).components.map((c: { name: string; live: boolean }) => [c.name, c.live]),
+        [["nexus", true], ["keeper-1", true], ["keeper-2", false]],
+      );
+      exits(await status(["--live", "--nexus-only"], as("nexus")), 0, "Nexus stays live without a Keeper");
     });
   } finally {
     await Promise.all([...running].map((child) => child.stop()));

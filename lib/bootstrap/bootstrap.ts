@@ -77,8 +77,8 @@ export interface BootstrapOptions {
 
 const JSON_HEADERS = Object.freeze({ "content-type": "application/json" });
 
-/** What the probe learned about Nexus. */
-type NexusState = "empty" | "has-key" | "has-data";
+/** What the probe learned about Nexus: no key and no data, a key loaded, or data sealed under a key it lacks. */
+export type NexusState = "empty" | "has-key" | "has-data";
 
 /** Deadline, clock and cancellation shared by one run. */
 interface Run {
@@ -186,6 +186,21 @@ async function waitForExistingKey(run: Run, first: NexusState): Promise<void> {
     backoff = Math.min(2000, backoff * 2);
     state = await probeNexus(run);
   }
+}
+
+/**
+ * Asks Nexus what Bootstrap would ask first (retrying until it answers or
+ * the deadline passes), without changing anything: `spike dev unlock` uses
+ * it to choose between bootstrap and restore.
+ */
+export async function probeNexusState(options: BootstrapOptions): Promise<NexusState> {
+  const now = options.now ?? Date.now;
+  return await probeNexus({
+    options,
+    now,
+    deadline: now() + (options.timeoutMs ?? 120_000),
+    initialBackoff: options.initialBackoffMs ?? 200,
+  });
 }
 
 /** Asks Nexus whether it already has a key (or data) before making one. */

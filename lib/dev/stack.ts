@@ -10,8 +10,6 @@
 import { join } from "node:path";
 import { NexusClient } from "../client/nexus_client.ts";
 import { netTarget } from "../config/permissions.ts";
-import { zeroize } from "../crypto/zeroize.ts";
-import { formatRecoveryShard, parseRecoveryShard } from "../pilot/recovery_file.ts";
 import { createMtlsClient } from "../spiffe/mtls_client.ts";
 import { isNexus, trustRoots } from "../spiffe/roles.ts";
 import { createStaticSource } from "../spiffe/static_source.ts";
@@ -20,6 +18,7 @@ import { mintDevIdentities } from "./identities.ts";
 import { type RoleProcess, type SpikeLauncher, startRoleProcess } from "./role_process.ts";
 import { DevStackError } from "./errors.ts";
 import { waitForHealth } from "./health.ts";
+import { readSavedShards, restoreFromShards, saveRecoveryShards } from "./recovery_shards.ts";
 
 /** Settings of the dev stack. */
 export interface DevStackOptions {
@@ -149,7 +148,12 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
 
     if (saved.length >= THRESHOLD) {
       log("spike dev: restoring the root key from the saved recovery shards (development only)");
-      await restoreFromShards(nexusUrl, ids.byName.get("pilot-restore")!, trustDomain, saved);
+      const client = pilotClient(nexusUrl, ids.byName.get("pilot-restore")!, trustDomain);
+      try {
+        await restoreFromShards(client.nexus, saved, THRESHOLD);
+      } finally {
+        client.close();
+      }
     } else {
       log("spike dev: first run: bootstrapping a new root key");
       const bootstrap = startRoleProcess({
@@ -172,7 +176,12 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       });
       const status = await bootstrap.exited;
       if (!status.success) throw new DevStackError(`bootstrap failed (exit ${status.code}):\n${bootstrap.tail()}`);
-      await saveRecoveryShards(nexusUrl, ids.byName.get("pilot-recover")!, trustDomain, recoveryDir);
+      const client = pilotClient(nexusUrl, ids.byName.get("pilot-recover")!, trustDomain);
+      try {
+        await saveRecoveryShards(client.nexus, recoveryDir);
+      } finally {
+        client.close();
+      }
       log(
         `spike dev: WARNING: recovery shards saved in ${recoveryDir} so restarts keep your data; ` +
           "this is for development only — never keep shards beside the data in production",
@@ -222,22 +231,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function readSavedShards(recoveryDir: string): Promise<Array<{ index: number; shard: Uint8Array }>> {
-  const shards: Array<{ index: number; shard: Uint8Array }> = [];
-  if (!await exists(recoveryDir)) return shards;
-  for await (const entry of Deno.readDir(recoveryDir)) {
-    if (!/^spike\.recovery\.\d+\.txt$/.test(entry.name)) continue;
-    try {
-      shards.push(parseRecoveryShard(await Deno.readTextFile(join(recoveryDir, entry.name))));
-    } catch {
-      throw new DevStackError(
-        `${join(recoveryDir, entry.name)} is not a recovery shard; remove it or the whole dev directory`,
-      );
-    }
-  }
-  return shards.sort((a, b) => a.index - b.index);
-}
-
 function pilotClient(nexusUrl: string, identity: X509Identity, trustDomain: string) {
   const roots = trustRoots({ nexus: [trustDomain] });
   const transport = createMtlsClient({
@@ -246,48 +239,6 @@ function pilotClient(nexusUrl: string, identity: X509Identity, trustDomain: stri
     timeoutMs: 10_000,
   });
   return { nexus: new NexusClient(nexusUrl, transport), close: () => transport.close() };
-}
-
-async function restoreFromShards(
-  nexusUrl: string,
-  identity: X509Identity,
-  trustDomain: string,
-  shards: Array<{ index: number; shard: Uint8Array }>,
-): Promise<void> {
-  const client = pilotClient(nexusUrl, identity, trustDomain);
-  try {
-    for (const { index, shard } of shards.slice(0, THRESHOLD)) {
-      const progress = await client.nexus.restore(index, shard);
-      if (progress.restored) return;
-    }
-    throw new DevStackError("Nexus did not accept the saved recovery shards");
-  } catch (error) {
-    if (error instanceof DevStackError) throw error;
-    throw new DevStackError(`restoring the root key failed: ${(error as Error).message}`);
-  } finally {
-    for (const { shard } of shards) zeroize(shard);
-    client.close();
-  }
-}
-
-async function saveRecoveryShards(
-  nexusUrl: string,
-  identity: X509Identity,
-  trustDomain: string,
-  recoveryDir: string,
-): Promise<void> {
-  const client = pilotClient(nexusUrl, identity, trustDomain);
-  try {
-    const shards = await client.nexus.recover();
-    await Deno.mkdir(recoveryDir, { recursive: true, mode: 0o700 });
-    for (const [index, shard] of shards) {
-      const file = join(recoveryDir, `spike.recovery.${index}.txt`);
-      await Deno.writeTextFile(file, formatRecoveryShard(index, shard) + "\n", { mode: 0o600 });
-      zeroize(shard);
-    }
-  } finally {
-    client.close();
-  }
 }
 
 async function writePilotEnv(file: string, vars: Record<string, string>): Promise<void> {

@@ -19,6 +19,7 @@ import type { PeerBindings } from "../nexus/peer.ts";
 import { zeroize } from "../crypto/zeroize.ts";
 import { isBootstrap, isNexus, type TrustRoots } from "../spiffe/roles.ts";
 import { SPIKE_VERSION } from "../version.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "../metrics/registry.ts";
 import { KeeperMetrics } from "./metrics.ts";
 import type { ShardHolder } from "./shard_holder.ts";
 
@@ -43,7 +44,7 @@ export const KEEPER_MAX_BODY_BYTES = 4096;
 export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings }> {
   const app = new Hono<{ Bindings: PeerBindings }>();
   const now = deps.now ?? Date.now;
-  const metrics = deps.metrics ?? new KeeperMetrics(now());
+  const metrics = deps.metrics ?? new KeeperMetrics({ startedAt: now(), shardHeld: () => deps.shard.held });
 
   app.use(async (c, next) => {
     await next();
@@ -59,10 +60,7 @@ export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings
         ? c.json({ ready: true, version: SPIKE_VERSION })
         : c.json({ ready: false, reason: "no shard held yet", version: SPIKE_VERSION }, 503),
   );
-  app.get("/metrics", (c) =>
-    c.body(metrics.render(deps.shard.held), 200, {
-      "content-type": "text/plain; version=0.0.4; charset=utf-8",
-    }));
+  app.get("/metrics", async (c) => c.body(await metrics.render(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }));
 
   app.all("*", async (c) => {
     const path = c.req.path;

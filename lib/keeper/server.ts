@@ -10,6 +10,7 @@ import { markStartup } from "../log/startup.ts";
 import type { IdentitySource } from "../spiffe/identity.ts";
 import { serveHono } from "../spiffe/mtls_server.ts";
 import { createKeeperApp, KEEPER_MAX_BODY_BYTES } from "./app.ts";
+import { KeeperMetrics } from "./metrics.ts";
 import { ShardHolder } from "./shard_holder.ts";
 
 /** A running Keeper. */
@@ -27,12 +28,19 @@ export async function startKeeper(options: {
   config: KeeperConfig;
   identity: IdentitySource;
   log: Logger;
+  /** Show process and runtime metrics on `/metrics` (default true). */
+  processMetrics?: boolean;
 }): Promise<RunningKeeper> {
   const { config, identity, log } = options;
   await identity.ready();
   markStartup(log, "identity ready");
   const shard = new ShardHolder();
-  const app = createKeeperApp({ shard, trustRoots: toTrustRoots(config.trustRoots), log });
+  const metrics = new KeeperMetrics({
+    startedAt: Date.now(),
+    shardHeld: () => shard.held,
+    processMetrics: options.processMetrics ?? true,
+  });
+  const app = createKeeperApp({ shard, trustRoots: toTrustRoots(config.trustRoots), log, metrics });
   const server = await serveHono(app, {
     identity,
     maxBodyBytes: KEEPER_MAX_BODY_BYTES,
@@ -45,6 +53,7 @@ export async function startKeeper(options: {
     port = await server.listen(config.listen.port, config.listen.host);
   } catch (error) {
     await server.close();
+    metrics.close();
     throw error;
   }
   log.info("keeper listening", { port });
@@ -54,6 +63,7 @@ export async function startKeeper(options: {
     shard,
     async close() {
       await server.close();
+      metrics.close();
       shard.clear();
     },
   };

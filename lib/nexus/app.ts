@@ -2,7 +2,7 @@
  * The Nexus HTTP application: SPIKE v1 routes behind mTLS, dispatched by
  * path and `?action=`, plus plain `GET /health`, `GET /ready` (root key,
  * store and Keeper exchange states, and the version) and `GET /metrics`
- * (Prometheus text; counts and latencies, no secrets).
+ * (Prometheus text; counts, states and latencies, no secrets; see `metrics.ts`).
  *
  * Order of checks for `/v1/...`: method and route (400) → authenticated
  * peer (401) → the caller's rate limit (429) → the route's role gate (401)
@@ -35,10 +35,14 @@ import { cipherRoutes } from "./routes/cipher.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { secretRoutes } from "./routes/secrets.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "../metrics/registry.ts";
+import { secretExtensionRoutes } from "./routes/secret_extensions.ts";
 import { SPIKE_VERSION } from "../version.ts";
 
-const ROUTES: readonly Route[] = [
+/** Every `/v1` route Nexus serves (tests check each is served, audited and metered). */
+export const NEXUS_ROUTES: readonly Route[] = [
   ...secretRoutes,
+  ...secretExtensionRoutes,
   ...policyRoutes,
   ...cipherRoutes,
   ...operatorRoutes,
@@ -51,7 +55,7 @@ const OPERATIONAL: ReadonlySet<string> = new Set(["/health", "/ready", "/metrics
 /** Routes by path, then by `?action=`. */
 const ROUTE_TABLE: ReadonlyMap<string, ReadonlyMap<string, Route>> = (() => {
   const table = new Map<string, Map<string, Route>>();
-  for (const route of ROUTES) {
+  for (const route of NEXUS_ROUTES) {
     let actions = table.get(route.path);
     if (!actions) table.set(route.path, actions = new Map());
     actions.set(route.action, route);
@@ -61,7 +65,7 @@ const ROUTE_TABLE: ReadonlyMap<string, ReadonlyMap<string, Route>> = (() => {
 
 /** Metric label of each route: its path, and `?action` when it has one. */
 const ROUTE_LABELS: ReadonlyMap<Route, string> = new Map(
-  ROUTES.map((route) => [route, route.action ? `${route.path}?${route.action}` : route.path]),
+  NEXUS_ROUTES.map((route) => [route, route.action ? `${route.path}?${route.action}` : route.path]),
 );
 
 /** Callers remembered by SPIFFE ID (classifying one parses the ID); bounded. */
@@ -73,7 +77,7 @@ const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   ...NO_CACHE_HEADERS,
 });
 const METRICS_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  "content-type": "text/plain; version=0.0.4; charset=utf-8",
+  "content-type": PROMETHEUS_CONTENT_TYPE,
   ...NO_CACHE_HEADERS,
 });
 
@@ -180,7 +184,7 @@ export function createNexusApp(deps: NexusDeps): NexusApp {
       });
     }
     if (!deps.metrics) throw new ApiError("api_bad_request", "metrics are off");
-    return { status: 200, headers: METRICS_HEADERS, body: deps.metrics.render(deps.keys.ready) };
+    return { status: 200, headers: METRICS_HEADERS, body: await deps.metrics.render() };
   };
 
   /** A `/v1` route (or anything else that is not an operational GET), without its audit. */
@@ -190,6 +194,7 @@ export function createNexusApp(deps: NexusDeps): NexusApp {
     if (!peer?.ok) throw new ApiError("access_unauthorized", peer ? peer.reason : "no peer identity");
     const decision = deps.rateLimiter?.take(peer.spiffeId);
     if (decision && !decision.allowed) {
+      deps.metrics?.rateLimited();
       note.err = "api_rate_limited";
       deps.log.debug("request refused", { path: request.path, code: "api_rate_limited" });
       return json(429, { err: "api_rate_limited" }, {
@@ -231,6 +236,7 @@ export function createNexusApp(deps: NexusDeps): NexusApp {
       action: request.action,
       resource: note.resource ?? null,
       permissions: note.permissions ?? null,
+      ...(note.resources ? { resources: note.resources } : {}),
       status: answer.status,
       err: note.err ?? null,
       outcome: outcomeOf(answer.status),
@@ -247,17 +253,22 @@ export function createNexusApp(deps: NexusDeps): NexusApp {
       const route = ROUTE_TABLE.get(path)?.get(request.action);
       let answer: NexusAnswer;
       let label: string;
-      if (OPERATIONAL.has(path) && (method === "GET" || method === "HEAD")) {
-        label = path;
-        try {
-          answer = await operational(path);
-        } catch (error) {
-          answer = failure(error, path, undefined);
+      deps.metrics?.requestStarted();
+      try {
+        if (OPERATIONAL.has(path) && (method === "GET" || method === "HEAD")) {
+          label = path;
+          try {
+            answer = await operational(path);
+          } catch (error) {
+            answer = failure(error, path, undefined);
+          }
+        } else {
+          // Only known routes become labels; anything else is "other".
+          label = route ? ROUTE_LABELS.get(route)! : OPERATIONAL.has(path) ? path : "other";
+          answer = await audited(request, route, started);
         }
-      } else {
-        // Only known routes become labels; anything else is "other".
-        label = route ? ROUTE_LABELS.get(route)! : OPERATIONAL.has(path) ? path : "other";
-        answer = await audited(request, route, started);
+      } finally {
+        deps.metrics?.requestEnded();
       }
       deps.metrics?.observe(label, answer.status, (performance.now() - started) / 1000);
       return answer;

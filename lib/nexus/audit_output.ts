@@ -133,6 +133,8 @@ export interface AuditOutputOptions {
   readonly table?: AuditRowSink;
   /** Wall clock. */
   readonly clock?: () => Date;
+  /** Hears how many records could not be stored, each time that happens (for `/metrics`). */
+  readonly onWriteFailure?: (records: number) => void;
 }
 
 /**
@@ -152,6 +154,7 @@ export async function openAuditOutput(
     failClosed: options.failClosed ?? false,
     ...(options.keys ? { keys: options.keys } : {}),
     ...(options.table ? { table: options.table } : {}),
+    ...(options.onWriteFailure ? { onWriteFailure: options.onWriteFailure } : {}),
   });
   try {
     await trail.start();

@@ -21,6 +21,9 @@
  *   cache can still fail later on a full disk) and, in table mode, its row
  *   committed; `record` and `intent` say when it was not, and the app
  *   refuses the request.
+ * - The expiry sweep [ours] writes `audit-sweep` records: a batch's intent
+ *   (its paths) is stored, as the mode requires, before the batch changes
+ *   anything, and its outcome follows (`sweep`).
  * - The file can be reopened (log rotation): the old file ends with a
  *   `reopen` record, the new one starts a segment with a `segment` record
  *   linked to it. Stop writes a `stop` record.
@@ -31,7 +34,7 @@ import { ApiError } from "../api/errors.ts";
 import { CHAIN_RECORD, type ChainEvent } from "../audit/chain_format.ts";
 import type { Logger } from "../log/logger.ts";
 import type { AuditRow } from "../store/audit_row.ts";
-import type { AuditIntent, AuditIntentTicket, AuditRecord, AuditSink } from "./audit.ts";
+import type { AuditIntent, AuditIntentTicket, AuditRecord, AuditSink, SweepRecord } from "./audit.ts";
 import { AuditChain, type SealedRecord } from "./audit_chain.ts";
 import type { AuditKeySource } from "./audit_key.ts";
 import type { LineTarget } from "./audit_output.ts";
@@ -59,6 +62,8 @@ export interface AuditTrailOptions {
   readonly table?: AuditRowSink;
   /** Chain id (default: random). */
   readonly instance?: string;
+  /** Hears how many records could not be stored, each time that happens (for `/metrics`). */
+  readonly onWriteFailure?: (records: number) => void;
 }
 
 type Sink = "file" | "table";
@@ -88,8 +93,10 @@ export class AuditTrail implements AuditSink {
   readonly #log: Logger;
   readonly #clock: () => Date;
   readonly #failClosed: boolean;
+  readonly #onWriteFailure: (records: number) => void;
   readonly #keys: AuditKeySource | undefined;
   readonly #queue: AuditRowQueue | undefined;
+  readonly #table: AuditRowSink | undefined;
   #target: LineTarget;
   /** Lines sealed this turn, not yet appended (not fail-closed). */
   #pending: Pending[] = [];
@@ -105,8 +112,10 @@ export class AuditTrail implements AuditSink {
     this.#log = options.log;
     this.#clock = options.clock;
     this.#failClosed = options.failClosed;
+    this.#onWriteFailure = options.onWriteFailure ?? (() => {});
     this.#keys = options.keys;
     const table = options.table;
+    this.#table = table;
     // Fail-closed, a row counts only once it is on disk; otherwise the file
     // is the durable record and the table's copy may ride the next WAL flush.
     const durable = this.#failClosed;
@@ -197,6 +206,37 @@ export class AuditTrail implements AuditSink {
         if (row && !carried) void queue!.enqueue(row);
       },
     };
+  }
+
+  /**
+   * Seals and writes a record of the expiry sweep [ours]. Its intent guards
+   * the batch's changes: fail-closed, it counts once synced; with an audit
+   * table, once its row is committed durably, inserted on its own ahead of
+   * the changes (one record stands for a batch of transactions, so it cannot
+   * ride in each of them, and inserting it first keeps every swept change
+   * behind a stored row all the same). An outcome record is written like a
+   * request's.
+   */
+  async sweep(record: SweepRecord): Promise<boolean> {
+    if (this.#closed) {
+      this.#log.error("audit record after the trail was closed", { type: record.type });
+      return false;
+    }
+    const guard = record.phase === "intent";
+    const emitted = this.#emit(record, { withChange: guard });
+    // Not fail-closed, an outcome line goes out at the end of the turn; a failed write is declared (`lost`).
+    if (!guard) return this.#failClosed ? await this.#durable(emitted) : true;
+    if (this.#failClosed && !(await this.#durable(emitted))) return false;
+    if (!this.#table) return true;
+    const seq = emitted.sealed.chain.seq;
+    try {
+      await this.#table.insert([rowOf(emitted.sealed)], { durable: true });
+    } catch (error) {
+      this.#failed("table", [[seq, seq]], error);
+      return false;
+    }
+    this.#recovered("table");
+    return true;
   }
 
   /** Opens the file again by its path: the old file ends with `reopen`, the new one starts a segment. */
@@ -310,6 +350,7 @@ export class AuditTrail implements AuditSink {
 
   #failed(sink: Sink, ranges: ReadonlyArray<readonly [number, number]>, error: unknown): void {
     const message = describe(error);
+    this.#onWriteFailure(ranges.reduce((sum, [from, to]) => sum + to - from + 1, 0));
     const entry = this.#lost.get(sink);
     if (!entry) {
       const refusing = this.#failClosed

@@ -88,7 +88,14 @@ export function startKeeperSync(
   const fetchShard = async (url: string, index: number): Promise<Share | undefined> => {
     let value: Uint8Array | undefined;
     try {
-      const response = await transport.post(`${url}${PATHS.keeperShard}`, "{}", { ...JSON_HEADERS });
+      let response;
+      try {
+        response = await transport.post(`${url}${PATHS.keeperShard}`, "{}", { ...JSON_HEADERS });
+      } catch (error) {
+        options.status?.recordContact(index - 1, false);
+        throw error;
+      }
+      options.status?.recordContact(index - 1, true);
       // 404 (no shard yet) is the normal answer of a fresh Keeper.
       if (response.status !== 200) return undefined;
       const parsed = JSON.parse(new TextDecoder().decode(response.body));
@@ -112,9 +119,14 @@ export function startKeeperSync(
         const body = JSON.stringify({ shard: Array.from(share.value) });
         try {
           const response = await transport.post(`${peers[i]}${PATHS.keeperContribute}`, body, { ...JSON_HEADERS });
-          if (response.status === 200) return 1;
+          if (response.status === 200) {
+            options.status?.recordKeeperPush(i, "ok");
+            return 1;
+          }
+          options.status?.recordKeeperPush(i, "refused");
           deps.log.warn("keeper refused its shard", { keeper: peers[i], status: response.status });
         } catch (error) {
+          options.status?.recordKeeperPush(i, "unreachable");
           deps.log.warn("keeper unreachable for shard push", { keeper: peers[i], error: (error as Error).message });
         }
         return 0;

@@ -145,6 +145,12 @@ Deno.test("with 1 of 3 shards Nexus waits, and recovers once a second Keeper get
       shardsFound: 2,
       lastPush: { at: "2030-01-02T03:04:05.000Z", accepted: 3 },
     });
+    const pushedAt = new Date("2030-01-02T03:04:05.000Z").getTime();
+    assert.deepEqual(status.keepers().map((k) => [k.reachable, k.lastPushOkAt, k.pushes.ok]), [
+      [true, pushedAt, 1],
+      [true, pushedAt, 1],
+      [true, pushedAt, 1],
+    ]);
   } finally {
     await f.close();
   }
@@ -152,17 +158,28 @@ Deno.test("with 1 of 3 shards Nexus waits, and recovers once a second Keeper get
 
 Deno.test("a restarted Keeper gets its shard back from the periodic push", async () => {
   const f = await fixture([SHARES[0], SHARES[1], SHARES[2]]);
+  const status = new KeeperStatus(3, 2);
   try {
-    const sync = f.start({ pushIntervalMs: 100 });
+    const sync = f.start({ pushIntervalMs: 100, status });
     await sync.recovered;
+    await waitUntil(() => status.keepers().every((k) => k.lastPushOkAt !== null), "every keeper took a push");
     const port = f.ports[1]!;
     await f.keepers[1]!.close();
     assert.equal(f.keepers[1]!.shard.held, false, "a closed Keeper has zeroed its shard");
+    // While it is down, its pushes fail and it shows as unreachable; the others stay up.
+    await waitUntil(() => status.keepers()[1]!.pushes.unreachable > 0, "a push to the stopped keeper failed");
+    const down = status.keepers();
+    assert.equal(down[1]!.reachable, false);
+    assert.equal(down[0]!.reachable, true);
+    const lastOk = down[1]!.lastPushOkAt;
+    assert.ok(lastOk !== null && lastOk <= Date.now());
     const restarted = await startTestKeeper(f.pki, port);
     f.keepers[1] = restarted;
     assert.equal(restarted.shard.held, false);
     await waitUntil(() => restarted.shard.held, "the restarted keeper holds a shard again");
     assert.deepEqual(restarted.shard.get(), SHARES[1]!.value);
+    await waitUntil(() => status.keepers()[1]!.reachable === true, "the restarted keeper shows as reachable");
+    assert.ok(status.keepers()[1]!.lastPushOkAt! > lastOk);
     // Pushes are the same shard each time: the others never changed.
     assert.deepEqual(f.keepers[0]!.shard.get(), SHARES[0]!.value);
     assert.deepEqual(f.keepers[2]!.shard.get(), SHARES[2]!.value);

@@ -16,6 +16,7 @@ import { createMtlsServer, type MtlsServer } from "../spiffe/mtls_server.ts";
 import { isKeeper } from "../spiffe/roles.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
 import { postgresStoreOptions } from "../store/postgres_options.ts";
+import { measureStore } from "../store/measured_store.ts";
 import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import { createNexusHttpHandler } from "./http_handler.ts";
@@ -24,6 +25,7 @@ import { rootKeyAuditKeys } from "./audit_key.ts";
 import { type AuditOutput, openAuditOutput } from "./audit_output.ts";
 import type { AuditRowSink, AuditTrail } from "./audit_trail.ts";
 import type { NexusDeps } from "./deps.ts";
+import { ExpirySweeper, type SweepReport } from "./expiry_sweeper.ts";
 import { KeeperStatus } from "./keeper_status.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable } from "./linear_regex.ts";
@@ -41,6 +43,8 @@ export interface RunningNexus {
   readonly deps: NexusDeps;
   /** The Keeper exchange, when Keepers are configured. */
   readonly keeperSync: KeeperSync | undefined;
+  /** The expiry sweep, when the store keeps data and the interval is not 0 [ours]. */
+  readonly sweeper: ExpirySweeper | undefined;
   /** Reopens the audit file by its path (log rotation; SIGHUP in `spike nexus`). */
   reopenAuditLog(): void;
   /** Stops serving, ends timers, closes the store, zeroes the key. */
@@ -67,6 +71,10 @@ export interface StartNexusOptions {
   readonly keeperTimeoutMs?: number;
   /** Where audit records go instead of `config.auditLog` (tests). */
   readonly audit?: AuditSink;
+  /** Show process and runtime metrics on `/metrics` (default true). */
+  readonly processMetrics?: boolean;
+  /** Told of every expiry sweep pass that ran (tests). */
+  readonly onSweep?: (report: SweepReport) => void;
 }
 
 /**
@@ -106,6 +114,19 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
   const store = options.store ?? await openStore(config);
   markStartup(log, "store open");
   const keys = new RootKeyState();
+  const keeperStatus = config.keeperPeers.length > 0
+    ? new KeeperStatus(config.keeperPeers.length, config.shamirThreshold)
+    : undefined;
+  // Every store call is timed for /metrics; checkpoint and close use the store itself.
+  const measured = store && measureStore(store, { storeOperation: (...args) => metrics.storeOperation(...args) });
+  const metrics: NexusMetrics = new NexusMetrics({
+    startedAt: Date.now(),
+    keys,
+    keeperStatus,
+    keeperPushIntervalMs: config.keeperUpdateIntervalMs,
+    ...(measured ? { counts: () => measured.counts() } : {}),
+    processMetrics: options.processMetrics ?? true,
+  });
   let auditOutput: Pick<AuditOutput, "reopen" | "close"> & { sink: AuditSink | AuditTrail };
   try {
     auditOutput = options.audit
@@ -113,10 +134,12 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       : await openAuditOutput(config.auditLog, log, {
         keys: rootKeyAuditKeys(keys),
         failClosed: config.auditFailClosed,
+        onWriteFailure: (records) => metrics.auditWriteFailed(records),
         ...(config.auditTable ? { table: auditTableOf(store) } : {}),
       });
   } catch (error) {
-    await store?.close();
+    metrics.close();
+    await store?.close().catch(() => {});
     throw error;
   }
   const trail = auditOutput.sink;
@@ -132,7 +155,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       shamirShares: config.shamirShares,
       shamirThreshold: config.shamirThreshold,
     },
-    store,
+    store: measured,
     keys,
     restore: new RestoreSession(config.shamirThreshold),
     clock: options.clock ?? (() => new Date()),
@@ -141,16 +164,15 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     policies: new PolicySnapshot(log),
     audit: auditOutput.sink,
     ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
-    metrics: new NexusMetrics(Date.now()),
-    ...(config.keeperPeers.length > 0
-      ? { keeperStatus: new KeeperStatus(config.keeperPeers.length, config.shamirThreshold) }
-      : {}),
+    metrics,
+    ...(keeperStatus ? { keeperStatus } : {}),
   };
 
   let server: MtlsServer | undefined;
   let keeperClient: ReturnType<typeof createMtlsClient> | undefined;
   let keeperSync: KeeperSync | undefined;
   let checkpointTimer: ReturnType<typeof setInterval> | undefined;
+  let sweeper: ExpirySweeper | undefined;
   try {
     server = await createMtlsServer({
       identity,
@@ -193,10 +215,26 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       }, config.keeperUpdateIntervalMs);
     }
 
+    // Expired secrets are destroyed in the background; needs no key, so it
+    // runs from the start (reads hide expired data whether or not it ran).
+    // Each batch is audited like a change (`audit-sweep` records).
+    if (measured && config.expirySweepIntervalMs > 0) {
+      sweeper = new ExpirySweeper({
+        store: measured,
+        clock: deps.clock,
+        log,
+        audit: auditOutput.sink,
+        batchSize: config.expirySweepBatch,
+        ...(options.onSweep ? { onPass: options.onSweep } : {}),
+      });
+      sweeper.start(config.expirySweepIntervalMs);
+    }
+
     const running: RunningNexus = {
       port,
       deps,
       keeperSync,
+      sweeper,
       reopenAuditLog: () => auditOutput.reopen(),
       async close() {
         // Stop first and drop the Keeper connections so a recovery round or
@@ -205,11 +243,13 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         keeperClient?.close();
         await stopping;
         if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
+        await sweeper?.stop();
         await server?.close();
         // The stop record is signed while the key is still here, and the
         // table gets its last rows before the store closes.
         await auditOutput.close();
         await store?.close();
+        metrics.close();
         deps.keys.clear();
         deps.restore.reset();
       },
@@ -220,9 +260,11 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     keeperClient?.close();
     await stopping;
     if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
+    await sweeper?.stop();
     await server?.close().catch(() => {});
     await auditOutput.close().catch(() => {});
     await store?.close().catch(() => {});
+    metrics.close();
     throw error;
   }
 }

@@ -19,11 +19,23 @@ import { type AuditRecord, type AuditSink, memoryAuditSink } from "./audit.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
+import { measureStore } from "../store/measured_store.ts";
 import { RestoreSession } from "./restore_session.ts";
 import { RootKeyState } from "./root_key_state.ts";
 
 /** The instant every fixture clock returns. */
 export const FIXED_TIME = new Date("2026-01-02T03:04:05.000Z");
+
+/** A clock tests move by hand: `now()` is the wall clock to inject, `advance(ms)` moves it. */
+export function manualClock(start = FIXED_TIME): { now: () => Date; advance(ms: number): void } {
+  let at = start.getTime();
+  return {
+    now: () => new Date(at),
+    advance(ms) {
+      at += ms;
+    },
+  };
+}
 
 /** A counter-based byte source: reproducible, NOT random (tests only). */
 export function deterministicRandom(seed = 1): RandomBytes {
@@ -82,22 +94,35 @@ export async function createTestNexus(options: {
   rateLimiter?: RateLimiter;
   /** Where audit records go instead of `TestNexus.audit` (benchmarks must not grow a list). */
   auditSink?: AuditSink;
+  /** False: no metrics and no store measuring (what metrics cost, in `bench/metrics_bench.ts`). */
+  metrics?: boolean;
+  /** The wall clock (default: always `FIXED_TIME`). */
+  clock?: () => Date;
 } = {}): Promise<TestNexus> {
   const settings = { ...TEST_SETTINGS, ...options.settings };
   const kept = memoryAuditSink();
   const audit: AuditSink = options.auditSink ?? kept;
+  const keys = new RootKeyState();
+  let store = options.store ?? createMemoryStore();
+  const metrics: NexusMetrics = new NexusMetrics({
+    startedAt: FIXED_TIME.getTime(),
+    keys,
+    counts: () => store.counts(),
+    countsMaxAgeMs: 0,
+  });
+  if (options.metrics !== false) store = measureStore(store, metrics);
   const deps: NexusDeps = {
     settings,
-    store: options.store ?? createMemoryStore(),
-    keys: new RootKeyState(),
+    store,
+    keys,
     restore: new RestoreSession(settings.shamirThreshold),
-    clock: () => FIXED_TIME,
+    clock: options.clock ?? (() => FIXED_TIME),
     random: deterministicRandom(),
     log: silentLogger,
     policies: new PolicySnapshot(silentLogger),
     audit,
     ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),
-    metrics: new NexusMetrics(FIXED_TIME.getTime()),
+    ...(options.metrics === false ? {} : { metrics }),
   };
   if (options.withKey !== false) await installRootKey(deps, testRootKey());
   const app = createNexusApp(deps);

@@ -7,7 +7,7 @@
  * @module
  */
 import type { KeeperStatusView } from "../nexus/keeper_status.ts";
-import type { Probe } from "./probe.ts";
+import type { Probe, ProbedRole } from "./probe.ts";
 
 /** What `spike status` found out about Nexus. */
 export interface NexusReport {
@@ -209,4 +209,65 @@ function keeperView(value: unknown): KeeperStatusView | null {
       ? { at: push.at, accepted: push.accepted as number }
       : null,
   };
+}
+
+/** One component's liveness (`spike status --live`). */
+export interface LivenessEntry {
+  /** `nexus` or `keeper-<i>`. */
+  readonly name: string;
+  /** Base URL asked. */
+  readonly url: string;
+  /** Whether it answered `GET /health` with 200 `{"status":"ok"}`. */
+  readonly live: boolean;
+  /** Why not; `null` when live. */
+  readonly reason: string | null;
+}
+
+/** What `spike status --live` found: processes up and serving TLS, nothing about keys or shards. */
+export interface LivenessReport {
+  /** True exactly when every component asked is live. */
+  readonly ok: boolean;
+  /** Always `live`: tells this report from the readiness one. */
+  readonly check: "live";
+  /** The CLI's own version. */
+  readonly cli: { readonly version: string };
+  /** Nexus first (unless left out), then the Keepers in order. */
+  readonly components: readonly LivenessEntry[];
+}
+
+/**
+ * Asks every component's `GET /health` at once: the liveness check, for
+ * orchestrators that must not restart a Nexus merely waiting for its key.
+ */
+export async function collectLiveness(probe: Probe, targets: StatusTargets): Promise<LivenessReport> {
+  const asks: Array<Promise<LivenessEntry>> = [];
+  if (targets.nexusUrl !== undefined) asks.push(livenessOf(probe, targets.nexusUrl, "nexus", "nexus"));
+  targets.keeperUrls.forEach((url, i) => asks.push(livenessOf(probe, url, `keeper-${i + 1}`, "keeper")));
+  const components = await Promise.all(asks);
+  return { ok: components.every((c) => c.live), check: "live", cli: { version: targets.cliVersion }, components };
+}
+
+async function livenessOf(probe: Probe, url: string, name: string, role: ProbedRole): Promise<LivenessEntry> {
+  let answer;
+  try {
+    answer = await probe.get(url, "/health", role);
+  } catch (error) {
+    return { name, url, live: false, reason: (error as Error).message };
+  }
+  const live = answer.status === 200 && parseObject(answer.body)?.status === "ok";
+  return { name, url, live, reason: live ? null : `unexpected answer to GET /health (HTTP ${answer.status})` };
+}
+
+/** The human form of a liveness report: one aligned line per component, then the CLI's version. */
+export function renderLivenessLines(report: LivenessReport): string {
+  const rows: [string, string, string, string][] = report.components.map((c) => [
+    c.name,
+    c.url,
+    c.live ? "live" : c.reason?.startsWith("unexpected answer") ? "not live" : "unreachable",
+    c.reason ?? "",
+  ]);
+  rows.push(["cli", "", "", `version ${report.cli.version}`]);
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((cell, i) => i < 3 ? cell.padEnd(widths[i]!) : cell).join("  ").trimEnd() + "\n")
+    .join("");
 }

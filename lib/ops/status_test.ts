@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { Probe, ProbeAnswer } from "./probe.ts";
-import { collectStatus, renderStatusLines } from "./status.ts";
+import { collectLiveness, collectStatus, renderLivenessLines, renderStatusLines } from "./status.ts";
 
 /** A probe answering from a table by URL; a missing URL is "connection refused". */
 function tableProbe(answers: Record<string, ProbeAnswer>): Probe {
@@ -59,4 +59,33 @@ Deno.test("all ready is ok; Keepers alone are ok without Nexus", async () => {
   assert.equal((await collectStatus(probe, { nexusUrl: "https://n", keeperUrls: [], cliVersion: "1" })).ok, true);
   const keepersOnly = await collectStatus(probe, { keeperUrls: ["https://k"], cliVersion: "1" });
   assert.deepEqual([keepersOnly.ok, keepersOnly.nexus], [true, null]);
+});
+
+Deno.test("liveness: GET /health only; a Nexus without its key is live; odd answers and silence are not", async () => {
+  const probe = tableProbe({
+    "https://n/health": { status: 200, body: '{"status":"ok"}' },
+    "https://n/ready": { status: 503, body: JSON.stringify({ ready: false, reason: "root key not loaded" }) },
+    "https://k1/health": { status: 200, body: '{"status":"ok"}' },
+    "https://k2/health": { status: 500, body: "{}" },
+  });
+  const report = await collectLiveness(probe, {
+    nexusUrl: "https://n",
+    keeperUrls: ["https://k1", "https://k2", "https://k3"],
+    cliVersion: "1.0.0",
+  });
+  assert.equal(report.ok, false);
+  assert.equal(report.check, "live");
+  assert.deepEqual(report.components.map((c) => [c.name, c.live]), [
+    ["nexus", true],
+    ["keeper-1", true],
+    ["keeper-2", false],
+    ["keeper-3", false],
+  ]);
+  const lines = renderLivenessLines(report).split("\n");
+  assert.match(lines[0]!, /^nexus\s+https:\/\/n\s+live$/);
+  assert.match(lines[2]!, /^keeper-2\s+https:\/\/k2\s+not live\s+unexpected answer to GET \/health \(HTTP 500\)$/);
+  assert.match(lines[3]!, /^keeper-3\s+https:\/\/k3\s+unreachable\s+connection refused to https:\/\/k3$/);
+  assert.match(lines[4]!, /^cli\s+version 1\.0\.0$/);
+  const nexusAlone = await collectLiveness(probe, { nexusUrl: "https://n", keeperUrls: [], cliVersion: "1.0.0" });
+  assert.equal(nexusAlone.ok, true);
 });

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { localExclusive } from "./exclusive.ts";
 import { settle } from "./settle.ts";
 import { openSqliteDatabase } from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
@@ -34,6 +35,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const file = prepareSqliteFile(options.dataDir);
   const db = openSqliteDatabase(file, options.busyTimeoutMs);
   let closed = false;
+  // Exclusive within this process; Nexus processes sharing one file may each sweep (the compare-and-swap keeps that safe).
+  const exclusive = localExclusive();
 
   function run<T>(work: () => T): Promise<T> {
     return settle(() => {
@@ -46,6 +49,12 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     file,
     readSecret: (path) => run(() => db.readSecret(path)),
     writeSecret: (path, expectedRevision, next) => run(() => db.writeSecret(path, expectedRevision, next)),
+    deleteSecret: (path, expectedRevision) => run(() => db.deleteSecret(path, expectedRevision)),
+    moveSecret: (from, fromRevision, to, toRevision, next) =>
+      run(() => db.moveSecret(from, fromRevision, to, toRevision, next)),
+    listExpired: (now, limit) => run(() => db.listExpired(now, limit)),
+    tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
+    listSecretPathsPage: (query) => run(() => db.listSecretPathsPage(query)),
     listSecretPaths: () => run(() => db.listSecretPaths()),
     upsertPolicy: (policy) => run(() => db.upsertPolicy(policy)),
     getPolicy: (name) => run(() => db.getPolicy(name)),
@@ -55,6 +64,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     getMeta: (key) => run(() => db.getMeta(key)),
     putMeta: (key, value) => run(() => db.putMeta(key, value)),
     hasData: () => run(() => db.hasData()),
+    counts: () => run(() => db.counts()),
     ping: () => run(() => db.ping()),
     checkpoint: () => run(() => db.checkpoint()),
     close() {

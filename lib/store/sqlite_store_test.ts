@@ -55,6 +55,45 @@ Deno.test("sqlite: a version-1 database with policies upgrades, and its generati
   });
 });
 
+Deno.test("sqlite: a version-2 database (before the key-value steps) migrates forward; its secrets keep working", async () => {
+  await withTempDir(async (dir) => {
+    const file = join(dir, SQLITE_FILE_NAME);
+    const v2 = new DatabaseSync(file);
+    assert.equal(MIGRATIONS[1]!.version, 2);
+    migrate(v2, MIGRATIONS.slice(0, 2));
+    v2.exec(
+      "INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms) " +
+        "VALUES ('old/db', 1, 1, 1, 10, 1000, 1000);" +
+        "INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed) VALUES ('old/db', 1, 1000, NULL, x'0707')",
+    );
+    v2.close();
+    const store = createSqliteStore({ dataDir: dir });
+    try {
+      assert.equal(SCHEMA_VERSION, 4);
+      const old = (await store.readSecret("old/db"))!;
+      assert.deepEqual(
+        [old.revision, old.customMetadata, old.expiresAt, old.versions.get(1)?.sealed, old.versions.get(1)?.expiresAt],
+        [1, undefined, undefined, new Uint8Array([7, 7]), undefined],
+      );
+      const expiresAt = new Date(2000);
+      assert.equal(
+        await store.writeSecret("old/db", 1, { ...old, customMetadata: new Uint8Array([9]), expiresAt }),
+        true,
+      );
+      assert.deepEqual(await store.listExpired(new Date(3000), 10), ["old/db"]);
+      assert.deepEqual((await store.readSecret("old/db"))?.customMetadata, new Uint8Array([9]));
+    } finally {
+      await store.close();
+    }
+    const db = new DatabaseSync(file);
+    try {
+      assert.equal(db.prepare("SELECT version FROM schema_version").get()?.version, SCHEMA_VERSION);
+    } finally {
+      db.close();
+    }
+  });
+});
+
 Deno.test("sqlite: schema version is recorded, steps run once, a newer schema is refused", async () => {
   await withTempDir(async (dir) => {
     await createSqliteStore({ dataDir: dir }).close();

@@ -4,8 +4,8 @@
  * the whole process; here a module worker (`sqlite_worker.ts`) owns the
  * write connection and the main thread only posts messages to it.
  *
- * Group commit: writes (`writeSecret`, `upsertPolicy`, `deletePolicy`,
- * `putMeta`) queue up here while the worker commits the previous group, and
+ * Group commit: writes (`writeSecret`, `deleteSecret`, `moveSecret`, `upsertPolicy`,
+ * `deletePolicy`, `putMeta`) queue up here while the worker commits the previous group, and
  * go to it together as one transaction, each in its own savepoint with its
  * own compare-and-swap, so one failing write never affects another. One
  * fsync then covers the whole group. A write is acknowledged only after the
@@ -21,6 +21,7 @@
  */
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { localExclusive } from "./exclusive.ts";
 import { settle } from "./settle.ts";
 import { openSqliteDatabase } from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
@@ -124,6 +125,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
   let closing: Promise<void> | undefined;
   let writes = 0;
   let commits = 0;
+  const exclusive = localExclusive();
 
   /** Ends the worker and fails everything pending and everything after: the store is unusable. */
   function fail(error: Error): void {
@@ -236,6 +238,12 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     file,
     readSecret: (path) => read(() => reader.readSecret(path)),
     writeSecret: (path, expectedRevision, next) => write({ name: "writeSecret", args: [path, expectedRevision, next] }),
+    deleteSecret: (path, expectedRevision) => write({ name: "deleteSecret", args: [path, expectedRevision] }),
+    moveSecret: (from, fromRevision, to, toRevision, next) =>
+      write({ name: "moveSecret", args: [from, fromRevision, to, toRevision, next] }),
+    listExpired: (now, limit) => read(() => reader.listExpired(now, limit)),
+    tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
+    listSecretPathsPage: (query) => read(() => reader.listSecretPathsPage(query)),
     listSecretPaths: () => read(() => reader.listSecretPaths()),
     upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(() => reader.getPolicy(name)),
@@ -245,6 +253,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     getMeta: (key) => read(() => reader.getMeta(key)),
     putMeta: (key, value) => write({ name: "putMeta", args: [key, value] }),
     hasData: () => read(() => reader.hasData()),
+    counts: () => read(() => reader.counts()),
     ping: () => call({ name: "ping", args: [] }),
     checkpoint: () => call({ name: "checkpoint", args: [] }),
     stats: () => ({ writes, commits }),
