@@ -18,7 +18,7 @@
  * Cells: `secret get` of those secrets at 1 and 16 kept-alive connections,
  * `secret put` of new paths at 16, and handshakes: `secret get` on a new
  * connection per request (a full mTLS handshake each) at 1 and 8 in flight,
- * and the same with TLS session resumption offered by the client (`resumed`;
+ * and the same with TLS session resumption offered by the client (`resumed`, 1 and 8;
  * the table says how many handshakes resumed). Rounds are interleaved
  * (every server runs a cell before the next cell starts; the server order
  * alternates by round); tables show medians over rounds and ratios are
@@ -103,6 +103,12 @@ const CELLS: readonly Cell[] = [
     label: "handshake + secret get",
     connections: 8,
     args: (t) => [...getArgs(t), "-new-conn"],
+  },
+  {
+    group: "resumed",
+    label: "resumed handshake + secret get",
+    connections: 1,
+    args: (t) => [...getArgs(t), "-new-conn", "-resume"],
   },
   {
     group: "resumed",
