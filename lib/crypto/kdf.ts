@@ -27,6 +27,10 @@ export const KeyPurpose = {
   secrets: "secrets",
   /** The `/v1/cipher` encrypt/decrypt API. */
   cipher: "cipher",
+  /** Sealing policies at rest (patterns, permissions, times; AAD binds the name). */
+  policies: "policies",
+  /** The sealed key-check value that tells whether a root key is the one of the data. */
+  keyCheck: "key-check",
 } as const;
 
 /** Lower-case ASCII labels keep info strings unambiguous and printable. */

@@ -21,6 +21,7 @@ import type { PeerBindings } from "./peer.ts";
 import type { Route } from "./route.ts";
 import { bootstrapRoutes } from "./routes/bootstrap.ts";
 import { cipherRoutes } from "./routes/cipher.ts";
+import { readiness, stateMetrics } from "./readiness.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { secretRoutes } from "./routes/secrets.ts";
@@ -91,20 +92,13 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
   app.get("/health", (c) => c.json({ status: "ok" }));
 
   app.get("/ready", async (c) => {
-    if (!deps.keys.ready) return c.json({ ready: false, reason: "root key not loaded" }, 503);
-    if (deps.store) {
-      try {
-        await deps.store.ping();
-      } catch {
-        return c.json({ ready: false, reason: "backend store not answering" }, 503);
-      }
-    }
-    return c.json({ ready: true });
+    const { status, body } = await readiness(deps);
+    return c.json(body, status);
   });
 
   app.get("/metrics", (c) => {
     if (!deps.metrics) throw new ApiError("api_bad_request", "metrics are off");
-    return c.body(deps.metrics.render(deps.keys.ready), 200, {
+    return c.body(deps.metrics.render(deps.keys.ready, stateMetrics(deps)), 200, {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
     });
   });

@@ -150,7 +150,7 @@ Deno.test("/health answers 200 without a certificate; /ready turns 200 once the 
   for (const share of shares.slice(0, 2)) {
     await expect(nexus, RESTORE, PATHS.restore, "", { id: share.index, shard: [...share.value] }, 200);
   }
-  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, { ready: true }, { method: "GET" });
+  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, { ready: true, tampered: false }, { method: "GET" });
   await store.close();
   const down = await expect(nexus, NO_CERT, "/ready", "", undefined, 503, undefined, { method: "GET" });
   assert.equal((down as { ready: boolean }).ready, false);
@@ -316,7 +316,7 @@ Deno.test("restore: the first shard is collected, the second restores the key an
   });
   // The data sealed before is readable: it is the same key.
   await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 200, { data: { pass: "p1" } });
-  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, { ready: true }, { method: "GET" });
+  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, { ready: true, tampered: false }, { method: "GET" });
   // Once restored, a shard is checked against the key held: one of it is
   // confirmed (nothing collected), any other is refused. Nothing changes.
   await expect(nexus, RESTORE, PATHS.restore, "", send(2, shares[1]!.value), 200, {

@@ -144,7 +144,7 @@ export function startKeeperSync(
         }
         // Checked here first so a bad subset is skipped quietly; the
         // installer checks again (the store may have changed meanwhile).
-        if (deps.store && await checkRootKey(deps.store, rootKey) === "mismatch") continue;
+        if (deps.store && (await checkRootKey(deps.store, rootKey)).result === "mismatch") continue;
         if (deps.keys.ready) break;
         if (await installRootKey(deps, rootKey) === "installed") {
           deps.log.info("root key rebuilt from keepers", { shards: found.length });

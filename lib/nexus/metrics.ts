@@ -6,6 +6,18 @@
  * @module
  */
 
+/** One gauge or counter family with its samples, rendered after the request metrics. */
+export interface MetricFamily {
+  /** Metric name, `spike_nexus_…`. */
+  readonly name: string;
+  /** One line of help text. */
+  readonly help: string;
+  /** Prometheus type. */
+  readonly type: "gauge" | "counter";
+  /** Samples; labels (bounded sets only) are optional. */
+  readonly samples: readonly { readonly labels?: Readonly<Record<string, string>>; readonly value: number }[];
+}
+
 /** Histogram bucket bounds in seconds. */
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -40,8 +52,12 @@ export class NexusMetrics {
     histogram.count++;
   }
 
-  /** Renders every metric; `ready` is whether the root key is loaded. */
-  render(ready: boolean): string {
+  /**
+   * Renders every metric; `ready` is whether the root key is loaded, and
+   * `families` are state metrics the caller gathered (key version, tamper
+   * counts, rotation progress).
+   */
+  render(ready: boolean, families: readonly MetricFamily[] = []): string {
     const out: string[] = [];
     out.push("# HELP spike_nexus_ready Whether the root key is loaded (1) or not (0).");
     out.push("# TYPE spike_nexus_ready gauge");
@@ -64,6 +80,14 @@ export class NexusMetrics {
       out.push(`spike_nexus_request_duration_seconds_bucket{route="${route}",le="+Inf"} ${h.count}`);
       out.push(`spike_nexus_request_duration_seconds_sum{route="${route}"} ${h.sum}`);
       out.push(`spike_nexus_request_duration_seconds_count{route="${route}"} ${h.count}`);
+    }
+    for (const family of families) {
+      out.push(`# HELP ${family.name} ${family.help}`);
+      out.push(`# TYPE ${family.name} ${family.type}`);
+      for (const sample of family.samples) {
+        const labels = Object.entries(sample.labels ?? {}).map(([k, v]) => `${k}="${v}"`).join(",");
+        out.push(`${family.name}${labels ? `{${labels}}` : ""} ${sample.value}`);
+      }
     }
     return out.join("\n") + "\n";
   }

@@ -131,6 +131,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     throw error;
   }
   const trustRoots = toTrustRoots(config.trustRoots);
+  const keys = new RootKeyState();
   const deps: NexusDeps = {
     settings: {
       trustRoots,
@@ -141,12 +142,12 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       shamirThreshold: config.shamirThreshold,
     },
     store,
-    keys: new RootKeyState(),
+    keys,
     restore: new RestoreSession(config.shamirThreshold),
     clock: options.clock ?? (() => new Date()),
     random: options.random ?? systemRandom,
     log,
-    policies: new PolicySnapshot(log),
+    policies: new PolicySnapshot({ log, keys }),
     audit: auditOutput.sink,
     ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
     metrics: new NexusMetrics(Date.now()),

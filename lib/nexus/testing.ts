@@ -9,12 +9,13 @@ import type { RandomBytes } from "../crypto/random.ts";
 import { silentLogger } from "../log/logger.ts";
 import type { TrustRoots } from "../spiffe/roles.ts";
 import { createMemoryStore } from "../store/memory_store.ts";
-import type { Store } from "../store/types.ts";
+import type { PolicyRecord, Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import type { NexusDeps, NexusSettings } from "./deps.ts";
 import { installRootKey } from "./key_installer.ts";
 import type { PeerResult } from "./peer.ts";
 import { type AuditRecord, type AuditSink, memoryAuditSink } from "./audit.ts";
+import { sealPolicy } from "./policy_seal.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
@@ -85,15 +86,16 @@ export async function createTestNexus(options: {
   const settings = { ...TEST_SETTINGS, ...options.settings };
   const kept = memoryAuditSink();
   const audit: AuditSink = options.auditSink ?? kept;
+  const keys = new RootKeyState();
   const deps: NexusDeps = {
     settings,
     store: options.store ?? createMemoryStore(),
-    keys: new RootKeyState(),
+    keys,
     restore: new RestoreSession(settings.shamirThreshold),
     clock: () => FIXED_TIME,
     random: deterministicRandom(),
     log: silentLogger,
-    policies: new PolicySnapshot(silentLogger),
+    policies: new PolicySnapshot({ log: silentLogger, keys }),
     audit,
     ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),
     metrics: new NexusMetrics(FIXED_TIME.getTime()),
@@ -132,3 +134,16 @@ export function peer(spiffeId: string): PeerResult {
 
 /** A request without a (valid) client certificate. */
 export const NO_CERT: PeerResult = { ok: false, reason: "no client certificate" };
+
+/**
+ * Writes `record` straight into `deps.store`, sealed as Nexus seals a
+ * policy (under its write key), bypassing the API's checks: for tests that
+ * need a stored policy the API would refuse, or many of them quickly.
+ */
+export async function storePolicy(
+  deps: Pick<NexusDeps, "store" | "keys" | "random">,
+  record: PolicyRecord,
+): Promise<void> {
+  const keys = deps.keys.keys();
+  await deps.store!.upsertPolicy(await sealPolicy(keys.policies, keys.version, record, deps.random));
+}

@@ -10,8 +10,15 @@
  */
 import { compareByteOrder } from "./byte_order.ts";
 import { settle } from "./settle.ts";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
-import type { PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
+import {
+  checkMetaKey,
+  checkMetaValue,
+  checkPolicy,
+  checkPolicyReplacements,
+  checkSealedPolicy,
+  checkSecretWrite,
+} from "./record_check.ts";
+import type { PolicyRecord, SealedPolicy, SecretRecord, SecretVersion, Store, StoredPolicy } from "./types.ts";
 
 function copyVersion(v: SecretVersion): SecretVersion {
   return {
@@ -36,24 +43,60 @@ function copySecret(r: SecretRecord, revision: number): SecretRecord {
   };
 }
 
-function copyPolicy(p: PolicyRecord, createdAt = p.createdAt): PolicyRecord {
+function copyRecord(p: PolicyRecord): PolicyRecord {
   return {
     name: p.name,
     spiffeIdPattern: p.spiffeIdPattern,
     pathPattern: p.pathPattern,
     permissions: [...p.permissions],
-    createdAt: new Date(createdAt),
+    createdAt: new Date(p.createdAt),
     updatedAt: new Date(p.updatedAt),
   };
 }
 
+function sealedRow(p: SealedPolicy): StoredPolicy {
+  return { kind: "sealed", name: p.name, keyVersion: p.keyVersion, sealed: p.sealed.slice() };
+}
+
+function copyPolicy(p: StoredPolicy): StoredPolicy {
+  if (p.kind === "sealed") return sealedRow(p);
+  return p.record ? { kind: "plain", name: p.name, record: copyRecord(p.record) } : { kind: "plain", name: p.name };
+}
+
+/** Whether `stored` is still the row `expected` describes. */
+function unchanged(stored: StoredPolicy | undefined, expected: StoredPolicy): boolean {
+  if (!stored || stored.kind !== expected.kind) return false;
+  if (stored.kind === "plain" || expected.kind === "plain") return true;
+  return stored.keyVersion === expected.keyVersion && sameBytes(stored.sealed, expected.sealed);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Options of the memory store. */
+export interface MemoryStoreOptions {
+  /**
+   * Plain-text policy rows to start with, as a store written before policies
+   * were sealed holds them (tests of the migration use it).
+   */
+  readonly plainPolicies?: readonly PolicyRecord[];
+}
+
 /**
- * Creates an empty in-memory store. Compare-and-swap is atomic because each
- * method body runs without yielding to the event loop.
+ * Creates an in-memory store (empty, but for `options.plainPolicies`).
+ * Compare-and-swap is atomic because each method body runs without yielding
+ * to the event loop.
  */
-export function createMemoryStore(): Store {
+export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   const secrets = new Map<string, SecretRecord>();
-  const policies = new Map<string, PolicyRecord>();
+  const policies = new Map<string, StoredPolicy>();
+  for (const record of options.plainPolicies ?? []) {
+    checkPolicy(record);
+    policies.set(record.name, { kind: "plain", name: record.name, record: copyRecord(record) });
+  }
   const meta = new Map<string, Uint8Array>();
   let policyGeneration = 0;
   let closed = false;
@@ -89,11 +132,9 @@ export function createMemoryStore(): Store {
 
     upsertPolicy(policy) {
       return run(() => {
-        checkPolicy(policy);
-        const stored = copyPolicy(policy, policies.get(policy.name)?.createdAt);
-        policies.set(policy.name, stored);
+        checkSealedPolicy(policy);
+        policies.set(policy.name, sealedRow(policy));
         policyGeneration++;
-        return copyPolicy(stored);
       });
     },
 
@@ -118,6 +159,19 @@ export function createMemoryStore(): Store {
           .sort((a, b) => compareByteOrder(a.name, b.name))
           .map((p) => copyPolicy(p))
       );
+    },
+
+    replacePolicies(replacements) {
+      return run(() => {
+        checkPolicyReplacements(replacements);
+        const applied = replacements.map(({ expected, next }) => {
+          if (!unchanged(policies.get(next.name), expected)) return false;
+          policies.set(next.name, sealedRow(next));
+          return true;
+        });
+        if (applied.includes(true)) policyGeneration++;
+        return applied;
+      });
     },
 
     policyGeneration() {

@@ -4,7 +4,18 @@
  *
  * @module
  */
-export type { Permission, PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
+export type {
+  Permission,
+  PlainPolicyRow,
+  PolicyRecord,
+  PolicyReplacement,
+  SealedPolicy,
+  SealedPolicyRow,
+  SecretRecord,
+  SecretVersion,
+  Store,
+  StoredPolicy,
+} from "./types.ts";
 export { createMemoryStore } from "./memory_store.ts";
 export { createSqliteStore, SQLITE_FILE_NAME, type SqliteStore, type SqliteStoreOptions } from "./sqlite_store.ts";
 export {

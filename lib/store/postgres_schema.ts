@@ -78,6 +78,24 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION bump_policy_generation();
     `,
   },
+  {
+    // Policies are sealed by Nexus: the store keeps the name, the root key
+    // version and the sealed bytes. The plain columns stay, nullable, for
+    // rows written before this step until Nexus seals them (it does so once,
+    // when it first holds the key); a sealed row has them NULL.
+    version: 3,
+    sql: `
+      ALTER TABLE policies
+        ALTER COLUMN spiffe_id_pattern DROP NOT NULL,
+        ALTER COLUMN path_pattern DROP NOT NULL,
+        ALTER COLUMN permissions DROP NOT NULL,
+        ALTER COLUMN created_at DROP NOT NULL,
+        ALTER COLUMN updated_at DROP NOT NULL,
+        ADD COLUMN key_version integer CHECK (key_version >= 1),
+        ADD COLUMN sealed bytea,
+        ADD CONSTRAINT policies_sealed_with_key_version CHECK ((sealed IS NULL) = (key_version IS NULL));
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

@@ -17,11 +17,17 @@
  * @module
  */
 import postgres, { type Sql } from "postgres";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import {
+  checkMetaKey,
+  checkMetaValue,
+  checkPolicyReplacements,
+  checkSealedPolicy,
+  checkSecretWrite,
+} from "./record_check.ts";
 import { migratePostgres } from "./postgres_schema.ts";
 import { secretWriteStatement } from "./postgres_write.ts";
-import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
-import type { Permission, PolicyRecord, Store } from "./types.ts";
+import { type ColumnDecoders, recordFromJoinRows, storedPolicyFromRow, textColumn as text } from "./record_rows.ts";
+import type { Permission, Store, StoredPolicy } from "./types.ts";
 
 /** Options of the Postgres store. */
 export interface PostgresStoreOptions {
@@ -47,6 +53,10 @@ export interface PostgresStoreOptions {
 }
 
 type Row = Record<string, unknown>;
+
+/** Every column of a policy row, aliased as `storedPolicyFromRow` reads them. */
+const POLICY_COLUMNS = `name, key_version, sealed, spiffe_id_pattern, path_pattern, permissions,
+  created_at AS created, updated_at AS updated`;
 
 /**
  * TLS options that verify the server: against `caPem` when given, else
@@ -86,10 +96,13 @@ const DECODE: ColumnDecoders = {
   date,
   bytes,
   text,
-  permissions: (value) => [...(value as Permission[])],
+  permissions: (value) => {
+    if (!Array.isArray(value)) throw new TypeError("store: unexpected column type");
+    return [...(value as Permission[])];
+  },
 };
 
-const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
+const toPolicy = (row: Row): StoredPolicy => storedPolicyFromRow(row, DECODE);
 
 /**
  * Connects lazily to the database at `options.url`. Each store is its own
@@ -151,23 +164,18 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
 
     upsertPolicy: (policy) =>
       run(async () => {
-        checkPolicy(policy);
-        const [row] = await sql`
-          INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at)
-          VALUES (${policy.name}, ${policy.spiffeIdPattern}, ${policy.pathPattern},
-                  ${sql.json([...policy.permissions])}, ${policy.createdAt}, ${policy.updatedAt})
+        checkSealedPolicy(policy);
+        // A sealed row replaces a plain one entirely: its plain columns are cleared.
+        await sql`
+          INSERT INTO policies (name, key_version, sealed) VALUES (${policy.name}, ${policy.keyVersion}, ${policy.sealed})
           ON CONFLICT (name) DO UPDATE SET
-            spiffe_id_pattern = excluded.spiffe_id_pattern, path_pattern = excluded.path_pattern,
-            permissions = excluded.permissions, updated_at = excluded.updated_at
-          RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated`;
-        return toPolicy(row!);
+            key_version = excluded.key_version, sealed = excluded.sealed, spiffe_id_pattern = NULL,
+            path_pattern = NULL, permissions = NULL, created_at = NULL, updated_at = NULL`;
       }),
 
     getPolicy: (name) =>
       run(async () => {
-        const [row] = await sql`
-          SELECT name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated
-          FROM policies WHERE name = ${name}`;
+        const [row] = await sql`SELECT ${sql.unsafe(POLICY_COLUMNS)} FROM policies WHERE name = ${name}`;
         return row && toPolicy(row);
       }),
 
@@ -175,11 +183,28 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       run(async () => (await sql`DELETE FROM policies WHERE name = ${name} RETURNING 1`).length > 0),
 
     listPolicies: () =>
-      run(async () =>
-        (await sql`
-          SELECT name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated
-          FROM policies ORDER BY name`).map(toPolicy)
-      ),
+      run(async () => (await sql`SELECT ${sql.unsafe(POLICY_COLUMNS)} FROM policies ORDER BY name`).map(toPolicy)),
+
+    replacePolicies: (replacements) =>
+      run(async () => {
+        checkPolicyReplacements(replacements);
+        if (replacements.length === 0) return [];
+        // One transaction; the statements go out pipelined, answered in order.
+        return await sql.begin((tx) =>
+          replacements.map(({ expected, next }) =>
+            expected.kind === "sealed"
+              ? tx`
+                UPDATE policies SET key_version = ${next.keyVersion}, sealed = ${next.sealed}
+                WHERE name = ${next.name} AND key_version = ${expected.keyVersion} AND sealed = ${expected.sealed}
+                RETURNING 1`
+              : tx`
+                UPDATE policies SET key_version = ${next.keyVersion}, sealed = ${next.sealed},
+                  spiffe_id_pattern = NULL, path_pattern = NULL, permissions = NULL, created_at = NULL, updated_at = NULL
+                WHERE name = ${next.name} AND sealed IS NULL
+                RETURNING 1`
+          )
+        ).then((results) => (results as unknown as unknown[][]).map((rows) => rows.length > 0));
+      }),
 
     policyGeneration: () =>
       run(async () => {

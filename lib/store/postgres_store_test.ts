@@ -7,9 +7,16 @@ import { startTcpRelay } from "../../tests/support/tcp_relay.ts";
 import { migratePostgres, POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from "./postgres_schema.ts";
 import { createPostgresStore } from "./postgres_store.ts";
 import { runStoreContract } from "./store_contract.ts";
+import { insertPlainPoliciesPostgres } from "./testdata/plain_policies.ts";
 
-runStoreContract("postgres", async () => {
+runStoreContract("postgres", async (options) => {
   const db = await createTestDatabase();
+  if (options?.plainPolicies) {
+    const migrator = createPostgresStore({ url: db.url });
+    await migrator.ping();
+    await migrator.close();
+    await insertPlainPoliciesPostgres(db.url, options.plainPolicies);
+  }
   return { store: createPostgresStore({ url: db.url }), cleanup: () => db.drop() };
 });
 
@@ -18,15 +25,55 @@ Deno.test("postgres: a policy write through one store changes the generation ano
   const [a, b] = [createPostgresStore({ url: db.url }), createPostgresStore({ url: db.url })];
   try {
     const before = await b.policyGeneration();
-    const now = new Date();
-    const policy = { name: "p", spiffeIdPattern: "^x$", pathPattern: "^y$", permissions: ["read" as const] };
-    await a.upsertPolicy({ ...policy, createdAt: now, updatedAt: now });
+    await a.upsertPolicy({ name: "p", keyVersion: 1, sealed: new Uint8Array([1]) });
     const afterCreate = await b.policyGeneration();
     assert.notEqual(afterCreate, before);
     await a.deletePolicy("p");
     assert.notEqual(await b.policyGeneration(), afterCreate);
   } finally {
     await Promise.all([a.close(), b.close()]);
+    await db.drop();
+  }
+});
+
+Deno.test("postgres: a schema-2 database with plain policies upgrades; its rows read as plain until sealed", async () => {
+  const db = await createTestDatabase();
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  const store = createPostgresStore({ url: db.url });
+  try {
+    await migratePostgres(sql, POSTGRES_MIGRATIONS.slice(0, 2));
+    await insertPlainPoliciesPostgres(db.url, [{
+      name: "old",
+      spiffeIdPattern: "^x$",
+      pathPattern: "^y$",
+      permissions: ["read"],
+      createdAt: new Date(1_000),
+      updatedAt: new Date(2_000),
+    }]);
+    const [row] = await store.listPolicies();
+    assert.deepEqual(row, {
+      kind: "plain",
+      name: "old",
+      record: {
+        name: "old",
+        spiffeIdPattern: "^x$",
+        pathPattern: "^y$",
+        permissions: ["read"],
+        createdAt: new Date(1_000),
+        updatedAt: new Date(2_000),
+      },
+    });
+    const before = await store.policyGeneration();
+    const sealed = { name: "old", keyVersion: 1, sealed: new Uint8Array([9]) };
+    assert.deepEqual(await store.replacePolicies([{ expected: row!, next: sealed }]), [true]);
+    assert.notEqual(await store.policyGeneration(), before);
+    const [raw] = await sql`SELECT * FROM policies`;
+    assert.equal(raw!.spiffe_id_pattern, null);
+    assert.equal(raw!.permissions, null);
+    assert.deepEqual(await store.getPolicy("old"), { kind: "sealed", ...sealed });
+  } finally {
+    await sql.end();
+    await store.close();
     await db.drop();
   }
 });

@@ -7,7 +7,7 @@
  * @module
  */
 import { storableText } from "./storable_text.ts";
-import type { PolicyRecord, SecretRecord } from "./types.ts";
+import type { PolicyRecord, PolicyReplacement, SealedPolicy, SecretRecord } from "./types.ts";
 
 function fail(what: string): never {
   throw new TypeError(`store: invalid ${what}`);
@@ -44,7 +44,25 @@ export function checkSecretWrite(path: string, expectedRevision: number, next: S
   }
 }
 
-/** Throws a `TypeError` unless `policy` is well formed. */
+/** Throws a `TypeError` unless `policy` is a well-formed sealed policy row. */
+export function checkSealedPolicy(policy: SealedPolicy): void {
+  checkKey(policy?.name, "policy name");
+  checkCount(policy.keyVersion, "policy key version", 1);
+  if (!(policy.sealed instanceof Uint8Array)) fail("sealed policy");
+}
+
+/** Throws a `TypeError` unless every replacement is well formed and names one row. */
+export function checkPolicyReplacements(replacements: readonly PolicyReplacement[]): void {
+  if (!Array.isArray(replacements)) fail("policy replacements");
+  for (const { expected, next } of replacements) {
+    checkSealedPolicy(next);
+    if (expected?.name !== next.name) fail("policy replacement (names differ)");
+    if (expected.kind === "sealed") checkSealedPolicy(expected);
+    else if (expected.kind !== "plain") fail("expected policy row");
+  }
+}
+
+/** Throws a `TypeError` unless `policy` is well formed (plain rows: tests that build an older store). */
 export function checkPolicy(policy: PolicyRecord): void {
   checkKey(policy.name, "policy name");
   if (typeof policy.spiffeIdPattern !== "string" || !storableText(policy.spiffeIdPattern)) {

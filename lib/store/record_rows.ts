@@ -8,12 +8,13 @@
  *
  * Secret columns: `revision`, `current_version`, `oldest_version`,
  * `max_versions`, `created`, `updated`, `version`, `v_created`, `v_deleted`,
- * `sealed`. Policy columns: `name`, `spiffe_id_pattern`, `path_pattern`,
+ * `sealed`. Policy columns: `name`, `key_version`, `sealed`, and the plain
+ * columns of rows from before sealing: `spiffe_id_pattern`, `path_pattern`,
  * `permissions`, `created`, `updated`.
  *
  * @module
  */
-import type { Permission, PolicyRecord, SecretRecord, SecretVersion } from "./types.ts";
+import type { Permission, PolicyRecord, SecretRecord, SecretVersion, StoredPolicy } from "./types.ts";
 
 /** How a backend turns its column values into JavaScript values. */
 export interface ColumnDecoders {
@@ -58,16 +59,37 @@ export function recordFromJoinRows(
   };
 }
 
-/** The policy a row describes. */
-export function policyFromRow(row: Record<string, unknown>, decode: ColumnDecoders): PolicyRecord {
-  return {
-    name: decode.text(row.name),
-    spiffeIdPattern: decode.text(row.spiffe_id_pattern),
-    pathPattern: decode.text(row.path_pattern),
-    permissions: decode.permissions(row.permissions),
-    createdAt: decode.date(row.created),
-    updatedAt: decode.date(row.updated),
-  };
+/**
+ * The policy row a row describes. A row is sealed when it holds sealed bytes
+ * and a key version ≥ 1; anything else is a plain row, with its plain
+ * columns decoded when they make a policy. Decoding never throws on a row's
+ * content: a row written by hand must not make the whole list unreadable.
+ */
+export function storedPolicyFromRow(row: Record<string, unknown>, decode: ColumnDecoders): StoredPolicy {
+  const name = decode.text(row.name);
+  if (row.sealed !== null && row.sealed !== undefined && row.key_version !== null) {
+    try {
+      const keyVersion = decode.int(row.key_version);
+      if (keyVersion >= 1) return { kind: "sealed", name, keyVersion, sealed: decode.bytes(row.sealed) };
+    } catch {
+      // Not a sealed row after all: reported as plain below.
+    }
+  }
+  try {
+    const record: PolicyRecord = {
+      name,
+      spiffeIdPattern: decode.text(row.spiffe_id_pattern),
+      pathPattern: decode.text(row.path_pattern),
+      permissions: decode.permissions(row.permissions),
+      createdAt: decode.date(row.created),
+      updatedAt: decode.date(row.updated),
+    };
+    const wellFormed = Array.isArray(record.permissions) && record.permissions.every((p) => typeof p === "string") &&
+      !Number.isNaN(record.createdAt.getTime()) && !Number.isNaN(record.updatedAt.getTime());
+    return wellFormed ? { kind: "plain", name, record } : { kind: "plain", name };
+  } catch {
+    return { kind: "plain", name };
+  }
 }
 
 /** A text column, the same in every SQL backend. */

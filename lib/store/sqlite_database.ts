@@ -13,12 +13,18 @@
  * @module
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
-import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
+import {
+  checkMetaKey,
+  checkMetaValue,
+  checkPolicyReplacements,
+  checkSealedPolicy,
+  checkSecretWrite,
+} from "./record_check.ts";
+import { type ColumnDecoders, recordFromJoinRows, storedPolicyFromRow, textColumn as text } from "./record_rows.ts";
 import { openDatabase } from "./sqlite_connection.ts";
 import { migrate } from "./sqlite_schema.ts";
 import type { SqliteCall, SqliteCalls, SqliteOutcome, SqliteWriteName } from "./sqlite_types.ts";
-import type { Permission, PolicyRecord, SecretRecord } from "./types.ts";
+import type { Permission, PolicyReplacement, SecretRecord, StoredPolicy } from "./types.ts";
 
 /** An open connection answering the store calls. */
 export interface SqliteDatabase extends SqliteCalls {
@@ -61,7 +67,11 @@ const DECODE: ColumnDecoders = {
   permissions: (value) => JSON.parse(text(value)) as Permission[],
 };
 
-const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
+const toPolicy = (row: Row): StoredPolicy => storedPolicyFromRow(row, DECODE);
+
+/** Every column of a policy row, aliased as `storedPolicyFromRow` reads them. */
+const POLICY_COLUMNS = `name, key_version, sealed, spiffe_id_pattern, path_pattern, permissions,
+  created_ms AS created, updated_ms AS updated`;
 
 const SQL = {
   begin: "BEGIN IMMEDIATE",
@@ -97,18 +107,22 @@ const SQL = {
     WHERE created_ms IS NOT excluded.created_ms OR deleted_ms IS NOT excluded.deleted_ms
        OR sealed IS NOT excluded.sealed`,
   listPaths: "SELECT path FROM secrets ORDER BY path",
+  // A sealed row replaces a plain one entirely: its plain columns are cleared.
   upsertPolicy: `
-    INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
-    VALUES (?, ?, ?, ?, ?, ?)
+    INSERT INTO policies (name, key_version, sealed) VALUES (?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET
-      spiffe_id_pattern = excluded.spiffe_id_pattern, path_pattern = excluded.path_pattern,
-      permissions = excluded.permissions, updated_ms = excluded.updated_ms
-    RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated`,
-  getPolicy: `SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated
-     FROM policies WHERE name = ?`,
+      key_version = excluded.key_version, sealed = excluded.sealed, spiffe_id_pattern = NULL,
+      path_pattern = NULL, permissions = NULL, created_ms = NULL, updated_ms = NULL`,
+  replaceSealedPolicy: `
+    UPDATE policies SET key_version = ?, sealed = ?
+    WHERE name = ? AND key_version = ? AND sealed = ?`,
+  replacePlainPolicy: `
+    UPDATE policies SET key_version = ?, sealed = ?, spiffe_id_pattern = NULL, path_pattern = NULL,
+                        permissions = NULL, created_ms = NULL, updated_ms = NULL
+    WHERE name = ? AND sealed IS NULL`,
+  getPolicy: `SELECT ${POLICY_COLUMNS} FROM policies WHERE name = ?`,
   deletePolicy: "DELETE FROM policies WHERE name = ?",
-  listPolicies: `SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated
-     FROM policies ORDER BY name`,
+  listPolicies: `SELECT ${POLICY_COLUMNS} FROM policies ORDER BY name`,
   policyGeneration: "SELECT value FROM policy_generation WHERE id = 1",
   getMeta: "SELECT value FROM meta WHERE key = ?",
   putMeta: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -180,6 +194,13 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     return true;
   }
 
+  function applyPolicyReplacement({ expected, next }: PolicyReplacement): boolean {
+    const result = expected.kind === "sealed"
+      ? st.replaceSealedPolicy.run(next.keyVersion, next.sealed, next.name, expected.keyVersion, expected.sealed)
+      : st.replacePlainPolicy.run(next.keyVersion, next.sealed, next.name);
+    return Number(result.changes) > 0;
+  }
+
   const calls: SqliteCalls = {
     readSecret(path) {
       // One statement is one consistent snapshot, even with writers in other processes.
@@ -191,16 +212,15 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     listSecretPaths: () => (st.listPaths.all() as Row[]).map((row) => text(row.path)),
 
     upsertPolicy(policy) {
-      checkPolicy(policy);
-      const row = st.upsertPolicy.get(
-        policy.name,
-        policy.spiffeIdPattern,
-        policy.pathPattern,
-        JSON.stringify(policy.permissions),
-        policy.createdAt.getTime(),
-        policy.updatedAt.getTime(),
-      ) as Row;
-      return toPolicy(row);
+      checkSealedPolicy(policy);
+      st.upsertPolicy.run(policy.name, policy.keyVersion, policy.sealed);
+    },
+
+    replacePolicies(replacements) {
+      checkPolicyReplacements(replacements);
+      // Several rows change together: one transaction (or the caller's, in a batch).
+      const apply = () => replacements.map(applyPolicyReplacement);
+      return db.isTransaction ? apply() : inTransaction(apply);
     },
 
     getPolicy(name) {
@@ -241,6 +261,8 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
         return applySecretWrite(...call.args);
       case "upsertPolicy":
         return calls.upsertPolicy(...call.args);
+      case "replacePolicies":
+        return calls.replacePolicies(...call.args);
       case "deletePolicy":
         return calls.deletePolicy(...call.args);
       case "putMeta":

@@ -74,6 +74,38 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
     `,
   },
+  {
+    // Policies are sealed by Nexus: the store keeps the name, the root key
+    // version and the sealed bytes. The plain columns stay, nullable, for
+    // rows written before this step until Nexus seals them (it does so once,
+    // when it first holds the key); a sealed row has them NULL. SQLite
+    // cannot drop NOT NULL in place, so the table is rebuilt (which drops
+    // its triggers; they are made again).
+    version: 3,
+    sql: `
+      CREATE TABLE policies_sealed (
+        name              TEXT    NOT NULL PRIMARY KEY,
+        key_version       INTEGER CHECK (key_version >= 1),
+        sealed            BLOB,
+        spiffe_id_pattern TEXT,
+        path_pattern      TEXT,
+        permissions       TEXT,
+        created_ms        INTEGER,
+        updated_ms        INTEGER,
+        CHECK ((sealed IS NULL) = (key_version IS NULL))
+      ) STRICT;
+      INSERT INTO policies_sealed (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
+        SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms FROM policies;
+      DROP TABLE policies;
+      ALTER TABLE policies_sealed RENAME TO policies;
+      CREATE TRIGGER policies_bump_on_insert AFTER INSERT ON policies
+        BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER policies_bump_on_update AFTER UPDATE ON policies
+        BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER policies_bump_on_delete AFTER DELETE ON policies
+        BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

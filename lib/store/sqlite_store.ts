@@ -50,6 +50,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     upsertPolicy: (policy) => run(() => db.upsertPolicy(policy)),
     getPolicy: (name) => run(() => db.getPolicy(name)),
     deletePolicy: (name) => run(() => db.deletePolicy(name)),
+    replacePolicies: (replacements) => run(() => db.replacePolicies(replacements)),
     listPolicies: () => run(() => db.listPolicies()),
     policyGeneration: () => run(() => db.policyGeneration()),
     getMeta: (key) => run(() => db.getMeta(key)),

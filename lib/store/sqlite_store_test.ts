@@ -6,11 +6,17 @@ import { runSqliteFileContract, withTempDir } from "./sqlite_file_contract.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "./sqlite_schema.ts";
 import { createSqliteStore, SQLITE_FILE_NAME } from "./sqlite_store.ts";
 import { runStoreContract } from "./store_contract.ts";
+import { insertPlainPoliciesSqlite } from "./testdata/plain_policies.ts";
 
-runStoreContract("sqlite", async () => {
+runStoreContract("sqlite", async (options) => {
   const dir = await Deno.makeTempDir({ prefix: "spike_sqlite_" });
+  const dataDir = join(dir, "data");
+  if (options?.plainPolicies) {
+    await createSqliteStore({ dataDir }).close();
+    insertPlainPoliciesSqlite(join(dataDir, SQLITE_FILE_NAME), options.plainPolicies);
+  }
   return {
-    store: createSqliteStore({ dataDir: join(dir, "data") }),
+    store: createSqliteStore({ dataDir }),
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
 });

@@ -33,7 +33,7 @@ export interface SqliteStore extends Store {
 export type SqliteCallName = Exclude<keyof SqliteStore, "file" | "close">;
 
 /** The calls that change data; the worker store commits them in groups. */
-export type SqliteWriteName = "writeSecret" | "upsertPolicy" | "deletePolicy" | "putMeta";
+export type SqliteWriteName = "writeSecret" | "upsertPolicy" | "deletePolicy" | "replacePolicies" | "putMeta";
 
 /** Arguments of call `K`. */
 export type SqliteArgs<K extends SqliteCallName> = Parameters<SqliteStore[K]>;

@@ -5,7 +5,7 @@
  * write connection and the main thread only posts messages to it.
  *
  * Group commit: writes (`writeSecret`, `upsertPolicy`, `deletePolicy`,
- * `putMeta`) queue up here while the worker commits the previous group, and
+ * `replacePolicies`, `putMeta`) queue up here while the worker commits the previous group, and
  * go to it together as one transaction, each in its own savepoint with its
  * own compare-and-swap, so one failing write never affects another. One
  * fsync then covers the whole group. A write is acknowledged only after the
@@ -240,6 +240,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(() => reader.getPolicy(name)),
     deletePolicy: (name) => write({ name: "deletePolicy", args: [name] }),
+    replacePolicies: (replacements) => write({ name: "replacePolicies", args: [replacements] }),
     listPolicies: () => read(() => reader.listPolicies()),
     policyGeneration: () => read(() => reader.policyGeneration()),
     getMeta: (key) => read(() => reader.getMeta(key)),

@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Permission, PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
+import type { PolicyRecord, SealedPolicy, SecretRecord, SecretVersion, Store, StoredPolicy } from "./types.ts";
 
 /** A fresh store plus whatever removes its traces (temp dirs, databases). */
 export interface StoreFixture {
@@ -14,6 +14,16 @@ export interface StoreFixture {
   readonly store: Store;
   /** Called after the store is closed. */
   cleanup(): Promise<void>;
+}
+
+/** How a case wants its store. */
+export interface StoreFixtureOptions {
+  /**
+   * Plain-text policy rows the store holds from the start, as a store
+   * written before policies were sealed (the backend writes them its own
+   * way: SQL, or the memory store's option).
+   */
+  readonly plainPolicies?: readonly PolicyRecord[];
 }
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
@@ -38,7 +48,18 @@ export function recordOf(versions: readonly SecretVersion[], revision = 0): Secr
   };
 }
 
-function policy(name: string, seconds = 1): PolicyRecord {
+/** A sealed policy row; the bytes say which policy and which edit they stand for. */
+function policy(name: string, edit = 1, keyVersion = 1): SealedPolicy {
+  return { name, keyVersion, sealed: bytesOf(`sealed-policy-${name}-${edit}`) };
+}
+
+/** `policy` as read back. */
+function row(p: SealedPolicy): StoredPolicy {
+  return { kind: "sealed", ...p };
+}
+
+/** A plain-text policy as an older store holds it. */
+export function plainPolicy(name: string, seconds = 1): PolicyRecord {
   return {
     name,
     spiffeIdPattern: `^spiffe://spike\\.ist/app/${name}$`,
@@ -91,10 +112,13 @@ export async function appendVersion(
 }
 
 /** Registers the contract's `Deno.test` cases for one backend. */
-export function runStoreContract(name: string, makeStore: () => Promise<StoreFixture>): void {
-  function test(title: string, body: (store: Store) => Promise<void>): void {
+export function runStoreContract(
+  name: string,
+  makeStore: (options?: StoreFixtureOptions) => Promise<StoreFixture>,
+): void {
+  function test(title: string, body: (store: Store) => Promise<void>, options?: StoreFixtureOptions): void {
     Deno.test(`${name}: ${title}`, async () => {
-      const { store, cleanup } = await makeStore();
+      const { store, cleanup } = await makeStore(options);
       try {
         await body(store);
       } finally {
@@ -177,14 +201,13 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     got!.fill(0);
     assert.deepEqual(await store.getMeta("k"), bytesOf("meta"));
 
-    const p = { ...policy("a"), permissions: ["read"] as Permission[] };
-    const saved = await store.upsertPolicy(p);
-    p.permissions.push("write");
-    (saved.permissions as string[]).push("super");
-    (await store.getPolicy("a"))!.createdAt.setTime(0);
-    const again = await store.getPolicy("a");
-    assert.deepEqual(again!.permissions, ["read"]);
-    assert.equal(again!.createdAt.getTime(), at(1).getTime());
+    const p = policy("a");
+    await store.upsertPolicy(p);
+    p.sealed.fill(0);
+    const read = await store.getPolicy("a");
+    assert.equal(read?.kind, "sealed");
+    if (read?.kind === "sealed") read.sealed.fill(0);
+    assert.deepEqual(await store.getPolicy("a"), row(policy("a")));
   });
 
   test("listSecretPaths is sorted by byte order and includes fully deleted paths", async (store) => {
@@ -207,27 +230,67 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     ]);
   });
 
-  test("policies: upsert keeps createdAt, get, list sorted, delete", async (store) => {
-    const created = await store.upsertPolicy(policy("beta", 1));
-    assert.deepEqual(created, policy("beta", 1));
-    await store.upsertPolicy(policy("alpha", 2));
-    const changed: PolicyRecord = {
-      ...policy("beta", 9),
-      spiffeIdPattern: "^spiffe://spike\\.ist/other$",
-      pathPattern: "^x$",
-      permissions: ["super"],
-    };
-    const updated = await store.upsertPolicy(changed);
-    assert.deepEqual(updated, { ...changed, createdAt: at(1) });
-    assert.deepEqual(await store.getPolicy("beta"), updated);
-    assert.deepEqual((await store.listPolicies()).map((p) => p.name), ["alpha", "beta"]);
-    assert.deepEqual((await store.listPolicies())[1], updated);
+  test("policies: upsert replaces by name, get, list sorted, delete", async (store) => {
+    await store.upsertPolicy(policy("beta", 1));
+    await store.upsertPolicy(policy("alpha", 1, 2));
+    assert.deepEqual(await store.getPolicy("beta"), row(policy("beta", 1)));
+    await store.upsertPolicy(policy("beta", 2, 3));
+    assert.deepEqual(await store.getPolicy("beta"), row(policy("beta", 2, 3)));
+    assert.deepEqual(await store.listPolicies(), [row(policy("alpha", 1, 2)), row(policy("beta", 2, 3))]);
     assert.equal(await store.getPolicy("gamma"), undefined);
     assert.equal(await store.deletePolicy("beta"), true);
     assert.equal(await store.deletePolicy("beta"), false);
     assert.equal(await store.getPolicy("beta"), undefined);
     assert.deepEqual((await store.listPolicies()).map((p) => p.name), ["alpha"]);
   });
+
+  test("policies: names list in byte order", async (store) => {
+    for (const name of ["b", "B", "a b", "a-b", "a_b", "a"]) await store.upsertPolicy(policy(name));
+    assert.deepEqual((await store.listPolicies()).map((p) => p.name), ["B", "a", "a b", "a-b", "a_b", "b"]);
+  });
+
+  test("policies: a replacement applies only to the row it read, all in one call", async (store) => {
+    await store.upsertPolicy(policy("a", 1));
+    await store.upsertPolicy(policy("b", 1));
+    const [a, b] = await store.listPolicies();
+    // Someone upserts "b" after it was read: its replacement must not undo that write.
+    await store.upsertPolicy(policy("b", 2));
+    const applied = await store.replacePolicies([
+      { expected: a!, next: policy("a", 10, 2) },
+      { expected: b!, next: policy("b", 10, 2) },
+      { expected: row(policy("gone")), next: policy("gone", 10, 2) },
+    ]);
+    assert.deepEqual(applied, [true, false, false]);
+    assert.deepEqual(await store.listPolicies(), [row(policy("a", 10, 2)), row(policy("b", 2))]);
+    assert.deepEqual(await store.replacePolicies([{ expected: a!, next: policy("a", 11, 3) }]), [false], "stale");
+    assert.deepEqual(
+      await store.replacePolicies([{ expected: row(policy("a", 10, 1)), next: policy("a", 11, 3) }]),
+      [false],
+      "same bytes under another key version is another row",
+    );
+    assert.deepEqual(await store.replacePolicies([]), []);
+  });
+
+  test("policies: rows of an older store are plain until sealed, once", async (store) => {
+    const rows = await store.listPolicies();
+    assert.deepEqual(rows, [
+      { kind: "plain", name: "alpha", record: plainPolicy("alpha", 1) },
+      { kind: "plain", name: "beta", record: plainPolicy("beta", 2) },
+    ]);
+    assert.deepEqual(await store.getPolicy("beta"), rows[1]);
+    const before = await store.policyGeneration();
+    // Two Nexus sealing the same rows at once: each row is sealed by exactly one of them.
+    const first = await store.replacePolicies([{ expected: rows[0]!, next: policy("alpha", 1) }]);
+    const second = await store.replacePolicies(rows.map((r) => ({ expected: r, next: policy(r.name, 2) })));
+    assert.deepEqual(first, [true]);
+    assert.deepEqual(second, [false, true]);
+    assert.notEqual(await store.policyGeneration(), before, "sealing changes the generation");
+    assert.deepEqual(await store.listPolicies(), [row(policy("alpha", 1)), row(policy("beta", 2))]);
+    // An upsert over a plain row seals it too.
+    await store.upsertPolicy(policy("beta", 3));
+    assert.deepEqual(await store.getPolicy("beta"), row(policy("beta", 3)));
+    assert.equal(await store.deletePolicy("alpha"), true);
+  }, { plainPolicies: [plainPolicy("beta", 2), plainPolicy("alpha", 1)] });
 
   test("policyGeneration changes with every policy write, not with reads or other writes", async (store) => {
     const start = await store.policyGeneration();
@@ -244,10 +307,12 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     };
     await store.upsertPolicy(policy("a"));
     await changed("create");
-    await store.upsertPolicy({ ...policy("a", 5), pathPattern: "^other$" });
+    await store.upsertPolicy(policy("a", 5));
     await changed("update");
     await store.upsertPolicy(policy("b"));
     await changed("a second policy");
+    await store.replacePolicies([{ expected: row(policy("b")), next: policy("b", 2, 2) }]);
+    await changed("a replacement");
     assert.equal(await store.deletePolicy("a"), true);
     await changed("delete");
   });
@@ -285,9 +350,17 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     await assert.rejects(store.writeSecret("", 0, good), TypeError);
     await assert.rejects(store.writeSecret("p", 0, { ...good, updatedTime: new Date(NaN) }), TypeError);
     await assert.rejects(store.upsertPolicy({ ...policy("p"), name: "" }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), keyVersion: 0 }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), keyVersion: 1.5 }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), sealed: "x" as unknown as Uint8Array }), TypeError);
+    await assert.rejects(
+      store.replacePolicies([{ expected: row(policy("p")), next: policy("q") }]),
+      TypeError,
+      "a replacement names one row",
+    );
     // Text no backend can keep as given: NUL (Postgres refuses it) and lone surrogates (become U+FFFD).
-    await assert.rejects(store.upsertPolicy({ ...policy("p"), pathPattern: "^a\0b$" }), TypeError);
-    await assert.rejects(store.upsertPolicy({ ...policy("p"), spiffeIdPattern: "^\ud800$" }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), name: "a\0b" }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), name: "\ud800" }), TypeError);
     await assert.rejects(store.writeSecret("a\0b", 0, recordOf([version(1)])), TypeError);
     await assert.rejects(store.putMeta("", new Uint8Array(1)), TypeError);
     assert.equal(await store.hasData(), false);

@@ -52,7 +52,12 @@ export interface SecretRecord {
   readonly versions: ReadonlyMap<number, SecretVersion>;
 }
 
-/** An access policy, stored by unique name. */
+/**
+ * An access policy as Nexus works with it (opened). The store never sees
+ * one in this form any more: it keeps {@linkcode SealedPolicy} rows. The
+ * type stays here because plain-text rows written before policies were
+ * sealed ({@linkcode PlainPolicyRow}) still have this shape.
+ */
 export interface PolicyRecord {
   /** Unique name (the wire's `id` and `name`). */
   readonly name: string;
@@ -66,6 +71,57 @@ export interface PolicyRecord {
   readonly createdAt: Date;
   /** Time of the last upsert. */
   readonly updatedAt: Date;
+}
+
+/**
+ * A policy as the store keeps it: the name in clear (the unique key), and
+ * everything else (patterns, permissions, times) sealed by Nexus under a key
+ * derived from root key version `keyVersion`, with the name bound in as
+ * associated data. The store cannot read or change what a policy grants.
+ */
+export interface SealedPolicy {
+  /** Unique name (the wire's `id` and `name`). */
+  readonly name: string;
+  /** Root key version the policy was sealed under (≥ 1). */
+  readonly keyVersion: number;
+  /** The sealed content; opaque here. */
+  readonly sealed: Uint8Array;
+}
+
+/** A sealed policy row as read back. */
+export interface SealedPolicyRow extends SealedPolicy {
+  /** Discriminant. */
+  readonly kind: "sealed";
+}
+
+/**
+ * A policy row that is not sealed: written in plain text before policies
+ * were sealed (schema 2 and older) and not yet migrated, or put there by
+ * someone writing the database directly. Nexus never obeys one; it seals
+ * the rows of an older store once, when it first holds the key.
+ */
+export interface PlainPolicyRow {
+  /** Discriminant. */
+  readonly kind: "plain";
+  /** The row's name. */
+  readonly name: string;
+  /** The plain columns as a policy, or `undefined` when they do not make one. */
+  readonly record?: PolicyRecord;
+}
+
+/** A policy row as the store holds it. */
+export type StoredPolicy = SealedPolicyRow | PlainPolicyRow;
+
+/**
+ * A compare-and-swap of one policy row: `next` replaces the row named
+ * `next.name` only while that row is still `expected` (the same sealed bytes
+ * under the same key version; for a plain row, still plain).
+ */
+export interface PolicyReplacement {
+  /** The row as read. */
+  readonly expected: StoredPolicy;
+  /** What replaces it. */
+  readonly next: SealedPolicy;
 }
 
 /**
@@ -90,18 +146,22 @@ export interface Store {
    * versions are all soft-deleted (as SPIKE lists them).
    */
   listSecretPaths(): Promise<string[]>;
-  /**
-   * Inserts or replaces the policy named `policy.name`. On replace the
-   * stored `createdAt` is kept and the given one ignored. Resolves the policy
-   * as stored.
-   */
-  upsertPolicy(policy: PolicyRecord): Promise<PolicyRecord>;
-  /** The policy named `name`, or `undefined`. */
-  getPolicy(name: string): Promise<PolicyRecord | undefined>;
-  /** Deletes the policy named `name`; `false` when there was none. */
+  /** Inserts or replaces the policy row named `policy.name` (a plain row becomes a sealed one). */
+  upsertPolicy(policy: SealedPolicy): Promise<void>;
+  /** The policy row named `name`, or `undefined`. */
+  getPolicy(name: string): Promise<StoredPolicy | undefined>;
+  /** Deletes the policy row named `name`, sealed or not; `false` when there was none. */
   deletePolicy(name: string): Promise<boolean>;
-  /** Every policy, sorted by name. */
-  listPolicies(): Promise<PolicyRecord[]>;
+  /** Every policy row, sorted by name (UTF-8 byte order). */
+  listPolicies(): Promise<StoredPolicy[]>;
+  /**
+   * Applies each replacement whose row is still as expected, all in one
+   * transaction; resolves, per replacement, whether it was applied (a row
+   * that changed or disappeared meanwhile is left alone). Used to seal the
+   * plain rows of an older store and to re-seal rows under a new key, so
+   * that a concurrent upsert always wins.
+   */
+  replacePolicies(replacements: readonly PolicyReplacement[]): Promise<boolean[]>;
   /**
    * A number that changes whenever any writer sharing this backend creates,
    * changes or deletes a policy (it may also change when nothing did). Read
