@@ -1,38 +1,160 @@
 /**
- * `spike operator recover|restore`: break-glass handling of the root key.
+ * `spike operator recover|restore|rotate|status`: break-glass handling and
+ * rotation of the root key.
  *
  * @module
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError } from "../lib/cli/errors.ts";
+import { outputFormat, renderStructured } from "../lib/cli/format.ts";
+import type { CliIo } from "../lib/cli/io.ts";
 import { ApiError } from "../lib/api/errors.ts";
 import { ApiCallError } from "../lib/client/errors.ts";
+import type { NexusClient } from "../lib/client/nexus_client.ts";
 import { zeroize } from "../lib/crypto/zeroize.ts";
-import { formatRecoveryShard, parseRecoveryShard } from "../lib/pilot/recovery_file.ts";
+import { formatRecoveryFile, parseRecoveryFile } from "../lib/pilot/recovery_file.ts";
 import { withNexus } from "./pilot_session.ts";
+
+const FORMAT_OPTION = {
+  format: { type: "string", short: "f", description: "Output format: human, json or yaml", valueName: "format" },
+} as const;
+
+/** How often `rotate` asks for progress while it waits. */
+const POLL_MS = 1000;
+
+/** Reads the shard: the whole of a piped file (its key version comment included), or one hidden line. */
+async function readShardInput(io: CliIo): Promise<string> {
+  if (io.stdinIsTerminal()) {
+    const line = await io.readHiddenLine("Enter a recovery shard (input is hidden): ");
+    return line ?? "";
+  }
+  const bytes = await io.readStdin();
+  try {
+    return new TextDecoder().decode(bytes);
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+/** The key status fields `rotate` and `status` read. */
+interface StatusView {
+  readonly ready?: boolean;
+  readonly rotation?: {
+    readonly keyVersion?: number;
+    readonly writeKeyVersion?: number | null;
+    readonly heldKeyVersions?: number[];
+    readonly phase?: string;
+    readonly targetKeyVersion?: number | null;
+    readonly startedAt?: string | null;
+    readonly driver?: string | null;
+    readonly toReseal?: number;
+    readonly remaining?: number;
+    readonly lastError?: string;
+  };
+  readonly retiredKeyVersions?: { version: number; retiredAt: string | null }[];
+  readonly keepers?: { url: string; index: number; versioned?: boolean; versions: number[]; lastError?: string }[];
+  readonly tamperedPolicies?: string[];
+}
+
+/** The status as lines for a person. */
+function describeStatus(status: StatusView): string {
+  const r = status.rotation ?? {};
+  const lines = [
+    `root key version: ${r.keyVersion}` +
+    (r.writeKeyVersion == null
+      ? " (this Nexus holds no key yet)"
+      : `; this Nexus seals new data under ${r.writeKeyVersion}, holds ${(r.heldKeyVersions ?? []).join(", ")}`),
+  ];
+  if (r.phase === "idle") lines.push("rotation: none in progress");
+  else {
+    const done = (r.toReseal ?? 0) - (r.remaining ?? 0);
+    lines.push(
+      `rotation: ${r.phase} ${r.keyVersion} → ${r.targetKeyVersion}, started ${r.startedAt}` +
+        (r.phase === "sealing" ? `; re-sealed ${Math.max(0, done)} of ${r.toReseal} records` : "") +
+        (r.driver ? `; driven by ${r.driver === "this" ? "this Nexus" : "another Nexus"}` : "; waiting for a driver"),
+    );
+  }
+  if (r.lastError) lines.push(`last rotation attempt: ${r.lastError}`);
+  const retired = status.retiredKeyVersions ?? [];
+  lines.push(
+    `retired versions: ${
+      retired.length === 0 ? "none" : retired.map((x) => `${x.version} (${x.retiredAt ?? "date unknown"})`).join(", ")
+    }`,
+  );
+  for (const keeper of status.keepers ?? []) {
+    const kind = keeper.versioned === undefined
+      ? "not heard from yet"
+      : keeper.versioned
+      ? `holds versions ${keeper.versions.join(", ") || "none"}`
+      : "keeps one shard (no key versions)";
+    lines.push(
+      `keeper ${keeper.index} ${keeper.url}: ${kind}${keeper.lastError ? `; last push: ${keeper.lastError}` : ""}`,
+    );
+  }
+  const tampered = status.tamperedPolicies ?? [];
+  lines.push(`tampered policy rows: ${tampered.length === 0 ? "none" : tampered.join(", ")}`);
+  return lines.join("\n") + "\n";
+}
+
+/** Follows a rotation to its end, printing progress on stderr. */
+async function followRotation(io: CliIo, nexus: NexusClient, to: number): Promise<StatusView> {
+  let last = "";
+  while (true) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    const status = await nexus.keyStatus() as StatusView;
+    const r = status.rotation ?? {};
+    if (r.phase === "idle") {
+      if ((r.keyVersion ?? 0) >= to) return status;
+      throw new CliError(`the rotation was given up: ${r.lastError ?? "see the Nexus log"}`);
+    }
+    const line = r.phase === "sealing"
+      ? `re-sealing: ${Math.max(0, (r.toReseal ?? 0) - (r.remaining ?? 0))} of ${r.toReseal} records`
+      : "handing the new key to the Keepers";
+    if (line !== last) io.stderr(`${line}\n`);
+    last = line;
+  }
+}
 
 /** The `operator` command group. */
 export const operatorCommand: CommandSpec = {
   name: "operator",
-  summary: "Break-glass: save recovery shards, restore a Nexus from them",
+  summary: "Root key: recovery shards, restore, rotation, status",
   subcommands: [
     {
       name: "recover",
       summary: "Save every recovery shard as spike.recovery.<i>.txt (Pilot recover role)",
-      details: "Files go to SPIKE_PILOT_RECOVERY_DIR (default ~/.spike/recover), mode 0600. Keep them offline.",
+      details: "Files go to SPIKE_PILOT_RECOVERY_DIR (default ~/.spike/recover), mode 0600. Keep them offline.\n" +
+        "Each file names the root key version its shard belongs to; take new files after every rotation.",
       positionals: { min: 0, max: 0 },
       run: async ({ io }) => {
         await withNexus(io, async ({ nexus, config }) => {
-          const shards = await nexus.recover();
+          let recovered;
+          try {
+            recovered = await nexus.recoverWithVersion();
+          } catch (error) {
+            if (error instanceof ApiCallError && error.reason) throw new CliError(error.reason);
+            throw error;
+          }
+          const { shards, keyVersion, threshold } = recovered;
           try {
             await Deno.mkdir(config.recoveryDir, { recursive: true, mode: 0o700 });
+            const writtenAt = new Date();
             for (const [index, shard] of [...shards].sort(([a], [b]) => a - b)) {
               const file = `${config.recoveryDir}/spike.recovery.${index}.txt`;
-              await Deno.writeTextFile(file, formatRecoveryShard(index, shard) + "\n", { mode: 0o600 });
+              const text = formatRecoveryFile(index, shard, {
+                keyVersion: keyVersion ?? 1,
+                shares: shards.size,
+                threshold: threshold ?? shards.size,
+                writtenAt,
+              });
+              await Deno.writeTextFile(file, keyVersion === undefined ? text.split("\n")[0] + "\n" : text, {
+                mode: 0o600,
+              });
               // writeTextFile keeps the mode of an existing file; force it.
               await Deno.chmod(file, 0o600);
               io.stderr(`wrote ${file}\n`);
             }
+            if (keyVersion !== undefined) io.stderr(`these shards rebuild root key version ${keyVersion}\n`);
           } finally {
             for (const shard of shards.values()) zeroize(shard);
           }
@@ -43,15 +165,16 @@ export const operatorCommand: CommandSpec = {
     {
       name: "restore",
       summary: "Send one recovery shard to Nexus (Pilot restore role)",
-      details: "Reads one line 'spike:<i>:<hex>' from standard input, or asks for it without echo on a terminal.\n" +
-        "Run once per shard until Nexus reports the root key restored.",
+      details: "Reads a recovery file (or its 'spike:<i>:<hex>' line) from standard input, or asks for the line\n" +
+        "without echo on a terminal. Run once per shard until Nexus reports the root key restored.\n" +
+        "Shards of a root key version a rotation retired are refused, naming the version.",
       positionals: { min: 0, max: 0 },
       run: async ({ io }) => {
-        const line = await io.readHiddenLine("Enter a recovery shard (input is hidden): ");
-        if (line === null || line.trim() === "") throw new CliError("no shard given on standard input");
+        const input = await readShardInput(io);
+        if (input.trim() === "") throw new CliError("no shard given on standard input");
         let parsed;
         try {
-          parsed = parseRecoveryShard(line);
+          parsed = parseRecoveryFile(input);
         } catch (error) {
           if (error instanceof ApiError) throw new CliError(error.message);
           throw error;
@@ -59,13 +182,16 @@ export const operatorCommand: CommandSpec = {
         try {
           const progress = await withNexus(io, async ({ nexus }) => {
             try {
-              return await nexus.restore(parsed.index, parsed.shard);
+              return await nexus.restore(parsed.index, parsed.shard, parsed.keyVersion);
             } catch (error) {
               if (error instanceof ApiCallError && error.status === 400) {
                 throw new CliError(
-                  "Nexus refused the shard: it is not a valid shard, the shards sent so far do not rebuild " +
-                    "the root key of its data (the collected shards were discarded; send them again), or " +
-                    "Nexus already holds its root key and this shard is not one of it",
+                  `Nexus refused the shard: ${
+                    error.reason ??
+                      "it is not a valid shard, the shards sent so far do not rebuild the root key of its data " +
+                        "(the collected shards were discarded; send them again), or Nexus already holds its root key " +
+                        "and this shard is not one of it"
+                  }`,
                 );
               }
               throw error;
@@ -79,6 +205,50 @@ export const operatorCommand: CommandSpec = {
         } finally {
           zeroize(parsed.shard);
         }
+        return 0;
+      },
+    },
+    {
+      name: "rotate",
+      summary: "Rotate the root key: a new key, every record re-sealed, the old key dropped (superuser)",
+      details: "Nexus keeps serving reads and writes meanwhile. Waits for the rotation to finish unless\n" +
+        "--no-wait. Afterwards take new recovery files ('spike operator recover'): old ones no longer restore.",
+      positionals: { min: 0, max: 0 },
+      options: {
+        "no-wait": { type: "boolean", description: "Return once the rotation has started" },
+      },
+      run: async ({ io, options }) => {
+        await withNexus(io, async ({ nexus }) => {
+          let started;
+          try {
+            started = await nexus.rotate();
+          } catch (error) {
+            if (error instanceof ApiCallError && error.reason) throw new CliError(error.reason);
+            throw error;
+          }
+          io.stderr(`rotating the root key: version ${started.from} → ${started.to}\n`);
+          if (options["no-wait"] === true) {
+            io.stdout(`rotation to root key version ${started.to} started\n`);
+            return;
+          }
+          await followRotation(io, nexus, started.to);
+          io.stdout(
+            `root key rotated: every record is sealed under version ${started.to}; version ${started.from} is retired.\n` +
+              "Take new recovery files now: spike operator recover\n",
+          );
+        });
+        return 0;
+      },
+    },
+    {
+      name: "status",
+      summary: "Root key version, rotation progress, Keepers, tampered rows (superuser)",
+      positionals: { min: 0, max: 0 },
+      options: { ...FORMAT_OPTION },
+      run: async ({ io, options }) => {
+        const format = outputFormat(options.format);
+        const status = await withNexus(io, ({ nexus }) => nexus.keyStatus());
+        io.stdout(format === "human" ? describeStatus(status as StatusView) : renderStructured(status, format));
         return 0;
       },
     },

@@ -181,7 +181,10 @@ async function tamperScenario(nexus: RestoredNexus, raw: RawDatabase): Promise<v
     "policy rewritten",
   );
   assert.match(exits(await readAs(nexus, web, "apps/web/db"), 0, "web reads again").stdout, /hunter2/);
-  assert.deepEqual(await readyBody(nexus.port), { status: 200, body: { ready: true, tampered: false } });
+  assert.deepEqual(await readyBody(nexus.port), {
+    status: 200,
+    body: { ready: true, tampered: false, keyVersion: 1, rotation: "idle" },
+  });
   assert.equal(await metric(nexus.port, "spike_nexus_policies_tampered"), 0);
 }
 
@@ -243,7 +246,12 @@ Deno.test("a SQLite store from before sealing: its plain policies are sealed whe
     assert.match(exits(await readAs(nexus, web, "apps/web/db"), 0, "web reads").stdout, /hunter2/);
     const shown = JSON.parse(exits(await nexus.admin(["policy", "get", "web", "--format", "json"]), 0, "get").stdout);
     assert.equal(shown.createdAt, "2023-11-14T22:13:20.000Z", "the policy keeps its creation time");
-    assert.deepEqual((await readyBody(nexus.port)).body, { ready: true, tampered: false });
+    assert.deepEqual((await readyBody(nexus.port)).body, {
+      ready: true,
+      tampered: false,
+      keyVersion: 1,
+      rotation: "idle",
+    });
     const db = new DatabaseSync(file);
     try {
       const row = db.prepare("SELECT * FROM policies WHERE name = 'web'").get()!;

@@ -55,7 +55,10 @@ Deno.test("postgres outage: Nexus reports it, answers with JSON errors, and serv
     assert.equal(await installRootKey(nexus.deps, key), "installed");
     key.fill(0);
     await client.putSecret("app/db", { pass: "before" });
-    assert.deepEqual(await ready(nexus.port), { status: 200, body: { ready: true, tampered: false } });
+    assert.deepEqual(await ready(nexus.port), {
+      status: 200,
+      body: { ready: true, tampered: false, keyVersion: 1, rotation: "idle" },
+    });
 
     await relay.cut();
     assert.deepEqual(await ready(nexus.port), {
@@ -67,7 +70,10 @@ Deno.test("postgres outage: Nexus reports it, answers with JSON errors, and serv
     }
 
     relay.restore();
-    assert.deepEqual(await ready(nexus.port), { status: 200, body: { ready: true, tampered: false } });
+    assert.deepEqual(await ready(nexus.port), {
+      status: 200,
+      body: { ready: true, tampered: false, keyVersion: 1, rotation: "idle" },
+    });
     assert.deepEqual(await client.getSecret("app/db"), { pass: "before" });
     await client.putSecret("app/db", { pass: "after" });
     assert.deepEqual(await client.getSecret("app/db"), { pass: "after" });

@@ -23,13 +23,19 @@ export class ApiCallError extends Error {
   readonly code: ErrorCode | undefined;
   /** Seconds the server asked to wait (`Retry-After` of a 429), when it said. */
   readonly retryAfterSeconds: number | undefined;
+  /** The server's operator-facing `reason` [ours], when it sent one. */
+  readonly reason: string | undefined;
 
-  /** Creates the error from a status, an optional wire code and an optional `Retry-After`. */
-  constructor(status: number, code: ErrorCode | undefined, retryAfterSeconds?: number) {
-    super(code ? MESSAGES[code] ?? code : `unexpected HTTP status ${status}`);
+  /**
+   * Creates the error from a status, an optional wire code, an optional
+   * `Retry-After` and an optional reason (which then is the message).
+   */
+  constructor(status: number, code: ErrorCode | undefined, retryAfterSeconds?: number, reason?: string) {
+    super(reason ?? (code ? MESSAGES[code] ?? code : `unexpected HTTP status ${status}`));
     this.name = "ApiCallError";
     this.status = status;
     this.code = code;
     this.retryAfterSeconds = retryAfterSeconds;
+    this.reason = reason;
   }
 }

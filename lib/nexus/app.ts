@@ -96,9 +96,9 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
     return c.json(body, status);
   });
 
-  app.get("/metrics", (c) => {
+  app.get("/metrics", async (c) => {
     if (!deps.metrics) throw new ApiError("api_bad_request", "metrics are off");
-    return c.body(deps.metrics.render(deps.keys.ready, stateMetrics(deps)), 200, {
+    return c.body(deps.metrics.render(deps.keys.ready, await stateMetrics(deps)), 200, {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
     });
   });
@@ -130,7 +130,8 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
         deps.log.error("request failed", { path: c.req.path, detail: error.message });
       } else deps.log.debug("request refused", { path: c.req.path, code: error.code, detail: error.message });
       noteError(c.get("audit"), error.code);
-      return c.json({ err: error.code }, error.status as 400);
+      const reason = error.reason === undefined ? {} : { reason: error.reason };
+      return c.json({ err: error.code, ...reason }, error.status as 400);
     }
     // Unknown errors never reach the client; their message may still be
     // useful to operators and carries no request data by construction.

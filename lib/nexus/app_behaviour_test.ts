@@ -150,7 +150,12 @@ Deno.test("/health answers 200 without a certificate; /ready turns 200 once the 
   for (const share of shares.slice(0, 2)) {
     await expect(nexus, RESTORE, PATHS.restore, "", { id: share.index, shard: [...share.value] }, 200);
   }
-  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, { ready: true, tampered: false }, { method: "GET" });
+  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, {
+    ready: true,
+    tampered: false,
+    keyVersion: 1,
+    rotation: "idle",
+  }, { method: "GET" });
   await store.close();
   const down = await expect(nexus, NO_CERT, "/ready", "", undefined, 503, undefined, { method: "GET" });
   assert.equal((down as { ready: boolean }).ready, false);
@@ -316,7 +321,12 @@ Deno.test("restore: the first shard is collected, the second restores the key an
   });
   // The data sealed before is readable: it is the same key.
   await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 200, { data: { pass: "p1" } });
-  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, { ready: true, tampered: false }, { method: "GET" });
+  await expect(nexus, NO_CERT, "/ready", "", undefined, 200, {
+    ready: true,
+    tampered: false,
+    keyVersion: 1,
+    rotation: "idle",
+  }, { method: "GET" });
   // Once restored, a shard is checked against the key held: one of it is
   // confirmed (nothing collected), any other is refused. Nothing changes.
   await expect(nexus, RESTORE, PATHS.restore, "", send(2, shares[1]!.value), 200, {
@@ -324,13 +334,20 @@ Deno.test("restore: the first shard is collected, the second restores the key an
     remaining: 0,
     restored: true,
   });
-  await expect(nexus, RESTORE, PATHS.restore, "", send(2, shares[0]!.value), 400, BAD_REQUEST);
-  await expect(nexus, RESTORE, PATHS.restore, "", send(7, Array(32).fill(1)), 400, BAD_REQUEST);
+  const notOfIt = { err: "api_bad_request", reason: "Nexus holds its root key and this shard is not one of it" };
+  await expect(nexus, RESTORE, PATHS.restore, "", send(2, shares[0]!.value), 400, notOfIt);
+  await expect(nexus, RESTORE, PATHS.restore, "", send(7, Array(32).fill(1)), 400, notOfIt);
   await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 200, { data: { pass: "p1" } });
   // Only the restore role may send shards.
   await expect(nexus, SUPERUSER, PATHS.restore, "", send(2, shares[1]!.value), 401, UNAUTHORIZED);
   await expect(nexus, RECOVER, PATHS.restore, "", send(2, shares[1]!.value), 401, UNAUTHORIZED);
 });
+
+/** The 400 for shards of another key, with its reason [ours]. */
+const NOT_THIS_KEY = {
+  err: "api_bad_request",
+  reason: "the shards do not rebuild the root key of this Nexus's data; start again",
+};
 
 Deno.test("restore: a wrong shard set is refused with 400 and Nexus stays not ready", async () => {
   const nexus = await createTestNexus({ store: await storeWithData(), withKey: false });
@@ -338,12 +355,12 @@ Deno.test("restore: a wrong shard set is refused with 400 and Nexus stays not re
   const wrong = splitSecret(otherKey, 3, 2);
   const right = splitSecret(testRootKey(), 3, 2);
   await expect(nexus, RESTORE, PATHS.restore, "", { id: 1, shard: [...wrong[0]!.value] }, 200);
-  await expect(nexus, RESTORE, PATHS.restore, "", { id: 2, shard: [...wrong[1]!.value] }, 400, BAD_REQUEST);
+  await expect(nexus, RESTORE, PATHS.restore, "", { id: 2, shard: [...wrong[1]!.value] }, 400, NOT_THIS_KEY);
   await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 503, NOT_READY);
   await expect(nexus, NO_CERT, "/ready", "", undefined, 503, undefined, { method: "GET" });
   // Mixing one right shard with one wrong one is just as wrong.
   await expect(nexus, RESTORE, PATHS.restore, "", { id: 1, shard: [...right[0]!.value] }, 200);
-  await expect(nexus, RESTORE, PATHS.restore, "", { id: 2, shard: [...wrong[1]!.value] }, 400, BAD_REQUEST);
+  await expect(nexus, RESTORE, PATHS.restore, "", { id: 2, shard: [...wrong[1]!.value] }, 400, NOT_THIS_KEY);
   // A shard that is not a scalar below the group order can never combine: 400 at once, never 500.
   await expect(nexus, RESTORE, PATHS.restore, "", { id: 1, shard: Array(32).fill(255) }, 400, BAD_REQUEST);
   await expect(nexus, RESTORE, PATHS.restore, "", { id: 2, shard: [...right[1]!.value] }, 200, {

@@ -24,36 +24,85 @@ export interface Readiness {
   readonly body: Record<string, unknown>;
 }
 
-/** Decides `GET /ready`. */
+/**
+ * Decides `GET /ready`. The answer also carries **[ours]** the root key
+ * version this Nexus seals new data under (`keyVersion`) and where a
+ * rotation stands (`rotation`: `idle`, `preparing`, `sealing`).
+ */
 export async function readiness(deps: NexusDeps): Promise<Readiness> {
   if (!deps.keys.ready) return { status: 503, body: { ready: false, reason: "root key not loaded" } };
   if (!deps.store) return { status: 200, body: { ready: true } };
   let tampered: number;
+  let rotation: string;
   try {
     await deps.store.ping();
+    rotation = (await deps.store.keyState()).phase;
     tampered = (await deps.policies.generation(deps.store)).tampered.length;
   } catch {
     return { status: 503, body: { ready: false, reason: "backend store not answering" } };
   }
-  if (tampered === 0) return { status: 200, body: { ready: true, tampered: false } };
+  const keyVersion = deps.keys.writeVersion;
+  if (tampered === 0) return { status: 200, body: { ready: true, tampered: false, keyVersion, rotation } };
   return {
     status: 200,
     body: {
       ready: true,
       tampered: true,
       reason: `store tampered: ${tampered} policy row(s) failed authentication and are treated as absent`,
+      keyVersion,
+      rotation,
     },
   };
 }
 
-/** State metrics: tampered policy rows now, and distinct tampered rows seen since start. */
-export function stateMetrics(deps: NexusDeps): MetricFamily[] {
+/** The rotation phases as the gauge's values. */
+const PHASE_VALUE = { idle: 0, preparing: 1, sealing: 2 } as const;
+
+/**
+ * State metrics: root key versions, rotation phase and progress, tampered
+ * policy rows now, and distinct tampered rows seen since start.
+ */
+export async function stateMetrics(deps: NexusDeps): Promise<MetricFamily[]> {
   const families: MetricFamily[] = [{
+    name: "spike_nexus_root_key_version",
+    help: "The root key version this Nexus seals new data under (0: no key held).",
+    type: "gauge",
+    samples: [{ value: deps.keys.ready ? deps.keys.writeVersion : 0 }],
+  }, {
+    name: "spike_nexus_root_key_versions_held",
+    help: "Root key versions held in memory (2 while a rotation runs).",
+    type: "gauge",
+    samples: [{ value: deps.keys.heldVersions().length }],
+  }];
+  const state = await deps.store?.keyState().catch(() => undefined);
+  if (state) {
+    families.push({
+      name: "spike_nexus_rotation_phase",
+      help: "Root key rotation phase in the store: 0 idle, 1 preparing, 2 sealing.",
+      type: "gauge",
+      samples: [{ value: PHASE_VALUE[state.phase] }],
+    }, {
+      name: "spike_nexus_rotation_records_to_reseal",
+      help: "Records under the old root key version when the running rotation began sealing (0 when idle).",
+      type: "gauge",
+      samples: [{ value: state.toReseal }],
+    });
+  }
+  const rotation = deps.keyManager.rotation;
+  if (rotation) {
+    families.push({
+      name: "spike_nexus_rotation_records_resealed",
+      help: "Records this Nexus re-sealed in the rotation it drives or drove last.",
+      type: "gauge",
+      samples: [{ value: rotation.resealedHere }],
+    });
+  }
+  families.push({
     name: "spike_nexus_policy_tampered_total",
     help: "Distinct stored policy rows found failing authentication (or plain text) since start.",
     type: "counter",
     samples: [{ value: deps.policies.tamperedTotal }],
-  }];
+  });
   const tampered = deps.policies.lastGeneration?.tampered.length;
   if (tampered !== undefined) {
     families.push({

@@ -94,11 +94,17 @@ export class RootKeyState {
     this.#epoch++;
   }
 
-  /** Makes a held version the write version. */
+  /**
+   * Makes a held version the write version. When that makes Nexus ready
+   * (the keys of a rotation in progress arrived one by one), listeners hear
+   * of it as of an install.
+   */
   useForWrites(version: number): void {
     if (!this.#held.has(version)) throw new Error(`root key version ${version} is not held`);
+    const becameReady = this.#writeVersion === undefined;
     this.#writeVersion = version;
     this.#epoch++;
+    if (becameReady) { for (const listener of this.#listeners) listener(); }
   }
 
   /** Zeroes and forgets version `version` (never the write version). */
@@ -109,7 +115,7 @@ export class RootKeyState {
     this.#epoch++;
   }
 
-  /** Calls `listener` after each install; returns an unsubscribe function. */
+  /** Calls `listener` after each install (and when Nexus becomes ready); returns an unsubscribe function. */
   onInstall(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

@@ -1,8 +1,10 @@
 /**
  * Secret operations on top of the store: seals values with the secrets key
- * (path and version bound in as associated data) and retries the store's
- * compare-and-swap until a write lands, so concurrent writers on one path —
- * in this process or in other Nexus processes — never lose an update.
+ * of the write key version (path and version bound in as associated data),
+ * opens each stored version with the key of the version it was sealed under,
+ * and retries the store's compare-and-swap until a write lands, so
+ * concurrent writers on one path — in this process or in other Nexus
+ * processes — never lose an update.
  *
  * @module
  */
@@ -10,8 +12,9 @@ import { ApiError } from "../api/errors.ts";
 import { open, seal } from "../crypto/aead.ts";
 import type { RandomBytes } from "../crypto/random.ts";
 import { zeroize } from "../crypto/zeroize.ts";
+import { StaleKeyVersionError } from "../store/errors.ts";
 import type { SecretRecord, Store } from "../store/types.ts";
-import type { RootKeyState } from "./root_key_state.ts";
+import type { DerivedKeys, RootKeyState } from "./root_key_state.ts";
 import {
   deleteVersions,
   type MetadataView,
@@ -22,11 +25,17 @@ import {
   undeleteVersions,
 } from "./secret_state.ts";
 
+/** Brings this Nexus's keys in line with the store's key state (another Nexus rotated). */
+export interface KeyCatchUp {
+  /** Resolves whether this Nexus now holds every version the store needs. */
+  catchUp(): Promise<boolean>;
+}
+
 /** What the secret service needs. */
 export interface SecretServiceDeps {
   /** Backend. */
   readonly store: Store;
-  /** Source of the secrets key. */
+  /** Source of the secrets keys. */
   readonly keys: RootKeyState;
   /** Wall clock. */
   readonly clock: () => Date;
@@ -34,10 +43,15 @@ export interface SecretServiceDeps {
   readonly random: RandomBytes;
   /** Versions kept per path. */
   readonly maxVersions: number;
+  /** Fetches keys of a rotation made by another Nexus; absent without Keepers. */
+  readonly keyCatchUp?: KeyCatchUp;
 }
 
 /** How often a contended write is retried before giving up with a 500. */
 const MAX_ATTEMPTS = 100;
+
+/** How often a write refused for its key version is retried after catching up. */
+const MAX_CATCH_UPS = 3;
 
 const encoder = new TextEncoder();
 
@@ -61,15 +75,24 @@ export class SecretService {
   /** Writes a new version of `path` holding `values`. */
   async put(path: string, values: Readonly<Record<string, string>>): Promise<void> {
     const plaintext = encoder.encode(JSON.stringify(values));
-    const key = this.#deps.keys.keys().secrets;
     try {
-      await this.#update(path, async (record, now) => {
-        // The version number is part of the associated data, so seal once
-        // the next number is known, inside the compare-and-swap loop.
-        const version = nextVersionNumber(record);
-        const sealed = await seal(key, plaintext, secretAad(path, version), this.#deps.random);
-        return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed);
-      });
+      for (let attempt = 0;; attempt++) {
+        const keys = this.#deps.keys.keys();
+        try {
+          await this.#update(path, async (record, now) => {
+            // The version number is part of the associated data, so seal once
+            // the next number is known, inside the compare-and-swap loop.
+            const version = nextVersionNumber(record);
+            const sealed = await seal(keys.secrets, plaintext, secretAad(path, version), this.#deps.random);
+            return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed, keys.version);
+          }, keys.version);
+          return;
+        } catch (error) {
+          // Another Nexus rotated the root key: fetch the new one and seal again.
+          if (!(error instanceof StaleKeyVersionError) || attempt >= MAX_CATCH_UPS) throw error;
+          if (!await this.#catchUp()) throw notReady("the store takes new data under a root key version not held");
+        }
+      }
     } finally {
       zeroize(plaintext);
     }
@@ -80,13 +103,13 @@ export class SecretService {
     const record = await this.#deps.store.readSecret(path);
     const selected = record && selectVersion(record, version);
     if (!selected) throw new ApiError("api_not_found");
+    const keys = await this.#keysFor(selected.keyVersion);
     let plaintext: Uint8Array | undefined;
     try {
-      plaintext = await open(this.#deps.keys.keys().secrets, selected.sealed, secretAad(path, selected.version));
+      plaintext = await open(keys.secrets, selected.sealed, secretAad(path, selected.version));
       return JSON.parse(new TextDecoder().decode(plaintext));
     } catch {
-      // A record that fails to open was tampered with or sealed under another
-      // root key; say nothing more to the client.
+      // A record that fails to open was tampered with; say nothing more to the client.
       throw new ApiError("api_internal_error", `secret record failed to open (path length ${path.length})`);
     } finally {
       zeroize(plaintext);
@@ -127,18 +150,38 @@ export class SecretService {
     return this.#deps.store.listSecretPaths();
   }
 
+  /** The keys of root key version `version`, catching up with the store once when they are not held. */
+  async #keysFor(version: number): Promise<DerivedKeys> {
+    const held = this.#deps.keys.keysFor(version);
+    if (held) return held;
+    await this.#catchUp();
+    const fetched = this.#deps.keys.keysFor(version);
+    if (!fetched) throw notReady(`record sealed under root key version ${version}, which this Nexus does not hold`);
+    return fetched;
+  }
+
+  async #catchUp(): Promise<boolean> {
+    return await this.#deps.keyCatchUp?.catchUp() ?? false;
+  }
+
   async #update(
     path: string,
     change: (record: SecretRecord | undefined, now: Date) => SecretRecord | Promise<SecretRecord>,
+    sealedUnder?: number,
   ): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const record = await this.#deps.store.readSecret(path);
       const next = await change(record, this.#deps.clock());
       if (next === record) return;
-      if (await this.#deps.store.writeSecret(path, record?.revision ?? 0, next)) return;
+      if (await this.#deps.store.writeSecret(path, record?.revision ?? 0, next, sealedUnder)) return;
       // Lost the race: back off a little (randomized so writers spread out).
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
     }
     throw new ApiError("api_internal_error", "secret write kept conflicting; gave up");
   }
+}
+
+/** 503: this Nexus lacks a key the store needs (it is catching up with a rotation). */
+function notReady(detail: string): ApiError {
+  return new ApiError("state_not_ready", detail);
 }

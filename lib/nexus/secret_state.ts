@@ -103,7 +103,8 @@ export function nextVersionNumber(record: SecretRecord | undefined): number {
 /**
  * The record after a put. `sealedFor(version)` seals the new values for the
  * version number chosen here (it is called exactly once), so the caller can
- * bind the number into the ciphertext's associated data.
+ * bind the number into the ciphertext's associated data; `keyVersion` is
+ * the root key version it sealed under (default 1).
  *
  * @throws {RangeError} when `maxVersions` is not a positive integer.
  */
@@ -112,13 +113,14 @@ export function nextVersionForPut(
   now: Date,
   maxVersions: number,
   sealedFor: (version: number) => Uint8Array,
+  keyVersion = 1,
 ): SecretRecord {
   if (!Number.isSafeInteger(maxVersions) || maxVersions < 1) {
     throw new RangeError("maxVersions must be a positive integer");
   }
   const version = nextVersionNumber(record);
   const versions = new Map(record?.versions);
-  versions.set(version, { version, createdTime: now, deletedTime: null, sealed: sealedFor(version) });
+  versions.set(version, { version, createdTime: now, deletedTime: null, sealed: sealedFor(version), keyVersion });
   let oldestVersion = record?.oldestVersion ?? 1;
   if (versions.size > maxVersions) {
     const ascending = [...versions.keys()].sort((a, b) => a - b);
@@ -240,4 +242,23 @@ export function metadataView(record: SecretRecord, version?: number): MetadataVi
       maxVersions: record.maxVersions,
     },
   };
+}
+
+/**
+ * The record without versions `numbers` (removed for good, as pruning does),
+ * with the current and oldest versions moved to versions still kept when
+ * theirs went. A rotation uses it for versions that fail authentication.
+ */
+export function withoutVersions(record: SecretRecord, numbers: readonly number[]): SecretRecord {
+  const versions = new Map(record.versions);
+  for (const n of numbers) versions.delete(n);
+  if (versions.size === record.versions.size) return record;
+  const currentVersion = versions.has(record.currentVersion) ? record.currentVersion : highestLive(versions);
+  const kept = [...versions.keys()];
+  const oldestVersion = versions.has(record.oldestVersion) || record.oldestVersion === 0
+    ? record.oldestVersion
+    : kept.length === 0
+    ? 0
+    : Math.min(...kept);
+  return { ...record, currentVersion, oldestVersion, versions };
 }

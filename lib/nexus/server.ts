@@ -24,6 +24,9 @@ import type { AuditSink } from "./audit.ts";
 import { openAuditOutput } from "./audit_output.ts";
 import type { NexusDeps } from "./deps.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
+import { KeyManager } from "./key_manager.ts";
+import { KeyRotation, type KeyRotationOptions } from "./key_rotation.ts";
+import { versionsNeeded } from "./key_versions.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable } from "./linear_regex.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import { RateLimiter } from "./rate_limiter.ts";
@@ -39,6 +42,8 @@ export interface RunningNexus {
   readonly deps: NexusDeps;
   /** The Keeper exchange, when Keepers are configured. */
   readonly keeperSync: KeeperSync | undefined;
+  /** The rotation coordinator, when Keepers and a store are configured. */
+  readonly rotation: KeyRotation | undefined;
   /** Reopens the audit file by its path (log rotation; SIGHUP in `spike nexus`). */
   reopenAuditLog(): void;
   /** Stops serving, ends timers, closes the store, zeroes the key. */
@@ -65,6 +70,8 @@ export interface StartNexusOptions {
   readonly keeperTimeoutMs?: number;
   /** Where audit records go instead of `config.auditLog` (tests). */
   readonly audit?: AuditSink;
+  /** Rotation settings over the configured ones (tests: a step hook, a short lease, small batches). */
+  readonly rotation?: Partial<Omit<KeyRotationOptions, "threshold">>;
 }
 
 /** Opens the configured backend. */
@@ -132,6 +139,17 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
   }
   const trustRoots = toTrustRoots(config.trustRoots);
   const keys = new RootKeyState();
+  const keyManager = new KeyManager();
+  const clock = options.clock ?? (() => new Date());
+  const random = options.random ?? systemRandom;
+  // A policy row under a version this Nexus lacks is tampering unless the store uses that version
+  // (another Nexus rotated): then this one catches up, and the row is obeyed once it can be opened.
+  const versionInUse = store &&
+    (async (version: number) => {
+      const inUse = versionsNeeded(await store!.keyState()).required.includes(version);
+      if (inUse) void keyManager.catchUp();
+      return inUse;
+    });
   const deps: NexusDeps = {
     settings: {
       trustRoots,
@@ -143,11 +161,12 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     },
     store,
     keys,
+    keyManager,
     restore: new RestoreSession(config.shamirThreshold),
-    clock: options.clock ?? (() => new Date()),
-    random: options.random ?? systemRandom,
+    clock,
+    random,
     log,
-    policies: new PolicySnapshot({ log, keys }),
+    policies: new PolicySnapshot({ log, keys, ...(versionInUse ? { versionInUse } : {}) }),
     audit: auditOutput.sink,
     ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
     metrics: new NexusMetrics(Date.now()),
@@ -156,6 +175,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
   let server: MtlsServer | undefined;
   let keeperClient: ReturnType<typeof createMtlsClient> | undefined;
   let keeperSync: KeeperSync | undefined;
+  let rotation: KeyRotation | undefined;
   let checkpointTimer: ReturnType<typeof setInterval> | undefined;
   try {
     server = await serveHono(createNexusApp(deps), {
@@ -179,6 +199,18 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         initialBackoffMs: options.keeperBackoff?.initialMs,
         maxBackoffMs: options.keeperBackoff?.maxMs,
       });
+      if (store) {
+        rotation = new KeyRotation({ store, keys, random, log, clock }, keeperSync, {
+          threshold: config.shamirThreshold,
+          leaseMs: config.rotationLeaseMs,
+          batchSize: config.rotationBatch,
+          ...options.rotation,
+        });
+        const started = rotation;
+        // A rotation a crashed Nexus left is finished once this one holds its keys.
+        void keeperSync.recovered.then(() => started.watch());
+      }
+      keyManager.attach(keeperSync, rotation);
     } else {
       log.warn("no SPIKE_NEXUS_KEEPER_PEERS: the root key can only arrive through 'spike operator restore'");
     }
@@ -195,13 +227,16 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       port,
       deps,
       keeperSync,
+      rotation,
       reopenAuditLog: () => auditOutput.reopen(),
       async close() {
         // Stop first and drop the Keeper connections so a recovery round or
         // push in flight ends now, before the store it may write to closes.
+        const rotating = rotation?.stop();
         const stopping = keeperSync?.stop();
         keeperClient?.close();
         await stopping;
+        await rotating;
         if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
         await server?.close();
         await store?.close();
@@ -212,6 +247,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     };
     return running;
   } catch (error) {
+    await rotation?.stop();
     const stopping = keeperSync?.stop();
     keeperClient?.close();
     await stopping;

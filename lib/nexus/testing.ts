@@ -20,6 +20,7 @@ import { PolicySnapshot } from "./policy_snapshot.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
 import { RestoreSession } from "./restore_session.ts";
+import { KeyManager } from "./key_manager.ts";
 import { RootKeyState } from "./root_key_state.ts";
 
 /** The instant every fixture clock returns. */
@@ -87,10 +88,12 @@ export async function createTestNexus(options: {
   const kept = memoryAuditSink();
   const audit: AuditSink = options.auditSink ?? kept;
   const keys = new RootKeyState();
+  const keyManager = new KeyManager();
   const deps: NexusDeps = {
     settings,
     store: options.store ?? createMemoryStore(),
     keys,
+    keyManager,
     restore: new RestoreSession(settings.shamirThreshold),
     clock: () => FIXED_TIME,
     random: deterministicRandom(),

@@ -10,15 +10,30 @@
  */
 import { compareByteOrder } from "./byte_order.ts";
 import { settle } from "./settle.ts";
+import { StaleKeyVersionError } from "./errors.ts";
+import { INITIAL_KEY_STATE } from "./key_state.ts";
 import {
+  checkKeyStateChange,
   checkMetaKey,
   checkMetaValue,
   checkPolicy,
   checkPolicyReplacements,
+  checkScan,
   checkSealedPolicy,
+  checkSealedUnder,
   checkSecretWrite,
+  checkSecretWrites,
 } from "./record_check.ts";
-import type { PolicyRecord, SealedPolicy, SecretRecord, SecretVersion, Store, StoredPolicy } from "./types.ts";
+import type {
+  KeyState,
+  PolicyRecord,
+  SealedPolicy,
+  SecretRecord,
+  SecretVersion,
+  SecretWrite,
+  Store,
+  StoredPolicy,
+} from "./types.ts";
 
 function copyVersion(v: SecretVersion): SecretVersion {
   return {
@@ -26,6 +41,16 @@ function copyVersion(v: SecretVersion): SecretVersion {
     createdTime: new Date(v.createdTime),
     deletedTime: v.deletedTime === null ? null : new Date(v.deletedTime),
     sealed: v.sealed.slice(),
+    keyVersion: v.keyVersion,
+  };
+}
+
+function copyKeyState(k: KeyState): KeyState {
+  return {
+    ...k,
+    targetCheck: k.targetCheck?.slice() ?? null,
+    leaseUntil: k.leaseUntil && new Date(k.leaseUntil),
+    startedAt: k.startedAt && new Date(k.startedAt),
   };
 }
 
@@ -98,8 +123,33 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     policies.set(record.name, { kind: "plain", name: record.name, record: copyRecord(record) });
   }
   const meta = new Map<string, Uint8Array>();
+  let keyState = copyKeyState(INITIAL_KEY_STATE);
   let policyGeneration = 0;
   let closed = false;
+
+  /** Refuses a write that sealed new data under a version the store no longer takes. */
+  function gate(sealedUnder: number | undefined): void {
+    if (sealedUnder !== undefined && sealedUnder < keyState.minWriteVersion) {
+      throw new StaleKeyVersionError(sealedUnder, keyState.minWriteVersion);
+    }
+  }
+
+  /** The compare-and-swap of one write. */
+  function swap({ path, expectedRevision, next }: SecretWrite): boolean {
+    if ((secrets.get(path)?.revision ?? 0) !== expectedRevision) return false;
+    secrets.set(path, copySecret(next, expectedRevision + 1));
+    return true;
+  }
+
+  function sealedBelow(version: number) {
+    let secretVersions = 0;
+    for (const record of secrets.values()) {
+      for (const v of record.versions.values()) if (v.keyVersion < version) secretVersions++;
+    }
+    let policyRows = 0;
+    for (const p of policies.values()) if (p.kind === "sealed" && p.keyVersion < version) policyRows++;
+    return { secretVersions, policies: policyRows };
+  }
 
   /** Runs `work` on the open store; a closed store rejects. */
   function run<T>(work: () => T): Promise<T> {
@@ -117,11 +167,53 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       });
     },
 
-    writeSecret(path, expectedRevision, next) {
+    writeSecret(path, expectedRevision, next, sealedUnder) {
       return run(() => {
         checkSecretWrite(path, expectedRevision, next);
-        if ((secrets.get(path)?.revision ?? 0) !== expectedRevision) return false;
-        secrets.set(path, copySecret(next, expectedRevision + 1));
+        checkSealedUnder(sealedUnder);
+        gate(sealedUnder);
+        return swap({ path, expectedRevision, next });
+      });
+    },
+
+    writeSecrets(writes) {
+      return run(() => {
+        checkSecretWrites(writes);
+        for (const write of writes) gate(write.sealedUnder);
+        return writes.map(swap);
+      });
+    },
+
+    secretPathsSealedBelow(version, after, limit) {
+      return run(() => {
+        checkScan(version, after, limit);
+        return [...secrets.entries()]
+          .filter(([path, r]) =>
+            compareByteOrder(path, after) > 0 && [...r.versions.values()].some((v) => v.keyVersion < version)
+          )
+          .map(([path]) => path)
+          .sort(compareByteOrder)
+          .slice(0, limit);
+      });
+    },
+
+    countSealedBelow(version) {
+      return run(() => sealedBelow(version));
+    },
+
+    keyState() {
+      return run(() => copyKeyState(keyState));
+    },
+
+    changeKeyState(expectedRevision, next, options = {}) {
+      return run(() => {
+        checkKeyStateChange(expectedRevision, next);
+        if (keyState.revision !== expectedRevision) return false;
+        if (options.requireNoneBelow !== undefined) {
+          const left = sealedBelow(options.requireNoneBelow);
+          if (left.secretVersions > 0 || left.policies > 0) return false;
+        }
+        keyState = copyKeyState({ ...next, revision: expectedRevision + 1 });
         return true;
       });
     },
@@ -133,6 +225,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     upsertPolicy(policy) {
       return run(() => {
         checkSealedPolicy(policy);
+        gate(policy.keyVersion);
         policies.set(policy.name, sealedRow(policy));
         policyGeneration++;
       });
@@ -164,9 +257,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     replacePolicies(replacements) {
       return run(() => {
         checkPolicyReplacements(replacements);
+        for (const { next } of replacements) if (next) gate(next.keyVersion);
         const applied = replacements.map(({ expected, next }) => {
-          if (!unchanged(policies.get(next.name), expected)) return false;
-          policies.set(next.name, sealedRow(next));
+          if (!unchanged(policies.get(expected.name), expected)) return false;
+          if (next) policies.set(next.name, sealedRow(next));
+          else policies.delete(expected.name);
           return true;
         });
         if (applied.includes(true)) policyGeneration++;

@@ -96,6 +96,31 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         ADD CONSTRAINT policies_sealed_with_key_version CHECK ((sealed IS NULL) = (key_version IS NULL));
     `,
   },
+  {
+    // Root key versions: every secret version says which root key version
+    // sealed it (everything written before is version 1), and one row says
+    // which versions the data is under and how far a rotation has got.
+    // Writes lock that row FOR SHARE, so raising min_write_version waits for
+    // writes in flight (see postgres_write.ts).
+    version: 4,
+    sql: `
+      ALTER TABLE secret_versions ADD COLUMN key_version integer NOT NULL DEFAULT 1 CHECK (key_version >= 1);
+      CREATE TABLE key_state (
+        id                integer PRIMARY KEY CHECK (id = 1),
+        revision          bigint      NOT NULL CHECK (revision >= 1),
+        current_version   integer     NOT NULL CHECK (current_version >= 1),
+        phase             text        NOT NULL CHECK (phase IN ('idle', 'preparing', 'sealing')),
+        target_version    integer,
+        target_check      bytea,
+        min_write_version integer     NOT NULL CHECK (min_write_version >= 1),
+        lease_owner       text,
+        lease_until       timestamptz,
+        started_at        timestamptz,
+        to_reseal         bigint      NOT NULL DEFAULT 0
+      );
+      INSERT INTO key_state (id, revision, current_version, phase, min_write_version) VALUES (1, 1, 1, 'idle', 1);
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

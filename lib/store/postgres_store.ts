@@ -16,18 +16,29 @@
  *
  * @module
  */
-import postgres, { type Sql } from "postgres";
+import postgres, { type Sql, type TransactionSql } from "postgres";
+import { StaleKeyVersionError } from "./errors.ts";
 import {
+  checkKeyStateChange,
   checkMetaKey,
   checkMetaValue,
   checkPolicyReplacements,
+  checkScan,
   checkSealedPolicy,
+  checkSealedUnder,
   checkSecretWrite,
+  checkSecretWrites,
 } from "./record_check.ts";
 import { migratePostgres } from "./postgres_schema.ts";
 import { secretWriteStatement } from "./postgres_write.ts";
-import { type ColumnDecoders, recordFromJoinRows, storedPolicyFromRow, textColumn as text } from "./record_rows.ts";
-import type { Permission, Store, StoredPolicy } from "./types.ts";
+import {
+  type ColumnDecoders,
+  keyStateFromRow,
+  recordFromJoinRows,
+  storedPolicyFromRow,
+  textColumn as text,
+} from "./record_rows.ts";
+import type { Permission, SecretWrite, Store, StoredPolicy } from "./types.ts";
 
 /** Options of the Postgres store. */
 export interface PostgresStoreOptions {
@@ -105,6 +116,20 @@ const DECODE: ColumnDecoders = {
 const toPolicy = (row: Row): StoredPolicy => storedPolicyFromRow(row, DECODE);
 
 /**
+ * One secret write (`postgres_write.ts`) on `sql` (the pool or a
+ * transaction): whether it swapped; throws when its key version is refused.
+ */
+async function applySecretWrite(sql: Sql | TransactionSql, write: SecretWrite): Promise<boolean> {
+  const statement = secretWriteStatement(write.path, write.expectedRevision, write.next, write.sealedUnder);
+  const [row] = await sql.unsafe(statement.text, statement.params as never[], { prepare: true });
+  if (row!.swapped === 1) return true;
+  if (write.sealedUnder !== undefined && row!.min_write !== null && write.sealedUnder < int(row!.min_write)) {
+    throw new StaleKeyVersionError(write.sealedUnder, int(row!.min_write));
+  }
+  return false;
+}
+
+/**
  * Connects lazily to the database at `options.url`. Each store is its own
  * connection pool; any number of stores, in one process or many, may share
  * the database.
@@ -144,19 +169,71 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         const rows = await sql`
           SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
                  s.created_at AS created, s.updated_at AS updated,
-                 v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed
+                 v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed, v.key_version
           FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
           WHERE s.path = ${path}
           ORDER BY v.version`;
         return recordFromJoinRows(rows, DECODE);
       }),
 
-    writeSecret: (path, expectedRevision, next) =>
+    writeSecret: (path, expectedRevision, next, sealedUnder) =>
       run(async () => {
         checkSecretWrite(path, expectedRevision, next);
-        const statement = secretWriteStatement(path, expectedRevision, next);
-        const [row] = await sql.unsafe(statement.text, statement.params as never[], { prepare: true });
-        return row!.swapped === 1;
+        checkSealedUnder(sealedUnder);
+        return await applySecretWrite(sql, { path, expectedRevision, next, sealedUnder });
+      }),
+
+    writeSecrets: (writes) =>
+      run(async () => {
+        checkSecretWrites(writes);
+        if (writes.length === 0) return [];
+        // One transaction; the statements go out pipelined. A refusal throws and rolls all back.
+        return await sql.begin((tx) => Promise.all(writes.map((write) => applySecretWrite(tx, write))));
+      }),
+
+    secretPathsSealedBelow: (version, after, limit) =>
+      run(async () => {
+        checkScan(version, after, limit);
+        const rows = await sql`
+          SELECT DISTINCT path FROM secret_versions WHERE path > ${after} AND key_version < ${version}
+          ORDER BY path LIMIT ${limit}`;
+        return rows.map((row) => text(row.path));
+      }),
+
+    countSealedBelow: (version) =>
+      run(async () => {
+        checkScan(version, "", 1);
+        const [row] = await sql`
+          SELECT (SELECT count(*) FROM secret_versions WHERE key_version < ${version}) AS secret_versions,
+                 (SELECT count(*) FROM policies WHERE key_version < ${version}) AS policies`;
+        return { secretVersions: int(row!.secret_versions), policies: int(row!.policies) };
+      }),
+
+    keyState: () =>
+      run(async () => {
+        const [row] = await sql`
+          SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
+                 lease_until, started_at AS started, to_reseal
+          FROM key_state WHERE id = 1`;
+        return keyStateFromRow(row!, DECODE);
+      }),
+
+    changeKeyState: (expectedRevision, next, options = {}) =>
+      run(async () => {
+        checkKeyStateChange(expectedRevision, next);
+        const below = options.requireNoneBelow;
+        // The UPDATE's row lock waits for every write holding the row FOR SHARE (postgres_write.ts).
+        const rows = await sql`
+          UPDATE key_state SET revision = ${expectedRevision + 1}, current_version = ${next.currentVersion},
+            phase = ${next.phase}, target_version = ${next.targetVersion}, target_check = ${next.targetCheck},
+            min_write_version = ${next.minWriteVersion}, lease_owner = ${next.leaseOwner},
+            lease_until = ${next.leaseUntil}, started_at = ${next.startedAt}, to_reseal = ${next.toReseal}
+          WHERE id = 1 AND revision = ${expectedRevision}
+            AND (${below ?? null}::integer IS NULL OR (
+              NOT EXISTS (SELECT 1 FROM secret_versions WHERE key_version < ${below ?? 1})
+              AND NOT EXISTS (SELECT 1 FROM policies WHERE key_version < ${below ?? 1})))
+          RETURNING 1`;
+        return rows.length > 0;
       }),
 
     listSecretPaths: () =>
@@ -165,12 +242,20 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     upsertPolicy: (policy) =>
       run(async () => {
         checkSealedPolicy(policy);
-        // A sealed row replaces a plain one entirely: its plain columns are cleared.
-        await sql`
-          INSERT INTO policies (name, key_version, sealed) VALUES (${policy.name}, ${policy.keyVersion}, ${policy.sealed})
-          ON CONFLICT (name) DO UPDATE SET
-            key_version = excluded.key_version, sealed = excluded.sealed, spiffe_id_pattern = NULL,
-            path_pattern = NULL, permissions = NULL, created_at = NULL, updated_at = NULL`;
+        // A sealed row replaces a plain one entirely: its plain columns are cleared. The key
+        // state row is locked FOR SHARE, as for secret writes (postgres_write.ts).
+        const [row] = await sql`
+          WITH gate AS (SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE),
+          upserted AS (
+            INSERT INTO policies (name, key_version, sealed)
+            SELECT ${policy.name}, ${policy.keyVersion}, ${policy.sealed}
+            WHERE ${policy.keyVersion}::integer >= (SELECT min_write_version FROM gate)
+            ON CONFLICT (name) DO UPDATE SET
+              key_version = excluded.key_version, sealed = excluded.sealed, spiffe_id_pattern = NULL,
+              path_pattern = NULL, permissions = NULL, created_at = NULL, updated_at = NULL
+            RETURNING 1)
+          SELECT (SELECT count(*)::integer FROM upserted) AS done, (SELECT min_write_version FROM gate) AS min_write`;
+        if (row!.done !== 1) throw new StaleKeyVersionError(policy.keyVersion, int(row!.min_write));
       }),
 
     getPolicy: (name) =>
@@ -190,9 +275,20 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         checkPolicyReplacements(replacements);
         if (replacements.length === 0) return [];
         // One transaction; the statements go out pipelined, answered in order.
-        return await sql.begin((tx) =>
-          replacements.map(({ expected, next }) =>
-            expected.kind === "sealed"
+        return await sql.begin(async (tx) => {
+          const [gate] = await tx`SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE`;
+          const min = int(gate!.min_write_version);
+          const stale = replacements.find(({ next }) => next !== null && next.keyVersion < min);
+          if (stale) throw new StaleKeyVersionError(stale.next!.keyVersion, min);
+          return await Promise.all(replacements.map(({ expected, next }) =>
+            next === null
+              ? (expected.kind === "sealed"
+                ? tx`
+                  DELETE FROM policies
+                  WHERE name = ${expected.name} AND key_version = ${expected.keyVersion} AND sealed = ${expected.sealed}
+                  RETURNING 1`
+                : tx`DELETE FROM policies WHERE name = ${expected.name} AND sealed IS NULL RETURNING 1`)
+              : expected.kind === "sealed"
               ? tx`
                 UPDATE policies SET key_version = ${next.keyVersion}, sealed = ${next.sealed}
                 WHERE name = ${next.name} AND key_version = ${expected.keyVersion} AND sealed = ${expected.sealed}
@@ -202,8 +298,10 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
                   spiffe_id_pattern = NULL, path_pattern = NULL, permissions = NULL, created_at = NULL, updated_at = NULL
                 WHERE name = ${next.name} AND sealed IS NULL
                 RETURNING 1`
-          )
-        ).then((results) => (results as unknown as unknown[][]).map((rows) => rows.length > 0));
+          ));
+        }).then((results) =>
+          (results as unknown as unknown[][]).map((rows) => rows.length > 0)
+        );
       }),
 
     policyGeneration: () =>

@@ -84,7 +84,7 @@ Deno.test("postgres: a transaction stuck on a secret's row fails a write after t
   const blocker = postgres(db.url, { max: 1, onnotice: () => {} });
   try {
     const now = new Date();
-    const v1 = { version: 1, createdTime: now, deletedTime: null, sealed: new Uint8Array([1]) };
+    const v1 = { version: 1, createdTime: now, deletedTime: null, sealed: new Uint8Array([1]), keyVersion: 1 };
     const record = {
       revision: 0,
       currentVersion: 1,

@@ -14,6 +14,16 @@
  * revision, a statement that swapped saw no other change to that path, and
  * its deletions and upserts work on the state it computed from.
  *
+ * A write that sealed new data names the root key version it sealed under;
+ * the statement then locks the key state row `FOR SHARE` and swaps only when
+ * that version is at least the row's `min_write_version`. A rotation raises
+ * the minimum with an `UPDATE` of that row, which waits for every write
+ * holding the lock, and a write that arrives meanwhile waits for the update
+ * and then sees the new minimum (Read Committed re-reads a row it had to
+ * wait for). So once the minimum is raised, no write sealed under an older
+ * version commits. The statement answers the minimum it saw, so the caller
+ * can tell a refusal from a lost compare-and-swap.
+ *
  * @module
  */
 import type { SecretRecord } from "./types.ts";
@@ -26,8 +36,18 @@ export interface Statement {
   readonly params: unknown[];
 }
 
-/** The statement replacing the record at `path` when its revision is still `expectedRevision`. */
-export function secretWriteStatement(path: string, expectedRevision: number, next: SecretRecord): Statement {
+/**
+ * The statement replacing the record at `path` when its revision is still
+ * `expectedRevision` (and, with `sealedUnder`, when that key version is
+ * still accepted). It answers `swapped` (0 or 1) and `min_write` (the key
+ * state's minimum, or null without `sealedUnder`).
+ */
+export function secretWriteStatement(
+  path: string,
+  expectedRevision: number,
+  next: SecretRecord,
+  sealedUnder?: number,
+): Statement {
   const params: unknown[] = [];
   const param = (value: unknown, type: string) => {
     params.push(value);
@@ -42,17 +62,20 @@ export function secretWriteStatement(path: string, expectedRevision: number, nex
     param(next.createdTime, "timestamptz"),
     param(next.updatedTime, "timestamptz"),
   ];
+  const gated = sealedUnder !== undefined;
+  const allowed = gated ? `${param(sealedUnder, "integer")} >= (SELECT min_write_version FROM gate)` : "true";
   const swap = expectedRevision === 0
     ? `INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_at, updated_at)
-       VALUES (${p}, ${fields.join(", ")})
+       SELECT ${p}, ${fields.join(", ")} WHERE ${allowed}
        ON CONFLICT (path) DO NOTHING
        RETURNING path`
     : `UPDATE secrets SET revision = ${fields[0]}, current_version = ${fields[1]}, oldest_version = ${fields[2]},
               max_versions = ${fields[3]}, created_at = ${fields[4]}, updated_at = ${fields[5]}
-       WHERE path = ${p} AND revision = ${param(expectedRevision, "bigint")}
+       WHERE path = ${p} AND revision = ${param(expectedRevision, "bigint")} AND ${allowed}
        RETURNING path`;
   const kept = param([...next.versions.keys()], "integer[]");
   const ctes = [
+    ...(gated ? ["gate AS (SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE)"] : []),
     `swapped AS (${swap})`,
     `pruned AS (
        DELETE FROM secret_versions
@@ -60,20 +83,28 @@ export function secretWriteStatement(path: string, expectedRevision: number, nex
   ];
   const rows = [...next.versions.values()].map((v) =>
     `(${param(v.version, "integer")}, ${param(v.createdTime, "timestamptz")}, ` +
-    `${param(v.deletedTime, "timestamptz")}, ${param(v.sealed, "bytea")})`
+    `${param(v.deletedTime, "timestamptz")}, ${param(v.sealed, "bytea")}, ${param(v.keyVersion, "integer")})`
   );
   if (rows.length > 0) {
     // A version row is rewritten only when something in it changed, so a put
     // touches one new row instead of all kept ones.
     ctes.push(`upserted AS (
-       INSERT INTO secret_versions (path, version, created_at, deleted_at, sealed)
-       SELECT ${p}, v.version, v.created_at, v.deleted_at, v.sealed
-       FROM (VALUES ${rows.join(", ")}) AS v (version, created_at, deleted_at, sealed)
+       INSERT INTO secret_versions (path, version, created_at, deleted_at, sealed, key_version)
+       SELECT ${p}, v.version, v.created_at, v.deleted_at, v.sealed, v.key_version
+       FROM (VALUES ${rows.join(", ")}) AS v (version, created_at, deleted_at, sealed, key_version)
        WHERE EXISTS (SELECT 1 FROM swapped)
        ON CONFLICT (path, version) DO UPDATE SET
-         created_at = excluded.created_at, deleted_at = excluded.deleted_at, sealed = excluded.sealed
-       WHERE (secret_versions.created_at, secret_versions.deleted_at, secret_versions.sealed)
-             IS DISTINCT FROM (excluded.created_at, excluded.deleted_at, excluded.sealed))`);
+         created_at = excluded.created_at, deleted_at = excluded.deleted_at, sealed = excluded.sealed,
+         key_version = excluded.key_version
+       WHERE (secret_versions.created_at, secret_versions.deleted_at, secret_versions.sealed,
+              secret_versions.key_version)
+             IS DISTINCT FROM (excluded.created_at, excluded.deleted_at, excluded.sealed, excluded.key_version))`);
   }
-  return { text: `WITH ${ctes.join(",\n")}\nSELECT count(*)::integer AS swapped FROM swapped`, params };
+  const minWrite = gated ? "(SELECT min_write_version FROM gate)" : "NULL::integer";
+  return {
+    text: `WITH ${
+      ctes.join(",\n")
+    }\nSELECT (SELECT count(*)::integer FROM swapped) AS swapped, ${minWrite} AS min_write`,
+    params,
+  };
 }

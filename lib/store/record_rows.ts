@@ -8,13 +8,13 @@
  *
  * Secret columns: `revision`, `current_version`, `oldest_version`,
  * `max_versions`, `created`, `updated`, `version`, `v_created`, `v_deleted`,
- * `sealed`. Policy columns: `name`, `key_version`, `sealed`, and the plain
+ * `sealed`, `key_version`. Policy columns: `name`, `key_version`, `sealed`, and the plain
  * columns of rows from before sealing: `spiffe_id_pattern`, `path_pattern`,
  * `permissions`, `created`, `updated`.
  *
  * @module
  */
-import type { Permission, PolicyRecord, SecretRecord, SecretVersion, StoredPolicy } from "./types.ts";
+import type { KeyState, Permission, PolicyRecord, SecretRecord, SecretVersion, StoredPolicy } from "./types.ts";
 
 /** How a backend turns its column values into JavaScript values. */
 export interface ColumnDecoders {
@@ -46,6 +46,7 @@ export function recordFromJoinRows(
       createdTime: decode.date(row.v_created),
       deletedTime: row.v_deleted === null ? null : decode.date(row.v_deleted),
       sealed: decode.bytes(row.sealed),
+      keyVersion: decode.int(row.key_version),
     });
   }
   return {
@@ -90,6 +91,26 @@ export function storedPolicyFromRow(row: Record<string, unknown>, decode: Column
   } catch {
     return { kind: "plain", name };
   }
+}
+
+/** The key state a row describes (columns as in the schema, times aliased `lease_until`, `started`). */
+export function keyStateFromRow(row: Record<string, unknown>, decode: ColumnDecoders): KeyState {
+  const phase = decode.text(row.phase);
+  if (phase !== "idle" && phase !== "preparing" && phase !== "sealing") {
+    throw new TypeError("store: unexpected key phase");
+  }
+  return {
+    revision: decode.int(row.revision),
+    currentVersion: decode.int(row.current_version),
+    phase,
+    targetVersion: row.target_version === null ? null : decode.int(row.target_version),
+    targetCheck: row.target_check === null ? null : decode.bytes(row.target_check),
+    minWriteVersion: decode.int(row.min_write_version),
+    leaseOwner: row.lease_owner === null ? null : decode.text(row.lease_owner),
+    leaseUntil: row.lease_until === null ? null : decode.date(row.lease_until),
+    startedAt: row.started === null ? null : decode.date(row.started),
+    toReseal: decode.int(row.to_reseal),
+  };
 }
 
 /** A text column, the same in every SQL backend. */

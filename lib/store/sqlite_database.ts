@@ -13,18 +13,36 @@
  * @module
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+import { StaleKeyVersionError } from "./errors.ts";
 import {
+  checkKeyStateChange,
   checkMetaKey,
   checkMetaValue,
   checkPolicyReplacements,
+  checkScan,
   checkSealedPolicy,
+  checkSealedUnder,
   checkSecretWrite,
+  checkSecretWrites,
 } from "./record_check.ts";
-import { type ColumnDecoders, recordFromJoinRows, storedPolicyFromRow, textColumn as text } from "./record_rows.ts";
+import {
+  type ColumnDecoders,
+  keyStateFromRow,
+  recordFromJoinRows,
+  storedPolicyFromRow,
+  textColumn as text,
+} from "./record_rows.ts";
 import { openDatabase } from "./sqlite_connection.ts";
 import { migrate } from "./sqlite_schema.ts";
 import type { SqliteCall, SqliteCalls, SqliteOutcome, SqliteWriteName } from "./sqlite_types.ts";
-import type { Permission, PolicyReplacement, SecretRecord, StoredPolicy } from "./types.ts";
+import type {
+  KeyStateChange,
+  Permission,
+  PolicyReplacement,
+  SecretRecord,
+  SecretWrite,
+  StoredPolicy,
+} from "./types.ts";
 
 /** An open connection answering the store calls. */
 export interface SqliteDatabase extends SqliteCalls {
@@ -83,7 +101,7 @@ const SQL = {
   readSecret: `
     SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
            s.created_ms AS created, s.updated_ms AS updated,
-           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed
+           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed, v.key_version
     FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
     WHERE s.path = ?
     ORDER BY v.version`,
@@ -101,11 +119,26 @@ const SQL = {
   // Rewrites a version only when something in it changed, so a put touches
   // one new row instead of all kept ones.
   upsertVersion: `
-    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed) VALUES (?, ?, ?, ?, ?)
+    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed, key_version) VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (path, version) DO UPDATE SET
-      created_ms = excluded.created_ms, deleted_ms = excluded.deleted_ms, sealed = excluded.sealed
+      created_ms = excluded.created_ms, deleted_ms = excluded.deleted_ms, sealed = excluded.sealed,
+      key_version = excluded.key_version
     WHERE created_ms IS NOT excluded.created_ms OR deleted_ms IS NOT excluded.deleted_ms
-       OR sealed IS NOT excluded.sealed`,
+       OR sealed IS NOT excluded.sealed OR key_version IS NOT excluded.key_version`,
+  minWriteVersion: "SELECT min_write_version FROM key_state WHERE id = 1",
+  pathsSealedBelow: `
+    SELECT DISTINCT path FROM secret_versions WHERE path > ? AND key_version < ? ORDER BY path LIMIT ?`,
+  countSealedBelow: `
+    SELECT (SELECT count(*) FROM secret_versions WHERE key_version < ?) AS secret_versions,
+           (SELECT count(*) FROM policies WHERE key_version < ?) AS policies`,
+  keyState: `
+    SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
+           lease_until_ms AS lease_until, started_ms AS started, to_reseal
+    FROM key_state WHERE id = 1`,
+  changeKeyState: `
+    UPDATE key_state SET revision = ?, current_version = ?, phase = ?, target_version = ?, target_check = ?,
+      min_write_version = ?, lease_owner = ?, lease_until_ms = ?, started_ms = ?, to_reseal = ?
+    WHERE id = 1 AND revision = ?`,
   listPaths: "SELECT path FROM secrets ORDER BY path",
   // A sealed row replaces a plain one entirely: its plain columns are cleared.
   upsertPolicy: `
@@ -116,6 +149,8 @@ const SQL = {
   replaceSealedPolicy: `
     UPDATE policies SET key_version = ?, sealed = ?
     WHERE name = ? AND key_version = ? AND sealed = ?`,
+  deleteSealedPolicy: "DELETE FROM policies WHERE name = ? AND key_version = ? AND sealed = ?",
+  deletePlainPolicy: "DELETE FROM policies WHERE name = ? AND sealed IS NULL",
   replacePlainPolicy: `
     UPDATE policies SET key_version = ?, sealed = ?, spiffe_id_pattern = NULL, path_pattern = NULL,
                         permissions = NULL, created_ms = NULL, updated_ms = NULL
@@ -133,6 +168,21 @@ const SQL = {
 } as const;
 
 type Statements = { readonly [K in keyof typeof SQL]: StatementSync };
+
+/** The column values of a key state change, in the order of the `changeKeyState` statement. */
+function keyStateParams(next: KeyStateChange): SQLInputValue[] {
+  return [
+    next.currentVersion,
+    next.phase,
+    next.targetVersion,
+    next.targetCheck,
+    next.minWriteVersion,
+    next.leaseOwner,
+    next.leaseUntil?.getTime() ?? null,
+    next.startedAt?.getTime() ?? null,
+    next.toReseal,
+  ];
+}
 
 /**
  * Opens `file` (which must exist; see `prepareSqliteFile`), brings its
@@ -166,6 +216,21 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     }
   }
 
+  /**
+   * Refuses new data sealed under a version below the key state's minimum.
+   * Called inside the write transaction, so a key state change (which takes
+   * the same single write lock) is either wholly before or wholly after it.
+   */
+  function gate(sealedUnder: number | undefined): void {
+    if (sealedUnder === undefined) return;
+    const min = int((st.minWriteVersion.get() as Row).min_write_version);
+    if (sealedUnder < min) throw new StaleKeyVersionError(sealedUnder, min);
+  }
+
+  function withinTransaction<T>(work: () => T): T {
+    return db.isTransaction ? work() : inTransaction(work);
+  }
+
   /** The compare-and-swap itself; the caller holds the write lock (an open `BEGIN IMMEDIATE`). */
   function applySecretWrite(path: string, expectedRevision: number, next: SecretRecord): boolean {
     checkSecretWrite(path, expectedRevision, next);
@@ -189,12 +254,19 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
         v.createdTime.getTime(),
         v.deletedTime === null ? null : v.deletedTime.getTime(),
         v.sealed,
+        v.keyVersion,
       );
     }
     return true;
   }
 
   function applyPolicyReplacement({ expected, next }: PolicyReplacement): boolean {
+    if (next === null) {
+      const deleted = expected.kind === "sealed"
+        ? st.deleteSealedPolicy.run(expected.name, expected.keyVersion, expected.sealed)
+        : st.deletePlainPolicy.run(expected.name);
+      return Number(deleted.changes) > 0;
+    }
     const result = expected.kind === "sealed"
       ? st.replaceSealedPolicy.run(next.keyVersion, next.sealed, next.name, expected.keyVersion, expected.sealed)
       : st.replacePlainPolicy.run(next.keyVersion, next.sealed, next.name);
@@ -207,20 +279,64 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
       return recordFromJoinRows(st.readSecret.all(path) as Row[], DECODE);
     },
 
-    writeSecret: (path, expectedRevision, next) => inTransaction(() => applySecretWrite(path, expectedRevision, next)),
+    writeSecret(path, expectedRevision, next, sealedUnder) {
+      checkSealedUnder(sealedUnder);
+      return withinTransaction(() => {
+        gate(sealedUnder);
+        return applySecretWrite(path, expectedRevision, next);
+      });
+    },
+
+    writeSecrets(writes) {
+      checkSecretWrites(writes);
+      return withinTransaction(() => {
+        for (const write of writes) gate(write.sealedUnder);
+        return writes.map((w: SecretWrite) => applySecretWrite(w.path, w.expectedRevision, w.next));
+      });
+    },
+
+    secretPathsSealedBelow(version, after, limit) {
+      checkScan(version, after, limit);
+      return (st.pathsSealedBelow.all(after, version, limit) as Row[]).map((row) => text(row.path));
+    },
+
+    countSealedBelow(version) {
+      checkScan(version, "", 1);
+      const row = st.countSealedBelow.get(version, version) as Row;
+      return { secretVersions: int(row.secret_versions), policies: int(row.policies) };
+    },
+
+    keyState: () => keyStateFromRow(st.keyState.get() as Row, DECODE),
+
+    changeKeyState(expectedRevision, next, options = {}) {
+      checkKeyStateChange(expectedRevision, next);
+      return withinTransaction(() => {
+        if (options.requireNoneBelow !== undefined) {
+          const left = calls.countSealedBelow(options.requireNoneBelow);
+          if (left.secretVersions > 0 || left.policies > 0) return false;
+        }
+        const params = [expectedRevision + 1, ...keyStateParams(next), expectedRevision];
+        return Number(st.changeKeyState.run(...params).changes) > 0;
+      });
+    },
 
     listSecretPaths: () => (st.listPaths.all() as Row[]).map((row) => text(row.path)),
 
     upsertPolicy(policy) {
       checkSealedPolicy(policy);
-      st.upsertPolicy.run(policy.name, policy.keyVersion, policy.sealed);
+      withinTransaction(() => {
+        gate(policy.keyVersion);
+        st.upsertPolicy.run(policy.name, policy.keyVersion, policy.sealed);
+      });
     },
 
     replacePolicies(replacements) {
       checkPolicyReplacements(replacements);
       // Several rows change together: one transaction (or the caller's, in a batch).
-      const apply = () => replacements.map(applyPolicyReplacement);
-      return db.isTransaction ? apply() : inTransaction(apply);
+      return withinTransaction(() => {
+        for (const { next } of replacements) if (next) gate(next.keyVersion);
+        return replacements.map(applyPolicyReplacement);
+      });
     },
 
     getPolicy(name) {
@@ -258,11 +374,15 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
   function applyWrite(call: SqliteCall<SqliteWriteName>): unknown {
     switch (call.name) {
       case "writeSecret":
-        return applySecretWrite(...call.args);
+        return calls.writeSecret(...call.args);
       case "upsertPolicy":
         return calls.upsertPolicy(...call.args);
       case "replacePolicies":
         return calls.replacePolicies(...call.args);
+      case "writeSecrets":
+        return calls.writeSecrets(...call.args);
+      case "changeKeyState":
+        return calls.changeKeyState(...call.args);
       case "deletePolicy":
         return calls.deletePolicy(...call.args);
       case "putMeta":

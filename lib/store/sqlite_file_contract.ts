@@ -35,7 +35,13 @@ export async function withTempDir(body: (dir: string) => Promise<void> | void): 
 
 /** A live version `n` whose sealed bytes are `text`. */
 export function live(n: number, text = `sealed-${n}`): SecretVersion {
-  return { version: n, createdTime: new Date(1_700_000_000_000 + n), deletedTime: null, sealed: encoder.encode(text) };
+  return {
+    version: n,
+    createdTime: new Date(1_700_000_000_000 + n),
+    deletedTime: null,
+    sealed: encoder.encode(text),
+    keyVersion: 1,
+  };
 }
 
 function fileContains(file: string, needle: string): boolean {

@@ -106,6 +106,29 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
     `,
   },
+  {
+    // Root key versions: every secret version says which root key version
+    // sealed it (everything written before is version 1), and one row says
+    // which versions the data is under and how far a rotation has got.
+    version: 4,
+    sql: `
+      ALTER TABLE secret_versions ADD COLUMN key_version INTEGER NOT NULL DEFAULT 1 CHECK (key_version >= 1);
+      CREATE TABLE key_state (
+        id                INTEGER PRIMARY KEY CHECK (id = 1),
+        revision          INTEGER NOT NULL CHECK (revision >= 1),
+        current_version   INTEGER NOT NULL CHECK (current_version >= 1),
+        phase             TEXT    NOT NULL CHECK (phase IN ('idle', 'preparing', 'sealing')),
+        target_version    INTEGER,
+        target_check      BLOB,
+        min_write_version INTEGER NOT NULL CHECK (min_write_version >= 1),
+        lease_owner       TEXT,
+        lease_until_ms    INTEGER,
+        started_ms        INTEGER,
+        to_reseal         INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+      INSERT INTO key_state (id, revision, current_version, phase, min_write_version) VALUES (1, 1, 1, 'idle', 1);
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

@@ -45,7 +45,13 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   return {
     file,
     readSecret: (path) => run(() => db.readSecret(path)),
-    writeSecret: (path, expectedRevision, next) => run(() => db.writeSecret(path, expectedRevision, next)),
+    writeSecret: (path, expectedRevision, next, sealedUnder) =>
+      run(() => db.writeSecret(path, expectedRevision, next, sealedUnder)),
+    writeSecrets: (writes) => run(() => db.writeSecrets(writes)),
+    secretPathsSealedBelow: (version, after, limit) => run(() => db.secretPathsSealedBelow(version, after, limit)),
+    countSealedBelow: (version) => run(() => db.countSealedBelow(version)),
+    keyState: () => run(() => db.keyState()),
+    changeKeyState: (expectedRevision, next, options) => run(() => db.changeKeyState(expectedRevision, next, options)),
     listSecretPaths: () => run(() => db.listSecretPaths()),
     upsertPolicy: (policy) => run(() => db.upsertPolicy(policy)),
     getPolicy: (name) => run(() => db.getPolicy(name)),

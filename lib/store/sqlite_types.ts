@@ -33,7 +33,14 @@ export interface SqliteStore extends Store {
 export type SqliteCallName = Exclude<keyof SqliteStore, "file" | "close">;
 
 /** The calls that change data; the worker store commits them in groups. */
-export type SqliteWriteName = "writeSecret" | "upsertPolicy" | "deletePolicy" | "replacePolicies" | "putMeta";
+export type SqliteWriteName =
+  | "writeSecret"
+  | "writeSecrets"
+  | "upsertPolicy"
+  | "deletePolicy"
+  | "replacePolicies"
+  | "putMeta"
+  | "changeKeyState";
 
 /** Arguments of call `K`. */
 export type SqliteArgs<K extends SqliteCallName> = Parameters<SqliteStore[K]>;

@@ -4,8 +4,8 @@
  * the whole process; here a module worker (`sqlite_worker.ts`) owns the
  * write connection and the main thread only posts messages to it.
  *
- * Group commit: writes (`writeSecret`, `upsertPolicy`, `deletePolicy`,
- * `replacePolicies`, `putMeta`) queue up here while the worker commits the previous group, and
+ * Group commit: writes (`writeSecret`, `writeSecrets`, `upsertPolicy`,
+ * `deletePolicy`, `replacePolicies`, `putMeta`, `changeKeyState`) queue up here while the worker commits the previous group, and
  * go to it together as one transaction, each in its own savepoint with its
  * own compare-and-swap, so one failing write never affects another. One
  * fsync then covers the whole group. A write is acknowledged only after the
@@ -235,7 +235,14 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
   return {
     file,
     readSecret: (path) => read(() => reader.readSecret(path)),
-    writeSecret: (path, expectedRevision, next) => write({ name: "writeSecret", args: [path, expectedRevision, next] }),
+    writeSecret: (path, expectedRevision, next, sealedUnder) =>
+      write({ name: "writeSecret", args: [path, expectedRevision, next, sealedUnder] }),
+    writeSecrets: (writes) => write({ name: "writeSecrets", args: [writes] }),
+    secretPathsSealedBelow: (version, after, limit) => read(() => reader.secretPathsSealedBelow(version, after, limit)),
+    countSealedBelow: (version) => read(() => reader.countSealedBelow(version)),
+    keyState: () => read(() => reader.keyState()),
+    changeKeyState: (expectedRevision, next, options) =>
+      write({ name: "changeKeyState", args: [expectedRevision, next, options] }),
     listSecretPaths: () => read(() => reader.listSecretPaths()),
     upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(() => reader.getPolicy(name)),

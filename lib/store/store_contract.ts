@@ -6,7 +6,17 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { PolicyRecord, SealedPolicy, SecretRecord, SecretVersion, Store, StoredPolicy } from "./types.ts";
+import { StaleKeyVersionError } from "./errors.ts";
+import type {
+  KeyState,
+  KeyStateChange,
+  PolicyRecord,
+  SealedPolicy,
+  SecretRecord,
+  SecretVersion,
+  Store,
+  StoredPolicy,
+} from "./types.ts";
 
 /** A fresh store plus whatever removes its traces (temp dirs, databases). */
 export interface StoreFixture {
@@ -30,8 +40,13 @@ const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
 const at = (seconds: number) => new Date(T0 + seconds * 1000);
 const bytesOf = (text: string) => new TextEncoder().encode(text);
 
-function version(n: number, deleted: number | null = null, sealed = bytesOf(`sealed-${n}`)): SecretVersion {
-  return { version: n, createdTime: at(n), deletedTime: deleted === null ? null : at(deleted), sealed };
+function version(
+  n: number,
+  deleted: number | null = null,
+  sealed = bytesOf(`sealed-${n}`),
+  keyVersion = 1,
+): SecretVersion {
+  return { version: n, createdTime: at(n), deletedTime: deleted === null ? null : at(deleted), sealed, keyVersion };
 }
 
 /** A record holding `versions`, current = the highest undeleted one. */
@@ -70,6 +85,19 @@ export function plainPolicy(name: string, seconds = 1): PolicyRecord {
   };
 }
 
+/** The key state of a new store, as a change. */
+const INITIAL: KeyStateChange = {
+  currentVersion: 1,
+  phase: "idle",
+  targetVersion: null,
+  targetCheck: null,
+  minWriteVersion: 1,
+  leaseOwner: null,
+  leaseUntil: null,
+  startedAt: null,
+  toReseal: 0,
+};
+
 /** Compares records ignoring `revision`. */
 function assertSameRecord(actual: SecretRecord | undefined, expected: SecretRecord): void {
   assert.ok(actual);
@@ -98,7 +126,7 @@ export async function appendVersion(
     await new Promise((resolve) => setTimeout(resolve, 0));
     const n = current ? Math.max(0, ...current.versions.keys()) + 1 : 1;
     const versions = new Map(current?.versions);
-    versions.set(n, { version: n, createdTime: at(n), deletedTime: null, sealed });
+    versions.set(n, { version: n, createdTime: at(n), deletedTime: null, sealed, keyVersion: 1 });
     const next: SecretRecord = {
       ...(current ?? recordOf([])),
       currentVersion: n,
@@ -269,6 +297,14 @@ export function runStoreContract(
       "same bytes under another key version is another row",
     );
     assert.deepEqual(await store.replacePolicies([]), []);
+    // A null replacement deletes the row, only as read.
+    const [a2, b2] = await store.listPolicies();
+    await store.upsertPolicy(policy("b", 3));
+    assert.deepEqual(
+      await store.replacePolicies([{ expected: a2!, next: null }, { expected: b2!, next: null }]),
+      [true, false],
+    );
+    assert.deepEqual(await store.listPolicies(), [row(policy("b", 3))]);
   });
 
   test("policies: rows of an older store are plain until sealed, once", async (store) => {
@@ -380,6 +416,164 @@ export function runStoreContract(
     );
     const owners = new Set([...read!.versions.values()].map((v) => new TextDecoder().decode(v.sealed)));
     assert.equal(owners.size, writers, "no writer's version was overwritten by another");
+  });
+
+  test("secret versions keep the root key version they were sealed under; changing only it rewrites the row", async (store) => {
+    await store.writeSecret("p", 0, recordOf([version(1), version(2, null, bytesOf("v2"), 3)]));
+    const read = await store.readSecret("p");
+    assert.deepEqual([...read!.versions.values()].map((v) => v.keyVersion), [1, 3]);
+    const resealed = recordOf([version(1, null, bytesOf("sealed-1"), 4), version(2, null, bytesOf("v2"), 3)]);
+    assert.equal(await store.writeSecret("p", 1, resealed, 4), true);
+    assertSameRecord(await store.readSecret("p"), resealed);
+    await assert.rejects(store.writeSecret("q", 0, recordOf([version(1, null, bytesOf("x"), 0)])), TypeError);
+  });
+
+  test("key state: starts at version 1, idle; changes by compare-and-swap; malformed changes are refused", async (store) => {
+    const initial = await store.keyState();
+    assert.deepEqual(
+      initial,
+      {
+        revision: 1,
+        currentVersion: 1,
+        phase: "idle",
+        targetVersion: null,
+        targetCheck: null,
+        minWriteVersion: 1,
+        leaseOwner: null,
+        leaseUntil: null,
+        startedAt: null,
+        toReseal: 0,
+      } satisfies KeyState,
+    );
+    const preparing: KeyStateChange = {
+      currentVersion: 1,
+      phase: "preparing",
+      targetVersion: 2,
+      targetCheck: bytesOf("check-2"),
+      minWriteVersion: 1,
+      leaseOwner: "nexus-a",
+      leaseUntil: at(30),
+      startedAt: at(0),
+      toReseal: 0,
+    };
+    assert.equal(await store.changeKeyState(1, preparing), true);
+    assert.equal(await store.changeKeyState(1, { ...preparing, leaseOwner: "nexus-b" }), false, "stale revision");
+    assert.deepEqual(await store.keyState(), { ...preparing, revision: 2 });
+    const sealing = { ...preparing, phase: "sealing" as const, minWriteVersion: 2, toReseal: 7 };
+    assert.equal(await store.changeKeyState(2, sealing), true);
+    assert.deepEqual(await store.keyState(), { ...sealing, revision: 3 });
+    for (
+      const bad of [
+        { ...sealing, phase: "spinning" },
+        { ...sealing, targetVersion: null },
+        { ...sealing, phase: "idle" },
+        { ...sealing, minWriteVersion: 0 },
+        { ...sealing, leaseUntil: new Date(NaN) },
+      ]
+    ) {
+      await assert.rejects(store.changeKeyState(3, bad as KeyStateChange), TypeError, JSON.stringify(bad));
+    }
+    assert.equal((await store.keyState()).revision, 3);
+  });
+
+  test("key state: the end of a rotation applies only once nothing is sealed below the new version", async (store) => {
+    await store.writeSecret("a", 0, recordOf([version(1, null, bytesOf("a1"), 1), version(2, null, bytesOf("a2"), 2)]));
+    await store.upsertPolicy(policy("p", 1, 1));
+    const done: KeyStateChange = { ...INITIAL, currentVersion: 2, minWriteVersion: 2 };
+    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 1, policies: 1 });
+    assert.equal(await store.changeKeyState(1, done, { requireNoneBelow: 2 }), false);
+    await store.writeSecret(
+      "a",
+      1,
+      recordOf([version(1, null, bytesOf("a1'"), 2), version(2, null, bytesOf("a2"), 2)]),
+    );
+    assert.equal(await store.changeKeyState(1, done, { requireNoneBelow: 2 }), false, "the policy is still below");
+    const [row] = await store.listPolicies();
+    assert.deepEqual(await store.replacePolicies([{ expected: row!, next: policy("p", 2, 2) }]), [true]);
+    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 0, policies: 0 });
+    assert.equal(await store.changeKeyState(1, done, { requireNoneBelow: 2 }), true);
+    assert.equal((await store.keyState()).currentVersion, 2);
+  });
+
+  test("writes sealed under a version below the minimum are refused, and change nothing", async (store) => {
+    await store.writeSecret("a", 0, recordOf([version(1)]), 1);
+    await store.upsertPolicy(policy("p", 1, 1));
+    const raised: KeyStateChange = { ...INITIAL, minWriteVersion: 2 };
+    assert.equal(await store.changeKeyState(1, raised), true);
+    const stale = (e: unknown) =>
+      e instanceof StaleKeyVersionError && e.sealedUnder === 1 && e.minWriteVersion === 2 &&
+      /version 1.*version 2/.test(e.message);
+    const next = recordOf([version(1), version(2)]);
+    await assert.rejects(store.writeSecret("a", 1, next, 1), stale);
+    await assert.rejects(store.writeSecret("new", 0, next, 1), stale);
+    await assert.rejects(store.upsertPolicy(policy("p", 2, 1)), stale);
+    await assert.rejects(store.upsertPolicy(policy("q", 2, 1)), stale);
+    const [row] = await store.listPolicies();
+    await assert.rejects(store.replacePolicies([{ expected: row!, next: policy("p", 3, 1) }]), stale);
+    await assert.rejects(
+      store.writeSecrets([
+        { path: "b", expectedRevision: 0, next, sealedUnder: 2 },
+        { path: "c", expectedRevision: 0, next, sealedUnder: 1 },
+      ]),
+      stale,
+    );
+    assert.equal((await store.readSecret("a"))?.revision, 1);
+    assert.deepEqual(await store.listSecretPaths(), ["a"], "nothing of the refused batch was written");
+    assert.deepEqual(await store.getPolicy("p"), row);
+    assert.equal(await store.getPolicy("q"), undefined);
+    // A write that seals nothing new (a delete) and writes at the minimum go through.
+    assert.equal(await store.writeSecret("a", 1, recordOf([version(1, 9)])), true);
+    assert.equal(await store.writeSecret("a", 2, next, 2), true);
+    await store.upsertPolicy(policy("p", 4, 2));
+  });
+
+  test("writeSecrets: one commit, a compare-and-swap per write", async (store) => {
+    await store.writeSecret("b", 0, recordOf([version(1)]));
+    const next = recordOf([version(1), version(2)]);
+    assert.deepEqual(
+      await store.writeSecrets([
+        { path: "a", expectedRevision: 0, next, sealedUnder: 1 },
+        { path: "b", expectedRevision: 7, next, sealedUnder: 1 },
+        { path: "b2", expectedRevision: 0, next },
+      ]),
+      [true, false, true],
+    );
+    assert.deepEqual(await store.listSecretPaths(), ["a", "b", "b2"]);
+    assert.equal((await store.readSecret("b"))?.versions.size, 1);
+    assert.deepEqual(await store.writeSecrets([]), []);
+    await assert.rejects(store.writeSecrets([{ path: "", expectedRevision: 0, next }]), TypeError);
+  });
+
+  test("secretPathsSealedBelow pages through paths with an old version, in order", async (store) => {
+    for (const [path, keyVersions] of [["d", [2]], ["b", [1, 2]], ["a", [1]], ["c", [2, 2]], ["e", [3, 1]]] as const) {
+      await store.writeSecret(
+        path,
+        0,
+        recordOf(keyVersions.map((k, i) => version(i + 1, null, bytesOf(`${path}${i}`), k))),
+      );
+    }
+    assert.deepEqual(await store.secretPathsSealedBelow(2, "", 10), ["a", "b", "e"]);
+    assert.deepEqual(await store.secretPathsSealedBelow(2, "", 2), ["a", "b"]);
+    assert.deepEqual(await store.secretPathsSealedBelow(2, "b", 2), ["e"]);
+    assert.deepEqual(await store.secretPathsSealedBelow(3, "b", 10), ["c", "d", "e"]);
+    assert.deepEqual(await store.secretPathsSealedBelow(1, "", 10), []);
+    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 3, policies: 0 });
+    await assert.rejects(store.secretPathsSealedBelow(0, "", 1), TypeError);
+    await assert.rejects(store.secretPathsSealedBelow(2, "", 0), TypeError);
+  });
+
+  test("once the minimum is raised, no write sealed under the old version commits", async (store) => {
+    // Writes in flight while the minimum goes up: each one either committed
+    // before the change (and is counted right after it) or is refused.
+    const next = recordOf([version(1)]);
+    const writes = Array.from({ length: 60 }, (_, i) => store.writeSecret(`w/${i}`, 0, next, 1).catch((e) => e));
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    assert.equal(await store.changeKeyState(1, { ...INITIAL, minWriteVersion: 2 }), true);
+    const atChange = (await store.countSealedBelow(2)).secretVersions;
+    const results = await Promise.all(writes);
+    assert.equal((await store.countSealedBelow(2)).secretVersions, atChange, "nothing old committed after the change");
+    assert.equal(results.filter((r) => r === true).length, atChange);
+    assert.ok(results.every((r) => r === true || r instanceof StaleKeyVersionError));
   });
 
   test("a closed store rejects; close is idempotent", async (store) => {

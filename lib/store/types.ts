@@ -21,6 +21,8 @@ export interface SecretVersion {
   readonly deletedTime: Date | null;
   /** The version's values as sealed by Nexus (AAD binds path and version); opaque here. */
   readonly sealed: Uint8Array;
+  /** Root key version `sealed` was sealed under (≥ 1; versions written before key versions are 1). */
+  readonly keyVersion: number;
 }
 
 /**
@@ -114,14 +116,75 @@ export type StoredPolicy = SealedPolicyRow | PlainPolicyRow;
 
 /**
  * A compare-and-swap of one policy row: `next` replaces the row named
- * `next.name` only while that row is still `expected` (the same sealed bytes
- * under the same key version; for a plain row, still plain).
+ * `expected.name` only while that row is still `expected` (the same sealed
+ * bytes under the same key version; for a plain row, still plain). A `null`
+ * `next` deletes the row (a rotation removing a row that fails
+ * authentication, without touching one written since).
  */
 export interface PolicyReplacement {
   /** The row as read. */
   readonly expected: StoredPolicy;
-  /** What replaces it. */
-  readonly next: SealedPolicy;
+  /** What replaces it (same name), or `null` to delete it. */
+  readonly next: SealedPolicy | null;
+}
+
+/** Where a root key rotation stands (see `docs/CRYPTO.md`, "Root key rotation"). */
+export type KeyPhase = "idle" | "preparing" | "sealing";
+
+/**
+ * The root key versions the stored data is under: one row every Nexus
+ * sharing the store reads. Plain (not secret); changed only by
+ * {@linkcode Store.changeKeyState}.
+ */
+export interface KeyState {
+  /** Compare-and-swap token of the row (≥ 1). */
+  readonly revision: number;
+  /** The version every record is under when idle; the version being retired while rotating. */
+  readonly currentVersion: number;
+  /** `idle`; `preparing` (a new key is being handed to the Keepers, nothing sealed under it yet); `sealing` (new data is sealed under the target, old records are being re-sealed). */
+  readonly phase: KeyPhase;
+  /** The version being rotated to (`currentVersion + 1`), or `null` when idle. */
+  readonly targetVersion: number | null;
+  /** The sealed key-check value of the target version, or `null` when idle. */
+  readonly targetCheck: Uint8Array | null;
+  /**
+   * Writes that seal new data must seal under this version or a higher
+   * one: the store refuses others ({@linkcode StaleKeyVersionError}). It is
+   * the target from the moment sealing begins, so no Nexus that missed the
+   * rotation can seal under the old key again.
+   */
+  readonly minWriteVersion: number;
+  /** Which Nexus runs the rotation now (an id of its own), or `null`. */
+  readonly leaseOwner: string | null;
+  /** Until when its lease holds; another Nexus takes over a rotation whose lease ran out. */
+  readonly leaseUntil: Date | null;
+  /** When the rotation started, or `null`. */
+  readonly startedAt: Date | null;
+  /** Records under the old version when sealing began (progress); 0 when idle. */
+  readonly toReseal: number;
+}
+
+/** The fields of a key state change (the store sets the revision). */
+export type KeyStateChange = Omit<KeyState, "revision">;
+
+/** One compare-and-swap write of {@linkcode Store.writeSecrets}. */
+export interface SecretWrite {
+  /** The path. */
+  readonly path: string;
+  /** The revision read (0: the path must not exist). */
+  readonly expectedRevision: number;
+  /** The record to store. */
+  readonly next: SecretRecord;
+  /** The root key version this write sealed new data under; absent when it sealed nothing. */
+  readonly sealedUnder?: number;
+}
+
+/** Records still sealed under versions below some version. */
+export interface SealedBelowCount {
+  /** Secret version rows. */
+  readonly secretVersions: number;
+  /** Sealed policy rows (plain rows are not sealed under any version and are not counted). */
+  readonly policies: number;
 }
 
 /**
@@ -139,14 +202,51 @@ export interface Store {
    * stores it with revision `expectedRevision + 1`. Versions absent from
    * `next` are deleted for good. Resolves `false`, changing nothing, when
    * another writer got there first: re-read, recompute and try again.
+   * `sealedUnder` is the root key version the write sealed new data under
+   * (absent: it sealed nothing, e.g. a delete); below the key state's
+   * `minWriteVersion` the write is refused with `StaleKeyVersionError`.
    */
-  writeSecret(path: string, expectedRevision: number, next: SecretRecord): Promise<boolean>;
+  writeSecret(path: string, expectedRevision: number, next: SecretRecord, sealedUnder?: number): Promise<boolean>;
+  /**
+   * Several `writeSecret`s in one transaction (one commit): each applies when
+   * its revision still matches; resolves, per write, whether it did. A write
+   * that throws (invalid, or refused for its key version) fails the whole call
+   * and nothing is written.
+   */
+  writeSecrets(writes: readonly SecretWrite[]): Promise<boolean[]>;
+  /**
+   * Up to `limit` paths, in path order after `after` (exclusive; `""` from
+   * the start), that have a version sealed under a root key version below
+   * `version`.
+   */
+  secretPathsSealedBelow(version: number, after: string, limit: number): Promise<string[]>;
+  /** How many records are sealed under root key versions below `version`. */
+  countSealedBelow(version: number): Promise<SealedBelowCount>;
+  /** The key state row. */
+  keyState(): Promise<KeyState>;
+  /**
+   * Replaces the key state when its revision is still `expectedRevision`
+   * (storing revision + 1). With `requireNoneBelow`, only when no record is
+   * sealed under a version below it (the end of a rotation). When the
+   * change raises `minWriteVersion`, it waits for writes in flight, so none
+   * checked against the old minimum commits after it. Resolves whether it
+   * applied.
+   */
+  changeKeyState(
+    expectedRevision: number,
+    next: KeyStateChange,
+    options?: { readonly requireNoneBelow?: number },
+  ): Promise<boolean>;
   /**
    * Every secret path, sorted by UTF-8 byte order, including paths whose
    * versions are all soft-deleted (as SPIKE lists them).
    */
   listSecretPaths(): Promise<string[]>;
-  /** Inserts or replaces the policy row named `policy.name` (a plain row becomes a sealed one). */
+  /**
+   * Inserts or replaces the policy row named `policy.name` (a plain row
+   * becomes a sealed one). Refused with `StaleKeyVersionError` when
+   * `policy.keyVersion` is below the key state's `minWriteVersion`.
+   */
   upsertPolicy(policy: SealedPolicy): Promise<void>;
   /** The policy row named `name`, or `undefined`. */
   getPolicy(name: string): Promise<StoredPolicy | undefined>;
@@ -159,7 +259,9 @@ export interface Store {
    * transaction; resolves, per replacement, whether it was applied (a row
    * that changed or disappeared meanwhile is left alone). Used to seal the
    * plain rows of an older store and to re-seal rows under a new key, so
-   * that a concurrent upsert always wins.
+   * that a concurrent upsert always wins. Refused (nothing written) with
+   * `StaleKeyVersionError` when a `next.keyVersion` is below the key state's
+   * `minWriteVersion`.
    */
   replacePolicies(replacements: readonly PolicyReplacement[]): Promise<boolean[]>;
   /**

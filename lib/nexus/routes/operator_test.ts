@@ -14,7 +14,10 @@ Deno.test("restore: valid shards that interpolate to zero are a 400 and start th
   const first = await nexus.call(RESTORE, PATHS.restore, "", { id: 1, shard: scalar(1) });
   assert.deepEqual([first.status, first.body], [200, { collected: 1, remaining: 1, restored: false }]);
   const second = await nexus.call(RESTORE, PATHS.restore, "", { id: 2, shard: scalar(2) });
-  assert.deepEqual([second.status, second.body], [400, { err: "api_bad_request" }]);
+  assert.deepEqual([second.status, second.body], [400, {
+    err: "api_bad_request",
+    reason: "the shards do not combine into a root key; start again",
+  }]);
   assert.equal(nexus.deps.keys.ready, false);
   const again = await nexus.call(RESTORE, PATHS.restore, "", { id: 2, shard: scalar(2) });
   assert.deepEqual(again.body, { collected: 1, remaining: 1, restored: false });

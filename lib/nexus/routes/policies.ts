@@ -15,6 +15,7 @@ import { ApiError, badRequest } from "../../api/errors.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
 import { spiffeIdPattern as checkSpiffeIdPattern } from "../../api/spiffe_id_pattern.ts";
+import { StaleKeyVersionError } from "../../store/errors.ts";
 import type { PolicyRecord } from "../../store/types.ts";
 import { ACL_PATH } from "../authorizer.ts";
 import { parseJsonBody } from "../../api/body.ts";
@@ -54,6 +55,7 @@ async function storedCreatedAt(input: RouteInput, name: string): Promise<Date | 
   const { deps } = input;
   const row = await requireStore(deps).getPolicy(name);
   if (!row) return undefined;
+  if (row.kind === "sealed" && !deps.keys.holds(row.keyVersion)) await deps.keyManager.catchUp();
   const key = row.kind === "sealed" ? deps.keys.keysFor(row.keyVersion)?.policies : undefined;
   if (row.kind === "sealed" && key) {
     try {
@@ -91,10 +93,20 @@ export const policyRoutes: readonly Route[] = [
       const store = requireStore(deps);
       const now = deps.clock();
       const createdAt = await storedCreatedAt(input, name) ?? now;
-      const keys = deps.keys.keys();
       const record: PolicyRecord = { name, spiffeIdPattern, pathPattern, permissions, createdAt, updatedAt: now };
-      await store.upsertPolicy(await sealPolicy(keys.policies, keys.version, record, deps.random));
-      return { id: name };
+      for (let attempt = 0;; attempt++) {
+        const keys = deps.keys.keys();
+        try {
+          await store.upsertPolicy(await sealPolicy(keys.policies, keys.version, record, deps.random));
+          return { id: name };
+        } catch (error) {
+          // Another Nexus rotated the root key: fetch the new one and seal again.
+          if (!(error instanceof StaleKeyVersionError) || attempt >= 3) throw error;
+          if (!await deps.keyManager.catchUp()) {
+            throw new ApiError("state_not_ready", "the store takes new data under a root key version not held");
+          }
+        }
+      }
     },
   },
   {
