@@ -204,8 +204,7 @@ export class KeyRotation {
     this.#resealed = 0;
     this.#lastError = undefined;
     log.info("root key rotation started", { from, to });
-    await this.#at("claimed");
-    this.#drive();
+    this.#drive("claimed");
     return { from, to };
   }
 
@@ -268,10 +267,13 @@ export class KeyRotation {
     await this.#running?.catch(() => {});
   }
 
-  /** Runs the rotation to its end (or until it is lost to another driver) in the background. */
-  #drive(): void {
+  /**
+   * Runs the rotation to its end (or until it is lost to another driver) in
+   * the background, after announcing `first` when given.
+   */
+  #drive(first?: RotationStep): void {
     if (this.#running) return;
-    this.#running = this.#loop()
+    this.#running = (first ? this.#at(first) : Promise.resolve()).then(() => this.#loop())
       .catch((error) => {
         this.#lastError = (error as Error).message;
         this.#deps.log.error("root key rotation stopped; it resumes after the lease runs out", {
