@@ -20,7 +20,7 @@ const FORMAT_OPTION = {
 } as const;
 
 /** How often `rotate` asks for progress while it waits. */
-const POLL_MS = 1000;
+const POLL_MS = 2000;
 
 /** Reads the shard: the whole of a piped file (its key version comment included), or one hidden line. */
 async function readShardInput(io: CliIo): Promise<string> {

@@ -137,7 +137,6 @@ export function startKeeperSync(
   let pushing: Promise<number> | undefined;
   let catchingUp: Promise<boolean> | undefined;
   let installing: Promise<unknown> | undefined;
-  let lastStateRevision = 0;
 
   const keyState = async (): Promise<KeyState> => deps.store ? await deps.store.keyState() : INITIAL_KEY_STATE;
 
@@ -382,7 +381,6 @@ export function startKeeperSync(
   const follow = async (): Promise<boolean> => {
     if (!deps.store || !keys.ready) return keys.ready;
     const state = await deps.store.keyState();
-    lastStateRevision = state.revision;
     const needed = versionsNeeded(state);
     for (const version of [...needed.required, ...needed.optional]) {
       if (stopped || keys.holds(version)) continue;
@@ -418,13 +416,15 @@ export function startKeeperSync(
     return catchingUp;
   };
 
-  /** Reads the key state; a change made by another Nexus is followed at once. */
+  /**
+   * Reads the key state; a change made by another Nexus is followed at once,
+   * and a catch-up that could not finish (a Keeper slow to answer) is tried
+   * again at the next poll.
+   */
   const poll = async () => {
     if (!deps.store || !keys.ready || stopped) return;
     try {
-      const state = await deps.store.keyState();
-      if (state.revision !== lastStateRevision && !holdsAll(state)) await catchUp();
-      lastStateRevision = state.revision;
+      if (!holdsAll(await deps.store.keyState())) await catchUp();
     } catch (error) {
       log.debug("key state poll failed", { error: (error as Error).message });
     }

@@ -110,7 +110,11 @@ export interface RotationStatus {
   readonly driver: "this" | "other" | null;
   /** Records under the old version when sealing began. */
   readonly toReseal: number;
-  /** Records still under the old version (counted now; 0 when idle). */
+  /**
+   * Records still under the old version (0 when idle): counted by a Nexus
+   * that does not drive the rotation; the driver reports what it has not
+   * re-sealed yet of the count taken when sealing began.
+   */
   readonly remaining: number;
   /** Records this Nexus re-sealed in the rotation it drives or drove last. */
   readonly resealedHere: number;
@@ -236,9 +240,13 @@ export class KeyRotation {
     const state = await store.keyState();
     const leased = state.leaseOwner !== null && state.leaseUntil !== null &&
       state.leaseUntil.getTime() >= clock().getTime();
-    const remaining = state.phase === "sealing" && state.targetVersion !== null
-      ? await store.countSealedBelow(state.targetVersion)
-      : undefined;
+    const driving = this.#running !== undefined && state.leaseOwner === this.#me;
+    // The driver knows its progress; anyone else counts (a full scan of the versions table).
+    const remaining = state.phase !== "sealing" || state.targetVersion === null
+      ? undefined
+      : driving
+      ? { secretVersions: Math.max(0, state.toReseal - this.#resealed), policies: 0 }
+      : await store.countSealedBelow(state.targetVersion);
     return {
       keyVersion: state.currentVersion,
       writeKeyVersion: keys.ready ? keys.writeVersion : null,
