@@ -51,8 +51,8 @@ import { keyCheckMetaKey, sealKeyCheck } from "./key_check.ts";
 import { recordRetired } from "./key_versions.ts";
 import { openPolicy, sealPolicy } from "./policy_seal.ts";
 import type { RootKeyState } from "./root_key_state.ts";
-import { secretAad } from "./secret_service.ts";
-import { withoutVersions } from "./secret_state.ts";
+import { secretAad, secretMetadataAad } from "./secret_service.ts";
+import { isDestroyed, withoutVersions } from "./secret_state.ts";
 
 /** Points of the protocol a test hook can stop at (to kill the process there). */
 export type RotationStep =
@@ -524,6 +524,12 @@ export class KeyRotation {
     let count = 0;
     for (const v of record.versions.values()) {
       if (v.keyVersion >= to) continue;
+      if (isDestroyed(v)) {
+        // Nothing is left to seal: only its label moves, so the old key can go.
+        versions.set(v.version, { ...v, keyVersion: to });
+        count++;
+        continue;
+      }
       const key = keys.keysFor(v.keyVersion)?.secrets;
       let plaintext: Uint8Array | undefined;
       try {
@@ -542,6 +548,25 @@ export class KeyRotation {
       }
     }
     let next: SecretRecord = { ...record, versions };
+    const custom = record.customMetadata;
+    if (custom !== undefined && custom.keyVersion < to) {
+      // Custom metadata is sealed once per path (not per version), under its own key version.
+      const key = keys.keysFor(custom.keyVersion)?.secrets;
+      let plaintext: Uint8Array | undefined;
+      try {
+        if (!key) throw new Error("key version not held");
+        plaintext = await open(key, custom.sealed, secretMetadataAad(path));
+        const sealed = await seal(target.secrets, plaintext, secretMetadataAad(path), random);
+        next = { ...next, customMetadata: { sealed, keyVersion: to } };
+      } catch {
+        log.error("rotation removes custom metadata that fails authentication (tampered)", { path });
+        const { customMetadata: _tampered, ...rest } = next;
+        next = rest;
+      } finally {
+        zeroize(plaintext);
+      }
+      count++;
+    }
     if (failed.length > 0) {
       // Paths are not secret (they are plain in the store and in the audit trail).
       log.error("rotation removes secret versions that fail authentication (tampered)", {

@@ -107,6 +107,12 @@ async function seed(m: Member, store: Store, paths: number, versions: number): P
   for (let p = 0; p < paths; p++) {
     for (let v = 1; v <= versions; v++) await m.secrets.put(`app/s${p}`, { value: `${p}-${v}` });
   }
+  // Custom metadata is sealed on its own (not per version): the rotation must re-seal it too.
+  for (let p = 0; p < Math.min(paths, 5); p++) {
+    await m.secrets.putMetadata(`app/s${p}`, { customMetadata: { owner: `team-${p}` } });
+  }
+  // A destroyed version has no sealed bytes left: the rotation relabels it and keeps it.
+  if (versions > 1) await m.secrets.destroy("app/s0", [1]);
   await storePolicy({ store, keys: m.keys, random: systemRandom }, {
     name: "web",
     spiffeIdPattern: `^${WEB.replaceAll(".", "\\.")}$`,
@@ -149,7 +155,7 @@ for (
       await m.sync.recovered;
       assert.equal(m.keys.writeVersion, 1);
       await seed(m, store, 60, 3);
-      assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 180, policies: 1 });
+      assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 180, customMetadata: 5, policies: 1 });
 
       // Readers and writers run all through the rotation.
       let stop = false;
@@ -174,13 +180,25 @@ for (
       await Promise.all(load);
       assert.deepEqual(errors, [], "no read or write failed during the rotation");
 
-      assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 0, policies: 0 });
+      assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 0, customMetadata: 0, policies: 0 });
       assert.deepEqual(m.keys.heldVersions(), [2], "the old key is dropped from memory");
       assert.equal(m.keys.writeVersion, 2);
       for (let p = 0; p < 60; p++) {
         const record = (await store.readSecret(`app/s${p}`))!;
         assert.ok([...record.versions.values()].every((v) => v.keyVersion === 2));
-        for (const v of record.versions.keys()) await m.secrets.get(`app/s${p}`, v);
+        for (const [v, sealed] of record.versions) if (sealed.sealed.length > 0) await m.secrets.get(`app/s${p}`, v);
+        if (p === 0) {
+          assert.equal(
+            record.versions.get(1)?.sealed.length,
+            0,
+            "the destroyed version is still there, still destroyed",
+          );
+        }
+        if (p < 5) {
+          assert.equal(record.customMetadata?.keyVersion, 2, "custom metadata re-sealed");
+          const view = await m.secrets.metadata(`app/s${p}`, 0);
+          assert.deepEqual(view.metadata.customMetadata, { owner: `team-${p}` });
+        }
       }
       const generation = await m.policies.generation(store);
       assert.equal(generation.set.grants(WEB, "app/s1", ["read"], { strict: false }), true);
@@ -226,7 +244,7 @@ Deno.test("rotation: a second Nexus on the same store follows without a restart;
     assert.equal((await stores[2]!.readSecret("app/from-c"))!.versions.get(1)!.keyVersion, 2);
     assert.equal(c.keys.writeVersion, 2);
     assert.deepEqual(c.keys.heldVersions(), [2], "and dropped the retired key");
-    assert.deepEqual(await stores[0]!.countSealedBelow(2), { secretVersions: 0, policies: 0 });
+    assert.deepEqual(await stores[0]!.countSealedBelow(2), { secretVersions: 0, customMetadata: 0, policies: 0 });
 
     // Another rotation: C reads a record re-sealed under a version it does not hold yet, and catches up for it.
     await a.rotation.start();
@@ -314,7 +332,7 @@ Deno.test("rotation: with too few Keepers that keep versions apart it is given u
     assert.equal(status.keyVersion, 1);
     assert.match(status.lastError!, /only 1 Keeper/);
     assert.deepEqual(m.keys.heldVersions(), [1]);
-    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 3, policies: 1 });
+    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 3, customMetadata: 3, policies: 1 });
     await m.secrets.put("app/s0", { value: "after" });
     assert.equal((await store.readSecret("app/s0"))!.versions.get(2)!.keyVersion, 1);
     assert.deepEqual(
@@ -352,7 +370,7 @@ Deno.test("rotation: one whose driver stopped mid-way is taken over once its lea
     await waitUntil(() => b.keys.holds(2), "B fetched the new key while sealing");
     b.rotation.watch();
     await rotated(b.rotation, 2);
-    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 0, policies: 0 });
+    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 0, customMetadata: 0, policies: 0 });
     assert.ok(b.log.count("taking over a root key rotation") >= 1);
     for (let p = 0; p < 40; p++) assert.deepEqual(await b.secrets.get(`app/s${p}`, 0), { value: `${p}-2` });
   } finally {
