@@ -187,6 +187,41 @@ Deno.test("rotation on real processes (SQLite): online, scanned, old recovery fi
       },
     );
 
+    await t.step(
+      "the audit trail across the rotation: records carry their key version, each version's files check them",
+      async () => {
+        const trail = join(stack.dir, "audit-0.log");
+        const versions = new Set(
+          Deno.readTextFileSync(trail).split("\n").filter(Boolean).map((line) => JSON.parse(line).keyVersion),
+        );
+        assert.ok(versions.has(1) && versions.has(2), `records under root key versions 1 and 2: ${[...versions]}`);
+        const both = await runSpike([
+          "audit",
+          "verify",
+          "--recovery-dir",
+          join(stack.dir, "recover-v1"),
+          "--recovery-dir",
+          join(stack.dir, "recover-v2"),
+          trail,
+        ]);
+        exits(both, 0, "verify with both versions' recovery files");
+        assert.match(both.stdout, /^OK \d+ records/);
+        const newOnly = await runSpike(["audit", "verify", "--recovery-dir", join(stack.dir, "recover-v2"), trail]);
+        exits(newOnly, 1, "verify with version 2's files only");
+        assert.match(newOnly.stdout + newOnly.stderr, /audit key version 1 is not available to this verifier/);
+        const twice = await runSpike([
+          "audit",
+          "verify",
+          "--recovery-dir",
+          join(stack.dir, "recover-v2"),
+          "--recovery-dir",
+          join(stack.dir, "recover-v2"),
+          trail,
+        ]);
+        exits(twice, 2, "one version twice");
+      },
+    );
+
     const steps = ["claimed", "distributed", "sealing", "batch", "finished"] as const;
     let version = 2;
     for (const step of steps) {
