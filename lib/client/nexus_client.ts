@@ -79,6 +79,16 @@ export interface CipherEnvelope {
   readonly ciphertext: string;
 }
 
+/** Recovery shards and the root key version they rebuild. */
+export interface RecoveryShards {
+  /** Shard by index (the caller zeroes them). */
+  readonly shards: Map<number, Uint8Array>;
+  /** The root key version [ours]; `undefined` from a Nexus that does not say (SPIKE's). */
+  readonly keyVersion?: number;
+  /** Shards needed to restore [ours], when Nexus says. */
+  readonly threshold?: number;
+}
+
 /** Restore progress. */
 export interface RestoreProgress {
   readonly collected: number;
@@ -298,17 +308,33 @@ export class NexusClient {
 
   /** Asks for every recovery shard (Pilot recover role). */
   async recover(): Promise<Map<number, Uint8Array>> {
+    return (await this.recoverWithVersion()).shards;
+  }
+
+  /** Every recovery shard and the root key version they rebuild [ours] (Pilot recover role). */
+  async recoverWithVersion(): Promise<RecoveryShards> {
     const out = await this.#json(PATHS.recover, "", {});
     const shards = new Map<number, Uint8Array>();
     for (const [index, values] of Object.entries((out.shards ?? {}) as Record<string, number[]>)) {
       shards.set(Number(index), Uint8Array.from(values));
     }
-    return shards;
+    const { keyVersion, threshold } = out;
+    return {
+      shards,
+      ...(typeof keyVersion === "number" ? { keyVersion } : {}),
+      ...(typeof threshold === "number" ? { threshold } : {}),
+    };
   }
 
-  /** Sends one recovery shard (Pilot restore role). */
-  async restore(index: number, shard: Uint8Array): Promise<RestoreProgress> {
-    const body = JSON.stringify({ id: index, shard: Array.from(shard) });
+  /**
+   * Sends one recovery shard (Pilot restore role); `keyVersion` [ours] is the
+   * version its recovery file names, so a shard of a retired key is refused
+   * at once.
+   */
+  async restore(index: number, shard: Uint8Array, keyVersion?: number): Promise<RestoreProgress> {
+    const values = Array.from(shard);
+    const body = JSON.stringify({ id: index, shard: values, ...(keyVersion === undefined ? {} : { keyVersion }) });
+    values.fill(0);
     return await this.#send(PATHS.restore, "", body, "application/json") as unknown as RestoreProgress;
   }
 
@@ -324,6 +350,17 @@ export class NexusClient {
       throw new ApiCallError(200, "api_internal_error");
     }
     return results.map(String);
+  }
+
+  /** Starts a root key rotation [ours] (Pilot superuser); resolves the versions it rotates between. */
+  async rotate(): Promise<{ from: number; to: number }> {
+    const out = await this.#json(PATHS.rotate, "", {});
+    return { from: Number(out.from), to: Number(out.to) };
+  }
+
+  /** Root key versions, rotation progress and Keepers [ours] (Pilot superuser). */
+  async keyStatus(): Promise<Record<string, unknown>> {
+    return await this.#json(PATHS.keyStatus, "", {});
   }
 
   async #json(path: string, action: Action, body: unknown): Promise<Record<string, unknown>> {
@@ -354,7 +391,8 @@ function errorOf(response: TransportResponse, parsed: Record<string, unknown> | 
   const header = response.headers["retry-after"];
   const text = Array.isArray(header) ? header[0] : header;
   const seconds = text !== undefined && /^\d+$/.test(text.trim()) ? Number(text.trim()) : undefined;
-  return apiCallError(response.status, parsed?.err as ErrorCode | undefined, seconds);
+  const reason = typeof parsed?.reason === "string" ? parsed.reason : undefined;
+  return apiCallError(response.status, parsed?.err as ErrorCode | undefined, seconds, reason);
 }
 
 function parseJson(response: TransportResponse): Record<string, unknown> | undefined {

@@ -1,7 +1,8 @@
 /**
  * The Nexus HTTP application: SPIKE v1 routes behind mTLS, dispatched by
  * path and `?action=`, plus plain `GET /health`, `GET /ready` (root key,
- * store and Keeper exchange states, and the version) and `GET /metrics`
+ * store and Keeper exchange states, the version, and [ours] the root key
+ * version, rotation phase and whether the store was tampered with) and `GET /metrics`
  * (Prometheus text; counts, states and latencies, no secrets; see `metrics.ts`).
  *
  * Order of checks for `/v1/...`: method and route (400) → authenticated
@@ -161,7 +162,11 @@ export function createNexusApp(deps: NexusDeps): NexusApp {
         deps.log.error("request failed", { path, detail: error.message });
       } else deps.log.debug("request refused", { path, code: error.code, detail: error.message });
       noteError(note, error.code);
-      return json(error.status, { err: error.code });
+      // [ours] an operator-facing reason that carries no data, when the error has one.
+      return json(
+        error.status,
+        error.reason === undefined ? { err: error.code } : { err: error.code, reason: error.reason },
+      );
     }
     // Unknown errors never reach the client; their message may still be
     // useful to operators and carries no request data by construction.

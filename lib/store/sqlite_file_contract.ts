@@ -35,7 +35,13 @@ export async function withTempDir(body: (dir: string) => Promise<void> | void): 
 
 /** A live version `n` whose sealed bytes are `text`. */
 export function live(n: number, text = `sealed-${n}`): SecretVersion {
-  return { version: n, createdTime: new Date(1_700_000_000_000 + n), deletedTime: null, sealed: encoder.encode(text) };
+  return {
+    version: n,
+    createdTime: new Date(1_700_000_000_000 + n),
+    deletedTime: null,
+    sealed: encoder.encode(text),
+    keyVersion: 1,
+  };
 }
 
 function fileContains(file: string, needle: string): boolean {
@@ -130,14 +136,8 @@ export function runSqliteFileContract(
       const record = recordOf([live(1), { ...live(2), deletedTime: new Date(1_700_000_000_500) }]);
       const first = open({ dataDir: dir });
       await first.writeSecret("a/b", 0, record);
-      const policy = await first.upsertPolicy({
-        name: "p",
-        spiffeIdPattern: "^x$",
-        pathPattern: "^y$",
-        permissions: ["read", "write"],
-        createdAt: new Date(1_000),
-        updatedAt: new Date(2_000),
-      });
+      const policy = { name: "p", keyVersion: 2, sealed: new Uint8Array([1, 2, 3]) };
+      await first.upsertPolicy(policy);
       await first.putMeta("k", new Uint8Array([7, 8]));
       await first.close();
 
@@ -146,7 +146,7 @@ export function runSqliteFileContract(
         const read = await second.readSecret("a/b");
         assert.equal(read?.revision, 1);
         assert.deepEqual({ ...read, revision: 0 }, record);
-        assert.deepEqual(await second.getPolicy("p"), policy);
+        assert.deepEqual(await second.getPolicy("p"), { kind: "sealed", ...policy });
         assert.deepEqual(await second.getMeta("k"), new Uint8Array([7, 8]));
         assert.equal(await second.hasData(), true);
       } finally {
@@ -205,15 +205,7 @@ export function runSqliteFileContract(
       const b = open({ dataDir: dir });
       try {
         const before = await b.policyGeneration();
-        const policy = {
-          name: "p",
-          spiffeIdPattern: "^x$",
-          pathPattern: "^y$",
-          permissions: ["read" as const],
-          createdAt: new Date(1_000),
-          updatedAt: new Date(1_000),
-        };
-        await a.upsertPolicy(policy);
+        await a.upsertPolicy({ name: "p", keyVersion: 1, sealed: new Uint8Array([1]) });
         const afterCreate = await b.policyGeneration();
         assert.notEqual(afterCreate, before);
         await a.deletePolicy("p");

@@ -48,17 +48,25 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   return {
     file,
     readSecret: (path) => run(() => db.readSecret(path)),
-    writeSecret: (path, expectedRevision, next) => run(() => db.writeSecret(path, expectedRevision, next)),
+    // SQLite keeps no audit table: only the key version of the options matters here.
+    writeSecret: (path, expectedRevision, next, options) =>
+      run(() => db.writeSecret(path, expectedRevision, next, { sealedUnder: options?.sealedUnder })),
+    writeSecrets: (writes) => run(() => db.writeSecrets(writes)),
     deleteSecret: (path, expectedRevision) => run(() => db.deleteSecret(path, expectedRevision)),
-    moveSecret: (from, fromRevision, to, toRevision, next) =>
-      run(() => db.moveSecret(from, fromRevision, to, toRevision, next)),
+    moveSecret: (from, fromRevision, to, toRevision, next, options) =>
+      run(() => db.moveSecret(from, fromRevision, to, toRevision, next, { sealedUnder: options?.sealedUnder })),
     listExpired: (now, limit) => run(() => db.listExpired(now, limit)),
     tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
     listSecretPathsPage: (query) => run(() => db.listSecretPathsPage(query)),
+    secretPathsSealedBelow: (version, after, limit) => run(() => db.secretPathsSealedBelow(version, after, limit)),
+    countSealedBelow: (version) => run(() => db.countSealedBelow(version)),
+    keyState: () => run(() => db.keyState()),
+    changeKeyState: (expectedRevision, next, options) => run(() => db.changeKeyState(expectedRevision, next, options)),
     listSecretPaths: () => run(() => db.listSecretPaths()),
     upsertPolicy: (policy) => run(() => db.upsertPolicy(policy)),
     getPolicy: (name) => run(() => db.getPolicy(name)),
     deletePolicy: (name) => run(() => db.deletePolicy(name)),
+    replacePolicies: (replacements) => run(() => db.replacePolicies(replacements)),
     listPolicies: () => run(() => db.listPolicies()),
     policyGeneration: () => run(() => db.policyGeneration()),
     getMeta: (key) => run(() => db.getMeta(key)),

@@ -6,11 +6,17 @@ import { runSqliteFileContract, withTempDir } from "./sqlite_file_contract.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "./sqlite_schema.ts";
 import { createSqliteStore, SQLITE_FILE_NAME } from "./sqlite_store.ts";
 import { runStoreContract } from "./store_contract.ts";
+import { insertPlainPoliciesSqlite } from "./testdata/plain_policies.ts";
 
-runStoreContract("sqlite", async () => {
+runStoreContract("sqlite", async (options) => {
   const dir = await Deno.makeTempDir({ prefix: "spike_sqlite_" });
+  const dataDir = join(dir, "data");
+  if (options?.plainPolicies) {
+    await createSqliteStore({ dataDir }).close();
+    insertPlainPoliciesSqlite(join(dataDir, SQLITE_FILE_NAME), options.plainPolicies);
+  }
   return {
-    store: createSqliteStore({ dataDir: join(dir, "data") }),
+    store: createSqliteStore({ dataDir }),
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
 });
@@ -69,19 +75,33 @@ Deno.test("sqlite: a version-2 database (before the key-value steps) migrates fo
     v2.close();
     const store = createSqliteStore({ dataDir: dir });
     try {
-      assert.equal(SCHEMA_VERSION, 4);
+      assert.equal(SCHEMA_VERSION, 6);
       const old = (await store.readSecret("old/db"))!;
       assert.deepEqual(
-        [old.revision, old.customMetadata, old.expiresAt, old.versions.get(1)?.sealed, old.versions.get(1)?.expiresAt],
-        [1, undefined, undefined, new Uint8Array([7, 7]), undefined],
+        [
+          old.revision,
+          old.customMetadata,
+          old.expiresAt,
+          old.versions.get(1)?.sealed,
+          old.versions.get(1)?.expiresAt,
+          old.versions.get(1)?.keyVersion,
+        ],
+        [1, undefined, undefined, new Uint8Array([7, 7]), undefined, 1],
       );
       const expiresAt = new Date(2000);
       assert.equal(
-        await store.writeSecret("old/db", 1, { ...old, customMetadata: new Uint8Array([9]), expiresAt }),
+        await store.writeSecret("old/db", 1, {
+          ...old,
+          customMetadata: { sealed: new Uint8Array([9]), keyVersion: 1 },
+          expiresAt,
+        }),
         true,
       );
       assert.deepEqual(await store.listExpired(new Date(3000), 10), ["old/db"]);
-      assert.deepEqual((await store.readSecret("old/db"))?.customMetadata, new Uint8Array([9]));
+      assert.deepEqual((await store.readSecret("old/db"))?.customMetadata, {
+        sealed: new Uint8Array([9]),
+        keyVersion: 1,
+      });
     } finally {
       await store.close();
     }

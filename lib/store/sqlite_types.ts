@@ -39,11 +39,14 @@ export type SqliteCallName = Exclude<keyof SqliteStore, "file" | "close" | "tryE
 /** The calls that change data; the worker store commits them in groups. */
 export type SqliteWriteName =
   | "writeSecret"
+  | "writeSecrets"
   | "deleteSecret"
   | "moveSecret"
   | "upsertPolicy"
   | "deletePolicy"
-  | "putMeta";
+  | "replacePolicies"
+  | "putMeta"
+  | "changeKeyState";
 
 /** Arguments of call `K`. */
 export type SqliteArgs<K extends SqliteCallName> = Parameters<SqliteStore[K]>;

@@ -6,16 +6,23 @@ import { live, runSqliteFileContract, spawnSqliteChild, withTempDir } from "./sq
 import { createSqliteStore } from "./sqlite_store.ts";
 import { createSqliteWorkerStore, type SqliteWorkerStore } from "./sqlite_worker_store.ts";
 import { appendVersion, recordOf, runStoreContract } from "./store_contract.ts";
-import type { PolicyRecord } from "./types.ts";
+import { insertPlainPoliciesSqlite } from "./testdata/plain_policies.ts";
+import type { SealedPolicy } from "./types.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const CRASHING_WORKER = new URL("./testdata/crashing_sqlite_worker.ts", import.meta.url);
 
-runStoreContract("worker-sqlite", async () => {
+runStoreContract("worker-sqlite", async (options) => {
   const dir = await Deno.makeTempDir({ prefix: "spike_sqlite_" });
+  const dataDir = join(dir, "data");
+  if (options?.plainPolicies) {
+    const seeder = createSqliteStore({ dataDir });
+    await seeder.close();
+    insertPlainPoliciesSqlite(seeder.file, options.plainPolicies);
+  }
   return {
-    store: createSqliteWorkerStore({ dataDir: join(dir, "data") }),
+    store: createSqliteWorkerStore({ dataDir }),
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
 });
@@ -37,14 +44,7 @@ function withWorkerStore(
   });
 }
 
-const POLICY: PolicyRecord = {
-  name: "batch-policy",
-  spiffeIdPattern: "^spiffe://spike\\.ist/x$",
-  pathPattern: "^x/",
-  permissions: ["read"],
-  createdAt: new Date(1_000),
-  updatedAt: new Date(1_000),
-};
+const POLICY: SealedPolicy = { name: "batch-policy", keyVersion: 1, sealed: encoder.encode("sealed-policy") };
 
 Deno.test("worker-sqlite: 50 concurrent writers to 5 paths lose nothing", async () => {
   await withWorkerStore(async (store) => {
@@ -98,7 +98,7 @@ Deno.test("worker-sqlite: writes issued together commit once; a failing write le
     assert.equal(refused?.status, "rejected");
     assert.match(refused.reason.message, /refused by test trigger/);
     assert.deepEqual(stale, { status: "fulfilled", value: false });
-    assert.deepEqual(policy, { status: "fulfilled", value: POLICY });
+    assert.deepEqual(policy, { status: "fulfilled", value: undefined });
     assert.deepEqual(meta, { status: "fulfilled", value: undefined });
     assert.deepEqual(c, { status: "fulfilled", value: true });
 
@@ -106,7 +106,7 @@ Deno.test("worker-sqlite: writes issued together commit once; a failing write le
     assert.equal(decoder.decode((await store.readSecret("x/c"))!.versions.get(1)!.sealed), "c");
     assert.equal(await store.readSecret("x/refused"), undefined, "the secret row of the failed write is gone too");
     assert.equal((await store.readSecret("x/stale"))?.revision, 1);
-    assert.deepEqual(await store.getPolicy(POLICY.name), POLICY);
+    assert.deepEqual(await store.getPolicy(POLICY.name), { kind: "sealed", ...POLICY });
     assert.deepEqual(await store.getMeta("batch-meta"), new Uint8Array([4, 2]));
   });
 });

@@ -33,7 +33,7 @@ if (mode === "write") {
   const ok = await store.writeSecret(
     path,
     0,
-    recordOf([{ version: 1, createdTime: new Date(), deletedTime: null, sealed }]),
+    recordOf([{ version: 1, createdTime: new Date(), deletedTime: null, sealed, keyVersion: 1 }]),
   );
   if (!ok) throw new Error("write lost its compare-and-swap");
   // The write has committed (and been fsynced) before this line runs.
