@@ -108,6 +108,9 @@ const ALLOWED: readonly Cell[] = [
     status: 200,
   },
   { path: PATHS.auditVerify, action: "", as: SUPERUSER, body: { records: ["not a record"] }, status: 200 },
+  // No Keepers here: rotation is refused with a reason the client sees (tests/rotation_test.ts rotates for real).
+  { path: PATHS.rotate, action: "", as: SUPERUSER, body: {}, status: 400 },
+  { path: PATHS.keyStatus, action: "", as: SUPERUSER, body: {}, status: 200 },
 ];
 
 /** What a caller without any policy or role gets: 401 before anything is read (a batch read answers per path). */
@@ -175,6 +178,9 @@ Deno.test("every route over mTLS: served to its caller, refused before any read 
     for (const cell of ALLOWED) answers.set(labelOf(cell.path, cell.action), await call(cell, cell.as, cell.status));
     const many = answers.get(`${PATHS.secrets}?getMany`) as { results: Record<string, unknown> };
     assert.deepEqual(many.results, { "app/db": { data: { a: "1", b: "2" } }, "app/none": { err: "api_not_found" } });
+    const rotate = answers.get(PATHS.rotate) as { err: string; reason?: string };
+    assert.equal(rotate.err, "api_bad_request");
+    assert.match(rotate.reason ?? "", /Keepers/, "the refusal's reason reaches the client");
 
     // A caller without a grant: refused before any secret or policy is touched.
     const opsBefore = await metrics();
