@@ -3,6 +3,9 @@
  * (path and version bound in as associated data) and retries the store's
  * compare-and-swap until a write lands, so concurrent writers on one path —
  * in this process or in other Nexus processes — never lose an update.
+ * Writers of one path in this process take turns (`deps.writes`, one
+ * queue per Nexus), so they do not race each other into failed swaps and
+ * backoff; the swap and its retries remain for writers in other processes.
  *
  * @module
  */
@@ -11,6 +14,7 @@ import { open, seal } from "../crypto/aead.ts";
 import type { RandomBytes } from "../crypto/random.ts";
 import { zeroize } from "../crypto/zeroize.ts";
 import type { SecretRecord, Store } from "../store/types.ts";
+import type { KeyedQueue } from "./keyed_queue.ts";
 import type { RootKeyState } from "./root_key_state.ts";
 import {
   deleteVersions,
@@ -34,6 +38,8 @@ export interface SecretServiceDeps {
   readonly random: RandomBytes;
   /** Versions kept per path. */
   readonly maxVersions: number;
+  /** Where writes of one path take turns (one queue per Nexus, shared by every request). */
+  readonly writes: KeyedQueue;
 }
 
 /** How often a contended write is retried before giving up with a 500. */
@@ -127,7 +133,15 @@ export class SecretService {
     return this.#deps.store.listSecretPaths();
   }
 
-  async #update(
+  #update(
+    path: string,
+    change: (record: SecretRecord | undefined, now: Date) => SecretRecord | Promise<SecretRecord>,
+  ): Promise<void> {
+    return this.#deps.writes.run(path, () => this.#swap(path, change));
+  }
+
+  /** Read, compute, compare-and-swap; again after a lost swap (a writer in another process). */
+  async #swap(
     path: string,
     change: (record: SecretRecord | undefined, now: Date) => SecretRecord | Promise<SecretRecord>,
   ): Promise<void> {

@@ -15,6 +15,7 @@ import type { NexusDeps, NexusSettings } from "./deps.ts";
 import { installRootKey } from "./key_installer.ts";
 import type { PeerResult } from "./peer.ts";
 import { type AuditRecord, type AuditSink, memoryAuditSink } from "./audit.ts";
+import { KeyedQueue } from "./keyed_queue.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
@@ -105,6 +106,7 @@ export async function createTestNexus(options: {
     clock: () => FIXED_TIME,
     random: deterministicRandom(),
     log: silentLogger,
+    secretWrites: new KeyedQueue(),
     policies: new PolicySnapshot(silentLogger),
     audit,
     ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),

@@ -18,6 +18,7 @@ function service(input: RouteInput): SecretService {
     clock: deps.clock,
     random: deps.random,
     maxVersions: deps.settings.maxSecretVersions,
+    writes: deps.secretWrites,
   });
 }
 
