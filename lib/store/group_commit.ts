@@ -18,11 +18,12 @@ export interface GroupCommitOptions<C> {
   /** Most writes in one group (bounds how long one transaction holds the write lock). */
   readonly maxBatch: number;
   /**
-   * Commits `calls` as one group. Resolves one outcome per call, in order,
-   * once the group is as durable as the store promises; rejecting fails
-   * every call of the group, with that error.
+   * Commits `calls` as one group (`queued` more writes are waiting behind
+   * it). Resolves one outcome per call, in order, once the group is as
+   * durable as the store promises; rejecting fails every call of the group,
+   * with that error.
    */
-  readonly commit: (calls: readonly C[]) => Promise<readonly SqliteOutcome[]>;
+  readonly commit: (calls: readonly C[], queued: number) => Promise<readonly SqliteOutcome[]>;
 }
 
 /** Counters of a group committer. */
@@ -77,7 +78,7 @@ export function createGroupCommit<C>(options: GroupCommitOptions<C>): GroupCommi
     inFlight = true;
     let committed: Promise<readonly SqliteOutcome[]>;
     try {
-      committed = options.commit(group.map((w) => w.call));
+      committed = options.commit(group.map((w) => w.call), queue.length);
     } catch (error) {
       committed = Promise.reject(error);
     }

@@ -18,7 +18,8 @@
  * thread of Deno's blocking pool (`wal_sync.ts`) while the event loop goes
  * on serving; every write of the group is acknowledged only after it
  * returned. That is `synchronous=FULL`'s guarantee without its fsync on
- * the event loop. A failed fsync closes the store for good (every later
+ * the event loop. (A lone write, with no other write queued, is fsynced on
+ * the calling thread while fsyncs are fast: `fsync_placement.ts`.) A failed fsync closes the store for good (every later
  * call rejects): a write that was committed but maybe not written cannot
  * be answered either way.
  *
@@ -37,6 +38,7 @@
  *
  * @module
  */
+import { DEFAULT_INLINE_FSYNC_LIMIT_MS, FsyncPlacement } from "./fsync_placement.ts";
 import { createGroupCommit } from "./group_commit.ts";
 import { settle } from "./settle.ts";
 import type { SynchronousPragma } from "./sqlite_connection.ts";
@@ -98,6 +100,12 @@ function noop(): void {}
 export interface SqliteInThreadStoreOptions extends SqliteStoreOptions {
   /** Opens the WAL handle whose fsync makes a group durable at `full` (default `openWalSync`; tests wrap it). */
   readonly openWalSync?: (databaseFile: string) => WalSync;
+  /**
+   * A lone write's fsync runs on the calling thread while fsyncs average
+   * less than this, in ms (default 1; 0: every fsync off the thread). See
+   * `fsync_placement.ts`.
+   */
+  readonly inlineFsyncLimitMs?: number;
 }
 
 /**
@@ -118,6 +126,7 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
     throw error;
   }
 
+  const placement = new FsyncPlacement(options.inlineFsyncLimitMs ?? DEFAULT_INLINE_FSYNC_LIMIT_MS);
   const unsynced = new Set<Unsynced>();
   const outstanding = new Set<Promise<unknown>>();
   let failure: Error | undefined;
@@ -138,26 +147,44 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
   }
 
   /**
-   * At `full`, fsyncs the WAL, so every commit so far is durable; reads of
-   * `keys` wait for it meanwhile. A failure is fatal to the store.
+   * At `full`, fsyncs the WAL, so every commit so far is durable: on this
+   * thread for a lone write while fsyncs are fast (nothing can run meanwhile
+   * that would need the thread), otherwise off it, with reads of `keys`
+   * waiting meanwhile. A failure is fatal to the store.
    */
-  async function makeDurable(keys: ReadonlySet<string>): Promise<void> {
+  async function makeDurable(keys: ReadonlySet<string>, size: number, queued: number): Promise<void> {
     if (!wal) return;
+    const started = performance.now();
+    if (placement.inline(size, queued)) {
+      try {
+        wal.syncNow();
+      } catch (error) {
+        throw fatal(error);
+      }
+      placement.record(performance.now() - started);
+      return;
+    }
     const synced = wal.sync();
     const entry: Unsynced = { keys, done: synced.then(noop, noop) };
     unsynced.add(entry);
     try {
       await synced;
+      placement.record(performance.now() - started);
     } catch (error) {
-      failure ??= new Error(
-        `store: fsync of the SQLite WAL failed (${(error as Error).message}); committed writes may not be on disk, ` +
-          "so the store refuses every call from now on: restart Nexus",
-      );
-      group.fail(failure);
-      throw failure;
+      throw fatal(error);
     } finally {
       unsynced.delete(entry);
     }
+  }
+
+  /** Closes the store for good after a failed fsync; returns the error every call gets from now on. */
+  function fatal(error: unknown): Error {
+    failure ??= new Error(
+      `store: fsync of the SQLite WAL failed (${(error as Error).message}); committed writes may not be on disk, ` +
+        "so the store refuses every call from now on: restart Nexus",
+    );
+    group.fail(failure);
+    return failure;
   }
 
   /** Resolves once no commit that wrote `key` (`ANYTHING`: any commit) is waiting for its fsync; `undefined` when none is. */
@@ -173,9 +200,9 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
 
   const group = createGroupCommit<SqliteCall<SqliteWriteName>>({
     maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH,
-    async commit(calls) {
+    async commit(calls, queued) {
       const outcomes = db.writeBatch(calls);
-      await makeDurable(new Set(calls.map(writtenBy)));
+      await makeDurable(new Set(calls.map(writtenBy)), calls.length, queued);
       return outcomes;
     },
   });
@@ -216,7 +243,7 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
       await visible(ANYTHING);
       const before = db.totalChanges();
       const result = afterWait(work);
-      if (db.totalChanges() !== before) await makeDurable(new Set([ANYTHING]));
+      if (db.totalChanges() !== before) await makeDurable(new Set([ANYTHING]), 1, 0);
       return result;
     })());
   }

@@ -59,11 +59,14 @@ function deferred() {
 const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 /**
- * The real WAL handle, except that each fsync waits for the test to open its
- * gate (`gates[i]`, in the order the store asked for them) before it runs.
+ * The real WAL handle, except that each fsync off the thread waits for the
+ * test to open its gate (`gates[i]`, in the order the store asked for them)
+ * before it runs, and that fsyncs on the calling thread are counted
+ * (`inline`) or, with `failInline`, fail.
  */
-function gatedWal() {
+function gatedWal(failInline = false) {
   const gates: ReturnType<typeof deferred>[] = [];
+  const counts = { inline: 0 };
   const open = (file: string): WalSync => {
     const real = openWalSync(file);
     return {
@@ -72,11 +75,20 @@ function gatedWal() {
         gates.push(gate);
         return gate.promise.then(() => real.sync());
       },
+      syncNow() {
+        counts.inline++;
+        if (failInline) throw new Error("No space left on device (os error 28)");
+        real.syncNow();
+      },
       close: () => real.close(),
     };
   };
-  return { gates, open };
+  return { gates, counts, open };
 }
+
+/** A store whose every fsync runs off the thread, held at the gates of `wal`. */
+const offThread = (dir: string, wal: ReturnType<typeof gatedWal>) =>
+  createSqliteStore({ dataDir: dir, openWalSync: wal.open, inlineFsyncLimitMs: 0 });
 
 /** Whether `promise` has settled by now (after one turn of the event loop). */
 async function settledYet(promise: Promise<unknown>): Promise<boolean> {
@@ -89,7 +101,7 @@ async function settledYet(promise: Promise<unknown>): Promise<boolean> {
 Deno.test("sqlite, full: writes are acknowledged only after their group's WAL fsync, and reads of them wait for it", async () => {
   await withTempDir(async (dir) => {
     const wal = gatedWal();
-    const store = createSqliteStore({ dataDir: dir, openWalSync: wal.open });
+    const store = offThread(dir, wal);
     try {
       const first = [
         store.writeSecret("a", 0, recordOf([live(1, "first-a")])),
@@ -134,7 +146,7 @@ Deno.test("sqlite, full: writes are acknowledged only after their group's WAL fs
 Deno.test("sqlite, full: a meta write is acknowledged only after its own WAL fsync", async () => {
   await withTempDir(async (dir) => {
     const wal = gatedWal();
-    const store = createSqliteStore({ dataDir: dir, openWalSync: wal.open });
+    const store = offThread(dir, wal);
     try {
       const put = store.putMeta("k", new Uint8Array([1, 2]));
       while (wal.gates.length === 0) await turn();
@@ -157,7 +169,7 @@ Deno.test("sqlite, full: a meta write is acknowledged only after its own WAL fsy
 Deno.test("sqlite, full: a failed WAL fsync fails its writes and every later call", async () => {
   await withTempDir(async (dir) => {
     const wal = gatedWal();
-    const store = createSqliteStore({ dataDir: dir, openWalSync: wal.open });
+    const store = offThread(dir, wal);
     try {
       const write = store.writeSecret("p", 0, recordOf([live(1)]));
       while (wal.gates.length === 0) await turn();
@@ -171,6 +183,53 @@ Deno.test("sqlite, full: a failed WAL fsync fails its writes and every later cal
       await assert.rejects(store.ping(), /fsync of the SQLite WAL failed/, "/ready must fail");
       await assert.rejects(store.readSecret("p"), /fsync of the SQLite WAL failed/);
       await assert.rejects(store.writeSecret("r", 0, recordOf([live(1)])), /fsync of the SQLite WAL failed/);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("sqlite, full: a lone write is fsynced on the calling thread; a group, or a write with others queued, off it", async () => {
+  await withTempDir(async (dir) => {
+    const wal = gatedWal();
+    const store = createSqliteStore({ dataDir: dir, openWalSync: wal.open });
+    try {
+      assert.equal(await store.writeSecret("lone", 0, recordOf([live(1)])), true);
+      assert.deepEqual({ inline: wal.counts.inline, off: wal.gates.length }, { inline: 1, off: 0 });
+      const pair = [
+        store.writeSecret("pair/1", 0, recordOf([live(1)])),
+        store.writeSecret("pair/2", 0, recordOf([live(1)])),
+      ];
+      while (wal.gates.length === 0) await turn();
+      assert.equal(wal.counts.inline, 1, "a group of two went off the thread");
+      // Two lone writes issued while that fsync runs: one group of two, off the thread again.
+      const next = [
+        store.writeSecret("next/1", 0, recordOf([live(1)])),
+        store.writeSecret("next/2", 0, recordOf([live(1)])),
+      ];
+      wal.gates[0]!.resolve();
+      assert.deepEqual(await Promise.all(pair), [true, true]);
+      while (wal.gates.length === 1) await turn();
+      wal.gates[1]!.resolve();
+      assert.deepEqual(await Promise.all(next), [true, true]);
+      assert.deepEqual({ inline: wal.counts.inline, off: wal.gates.length }, { inline: 1, off: 2 });
+    } finally {
+      for (const gate of wal.gates) gate.resolve();
+      await store.close();
+    }
+  });
+});
+
+Deno.test("sqlite, full: a failed fsync on the calling thread fails the write and every later call", async () => {
+  await withTempDir(async (dir) => {
+    const wal = gatedWal(true);
+    const store = createSqliteStore({ dataDir: dir, openWalSync: wal.open });
+    try {
+      await assert.rejects(
+        store.writeSecret("p", 0, recordOf([live(1)])),
+        /fsync of the SQLite WAL failed \(No space left on device \(os error 28\)\)/,
+      );
+      await assert.rejects(store.ping(), /fsync of the SQLite WAL failed/);
     } finally {
       await store.close();
     }

@@ -11,6 +11,9 @@
  * what `FULL`'s fsync at commit guarantees; one call covers every commit of
  * a group.
  *
+ * A lone write may be fsynced on the calling thread instead, where that is
+ * faster and blocks nothing for long (`fsync_placement.ts`).
+ *
  * This relies on SQLite keeping its WAL file open, under the same path,
  * for as long as any connection is open (it deletes the file only when the
  * last connection closes; a checkpoint restarts or truncates it in place),
@@ -24,6 +27,8 @@ import { dirname } from "node:path";
 export interface WalSync {
   /** `fdatasync` of the WAL, off the calling thread; rejects on an I/O error. */
   sync(): Promise<void>;
+  /** `fdatasync` of the WAL on the calling thread (it waits for the disk); throws on an I/O error. */
+  syncNow(): void;
   /** Closes the handle (the connection that owns the WAL stays open). */
   close(): void;
 }
@@ -54,6 +59,7 @@ export function openWalSync(databaseFile: string): WalSync {
   }
   return {
     sync: () => wal.syncData(),
+    syncNow: () => wal.syncDataSync(),
     close: () => wal.close(),
   };
 }
