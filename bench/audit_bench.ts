@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   const closedChain = await chained(join(dir, "closed.log"), true);
   try {
     const apps: Array<[string, AuditSink]> = [
-      ["audit records dropped (baseline)", { record() {} }],
+      ["audit records dropped (baseline)", { record() {}, sweep: () => Promise.resolve(true) }],
       ["plain JSON lines appended to a file", plainSink],
       ["keyed chain appended to a file", chain.sink],
       ["keyed chain, fail-closed (fdatasync per record)", closedChain.sink],

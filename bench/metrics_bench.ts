@@ -56,12 +56,18 @@ async function main(): Promise<void> {
   const against = againstAt >= 0 ? Deno.args[againstAt + 1] : undefined;
 
   const apps = new Map<string, TestNexus>([
-    ["metrics on", await createTestNexus({ auditSink: { record() {} } })],
-    ["metrics off", await createTestNexus({ auditSink: { record() {} }, metrics: false })],
+    ["metrics on", await createTestNexus({ auditSink: { record() {}, sweep: () => Promise.resolve(true) } })],
+    [
+      "metrics off",
+      await createTestNexus({ auditSink: { record() {}, sweep: () => Promise.resolve(true) }, metrics: false }),
+    ],
   ]);
   if (against) {
     const base = await import(join(against, "lib/nexus/testing.ts"));
-    apps.set("base checkout (metrics on)", await base.createTestNexus({ auditSink: { record() {} } }));
+    apps.set(
+      "base checkout (metrics on)",
+      await base.createTestNexus({ auditSink: { record() {}, sweep: () => Promise.resolve(true) } }),
+    );
   }
   for (const nexus of apps.values()) {
     const put = await nexus.call(SUPERUSER, PATHS.secrets, "", { path: "bench/db", values: { pass: "p" } });

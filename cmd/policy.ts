@@ -151,7 +151,8 @@ function policyFromFlags(options: Record<string, unknown>): PolicyInput {
   };
 }
 
-async function confirm(io: CliIo, question: string): Promise<boolean> {
+/** Asks `question` on stderr and reads a line: true for `y` or `yes` (any case). */
+export async function confirm(io: CliIo, question: string): Promise<boolean> {
   io.stderr(`${question} [y/N] `);
   const answer = (await io.readLine() ?? "").trim().toLowerCase();
   return answer === "y" || answer === "yes";

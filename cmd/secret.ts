@@ -4,79 +4,27 @@
  * @module
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
-import { CliError, UsageError } from "../lib/cli/errors.ts";
+import { CliError } from "../lib/cli/errors.ts";
 import { DotenvError, renderDotenv } from "../lib/format/dotenv.ts";
-import { outputFormat, PAIRS_FORMATS, pairsFormat, renderStructured } from "../lib/cli/format.ts";
-import type { CliIo } from "../lib/cli/io.ts";
+import { PAIRS_FORMATS, pairsFormat, renderStructured } from "../lib/cli/format.ts";
 import { withNexus } from "./pilot_session.ts";
+import {
+  CAS_OPTION,
+  collectValues,
+  EXPIRY_OPTIONS,
+  parseCas,
+  parseExpiryOptions,
+  parseVersion,
+  parseVersions,
+  VALUE_OPTIONS,
+} from "./secret_args.ts";
+import { moveCommand, patchCommand } from "./secret_write.ts";
+import { destroyCommand } from "./secret_destroy.ts";
+import { metadataCommand } from "./secret_metadata.ts";
+import { listCommand } from "./secret_list.ts";
+import { getManyCommand } from "./secret_get_many.ts";
 
-const FORMAT_OPTION = {
-  format: {
-    type: "string",
-    short: "f",
-    description: "Output format: human, json or yaml",
-    valueName: "format",
-    choices: ["human", "json", "yaml"],
-  },
-} as const;
-
-/** Parses `-v 1,2,3` into version numbers. */
-export function parseVersions(value: unknown): number[] {
-  if (value === undefined) return [];
-  const out: number[] = [];
-  for (const part of String(value).split(",")) {
-    const text = part.trim();
-    if (!/^\d+$/.test(text) || Number(text) > 2 ** 31 - 1) throw new UsageError(`'${text}' is not a version number`);
-    out.push(Number(text));
-  }
-  return out;
-}
-
-function parseVersion(value: unknown): number {
-  const versions = parseVersions(value);
-  if (versions.length > 1) throw new UsageError("give a single version");
-  return versions[0] ?? 0;
-}
-
-/** Collects `key=value` pairs, `--from-file key=path` and `--from-stdin key`. */
-async function collectValues(
-  pairs: readonly string[],
-  fromFile: readonly string[],
-  fromStdin: string | undefined,
-  io: CliIo,
-): Promise<Record<string, string>> {
-  const values: Record<string, string> = {};
-  const set = (key: string, value: string) => {
-    if (key === "") throw new UsageError("a key name is empty");
-    if (Object.hasOwn(values, key)) throw new UsageError(`key '${key}' is given twice`);
-    values[key] = value;
-  };
-  for (const pair of pairs) {
-    const at = pair.indexOf("=");
-    if (at < 0) throw new UsageError(`'${pair}' is not key=value`);
-    set(pair.slice(0, at), pair.slice(at + 1));
-  }
-  for (const spec of fromFile) {
-    const at = spec.indexOf("=");
-    if (at < 0) throw new UsageError(`--from-file takes key=path, got '${spec}'`);
-    const file = spec.slice(at + 1);
-    try {
-      set(spec.slice(0, at), await Deno.readTextFile(file));
-    } catch (error) {
-      if (error instanceof UsageError) throw error;
-      throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
-    }
-  }
-  if (fromStdin !== undefined) {
-    const bytes = await io.readHiddenText(`Value of '${fromStdin}' (input is hidden; end with Ctrl-D): `);
-    const text = new TextDecoder().decode(bytes);
-    bytes.fill(0);
-    // A value piped with `echo` (or ended with Enter before Ctrl-D) ends in one newline the user did not mean.
-    set(fromStdin, text.endsWith("\n") ? text.slice(0, -1) : text);
-  }
-  if (Object.keys(values).length === 0) throw new UsageError("give at least one key=value");
-  return values;
-}
+export { parseVersions };
 
 /** The `secret` command group. */
 export const secretCommand: CommandSpec = {
@@ -90,32 +38,23 @@ export const secretCommand: CommandSpec = {
       details:
         "Values given as key=value end up in your shell history; prefer --from-file or --from-stdin for real secrets.",
       positionals: { min: 1 },
-      options: {
-        "from-file": {
-          type: "string",
-          multiple: true,
-          description: "Read a value from a file: key=path (repeatable)",
-          valueName: "key=path",
-        },
-        "from-stdin": {
-          type: "string",
-          description: "Read the value of this key from standard input (asked for without echo on a terminal)",
-          valueName: "key",
-        },
-      },
+      options: { ...VALUE_OPTIONS, ...CAS_OPTION, ...EXPIRY_OPTIONS },
       run: async ({ positionals, options, io }) => {
         const [path, ...pairs] = positionals;
+        const cas = parseCas(options.cas);
+        const expiry = parseExpiryOptions(options);
         const values = await collectValues(
           pairs,
           (options["from-file"] as string[] | undefined) ?? [],
           options["from-stdin"] as string | undefined,
           io,
         );
-        await withNexus(io, ({ nexus }) => nexus.putSecret(path!, values));
+        await withNexus(io, ({ nexus }) => nexus.putSecret(path!, values, { cas, ...expiry }));
         io.stderr(`OK: secret ${path} written\n`);
         return 0;
       },
     },
+    patchCommand,
     {
       name: "get",
       summary: "Read a secret (or one key of it)",
@@ -153,6 +92,7 @@ export const secretCommand: CommandSpec = {
         return 0;
       },
     },
+    getManyCommand,
     {
       name: "delete",
       summary: "Soft-delete versions of a secret (default: the current one)",
@@ -186,42 +126,10 @@ export const secretCommand: CommandSpec = {
         return 0;
       },
     },
-    {
-      name: "list",
-      summary: "List secret paths",
-      positionals: { min: 0, max: 0 },
-      options: FORMAT_OPTION,
-      run: async ({ options, io }) => {
-        const format = outputFormat(options.format);
-        const keys = await withNexus(io, ({ nexus }) => nexus.listSecrets());
-        if (format === "human") io.stdout(keys.map((k) => `${k}\n`).join(""));
-        else io.stdout(await renderStructured(keys, format));
-        return 0;
-      },
-    },
-    {
-      name: "metadata",
-      summary: "Secret metadata",
-      subcommands: [
-        {
-          name: "get",
-          summary: "Show versions and timestamps of a secret",
-          args: "<path>",
-          positionals: { min: 1, max: 1 },
-          options: {
-            version: { type: "string", short: "v", description: "Only this version", valueName: "N" },
-            ...FORMAT_OPTION,
-          },
-          run: async ({ positionals, options, io }) => {
-            const format = outputFormat(options.format);
-            const version = parseVersion(options.version);
-            const meta = await withNexus(io, ({ nexus }) => nexus.getSecretMetadata(positionals[0]!, version));
-            io.stdout(await renderStructured(meta, format === "json" ? "json" : "yaml"));
-            return 0;
-          },
-        },
-      ],
-    },
+    destroyCommand,
+    listCommand,
+    moveCommand,
+    metadataCommand,
   ],
 };
 

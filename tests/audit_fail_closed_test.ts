@@ -2,15 +2,20 @@
  * `SPIKE_NEXUS_AUDIT_FAIL_CLOSED=true` on a real `spike nexus`, with a real
  * write failure: the audit path is a symlink, rotated (SIGHUP) onto
  * `/dev/full`, where every write fails with ENOSPC. While records cannot be
- * written, a put is refused with 503 and writes nothing (read back after the
- * disk "recovers"), and reads are refused too; the records Nexus could not
- * write are declared in the chain once it can write again, so the trail
- * still verifies. A Nexus that cannot write its first record does not start.
+ * written, a put, a move and a metadata delete are refused with 503 and
+ * write nothing (read back after the disk "recovers"), reads are refused
+ * too, and the expiry sweep holds back (the expired secret stays in the
+ * SQLite file until the disk is back, then the sweep removes it, audited);
+ * the records Nexus could not write are declared in the chain once it can
+ * write again, so the trail still verifies. A Nexus that cannot write its
+ * first record does not start.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { SQLITE_FILE_NAME } from "../lib/store/sqlite_store.ts";
 import { exits, type RestoredNexus, startRestoredNexus } from "./support/restored_nexus.ts";
-import { freePort, runSpike } from "./support/process.ts";
+import { eventually, freePort, runSpike } from "./support/process.ts";
 
 Deno.test("fail-closed audit on a real Nexus: a full disk refuses requests and changes nothing", async () => {
   const logs = await Deno.makeTempDir({ prefix: "spike_audit_full_" });
@@ -23,9 +28,25 @@ Deno.test("fail-closed audit on a real Nexus: a full disk refuses requests and c
   let nexus: RestoredNexus | undefined;
   try {
     nexus = await startRestoredNexus("spike_audit_fail_closed_", {
-      nexusEnv: () => ({ SPIKE_NEXUS_AUDIT_LOG: path, SPIKE_NEXUS_AUDIT_FAIL_CLOSED: "true" }),
+      nexusEnv: () => ({
+        SPIKE_NEXUS_AUDIT_LOG: path,
+        SPIKE_NEXUS_AUDIT_FAIL_CLOSED: "true",
+        SPIKE_NEXUS_EXPIRY_SWEEP_INTERVAL: "200ms",
+      }),
     });
     exits(await nexus.admin(["secret", "put", "app/db", "pass=before"]), 0, "put while the disk works");
+    exits(await nexus.admin(["secret", "put", "app/keep", "pass=kept"]), 0, "put while the disk works");
+    // Expires while the disk is full: the sweep must hold back until it can audit the removal.
+    exits(await nexus.admin(["secret", "put", "app/tmp", "pass=brief", "--ttl", "3s"]), 0, "put with a ttl");
+    const file = join(nexus.dir, "data", SQLITE_FILE_NAME);
+    const stored = (secretPath: string) => {
+      const db = new DatabaseSync(file, { readOnly: true });
+      try {
+        return db.prepare("SELECT count(*) AS n FROM secrets WHERE path = ?").get(secretPath)?.n === 1;
+      } finally {
+        db.close();
+      }
+    };
 
     // Log rotation onto a full disk.
     await point("/dev/full");
@@ -37,6 +58,16 @@ Deno.test("fail-closed audit on a real Nexus: a full disk refuses requests and c
     const get = await nexus.admin(["secret", "get", "app/db"]);
     assert.equal(get.code, 1, "an unaudited read is refused too");
     assert.doesNotMatch(get.stdout, /before/);
+    for (
+      const args of [["secret", "move", "app/keep", "app/moved"], ["secret", "metadata", "delete", "app/keep", "--yes"]]
+    ) {
+      const refused = await nexus.admin(args);
+      assert.equal(refused.code, 1, `${args.join(" ")}: ${refused.stdout}`);
+      assert.match(refused.stderr, /Nexus is not ready/);
+    }
+    await nexus.process.waitFor(/expiry sweep held back: its audit record could not be stored/);
+    assert.ok(stored("app/tmp"), "the expired secret was not swept unaudited");
+    assert.ok(stored("app/keep") && !stored("app/moved"), "the refused move and delete changed nothing");
 
     // The disk is back: the refused put changed nothing.
     await point(join(logs, "second.log"));
@@ -50,6 +81,21 @@ Deno.test("fail-closed audit on a real Nexus: a full disk refuses requests and c
       "metadata",
     );
     assert.equal(JSON.parse(metadata.stdout).metadata.currentVersion, 1);
+    await eventually(() => Promise.resolve(!stored("app/tmp")), "the sweep removed the expired secret");
+    const sweepRecords = async () =>
+      (await Deno.readTextFile(join(logs, "second.log"))).trimEnd().split("\n").map((l) => JSON.parse(l));
+    // The outcome is written once the batch is done, just after the removal.
+    await eventually(
+      async () => (await sweepRecords()).some((r) => r.type === "audit-sweep" && r.phase === "done"),
+      "the sweep's outcome is written",
+    );
+    const second = await sweepRecords();
+    const sweepIntent = second.findIndex((r) => r.type === "audit-sweep" && r.phase === "intent");
+    const sweepDone = second.findIndex((r) =>
+      r.type === "audit-sweep" && r.phase === "done" && r.trail === second[sweepIntent]?.trail
+    );
+    assert.ok(sweepIntent >= 0 && sweepDone > sweepIntent, "the sweep's intent, then its outcome");
+    assert.deepEqual([second[sweepIntent].paths, second[sweepDone].removed], [["app/tmp"], ["app/tmp"]]);
 
     // The first put's intent was written (and synced) before its change.
     const first = (await Deno.readTextFile(join(logs, "first.log"))).trimEnd().split("\n").map((l) => JSON.parse(l));

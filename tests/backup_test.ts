@@ -183,6 +183,7 @@ class WriteLoad {
   }
 }
 
+const SEED_EXPIRY = "2099-01-01T00:00:00.000Z";
 const seedPath = (i: number) => `drill/seed/${String(i).padStart(3, "0")}`;
 const loadPath = (w: number) => `drill/load/${w}`;
 
@@ -197,6 +198,10 @@ async function prepareSource(drill: Drill, source: { url: string; port: number }
   );
   const client = await drill.client(source.url);
   for (let i = 0; i < SEEDS; i++) await client.putSecret(seedPath(i), { value: `seed-${i}`, i: String(i) });
+  // The key-value extensions' columns travel too: sealed custom metadata, an expiry, a destroyed version.
+  await client.putSecretMetadata(seedPath(0), { customMetadata: { owner: "drill" }, expiresAt: SEED_EXPIRY });
+  await client.putSecret(seedPath(1), { value: "seed-1", i: "1" }, { versionExpiresAt: SEED_EXPIRY });
+  await client.destroySecret(seedPath(1), [1]);
   await client.putPolicy({
     name: "drill-readers",
     spiffeidPattern: "^spiffe://spike\\.ist/app/reader$",
@@ -235,6 +240,11 @@ async function readEverythingBack(
   for (let i = 0; i < SEEDS; i++) {
     assert.deepEqual(await client.getSecret(seedPath(i)), { value: `seed-${i}`, i: String(i) });
   }
+  const [first, second] = [await client.getSecretMetadata(seedPath(0)), await client.getSecretMetadata(seedPath(1))];
+  assert.deepEqual(first.metadata.customMetadata, { owner: "drill" }, "custom metadata restored, and it opens");
+  assert.equal(first.metadata.expiresAt, SEED_EXPIRY);
+  assert.equal(second.versions["1"]!.destroyed, true);
+  assert.equal(second.versions["2"]!.expiresAt, SEED_EXPIRY);
   for (let w = 0; w < LOAD_PATHS; w++) {
     const values = await client.getSecret(loadPath(w));
     const n = Number(values.n);

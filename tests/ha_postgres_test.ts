@@ -75,6 +75,7 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
           SPIKE_NEXUS_POSTGRES_CA_FILE: caFile,
           SPIKE_NEXUS_MAX_SECRET_VERSIONS: "100",
           SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: "2s",
+          SPIKE_NEXUS_EXPIRY_SWEEP_INTERVAL: "200ms",
         },
         /nexus listening/,
         i === 1 ? leastPermissions : undefined,
@@ -156,6 +157,48 @@ Deno.test("postgres HA: two Nexus instances share one database and one root key"
       assert.equal(seen.size, 40, "every writer's value is some version");
       await assert.rejects(superA.getSecret("apps/billing/counter", { version: 41 }), /404|not found/i);
     });
+
+    await t.step(
+      "key-value features across both: check-and-set, patch, move, expiry swept by one of them",
+      async () => {
+        // Check-and-set: of writers on both instances naming the same version, one lands per round.
+        for (let round = 0; round < 3; round++) {
+          const results = await Promise.allSettled(
+            Array.from(
+              { length: 6 },
+              (_, i) =>
+                (i % 2 ? superA : superB).putSecret("apps/billing/cas", { round: String(round) }, { cas: round }),
+            ),
+          );
+          assert.equal(
+            results.filter((r) => r.status === "fulfilled").length,
+            1,
+            `round ${round}`,
+          );
+        }
+        // Patches of distinct keys through both instances at once: none lost.
+        await superA.putSecret("apps/billing/conf", { base: "0" });
+        await Promise.all(
+          Array.from(
+            { length: 20 },
+            (_, i) => (i % 2 ? superA : superB).patchSecret("apps/billing/conf", { [`k${i}`]: "v" }),
+          ),
+        );
+        assert.equal(Object.keys(await superB.getSecret("apps/billing/conf")).length, 21);
+        // A move on one instance is what the other sees.
+        await superA.moveSecret("apps/billing/conf", "apps/billing/conf-moved");
+        assert.equal(Object.keys(await superB.getSecret("apps/billing/conf-moved")).length, 21);
+        await assert.rejects(superB.getSecret("apps/billing/conf"), /404|not found/i);
+        // A 1 s expiry: reads stop at once on both; the sweep (either instance, one at a time) removes it.
+        await superA.putSecret("apps/billing/brief", { v: "1" }, { ttl: "1s" });
+        const listed = async () => (await superB.listSecretsPage({ prefix: "apps/billing/brief" })).keys.length;
+        assert.equal(await listed(), 1);
+        const deadline = Date.now() + 15_000;
+        while ((await listed()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        assert.equal(await listed(), 0, "the expired secret was swept");
+        await assert.rejects(superA.getSecret("apps/billing/brief"), /404|not found/i);
+      },
+    );
 
     await t.step("behind HAProxy (deploy/haproxy/nexus-ha.cfg, TLS passed through), clients reach Nexus", async () => {
       haproxy = await startHaproxy(HAPROXY_CONFIG, {

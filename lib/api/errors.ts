@@ -5,7 +5,7 @@
  * @module
  */
 
-/** Error codes of the SPIKE v1 contract, plus two of ours (413, 429). */
+/** Error codes of the SPIKE v1 contract, plus three of ours (409, 413, 429). */
 export type ErrorCode =
   | "api_bad_request"
   | "access_unauthorized"
@@ -13,7 +13,8 @@ export type ErrorCode =
   | "api_internal_error"
   | "state_not_ready"
   | "api_payload_too_large"
-  | "api_rate_limited";
+  | "api_rate_limited"
+  | "api_conflict";
 
 /** HTTP status for each error code. */
 export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
@@ -24,6 +25,9 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   state_not_ready: 503,
   api_payload_too_large: 413,
   api_rate_limited: 429,
+  // A write whose precondition failed: a check-and-set version that is not
+  // the current one, or a move onto a path that exists.
+  api_conflict: 409,
 });
 
 /**

@@ -20,8 +20,11 @@ export const PATHS = Object.freeze({
   keeperShard: "/v1/store/shard",
 });
 
-/** `?action=` values; the empty string is "no action". */
-export type Action = "" | "get" | "delete" | "undelete" | "list";
+/**
+ * `?action=` values; the empty string is "no action". `patch`, `destroy`,
+ * `move` and `getMany` are ours (key-value extensions).
+ */
+export type Action = "" | "get" | "delete" | "undelete" | "list" | "patch" | "destroy" | "move" | "getMany";
 
 /** Builds `path?action=a` (or just `path` for the default action). */
 export function urlFor(base: string, path: string, action: Action = ""): string {

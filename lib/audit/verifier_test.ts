@@ -261,3 +261,66 @@ Deno.test("verify: the wrong key fails the first keyed record", async () => {
   const report = await check({ "a.log": trail() }, localMacChecker([other]));
   assert.equal(report.finding?.message, "record 4 (line 4 of a.log): edited (MAC mismatch)");
 });
+
+Deno.test("verify: multi-path records (move, batch read: resources) and the sweep's records verify; edits to their lists are caught", async () => {
+  const chain = new AuditChain("11111111-2222-3333-4444-555555555555");
+  chain.useKey(KEY());
+  const resources = [
+    { path: "app/from", permissions: ["read", "write"], outcome: "ok" },
+    { path: 'app/"quoted" \\ päth', permissions: ["write"], outcome: "ok" },
+  ];
+  const move = { ...request(1), action: "move", resource: "app/from", permissions: ["read", "write"], resources };
+  const intent = {
+    time: "2026-01-02T03:04:05.000Z",
+    type: "audit-intent",
+    trail: "trail-1",
+    spiffeId: "spiffe://spike.ist/app/web",
+    route: "/v1/store/secrets",
+    action: "move",
+    resource: "app/from",
+    permissions: ["read", "write"],
+    resources,
+  };
+  const batch = {
+    ...request(2),
+    action: "getMany",
+    resource: null,
+    resources: [{ path: "a", permissions: ["read"], outcome: "ok" }, {
+      path: "b",
+      permissions: ["read"],
+      outcome: "denied",
+    }],
+  };
+  const sweep = { time: "2026-01-02T03:04:05.000Z", type: "audit-sweep", trail: "trail-3", phase: "intent" };
+  const lines = [
+    chain.seal(event("start", { pid: 1 })).line,
+    chain.seal(intent).line,
+    chain.seal(move).line,
+    chain.seal(batch).line,
+    chain.seal({ ...sweep, paths: ["x/1", "x/2"] }).line,
+    chain.seal({ ...sweep, phase: "done", removed: ["x/1"], destroyed: [{ path: "x/2", versions: [3] }], skipped: [] })
+      .line,
+    chain.seal(event("stop")).line,
+  ];
+  assert.deepEqual(await check({ "a.log": lines }), { ok: true, records: 7, segments: 1, instances: 1, notes: [] });
+  assert.deepEqual(
+    (parseChainedLine(lines[2]!) as { fields: Record<string, unknown> }).fields.resources,
+    resources,
+    "the list round-trips through the line",
+  );
+
+  for (
+    const [index, from, to] of [
+      [1, '"path":"app/from"', '"path":"app/other"'],
+      [2, '"outcome":"ok"}]', '"outcome":"denied"}]'],
+      [3, '"outcome":"denied"', '"outcome":"ok"'],
+      [4, '"x/2"]', '"x/3"]'],
+      [5, '"versions":[3]', '"versions":[4]'],
+    ] as const
+  ) {
+    const edited = [...lines];
+    edited[index] = edit(edited[index]!, from, to);
+    const report = await check({ "a.log": edited });
+    assert.equal(report.finding?.message, `record ${index + 1} (line ${index + 1} of a.log): edited (MAC mismatch)`);
+  }
+});

@@ -8,10 +8,14 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import postgres from "postgres";
 import { createTestDatabase, testPostgresCaFile } from "../../tests/support/postgres_db.ts";
 import { KEY_CHECK_META } from "../nexus/key_check.ts";
 import { createPostgresStore } from "../store/postgres_store.ts";
-import { createSqliteStore } from "../store/sqlite_store.ts";
+import { migratePostgres, POSTGRES_MIGRATIONS } from "../store/postgres_schema.ts";
+import { migrate, MIGRATIONS } from "../store/sqlite_schema.ts";
+import { createSqliteStore, SQLITE_FILE_NAME } from "../store/sqlite_store.ts";
 import type { PolicyRecord, SecretRecord, Store } from "../store/types.ts";
 import { makeBackup, restoreBackup, type StoreLocation } from "./backup.ts";
 import { manifestPathOf } from "./files.ts";
@@ -22,7 +26,11 @@ const at = (s: number) => new Date(T0 + s * 1000);
 const bytes = (text: string) => new TextEncoder().encode(text);
 const clock = () => new Date(T0 + 3600_000);
 
-/** Secrets with several versions (one soft-deleted), one with none left, two policies, the key check. */
+/**
+ * Secrets with several versions (one soft-deleted, some destroyed, some
+ * expiring), some with custom metadata or an expiry, one with none left,
+ * two policies, the key check.
+ */
 async function fill(store: Store): Promise<void> {
   for (let i = 0; i < 25; i++) {
     const path = `apps/app-${String(i).padStart(2, "0")}/db`;
@@ -30,7 +38,10 @@ async function fill(store: Store): Promise<void> {
       version: n,
       createdTime: at(i * 10 + n),
       deletedTime: n === 2 ? at(i * 10 + 5) : null,
-      sealed: bytes(`sealed ${path} v${n} \u0000\u00ff`),
+      // Every third secret's version 2 is destroyed: its sealed bytes are empty.
+      sealed: n === 2 && i % 3 === 0 ? new Uint8Array(0) : bytes(`sealed ${path} v${n} \u0000\u00ff`),
+      // Every fifth secret's version 3 expires.
+      ...(n === 3 && i % 5 === 0 ? { expiresAt: at(9000 + i) } : {}),
     }]));
     const record: SecretRecord = {
       revision: 0,
@@ -40,6 +51,8 @@ async function fill(store: Store): Promise<void> {
       createdTime: at(i),
       updatedTime: at(i + 1),
       versions,
+      ...(i % 4 === 0 ? { customMetadata: bytes(`sealed custom metadata of ${path}`) } : {}),
+      ...(i % 6 === 0 ? { expiresAt: at(8000 + i) } : {}),
     };
     assert.ok(await store.writeSecret(path, 0, record));
     // A second write so the revision is not 1: restores keep it.
@@ -306,4 +319,72 @@ Deno.test("the documented pg_dump / pg_restore steps copy the spike tables whole
     await source.db.drop();
     await target.db.drop();
   }
+});
+
+Deno.test("backup: databases an earlier build left (SQLite schema 2, Postgres schema 3) back up and restore", async () => {
+  await withDir(async (dir) => {
+    const t = new Date("2026-01-02T03:04:05.678Z");
+    const expectedSecret: SecretRecord = {
+      revision: 1,
+      currentVersion: 1,
+      oldestVersion: 1,
+      createdTime: t,
+      updatedTime: t,
+      maxVersions: 10,
+      versions: new Map([[1, { version: 1, createdTime: t, deletedTime: null, sealed: new Uint8Array([7, 7]) }]]),
+    };
+    // SQLite at version 2, as a Nexus of an earlier build left its data directory.
+    await Deno.mkdir(join(dir, "old-sqlite"), { mode: 0o700 });
+    const old = new DatabaseSync(join(dir, "old-sqlite", SQLITE_FILE_NAME));
+    try {
+      migrate(old, MIGRATIONS.slice(0, 2));
+      old.exec(
+        "INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms) " +
+          `VALUES ('old/db', 1, 1, 1, 10, ${t.getTime()}, ${t.getTime()});` +
+          "INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed) " +
+          `VALUES ('old/db', 1, ${t.getTime()}, NULL, x'0707')`,
+      );
+    } finally {
+      old.close();
+    }
+    // Postgres at version 3 (audit_logs, before custom metadata and expiry).
+    const pg = await postgresDb();
+    const sql = postgres(pg.location.options.url, {
+      max: 1,
+      onnotice: () => {},
+      ssl: { ca: pg.location.options.caPem },
+    });
+    try {
+      await migratePostgres(sql, POSTGRES_MIGRATIONS.slice(0, 3));
+      await sql`INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_at, updated_at)
+                VALUES ('old/db', 1, 1, 1, 10, ${t}, ${t})`;
+      await sql`INSERT INTO secret_versions (path, version, created_at, deleted_at, sealed)
+                VALUES ('old/db', 1, ${t}, NULL, ${new Uint8Array([7, 7])})`;
+      const sources: Array<[string, StoreLocation, number]> = [
+        ["sqlite", sqliteAt(join(dir, "old-sqlite")), 2],
+        ["postgres", pg.location, 3],
+      ];
+      for (const [name, source, schemaVersion] of sources) {
+        for (const kind of name === "sqlite" ? ["sqlite", "jsonl"] as const : ["jsonl"] as const) {
+          const out = join(dir, `${name}.${kind}`);
+          const manifest = await makeBackup({ source, out, kind, spikeVersion: "t", clock });
+          assert.equal(manifest.source.schemaVersion, schemaVersion, `${name} ${kind}`);
+          if (kind === "sqlite") {
+            // What the earlier build wrote into its manifest: format 1 (the data file, and so its checksum, is the same).
+            const manifestFile = manifestPathOf(out);
+            const written = JSON.parse(await Deno.readTextFile(manifestFile));
+            await Deno.writeTextFile(manifestFile, JSON.stringify({ ...written, formatVersion: 1 }));
+          }
+          const target = join(dir, `restored-${name}-${kind}`);
+          await restoreBackup(out, sqliteAt(target));
+          const restored = createSqliteStore({ dataDir: target });
+          assert.deepEqual(await restored.readSecret("old/db"), expectedSecret, `${name} ${kind}`);
+          await restored.close();
+        }
+      }
+    } finally {
+      await sql.end();
+      await pg.db.drop();
+    }
+  });
 });

@@ -13,8 +13,15 @@ import type { PolicyRecord, SecretRecord, SecretVersion } from "../store/types.t
 
 /** The `format` value of every spike backup manifest. */
 export const BACKUP_FORMAT = "spike-backup";
-/** The version of the backup format this build writes and reads. */
-export const BACKUP_FORMAT_VERSION = 1;
+/**
+ * The version of the backup format this build writes. Version 2 added the
+ * key-value extensions' fields to secret items (`customMetadata`,
+ * `expiresAt`, and a version's `expiresAt`), all optional.
+ */
+export const BACKUP_FORMAT_VERSION = 2;
+
+/** The versions this build reads: every one so far (a version 1 backup simply has none of the later fields). */
+const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
 
 /** A backup that cannot be made, read or restored, with a message for the operator. */
 export class BackupError extends Error {
@@ -120,7 +127,10 @@ export function encodeItem(item: BackupItem): Record<string, unknown> {
           createdTime: v.createdTime.toISOString(),
           deletedTime: v.deletedTime?.toISOString() ?? null,
           sealed: encodeBase64(v.sealed),
+          ...(v.expiresAt === undefined ? {} : { expiresAt: v.expiresAt.toISOString() }),
         })),
+        ...(r.customMetadata === undefined ? {} : { customMetadata: encodeBase64(r.customMetadata) }),
+        ...(r.expiresAt === undefined ? {} : { expiresAt: r.expiresAt.toISOString() }),
       };
     }
     case "policy": {
@@ -156,6 +166,7 @@ export function decodeItem(value: unknown, where: string): BackupItem {
           createdTime: date(v.createdTime, where, "version createdTime"),
           deletedTime: v.deletedTime === null ? null : date(v.deletedTime, where, "version deletedTime"),
           sealed: bytes(v.sealed, where, "sealed"),
+          ...(v.expiresAt === undefined ? {} : { expiresAt: date(v.expiresAt, where, "version expiresAt") }),
         });
       }
       return {
@@ -169,6 +180,10 @@ export function decodeItem(value: unknown, where: string): BackupItem {
           createdTime: date(o.createdTime, where, "createdTime"),
           updatedTime: date(o.updatedTime, where, "updatedTime"),
           versions,
+          ...(o.customMetadata === undefined
+            ? {}
+            : { customMetadata: bytes(o.customMetadata, where, "customMetadata") }),
+          ...(o.expiresAt === undefined ? {} : { expiresAt: date(o.expiresAt, where, "expiresAt") }),
         },
       };
     }
@@ -199,10 +214,10 @@ export function decodeItem(value: unknown, where: string): BackupItem {
 export function checkManifest(value: unknown, where: string): BackupManifest {
   const o = object(value, where);
   if (o.format !== BACKUP_FORMAT) throw new BackupError(`${where} is not a spike backup manifest`);
-  if (o.formatVersion !== BACKUP_FORMAT_VERSION) {
+  if (typeof o.formatVersion !== "number" || !READABLE_FORMAT_VERSIONS.includes(o.formatVersion)) {
     throw new BackupError(
-      `${where}: backup format version ${String(o.formatVersion)} is not the one this build reads ` +
-        `(${BACKUP_FORMAT_VERSION})`,
+      `${where}: backup format version ${String(o.formatVersion)} is not one this build reads ` +
+        `(${READABLE_FORMAT_VERSIONS.join(", ")})`,
     );
   }
   if (o.kind !== "sqlite" && o.kind !== "jsonl") throw bad(where, "kind");
@@ -213,7 +228,7 @@ export function checkManifest(value: unknown, where: string): BackupManifest {
   if (typeof o.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(o.sha256)) throw bad(where, "sha256");
   return {
     format: BACKUP_FORMAT,
-    formatVersion: BACKUP_FORMAT_VERSION,
+    formatVersion: o.formatVersion,
     kind: o.kind,
     spikeVersion: text(o.spikeVersion, where, "spikeVersion"),
     createdAt: date(o.createdAt, where, "createdAt").toISOString(),

@@ -6,7 +6,7 @@
  * change are caught before a restore touches the target.
  *
  * ```
- * {"type":"header","format":"spike-backup","formatVersion":1,"kind":"jsonl",...,"counts":{...}}
+ * {"type":"header","format":"spike-backup","formatVersion":2,"kind":"jsonl",...,"counts":{...}}
  * {"type":"secret","path":"app/db","revision":3,...,"versions":[{"version":1,...,"sealed":"<base64>"}]}
  * {"type":"policy","name":"web",...}
  * {"type":"meta","key":"root_key_check","value":"<base64>"}

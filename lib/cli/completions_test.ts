@@ -109,7 +109,7 @@ Deno.test("completions: bash completes subcommands, flags and flag values along 
   );
   assert.deepEqual(out.split("\n").slice(0, -1), [
     "secret",
-    "put get delete undelete list metadata",
+    "put patch get get-many delete undelete destroy list move metadata",
     "get",
     "--format",
     "human json yaml env",
@@ -147,7 +147,14 @@ end`,
     }
     const words = (text: string | undefined) => (text ?? "").split("\n").map((l) => l.split("\t")[0]).sort();
     assert.equal(sections["spike sec"], "secret\tRead and write secrets");
-    assert.equal(sections["spike secret metadata "], "get\tShow versions and timestamps of a secret");
+    assert.equal(
+      sections["spike secret metadata "],
+      [
+        "delete\tRemove a secret with every version and its metadata, for good (asks first unless --yes)",
+        "get\tShow versions and timestamps of a secret",
+        "put\tSet a secret's custom metadata or expiry (no new version)",
+      ].join("\n"),
+    );
     assert.equal(sections["spike secret get app --f"], "--format\tOutput format: human, json, yaml or env");
     assert.deepEqual(words(sections["spike secret get -f "]), [
       "env",
@@ -186,8 +193,8 @@ probe spike mirror --mode ""
 probe spike secret get app ""`,
     );
     assert.deepEqual(out.split("\n").slice(0, -1), [
-      "put get delete undelete list metadata",
-      "get",
+      "put patch get get-many delete undelete destroy list move metadata",
+      "get put delete",
       "human json yaml env",
       "--mode --once --help -h",
       "file env",

@@ -19,6 +19,8 @@ const MESSAGES: Readonly<Record<ErrorCode, string>> = {
     "(see its logs)",
   api_payload_too_large: "the request is larger than the server accepts",
   api_rate_limited: "rate limited: try again later",
+  api_conflict: "conflict: the secret is not in the state the request expected " +
+    "(its current version differs from the check-and-set version, or the destination exists)",
 };
 
 /** A server answer other than 200. */
@@ -50,6 +52,13 @@ export class UnauthorizedError extends ApiCallError {}
 /** 404: no such secret, version, key or policy (or the version is deleted). */
 export class NotFoundError extends ApiCallError {}
 
+/**
+ * 409: the write's precondition failed — the secret's current version is not
+ * the check-and-set version given, or a move's destination exists. Re-read
+ * and decide again.
+ */
+export class ConflictError extends ApiCallError {}
+
 /** 413: the request body is larger than Nexus accepts. */
 export class PayloadTooLargeError extends ApiCallError {}
 
@@ -66,6 +75,7 @@ const CLASS_OF_STATUS: ReadonlyMap<number, typeof ApiCallError> = new Map<number
   [400, BadRequestError],
   [401, UnauthorizedError],
   [404, NotFoundError],
+  [409, ConflictError],
   [413, PayloadTooLargeError],
   [429, RateLimitedError],
   [500, InternalServerError],

@@ -11,12 +11,24 @@ import type { Permission } from "../api/validate.ts";
 import { ApiCallError, apiCallError } from "./errors.ts";
 import type { Transport, TransportResponse } from "./transport.ts";
 
+/** One version's facts in {@linkcode SecretMetadata}. */
+export interface SecretVersionMetadata {
+  /** RFC 3339. */
+  readonly createdTime: string;
+  /** Version number. */
+  readonly version: number;
+  /** RFC 3339, or `null` while not deleted. */
+  readonly deletedTime: string | null;
+  /** `true` when the version's values were destroyed for good [ours]; absent otherwise. */
+  readonly destroyed?: true;
+  /** RFC 3339: when this version expires [ours]; absent when it does not. */
+  readonly expiresAt?: string;
+}
+
 /** Secret metadata as the wire shows it. */
 export interface SecretMetadata {
   /** Per-version facts keyed by version number. */
-  readonly versions: Readonly<
-    Record<string, { readonly createdTime: string; readonly version: number; readonly deletedTime: string | null }>
-  >;
+  readonly versions: Readonly<Record<string, SecretVersionMetadata>>;
   /** Path-level facts. */
   readonly metadata: {
     readonly currentVersion: number;
@@ -24,7 +36,21 @@ export interface SecretMetadata {
     readonly createdTime: string;
     readonly updatedTime: string;
     readonly maxVersions: number;
+    /** The secret's custom metadata [ours]; absent when it has none. */
+    readonly customMetadata?: Readonly<Record<string, string>>;
+    /** RFC 3339: when the whole secret expires [ours]; absent when it does not. */
+    readonly expiresAt?: string;
   };
+}
+
+/** What a metadata put changes [ours]; absent fields stay as they are. */
+export interface MetadataUpdate {
+  /** Replaces all custom metadata (at most 64 keys of ≤ 128 bytes, values ≤ 512 bytes); `{}` clears it. */
+  readonly customMetadata?: Readonly<Record<string, string>>;
+  /** The whole secret expires this long from now: a duration (`"24h"`, `"1h30m"`) or seconds. */
+  readonly ttl?: string | number;
+  /** The whole secret expires at this time; `null` removes its expiry. */
+  readonly expiresAt?: string | Date | null;
 }
 
 /** A policy as the wire shows it. */
@@ -60,6 +86,52 @@ export interface RestoreProgress {
   readonly restored: boolean;
 }
 
+/** Check-and-set and expiry for a put or patch [ours]. */
+export interface WriteOptions {
+  /** Write only when the secret's current version is this number (0: no current version). */
+  readonly cas?: number;
+  /** The whole secret expires this long from now: a duration (`"24h"`, `"1h30m"`) or seconds. */
+  readonly ttl?: string | number;
+  /** The whole secret expires at this time (RFC 3339 or a `Date`). */
+  readonly expiresAt?: string | Date;
+  /** The version written expires this long from now. */
+  readonly versionTtl?: string | number;
+  /** The version written expires at this time. */
+  readonly versionExpiresAt?: string | Date;
+}
+
+/** The option fields that were given, ready for the wire (none given: the old wire form exactly). */
+function optionFields(options: WriteOptions | MetadataUpdate): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (value !== undefined) out[key] = value instanceof Date ? value.toISOString() : value;
+  }
+  return out;
+}
+
+/** A paged, scoped list request [ours]. */
+export interface ListQuery {
+  /** Only paths starting with this (default: all). */
+  readonly prefix?: string;
+  /** Page size, 1–1000 (default 100). */
+  readonly limit?: number;
+  /** The previous page's `cursor`. */
+  readonly cursor?: string;
+}
+
+/** One page of a paged list [ours]. */
+export interface ListPage {
+  /** Paths, in byte order. */
+  readonly keys: string[];
+  /** Where the next page starts; absent on the last page. */
+  readonly cursor?: string;
+}
+
+/** One path's answer in a batch read [ours]: its values, or why not. */
+export type BatchReadResult =
+  | { readonly data: Record<string, string> }
+  | { readonly err: "api_not_found" | "access_unauthorized" | "api_internal_error" };
+
 /** Typed Nexus API calls over a transport. */
 export class NexusClient {
   readonly #base: string;
@@ -71,15 +143,42 @@ export class NexusClient {
     this.#transport = transport;
   }
 
-  /** Writes a new version of a secret. */
-  async putSecret(path: string, values: Readonly<Record<string, string>>): Promise<void> {
-    await this.#json(PATHS.secrets, "", { path, values });
+  /**
+   * Writes a new version of a secret. With `cas` [ours], only when the
+   * current version is that number (0: none); else a `ConflictError` (409).
+   * Without options the body is SPIKE's `{"path","values"}` exactly.
+   */
+  async putSecret(path: string, values: Readonly<Record<string, string>>, options: WriteOptions = {}): Promise<void> {
+    await this.#json(PATHS.secrets, "", { ...optionFields(options), path, values });
+  }
+
+  /**
+   * Merges `changes` into the current version as a new version [ours]
+   * (`null` removes a key); Nexus does it atomically. `cas` as for
+   * `putSecret`. 404 when the secret has no current version.
+   */
+  async patchSecret(
+    path: string,
+    changes: Readonly<Record<string, string | null>>,
+    options: WriteOptions = {},
+  ): Promise<void> {
+    await this.#json(PATHS.secrets, "patch", { ...optionFields(options), path, values: changes });
   }
 
   /** Reads a secret's values (version 0 = current). */
   async getSecret(path: string, version = 0): Promise<Record<string, string>> {
     const out = await this.#json(PATHS.secrets, "get", { path, version });
     return (out.data ?? {}) as Record<string, string>;
+  }
+
+  /**
+   * Reads the current version of up to 100 paths in one request [ours],
+   * each authorized on its own: per path its values, or `api_not_found`,
+   * or `access_unauthorized`.
+   */
+  async getSecrets(paths: readonly string[]): Promise<Record<string, BatchReadResult>> {
+    const out = await this.#json(PATHS.secrets, "getMany", { paths: [...paths] });
+    return (out.results ?? {}) as Record<string, BatchReadResult>;
   }
 
   /** Soft-deletes versions (`[]` = current). */
@@ -96,10 +195,50 @@ export class NexusClient {
     await this.#json(PATHS.secrets, "undelete", { path, versions });
   }
 
+  /** Changes a secret's metadata without making a new version [ours]. */
+  async putSecretMetadata(path: string, update: MetadataUpdate): Promise<void> {
+    await this.#json(PATHS.secretsMetadata, "", { ...optionFields(update), path });
+  }
+
+  /** Destroys versions for good [ours]: their values are removed, not just marked deleted. */
+  async destroySecret(path: string, versions: readonly number[]): Promise<void> {
+    await this.#json(PATHS.secrets, "destroy", { path, versions });
+  }
+
+  /** Removes a secret with every version and its metadata [ours]. */
+  async deleteSecretMetadata(path: string): Promise<void> {
+    await this.#json(PATHS.secretsMetadata, "delete", { path });
+  }
+
+  /**
+   * Moves a secret with every version and its metadata to `to`, atomically
+   * [ours]; `ConflictError` when `to` exists.
+   */
+  async moveSecret(from: string, to: string): Promise<void> {
+    await this.#json(PATHS.secrets, "move", { from, to });
+  }
+
   /** Lists secret paths. */
   async listSecrets(): Promise<string[]> {
     const out = await this.#json(PATHS.secrets, "list", {});
     return (out.keys ?? []) as string[];
+  }
+
+  /**
+   * One page of the paths under `prefix` that the caller may read or list
+   * [ours] (the superuser, and holders of `list` on `spike/system/secret`:
+   * every path). Follow `cursor` until it is absent; a page may be short,
+   * even empty, while it is present.
+   */
+  async listSecretsPage(query: ListQuery = {}): Promise<ListPage> {
+    const out = await this.#json(PATHS.secrets, "list", {
+      // Always a paged request, even for everything: `prefix` tells Nexus so.
+      prefix: query.prefix ?? "",
+      ...(query.limit === undefined ? {} : { limit: query.limit }),
+      ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
+    });
+    const keys = (out.keys ?? []) as string[];
+    return typeof out.cursor === "string" ? { keys, cursor: out.cursor } : { keys };
   }
 
   /** Reads a secret's metadata. */

@@ -122,6 +122,10 @@ export interface NexusConfig extends CommonConfig, StoreConfig {
   readonly tlsHandshakeTimeoutMs: number;
   /** `SPIKE_NEXUS_MAX_CONNECTIONS` [ours] (default 1024): more open connections are closed on arrival. */
   readonly maxConnections: number;
+  /** `SPIKE_NEXUS_EXPIRY_SWEEP_INTERVAL` [ours] in ms (default 1m; 0: no sweep): how often expired secrets are destroyed. */
+  readonly expirySweepIntervalMs: number;
+  /** `SPIKE_NEXUS_EXPIRY_SWEEP_BATCH` [ours] (default 500): most paths one sweep batch handles. */
+  readonly expirySweepBatch: number;
 }
 
 /** `spike keeper` settings. */
@@ -229,6 +233,8 @@ export function resolveNexusConfig(env: Env): NexusConfig {
       nonEmpty(env.SPIKE_NEXUS_AUDIT_FAIL_CLOSED) ?? "false",
     ),
     auditTable,
+    expirySweepIntervalMs: durationOrOff(env, "SPIKE_NEXUS_EXPIRY_SWEEP_INTERVAL", "1m"),
+    expirySweepBatch: integer(env, "SPIKE_NEXUS_EXPIRY_SWEEP_BATCH", 500, 1, 100_000),
     ...rateLimitOf(env),
   });
 }
@@ -383,6 +389,13 @@ function trustRoot(env: Env, name: string): readonly string[] {
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
   const value = nonEmpty(env[name]);
   return value === undefined ? fallback : parseInteger(name, value, min, max);
+}
+
+/** Like `duration`, but `0` is allowed too (it turns the timed job off). */
+function durationOrOff(env: Env, name: string, fallback: string): number {
+  const ms = parseDuration(name, nonEmpty(env[name]) ?? fallback);
+  if (ms !== 0 && ms < 100) throw new ConfigError(name, "must be 0 (off) or at least 100ms");
+  return ms;
 }
 
 function duration(env: Env, name: string, fallback: string): number {

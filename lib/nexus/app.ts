@@ -31,10 +31,12 @@ import { operatorRoutes } from "./routes/operator.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { secretRoutes } from "./routes/secrets.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../metrics/registry.ts";
+import { secretExtensionRoutes } from "./routes/secret_extensions.ts";
 import { SPIKE_VERSION } from "../version.ts";
 
 const ROUTES: readonly Route[] = [
   ...secretRoutes,
+  ...secretExtensionRoutes,
   ...policyRoutes,
   ...cipherRoutes,
   ...operatorRoutes,
@@ -100,6 +102,7 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
       action: c.req.query("action") ?? "",
       resource: note.resource ?? null,
       permissions: note.permissions ?? null,
+      ...(note.resources ? { resources: note.resources } : {}),
       status: c.res.status,
       err: note.err ?? null,
       outcome: outcomeOf(c.res.status),

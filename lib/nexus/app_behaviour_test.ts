@@ -79,7 +79,7 @@ Deno.test("other methods and unknown paths or actions answer 400 api_bad_request
     ["/v1/store/secrets", "bogus"],
     ["/v1/store/secrets/", ""],
     ["/v1/acl/policy", "undelete"],
-    ["/v1/store/secrets/metadata", ""],
+    ["/v1/store/secrets/metadata", "list"],
     ["/v1/cipher/encrypt", "get"],
     ["/v1/store/contribute", ""],
     ["/health", ""],
@@ -601,6 +601,19 @@ const FIELD_NAMES = [
   "ciphertext",
   "algorithm",
   "shard",
+  // Key-value extensions [ours].
+  "cas",
+  "ttl",
+  "expiresAt",
+  "versionTtl",
+  "versionExpiresAt",
+  "customMetadata",
+  "prefix",
+  "limit",
+  "cursor",
+  "from",
+  "to",
+  "paths",
 ] as const;
 
 const ROUTES: ReadonlyArray<readonly [string, string]> = [
@@ -610,6 +623,12 @@ const ROUTES: ReadonlyArray<readonly [string, string]> = [
   [PATHS.secrets, "undelete"],
   [PATHS.secrets, "list"],
   [PATHS.secretsMetadata, "get"],
+  [PATHS.secrets, "patch"],
+  [PATHS.secrets, "destroy"],
+  [PATHS.secrets, "move"],
+  [PATHS.secrets, "getMany"],
+  [PATHS.secretsMetadata, ""],
+  [PATHS.secretsMetadata, "delete"],
   [PATHS.policy, ""],
   [PATHS.policy, "get"],
   [PATHS.policy, "delete"],
@@ -629,6 +648,7 @@ const fieldValue = fc.oneof(
   fc.jsonValue({ maxDepth: 2 }),
   fc.string({ maxLength: 40 }),
   fc.constantFrom("app/db", "^app/", ".*", "(a)\\1", "[", "read", "AAAAAAAAAAAAAAAA", "", "spike/system/secret"),
+  fc.constantFrom("24h", "1s", "2099-01-01T00:00:00Z", "2001-01-01T00:00:00Z", "YXBwL2Ri", ["app/db", "app/x"]),
   fc.integer({ min: -5, max: 2 ** 32 }),
   fc.array(fc.integer({ min: -2, max: 300 }), { minLength: 30, maxLength: 33 }),
   fc.array(fc.constantFrom("read", "write", "list", "execute", "super", "nope"), { maxLength: 4 }),
@@ -648,7 +668,7 @@ Deno.test("property: random bodies to random routes never produce a 500", async 
   const ready = await createTestNexus();
   const notReady = await createTestNexus({ withKey: false });
   await putPolicy(ready, "web", WEB_ID, ".*", ["read", "write", "list", "execute"]);
-  const allowed = new Set([200, 400, 401, 404, 413, 503]);
+  const allowed = new Set([200, 400, 401, 404, 409, 413, 503]);
   await fc.assert(
     fc.asyncProperty(
       fc.boolean(),

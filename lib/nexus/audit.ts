@@ -6,6 +6,10 @@
  * no secret value, plaintext, ciphertext, key or shard can reach it, because
  * none of those is ever a field of it.
  *
+ * The expiry sweep [ours], Nexus's own change, leaves records of its own
+ * (`audit-sweep`): the paths of a batch before it changes them, and what it
+ * removed or destroyed after — paths and version numbers, never a value.
+ *
  * @module
  */
 import { CLIENT_CLOSED_STATUS } from "../api/client_closed.ts";
@@ -14,6 +18,19 @@ import type { AuditRow } from "../store/audit_row.ts";
 
 /** How a request ended, by status class. */
 export type AuditOutcome = "ok" | "denied" | "limited" | "invalid" | "aborted" | "unavailable" | "error";
+
+/**
+ * One path of a request that acts on several [ours] (move, batch read):
+ * which path, what was asked for it, and how it went. Never a value.
+ */
+export interface AuditResource {
+  /** The secret path. */
+  readonly path: string;
+  /** The permissions asked for on it. */
+  readonly permissions: readonly Permission[];
+  /** `ok`, `denied` (no policy grants it), `not_found`, or `error`. */
+  readonly outcome: "ok" | "denied" | "not_found" | "error";
+}
 
 /** One audit record. */
 export interface AuditRecord {
@@ -33,6 +50,8 @@ export interface AuditRecord {
   readonly resource: string | null;
   /** The permissions that authorization asked for. */
   readonly permissions: readonly Permission[] | null;
+  /** Each path of a request on several paths (move, batch read) [ours]; absent on all others. */
+  readonly resources?: readonly AuditResource[];
   /** HTTP status. */
   readonly status: number;
   /** The wire error code, for a failed request. */
@@ -68,7 +87,52 @@ export interface AuditIntent {
   readonly resource: string | null;
   /** The permissions asked for, if known yet. */
   readonly permissions: readonly Permission[] | null;
+  /** Each path of a request on several paths (move) [ours], as authorized; absent on all others. */
+  readonly resources?: readonly AuditResource[];
 }
+
+/** The record `type` of the expiry sweep's records [ours]. */
+export const SWEEP_RECORD = "audit-sweep";
+
+/**
+ * Written by the expiry sweep [ours] (Nexus's own change, not a request's)
+ * before it changes anything in a batch: the paths it found with something
+ * expired, about to be removed or to have versions destroyed. Fail-closed,
+ * or with an audit table, the batch runs only once this record is stored.
+ */
+export interface SweepIntentRecord {
+  /** When the batch was about to start (RFC 3339). */
+  readonly time: string;
+  /** Always `"audit-sweep"`. */
+  readonly type: typeof SWEEP_RECORD;
+  /** A random id shared by the batch's intent and its outcome records. */
+  readonly trail: string;
+  /** Always `"intent"`. */
+  readonly phase: "intent";
+  /** The paths the batch will sweep. Paths only: never a value. */
+  readonly paths: readonly string[];
+}
+
+/** What the expiry sweep did to one batch [ours], written after it. Paths and version numbers only. */
+export interface SweepDoneRecord {
+  /** When the batch ended (RFC 3339). */
+  readonly time: string;
+  /** Always `"audit-sweep"`. */
+  readonly type: typeof SWEEP_RECORD;
+  /** The batch's trail id (its intent's). */
+  readonly trail: string;
+  /** Always `"done"`. */
+  readonly phase: "done";
+  /** Paths removed with every version (the whole secret expired). */
+  readonly removed: readonly string[];
+  /** Versions destroyed (their sealed values dropped) because they expired, per path. */
+  readonly destroyed: ReadonlyArray<{ readonly path: string; readonly versions: readonly number[] }>;
+  /** Paths left as they were for the next pass (a writer kept changing them, or the change failed). */
+  readonly skipped: readonly string[];
+}
+
+/** A record of the expiry sweep. */
+export type SweepRecord = SweepIntentRecord | SweepDoneRecord;
 
 /** A written intent: the row to store with the change, and how the request ended for it. */
 export interface AuditIntentTicket {
@@ -92,6 +156,14 @@ export interface AuditSink {
    * must not happen.
    */
   intent?(intent: AuditIntent): Promise<AuditIntentTicket>;
+  /**
+   * Takes a record of the expiry sweep [ours]; must not throw. Resolves
+   * whether it was stored as well as this sink stores anything that guards
+   * a change: fail-closed, written and synced; with an audit table, its row
+   * committed (durably) too. An intent that resolves `false` means the
+   * batch must change nothing.
+   */
+  sweep(record: SweepRecord): Promise<boolean>;
 }
 
 /** What a request hands the store with its change (see `audited_store.ts`). */
@@ -108,6 +180,8 @@ export interface AuditNote {
   resource?: string;
   /** The permissions asked for. */
   permissions?: readonly Permission[];
+  /** Each path of a request on several paths, and its outcome [ours]. */
+  resources?: AuditResource[];
   /** The wire error code, set by the app's error handling when the request fails. */
   err?: string;
   /**
@@ -135,11 +209,24 @@ export function jsonLineAuditSink(write: (line: string) => void): AuditSink {
     record(record) {
       write(JSON.stringify(record) + "\n");
     },
+    sweep(record) {
+      write(JSON.stringify(record) + "\n");
+      return Promise.resolve(true);
+    },
   };
 }
 
 /** A sink keeping records in memory (tests and tools). */
-export function memoryAuditSink(): AuditSink & { readonly records: AuditRecord[] } {
+export function memoryAuditSink(): AuditSink & { readonly records: AuditRecord[]; readonly sweeps: SweepRecord[] } {
   const records: AuditRecord[] = [];
-  return { records, record: (record) => void records.push(record) };
+  const sweeps: SweepRecord[] = [];
+  return {
+    records,
+    sweeps,
+    record: (record) => void records.push(record),
+    sweep(record) {
+      sweeps.push(record);
+      return Promise.resolve(true);
+    },
+  };
 }

@@ -16,6 +16,9 @@
  *   cache can still fail later on a full disk) and, in table mode, its row
  *   committed; `record` and `intent` say when it was not, and the app
  *   refuses the request.
+ * - The expiry sweep [ours] writes `audit-sweep` records: a batch's intent
+ *   (its paths) is stored, as the mode requires, before the batch changes
+ *   anything, and its outcome follows (`sweep`).
  * - The file can be reopened (log rotation): the old file ends with a
  *   `reopen` record, the new one starts a segment with a `segment` record
  *   linked to it. Stop writes a `stop` record.
@@ -26,7 +29,7 @@ import { ApiError } from "../api/errors.ts";
 import { CHAIN_RECORD, type ChainEvent } from "../audit/chain_format.ts";
 import type { Logger } from "../log/logger.ts";
 import type { AuditRow } from "../store/audit_row.ts";
-import type { AuditIntent, AuditIntentTicket, AuditRecord, AuditSink } from "./audit.ts";
+import type { AuditIntent, AuditIntentTicket, AuditRecord, AuditSink, SweepRecord } from "./audit.ts";
 import { AuditChain, type SealedRecord } from "./audit_chain.ts";
 import type { AuditKeySource } from "./audit_key.ts";
 import type { LineTarget } from "./audit_output.ts";
@@ -81,6 +84,7 @@ export class AuditTrail implements AuditSink {
   readonly #onWriteFailure: (records: number) => void;
   readonly #keys: AuditKeySource | undefined;
   readonly #queue: AuditRowQueue | undefined;
+  readonly #table: AuditRowSink | undefined;
   #target: LineTarget;
   #stopping = false;
   #closed = false;
@@ -97,6 +101,7 @@ export class AuditTrail implements AuditSink {
     this.#onWriteFailure = options.onWriteFailure ?? (() => {});
     this.#keys = options.keys;
     const table = options.table;
+    this.#table = table;
     // Fail-closed, a row counts only once it is on disk; otherwise the file
     // is the durable record and the table's copy may ride the next WAL flush.
     const durable = this.#failClosed;
@@ -187,6 +192,36 @@ export class AuditTrail implements AuditSink {
         if (row && !carried) void queue!.enqueue(row);
       },
     };
+  }
+
+  /**
+   * Seals and writes a record of the expiry sweep [ours]. Its intent guards
+   * the batch's changes: fail-closed, it counts once synced; with an audit
+   * table, once its row is committed durably, inserted on its own ahead of
+   * the changes (one record stands for a batch of transactions, so it cannot
+   * ride in each of them, and inserting it first keeps every swept change
+   * behind a stored row all the same). An outcome record is written like a
+   * request's.
+   */
+  async sweep(record: SweepRecord): Promise<boolean> {
+    if (this.#closed) {
+      this.#log.error("audit record after the trail was closed", { type: record.type });
+      return false;
+    }
+    const guard = record.phase === "intent";
+    const emitted = this.#emit(record, { withChange: guard });
+    if (!guard) return this.#failClosed ? await this.#durable(emitted) : emitted.appended;
+    if (this.#failClosed && !(await this.#durable(emitted))) return false;
+    if (!this.#table) return true;
+    const seq = emitted.sealed.chain.seq;
+    try {
+      await this.#table.insert([rowOf(emitted.sealed)], { durable: true });
+    } catch (error) {
+      this.#failed("table", [[seq, seq]], error);
+      return false;
+    }
+    this.#recovered("table");
+    return true;
   }
 
   /** Opens the file again by its path: the old file ends with `reopen`, the new one starts a segment. */

@@ -6,7 +6,7 @@ import type { VerifyReport } from "../audit/verifier.ts";
 import { localMacChecker, readInputLines, verifyLines } from "../audit/verify_run.ts";
 import { silentLogger } from "../log/logger.ts";
 import type { AuditRow } from "../store/audit_row.ts";
-import type { AuditIntent, AuditRecord } from "./audit.ts";
+import type { AuditIntent, AuditRecord, SweepDoneRecord, SweepIntentRecord } from "./audit.ts";
 import { deriveAuditKey, rootKeyAuditKeys } from "./audit_key.ts";
 import { openLineTarget } from "./audit_output.ts";
 import { AuditTrail } from "./audit_trail.ts";
@@ -235,6 +235,83 @@ Deno.test("fail-closed app: on a full disk a put is refused with 503 and changes
     assert.ok(after.some((r) => r.event === "lost"));
     const types = (await lines(join(dir, "real.log"))).map((r) => r.event ?? `${r.type}:${r.action}`);
     assert.deepEqual(types, ["start", "key", "audit-intent:", "audit:", "reopen"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function sweepIntent(paths: string[]): SweepIntentRecord {
+  return { time: FIXED_TIME.toISOString(), type: "audit-sweep", trail: crypto.randomUUID(), phase: "intent", paths };
+}
+
+Deno.test("audit trail: a sweep intent counts once synced (fail-closed); on a full disk it is refused, then declared", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "spike_trail_" });
+  try {
+    const path = join(dir, "audit.log");
+    await Deno.symlink(join(dir, "real.log"), path);
+    const keys = new RootKeyState();
+    await keys.install(testRootKey());
+    const trail = await startTrail(path, keys, { failClosed: true });
+    assert.equal(await trail.sweep(sweepIntent(["a"])), true);
+    await Deno.remove(path);
+    await Deno.symlink("/dev/full", path);
+    trail.reopen();
+    assert.equal(await trail.sweep(sweepIntent(["b"])), false, "not written: the batch must not run");
+    await Deno.remove(path);
+    await Deno.symlink(join(dir, "after.log"), path);
+    trail.reopen();
+    assert.equal(await trail.sweep(sweepIntent(["c"])), true);
+    await trail.close();
+    const report = await verify([join(dir, "real.log"), join(dir, "after.log")]);
+    assert.equal(report.ok, true, report.finding?.message ?? "");
+    const sweeps = (await lines(join(dir, "real.log"))).concat(await lines(join(dir, "after.log")))
+      .filter((r) => r.type === "audit-sweep").map((r) => r.paths);
+    assert.deepEqual(sweeps, [["a"], ["c"]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("audit trail: with a table, a sweep intent's row is committed durably before it resolves; a refused row refuses it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "spike_trail_" });
+  try {
+    const file = join(dir, "audit.log");
+    const inserts: Array<{ types: string[]; durable: boolean }> = [];
+    let refuse = false;
+    const trail = new AuditTrail({
+      target: openLineTarget(file),
+      log: silentLogger,
+      clock: () => FIXED_TIME,
+      failClosed: false,
+      table: {
+        insert(batch, options) {
+          if (refuse) return Promise.reject(new Error("database is away"));
+          inserts.push({ types: batch.map((row) => row.type), durable: options.durable });
+          return Promise.resolve();
+        },
+      },
+    });
+    await trail.start();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    inserts.length = 0;
+    assert.equal(await trail.sweep(sweepIntent(["a"])), true);
+    assert.deepEqual(inserts, [{ types: ["audit-sweep"], durable: true }], "stored, durably, when it resolves");
+    refuse = true;
+    assert.equal(await trail.sweep(sweepIntent(["b"])), false, "the table refused it: the batch must not run");
+    refuse = false;
+    const done: SweepDoneRecord = {
+      time: FIXED_TIME.toISOString(),
+      type: "audit-sweep",
+      trail: crypto.randomUUID(),
+      phase: "done",
+      removed: ["a"],
+      destroyed: [],
+      skipped: [],
+    };
+    assert.equal(await trail.sweep(done), true);
+    await trail.close();
+    const lost = (await lines(file)).find((r) => r.event === "lost");
+    assert.equal(lost?.sink, "table", "the refused intent's row is declared lost in the chain");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

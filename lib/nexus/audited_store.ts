@@ -50,7 +50,14 @@ export function auditedStore(store: Store, beforeChange: () => Promise<ChangeAud
     readSecret: (path) => store.readSecret(path),
     writeSecret: (path, expected, next) =>
       change((row) => store.writeSecret(path, expected, next, row), (swapped) => swapped),
+    deleteSecret: (path, expected) => change((row) => store.deleteSecret(path, expected, row), (removed) => removed),
+    moveSecret: (from, fromRevision, to, toRevision, next) =>
+      change((row) => store.moveSecret(from, fromRevision, to, toRevision, next, row), (moved) => moved),
+    listExpired: (now, limit) => store.listExpired(now, limit),
+    // A lock, not a change: what runs under it goes through this store's writes.
+    tryExclusive: (work) => store.tryExclusive(work),
     listSecretPaths: () => store.listSecretPaths(),
+    listSecretPathsPage: (query) => store.listSecretPathsPage(query),
     upsertPolicy: (policy) => change((row) => store.upsertPolicy(policy, row), () => true),
     getPolicy: (name) => store.getPolicy(name),
     deletePolicy: (name) => change((row) => store.deletePolicy(name, row), (deleted) => deleted),

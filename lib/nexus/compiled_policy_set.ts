@@ -39,6 +39,21 @@ interface CompiledPolicy {
   readonly pathPattern: CompiledPattern;
 }
 
+/**
+ * The paths one caller may reach with some permission, as far as the
+ * policies say (see {@linkcode CompiledPolicySet.pathScope}).
+ */
+export interface PathScope {
+  /**
+   * Literal prefixes every granted path starts with (one of them), or
+   * `undefined` when a granting policy's path pattern has no literal prefix
+   * (any path may be granted). Empty: nothing is granted.
+   */
+  readonly prefixes: readonly string[] | undefined;
+  /** Whether `path` is granted. */
+  test(path: string): boolean;
+}
+
 /** How a request is matched against a policy. */
 export interface MatchMode {
   /**
@@ -115,6 +130,35 @@ export class CompiledPolicySet {
     this.size = policies.length;
     this.#byId = new PrefixIndex(policies, (p) => p.idPrefix);
     this.#byPath = new PrefixIndex(policies, (p) => p.pathPrefix);
+  }
+
+  /**
+   * The paths some policy grants `spiffeId` at least one of `anyOf` on
+   * (non-strict matching, as for ordinary secret paths) [ours]. The
+   * policies whose SPIFFE ID pattern matches are found once, here; `test`
+   * then only tries their path patterns, and `prefixes` tells a listing
+   * which ranges of the path space can hold granted paths at all, so it
+   * never has to look at the others. `test(path)` is exactly "`grants`
+   * with some single permission of `anyOf`".
+   */
+  pathScope(spiffeId: string, anyOf: readonly Permission[]): PathScope {
+    const any = permissionBits(anyOf);
+    const candidates: CompiledPolicy[] = [];
+    for (const group of this.#byId.lookup(spiffeId).groups) {
+      for (const policy of group) {
+        if ((policy.granted & any) === 0) continue;
+        if (!spiffeId.includes(policy.idNeeds) || !policy.id.test(spiffeId)) continue;
+        candidates.push(policy);
+      }
+    }
+    const prefixes = candidates.some((p) => p.pathPrefix === "")
+      ? undefined
+      : [...new Set(candidates.map((p) => p.pathPrefix))];
+    return {
+      prefixes,
+      test: (path) =>
+        candidates.some((p) => path.startsWith(p.pathPrefix) && path.includes(p.pathNeeds) && p.path.test(path)),
+    };
   }
 
   /**

@@ -238,3 +238,50 @@ Deno.test("compiled policy set: a pattern that does not compile grants nothing, 
   assert.equal(set.records.length, 3, "the records stay listed as stored");
   assert.ok(Object.isFrozen(set.records));
 });
+
+Deno.test("compiled policy set: pathScope grants exactly the paths some single permission of anyOf reaches", () => {
+  let granted = 0;
+  let checks = 0;
+  fc.assert(
+    fc.property(
+      scenario,
+      fc.subarray(["read", "write", "list", "execute"] as Permission[], { minLength: 1, maxLength: 2 }),
+      ({ ids, paths, policies }, anyOf) => {
+        const set = new CompiledPolicySet(policies);
+        for (const spiffeId of ids) {
+          const scope = set.pathScope(spiffeId, anyOf);
+          for (const path of paths) {
+            if (RESERVED.includes(path)) continue; // reserved paths are matched strictly, never listed
+            const expected = anyOf.some((p) => naiveAllowed(spiffeId, path, [p], policies));
+            const request = `${JSON.stringify(spiffeId)} ${JSON.stringify(path)} ${anyOf} ${
+              JSON.stringify(policies.map((p) => [p.spiffeIdPattern, p.pathPattern, p.permissions]))
+            }`;
+            if (scope.test(path) !== expected) assert.fail(`pathScope.test: ${request}`);
+            if (expected && scope.prefixes && !scope.prefixes.some((p) => path.startsWith(p))) {
+              assert.fail(`a granted path outside the scope's prefixes ${JSON.stringify(scope.prefixes)}: ${request}`);
+            }
+            checks++;
+            if (expected) granted++;
+          }
+        }
+      },
+    ),
+    { numRuns: 3000 },
+  );
+  assert.ok(granted > checks * 0.05 && granted < checks * 0.95, `${granted} of ${checks} granted`);
+});
+
+Deno.test("compiled policy set: pathScope prefixes name the literal ranges; none when a pattern has no prefix", () => {
+  const set = new CompiledPolicySet([
+    record(0, "^spiffe://a$", "^apps/a/", ["read"]),
+    record(1, "^spiffe://a$", "^apps/b/x$", ["list"]),
+    record(2, "^spiffe://a$", "^other/", ["write"]),
+    record(3, "^spiffe://b$", "db$", ["read"]),
+  ]);
+  const a = set.pathScope("spiffe://a", ["read", "list"]);
+  assert.deepEqual([...a.prefixes!].sort(), ["apps/a/", "apps/b/x"]);
+  assert.ok(a.test("apps/a/db") && a.test("apps/b/x") && !a.test("apps/b/y") && !a.test("other/z"));
+  assert.equal(set.pathScope("spiffe://b", ["read"]).prefixes, undefined);
+  assert.deepEqual(set.pathScope("spiffe://c", ["read"]).prefixes, []);
+  assert.equal(set.pathScope("spiffe://c", ["read"]).test("apps/a/db"), false);
+});

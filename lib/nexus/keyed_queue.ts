@@ -29,6 +29,19 @@ export class KeyedQueue {
     return result;
   }
 
+  /**
+   * Runs `task` holding the turn of every one of `keys` (a move holds its
+   * source and its destination). Keys are taken one by one in sorted order,
+   * duplicates once, so two tasks that hold several keys never wait for
+   * each other in a cycle.
+   */
+  runAll<T>(keys: readonly string[], task: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const hold = (index: number): Promise<T> =>
+      index === sorted.length ? start(task) : this.run(sorted[index]!, () => hold(index + 1));
+    return hold(0);
+  }
+
   /** Keys with a task queued or running. */
   get size(): number {
     return this.#tails.size;

@@ -57,3 +57,35 @@ Deno.test("KeyedQueue: a failing task fails alone, and the next one still runs",
     /sync/,
   );
 });
+
+Deno.test("KeyedQueue: runAll holds every key; crossing multi-key tasks do not deadlock", async () => {
+  const queue = new KeyedQueue();
+  const log: string[] = [];
+  const gate = deferred();
+  const first = queue.run("b", async () => {
+    await gate.promise;
+    log.push("b alone");
+  });
+  // Both wait for "b"; taking keys in sorted order, neither holds one the other needs while it waits.
+  const ab = queue.runAll(["b", "a"], () => {
+    log.push("a+b");
+    return Promise.resolve("ab");
+  });
+  const ba = queue.runAll(["a", "b", "a"], () => {
+    log.push("b+a");
+    return Promise.resolve("ba");
+  });
+  const a = queue.run("a", () => {
+    log.push("a alone");
+    return Promise.resolve();
+  });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(log, [], "a+b holds a while it waits for b; everything behind it waits");
+  gate.resolve();
+  assert.deepEqual(await Promise.all([ab, ba]), ["ab", "ba"]);
+  await Promise.all([first, a]);
+  assert.deepEqual(log, ["b alone", "a+b", "b+a", "a alone"]);
+  assert.equal(queue.runAll([], () => Promise.resolve(1)) instanceof Promise, true);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(queue.size, 0);
+});

@@ -48,6 +48,7 @@ export class RequestAudit {
         action: facts.action,
         resource: note.resource ?? null,
         permissions: note.permissions ?? null,
+        ...(note.resources ? { resources: note.resources } : {}),
       });
       const ticket = await this.#ticket;
       this.#announced = true;

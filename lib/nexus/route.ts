@@ -65,6 +65,21 @@ export async function authorize(
   }
 }
 
+/**
+ * A check of whether a policy (or the superuser role) grants `wanted` on a
+ * path, recording nothing [ours]: for routes that decide per path and note
+ * each outcome in `audit.resources` themselves (move, batch read). The
+ * policy set is fetched once, here, for all the paths checked with it.
+ */
+export async function permissionChecker(
+  input: RouteInput,
+): Promise<(path: string, wanted: readonly Permission[]) => boolean> {
+  const { caller, deps } = input;
+  if (caller.superuser) return () => true;
+  const policies = await deps.policies.current(requireStore(deps));
+  return (path, wanted) => isAllowed(caller, path, wanted, policies);
+}
+
 /** The store, or a 400 in `lite` mode, which keeps no data. */
 export function requireStore(deps: NexusDeps): Store {
   if (!deps.store) throw new ApiError("api_bad_request", "this Nexus runs in lite mode: cipher API only");

@@ -4,25 +4,41 @@
  * compare-and-swap until a write lands, so concurrent writers on one path —
  * in this process or in other Nexus processes — never lose an update.
  * Writers of one path in this process take turns (`deps.writes`, one
- * queue per Nexus), so they do not race each other into failed swaps and
- * backoff; the swap and its retries remain for writers in other processes.
+ * queue per Nexus; a move holds the turns of both its paths), so they do
+ * not race each other into failed swaps and backoff; the swap and its
+ * retries remain for writers in other processes (and the expiry sweep,
+ * which takes the same turns).
+ *
+ * The key-value extensions [ours] ride the same loop: check-and-set checks
+ * the record the swap starts from, a patch opens, merges and re-seals inside
+ * it, expiry is resolved against the clock of each attempt. Every sealing
+ * and opening goes through the private helpers at the bottom (values:
+ * AAD = path|version; custom metadata: AAD = path|purpose), including the
+ * re-sealing a move needs.
  *
  * @module
  */
-import { ApiError } from "../api/errors.ts";
+import { ApiError, badRequest } from "../api/errors.ts";
+import { type Expiry, MAX_KEYS } from "../api/validate.ts";
 import { open, seal } from "../crypto/aead.ts";
 import type { RandomBytes } from "../crypto/random.ts";
 import { zeroize } from "../crypto/zeroize.ts";
-import type { SecretRecord, Store } from "../store/types.ts";
+import type { SecretRecord, SecretVersion, Store } from "../store/types.ts";
 import type { KeyedQueue } from "./keyed_queue.ts";
 import type { RootKeyState } from "./root_key_state.ts";
 import {
+  currentVersionOf,
   deleteVersions,
+  destroyVersions,
+  isDestroyed,
   type MetadataView,
   metadataView,
   nextVersionForPut,
   nextVersionNumber,
+  type PutExpiry,
+  secretExpired,
   selectVersion,
+  setSecretExpiry,
   undeleteVersions,
 } from "./secret_state.ts";
 
@@ -42,6 +58,20 @@ export interface SecretServiceDeps {
   readonly writes: KeyedQueue;
 }
 
+/** Options of a put or patch [ours]. */
+export interface PutOptions {
+  /**
+   * Check-and-set: the write lands only when the path's current version is
+   * this number (0: the path has no current version — it does not exist, or
+   * every version is deleted or expired); otherwise 409 `api_conflict`.
+   */
+  readonly cas?: number;
+  /** When the whole secret expires (replaces an earlier expiry; absent: kept). */
+  readonly expires?: Expiry;
+  /** When the version written expires. */
+  readonly versionExpires?: Expiry;
+}
+
 /** How often a contended write is retried before giving up with a 500. */
 const MAX_ATTEMPTS = 100;
 
@@ -55,6 +85,49 @@ export function secretAad(path: string, version: number): Uint8Array {
   return encoder.encode(`spike/v1/secret\0${path}\0${version}`);
 }
 
+/**
+ * Associated data of a secret's sealed custom metadata: the path and the
+ * purpose, so it opens neither at another path nor as a secret version.
+ */
+export function secretMetadataAad(path: string): Uint8Array {
+  return encoder.encode(`spike/v1/secret-metadata\0${path}`);
+}
+
+/** What a metadata put changes [ours]; an absent field is left as it is. */
+export interface MetadataChanges {
+  /** Replaces the whole custom metadata; `{}` clears it. */
+  readonly customMetadata?: Readonly<Record<string, string>>;
+  /** Sets when the whole secret expires; `null` clears it. */
+  readonly expires?: Expiry | null;
+}
+
+/** The time `expiry` names, written at `now`; 400 unless it lies after `now`. */
+function expiryTime(expiry: Expiry, now: Date): Date {
+  const at = "at" in expiry ? expiry.at : new Date(now.getTime() + expiry.ttlMs);
+  if (at.getTime() <= now.getTime()) throw badRequest("the expiry time must lie in the future");
+  return at;
+}
+
+/** The expiry a put sets, resolved at `now`. */
+function putExpiry(options: PutOptions, now: Date): PutExpiry {
+  return {
+    ...(options.expires === undefined ? {} : { expiresAt: expiryTime(options.expires, now) }),
+    ...(options.versionExpires === undefined ? {} : { versionExpiresAt: expiryTime(options.versionExpires, now) }),
+  };
+}
+
+/** Throws 409 unless `record`'s current version is `cas` (no check when `cas` is undefined). */
+function checkAndSet(record: SecretRecord | undefined, cas: number | undefined, now: Date): void {
+  if (cas === undefined) return;
+  const current = currentVersionOf(record, now);
+  if (current !== cas) throw new ApiError("api_conflict", `check-and-set: current version is ${current}, not ${cas}`);
+}
+
+/** After a lost compare-and-swap: waits a little, randomized so writers spread out. */
+function backOff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
+}
+
 /** Secret operations used by the routes. */
 export class SecretService {
   readonly #deps: SecretServiceDeps;
@@ -65,38 +138,62 @@ export class SecretService {
   }
 
   /** Writes a new version of `path` holding `values`. */
-  async put(path: string, values: Readonly<Record<string, string>>): Promise<void> {
+  async put(path: string, values: Readonly<Record<string, string>>, options: PutOptions = {}): Promise<void> {
     const plaintext = encoder.encode(JSON.stringify(values));
-    const key = this.#deps.keys.keys().secrets;
     try {
       await this.#update(path, async (record, now) => {
+        // Checked against the record this attempt swaps from, so a writer
+        // that lands in between makes the check fail, not pass.
+        checkAndSet(record, options.cas, now);
+        const expiry = putExpiry(options, now);
         // The version number is part of the associated data, so seal once
         // the next number is known, inside the compare-and-swap loop.
-        const version = nextVersionNumber(record);
-        const sealed = await seal(key, plaintext, secretAad(path, version), this.#deps.random);
-        return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed);
+        const sealed = await this.#sealVersion(path, nextVersionNumber(record), plaintext);
+        return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed, expiry);
       });
     } finally {
       zeroize(plaintext);
     }
   }
 
+  /**
+   * Writes a new version of `path` holding the current version's values
+   * with `changes` merged in (a `null` value removes its key) [ours]. The
+   * merge happens here, inside the compare-and-swap loop, on the version
+   * the swap starts from: a writer landing in between makes this attempt
+   * start over from its version, so no update is lost. 404 when the path
+   * has no current version; 400 when the result would have no key.
+   */
+  async patch(path: string, changes: Readonly<Record<string, string | null>>, options: PutOptions = {}): Promise<void> {
+    await this.#update(path, async (record, now) => {
+      checkAndSet(record, options.cas, now);
+      const expiry = putExpiry(options, now);
+      const current = record && selectVersion(record, 0, now);
+      if (!current) throw new ApiError("api_not_found");
+      // A Map, so that any key name (even `__proto__`) is just a key.
+      const values = new Map(Object.entries(await this.#readValues(path, current)));
+      for (const [key, value] of Object.entries(changes)) {
+        if (value === null) values.delete(key);
+        else values.set(key, value);
+      }
+      if (values.size === 0) throw badRequest("the patch removes every key; a secret keeps at least one");
+      if (values.size > MAX_KEYS) throw badRequest(`the patched secret would have more than ${MAX_KEYS} keys`);
+      const plaintext = encoder.encode(JSON.stringify(Object.fromEntries(values)));
+      try {
+        const sealed = await this.#sealVersion(path, nextVersionNumber(record), plaintext);
+        return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed, expiry);
+      } finally {
+        zeroize(plaintext);
+      }
+    });
+  }
+
   /** Reads version `version` (0 = current) of `path`; 404 when missing or deleted. */
   async get(path: string, version: number): Promise<Record<string, string>> {
     const record = await this.#deps.store.readSecret(path);
-    const selected = record && selectVersion(record, version);
+    const selected = record && selectVersion(record, version, this.#deps.clock());
     if (!selected) throw new ApiError("api_not_found");
-    let plaintext: Uint8Array | undefined;
-    try {
-      plaintext = await open(this.#deps.keys.keys().secrets, selected.sealed, secretAad(path, selected.version));
-      return JSON.parse(new TextDecoder().decode(plaintext));
-    } catch {
-      // A record that fails to open was tampered with or sealed under another
-      // root key; say nothing more to the client.
-      throw new ApiError("api_internal_error", `secret record failed to open (path length ${path.length})`);
-    } finally {
-      zeroize(plaintext);
-    }
+    return await this.#readValues(path, selected);
   }
 
   /** Soft-deletes versions (`[]` or 0 = current); 404 when the path is unknown. */
@@ -120,12 +217,94 @@ export class SecretService {
     });
   }
 
+  /**
+   * Destroys versions of `path` for good [ours]: their sealed values are
+   * dropped from the store, not just marked deleted, and cannot be
+   * restored. 404 when the path is unknown; versions that do not exist are
+   * skipped.
+   */
+  async destroy(path: string, versions: readonly number[]): Promise<void> {
+    await this.#update(path, (record, now) => {
+      if (!record) throw new ApiError("api_not_found");
+      return destroyVersions(record, versions, now);
+    });
+  }
+
+  /**
+   * Moves `from` to `to` with every version and its metadata [ours],
+   * re-sealed for the new path (the path is in each sealed value's
+   * associated data, so the store alone could not move them). One atomic
+   * store move: readers see the secret at one path or the other, never
+   * both or neither. 404 when `from` does not exist (or expired); 409
+   * `api_conflict` when `to` exists (an expired secret there counts as
+   * absent and is replaced).
+   */
+  move(from: string, to: string): Promise<void> {
+    return this.#deps.writes.runAll([from, to], () => this.#move(from, to));
+  }
+
+  async #move(from: string, to: string): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const source = await this.#deps.store.readSecret(from);
+      const target = await this.#deps.store.readSecret(to);
+      const now = this.#deps.clock();
+      if (!source || secretExpired(source, now)) throw new ApiError("api_not_found");
+      if (target && !secretExpired(target, now)) throw new ApiError("api_conflict", "move: the destination exists");
+      const next = await this.#resealed(from, to, source);
+      if (await this.#deps.store.moveSecret(from, source.revision, to, target?.revision ?? 0, next)) return;
+      await backOff(attempt);
+    }
+    throw new ApiError("api_internal_error", "secret move kept conflicting; gave up");
+  }
+
+  /** Removes `path` with every version and its metadata [ours]; 404 when unknown. */
+  deletePath(path: string): Promise<void> {
+    return this.#deps.writes.run(path, () => this.#deletePath(path));
+  }
+
+  async #deletePath(path: string): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const record = await this.#deps.store.readSecret(path);
+      if (!record) throw new ApiError("api_not_found");
+      if (await this.#deps.store.deleteSecret(path, record.revision)) return;
+      await backOff(attempt);
+    }
+    throw new ApiError("api_internal_error", "secret delete kept conflicting; gave up");
+  }
+
   /** Metadata of `path`; 404 when unknown (or when an explicit `version` is missing or deleted). */
   async metadata(path: string, version: number): Promise<MetadataView> {
     const record = await this.#deps.store.readSecret(path);
-    const view = record && metadataView(record, version);
+    const view = record && metadataView(record, version, this.#deps.clock());
     if (!view) throw new ApiError("api_not_found");
-    return view;
+    if (record.customMetadata === undefined) return view;
+    const customMetadata = await this.#openMetadata(path, record.customMetadata);
+    return { ...view, metadata: { ...view.metadata, customMetadata } };
+  }
+
+  /**
+   * Changes `path`'s metadata without making a new version [ours]: custom
+   * metadata is replaced as a whole. 404 when the path does not exist.
+   */
+  async putMetadata(path: string, changes: MetadataChanges): Promise<void> {
+    const custom = changes.customMetadata;
+    const plaintext = custom && Object.keys(custom).length > 0 ? encoder.encode(JSON.stringify(custom)) : undefined;
+    try {
+      // Sealed once: the associated data names the path, not a version.
+      const sealed = plaintext && await this.#sealMetadata(path, plaintext);
+      await this.#update(path, (record, now) => {
+        if (!record) throw new ApiError("api_not_found");
+        let next = record;
+        if (changes.expires !== undefined) {
+          next = setSecretExpiry(next, changes.expires === null ? null : expiryTime(changes.expires, now));
+        }
+        if (custom === undefined || (!sealed && next.customMetadata === undefined)) return next;
+        const { customMetadata: _old, ...rest } = next;
+        return sealed ? { ...rest, customMetadata: sealed } : rest;
+      });
+    } finally {
+      zeroize(plaintext);
+    }
   }
 
   /** Every secret path, sorted. */
@@ -133,6 +312,86 @@ export class SecretService {
     return this.#deps.store.listSecretPaths();
   }
 
+  /** Seals `plaintext` as version `version` of `path`: the one place secret values are sealed. */
+  #sealVersion(path: string, version: number, plaintext: Uint8Array): Promise<Uint8Array> {
+    return seal(this.#deps.keys.keys().secrets, plaintext, secretAad(path, version), this.#deps.random);
+  }
+
+  /** Seals custom metadata of `path`: the one place it is sealed. */
+  #sealMetadata(path: string, plaintext: Uint8Array): Promise<Uint8Array> {
+    return seal(this.#deps.keys.keys().secrets, plaintext, secretMetadataAad(path), this.#deps.random);
+  }
+
+  /** Opens the custom metadata of `path`: the one place it is opened. */
+  async #openMetadata(path: string, sealed: Uint8Array): Promise<Record<string, string>> {
+    const plaintext = await this.#open(path, sealed, secretMetadataAad(path), "custom metadata");
+    try {
+      return JSON.parse(new TextDecoder().decode(plaintext));
+    } finally {
+      zeroize(plaintext);
+    }
+  }
+
+  /** The values of `version` of `path`, opened: the one place secret values are opened. */
+  async #readValues(path: string, version: SecretVersion): Promise<Record<string, string>> {
+    const plaintext = await this.#open(path, version.sealed, secretAad(path, version.version), "secret record");
+    try {
+      return JSON.parse(new TextDecoder().decode(plaintext));
+    } finally {
+      zeroize(plaintext);
+    }
+  }
+
+  /**
+   * Opens sealed bytes of `path` under `aad`; the caller zeroes what it
+   * gets. Bytes that fail to open were tampered with or sealed under
+   * another root key: a 500 that says nothing more to the client.
+   */
+  async #open(path: string, sealed: Uint8Array, aad: Uint8Array, what: string): Promise<Uint8Array> {
+    try {
+      return await open(this.#deps.keys.keys().secrets, sealed, aad);
+    } catch {
+      throw new ApiError("api_internal_error", `${what} failed to open (path length ${path.length})`);
+    }
+  }
+
+  /**
+   * `record` sealed for `to` instead of `from` [ours]: every version that
+   * still has values, and the custom metadata, opened under the old path's
+   * associated data and sealed under the new one's. Destroyed versions stay
+   * as they are (there is nothing to seal).
+   */
+  async #resealed(from: string, to: string, record: SecretRecord): Promise<SecretRecord> {
+    const versions = new Map<number, SecretVersion>();
+    for (const [n, v] of record.versions) {
+      if (isDestroyed(v)) {
+        versions.set(n, v);
+        continue;
+      }
+      const plaintext = await this.#open(from, v.sealed, secretAad(from, n), "secret record");
+      try {
+        versions.set(n, { ...v, sealed: await this.#sealVersion(to, n, plaintext) });
+      } finally {
+        zeroize(plaintext);
+      }
+    }
+    const { customMetadata: custom, ...rest } = record;
+    if (custom === undefined) return { ...rest, versions };
+    const plaintext = await this.#open(from, custom, secretMetadataAad(from), "custom metadata");
+    try {
+      return { ...rest, versions, customMetadata: await this.#sealMetadata(to, plaintext) };
+    } finally {
+      zeroize(plaintext);
+    }
+  }
+
+  /**
+   * Read-modify-write through the store's compare-and-swap, retried until it
+   * lands. `change` sees a secret whose expiry has passed as absent [ours]
+   * (what it returns then replaces the expired record whole, at its stored
+   * revision), and returning the record it was given means "no change".
+   * Writers of one path in this Nexus take turns (`deps.writes`).
+   */
   #update(
     path: string,
     change: (record: SecretRecord | undefined, now: Date) => SecretRecord | Promise<SecretRecord>,
@@ -146,12 +405,13 @@ export class SecretService {
     change: (record: SecretRecord | undefined, now: Date) => SecretRecord | Promise<SecretRecord>,
   ): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const record = await this.#deps.store.readSecret(path);
-      const next = await change(record, this.#deps.clock());
+      const stored = await this.#deps.store.readSecret(path);
+      const now = this.#deps.clock();
+      const record = stored && !secretExpired(stored, now) ? stored : undefined;
+      const next = await change(record, now);
       if (next === record) return;
-      if (await this.#deps.store.writeSecret(path, record?.revision ?? 0, next)) return;
-      // Lost the race: back off a little (randomized so writers spread out).
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
+      if (await this.#deps.store.writeSecret(path, stored?.revision ?? 0, next)) return;
+      await backOff(attempt);
     }
     throw new ApiError("api_internal_error", "secret write kept conflicting; gave up");
   }

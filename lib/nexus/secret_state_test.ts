@@ -3,6 +3,8 @@ import fc from "fast-check";
 import type { SecretRecord } from "../store/types.ts";
 import {
   deleteVersions,
+  destroyVersions,
+  isDestroyed,
   metadataView,
   nextVersionForPut,
   nextVersionNumber,
@@ -303,4 +305,25 @@ Deno.test("property: numbers strictly increase and are never reused; caps, curre
     }),
     { numRuns: 300 },
   );
+});
+
+Deno.test("destroy empties sealed bytes, marks deleted (keeping an earlier time), moves current; undelete skips it", () => {
+  const start = deleteVersions(putMany(4), [2], t(10));
+  const r = destroyVersions(start, [2, 4, 9], t(20));
+  assert.ok(isDestroyed(r.versions.get(2)!) && isDestroyed(r.versions.get(4)!));
+  assert.ok(!isDestroyed(r.versions.get(3)!));
+  assert.deepEqual(r.versions.get(2)!.deletedTime, t(10));
+  assert.deepEqual(r.versions.get(4)!.deletedTime, t(20));
+  assert.equal(r.currentVersion, 3);
+  assert.equal(r.oldestVersion, 1);
+  assert.deepEqual(r.updatedTime, t(20));
+  assert.equal(start.versions.get(4)!.sealed.length, 2, "the input record is not mutated");
+  assert.equal(destroyVersions(r, [2, 4], t(30)), r, "destroying again changes nothing");
+  assert.equal(undeleteVersions(r, [2, 4], t(30)), undefined, "nothing to restore");
+  assert.equal(undeleteVersions(destroyVersions(putMany(2), [1, 2], t(5)), [], t(6)), undefined);
+  assert.equal(nextVersionNumber(r), 5, "a destroyed number is never reused");
+  const view = metadataView(r)!;
+  assert.equal(view.versions["4"]!.destroyed, true);
+  assert.equal("destroyed" in view.versions["3"]!, false);
+  assert.equal(selectVersion(r, 4), undefined);
 });

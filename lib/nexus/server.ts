@@ -25,6 +25,7 @@ import { rootKeyAuditKeys } from "./audit_key.ts";
 import { type AuditOutput, openAuditOutput } from "./audit_output.ts";
 import type { AuditRowSink, AuditTrail } from "./audit_trail.ts";
 import type { NexusDeps } from "./deps.ts";
+import { ExpirySweeper, type SweepReport } from "./expiry_sweeper.ts";
 import { KeeperStatus } from "./keeper_status.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable } from "./linear_regex.ts";
@@ -43,6 +44,8 @@ export interface RunningNexus {
   readonly deps: NexusDeps;
   /** The Keeper exchange, when Keepers are configured. */
   readonly keeperSync: KeeperSync | undefined;
+  /** The expiry sweep, when the store keeps data and the interval is not 0 [ours]. */
+  readonly sweeper: ExpirySweeper | undefined;
   /** Reopens the audit file by its path (log rotation; SIGHUP in `spike nexus`). */
   reopenAuditLog(): void;
   /** Stops serving, ends timers, closes the store, zeroes the key. */
@@ -71,6 +74,8 @@ export interface StartNexusOptions {
   readonly audit?: AuditSink;
   /** Show process and runtime metrics on `/metrics` (default true). */
   readonly processMetrics?: boolean;
+  /** Told of every expiry sweep pass that ran (tests). */
+  readonly onSweep?: (report: SweepReport) => void;
 }
 
 /**
@@ -174,6 +179,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
   let keeperClient: ReturnType<typeof createMtlsClient> | undefined;
   let keeperSync: KeeperSync | undefined;
   let checkpointTimer: ReturnType<typeof setInterval> | undefined;
+  let sweeper: ExpirySweeper | undefined;
   try {
     server = await serveHono(createNexusApp(deps), {
       identity,
@@ -216,10 +222,27 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       }, config.keeperUpdateIntervalMs);
     }
 
+    // Expired secrets are destroyed in the background; needs no key, so it
+    // runs from the start (reads hide expired data whether or not it ran).
+    // Each batch is audited like a change (`audit-sweep` records).
+    if (measured && config.expirySweepIntervalMs > 0) {
+      sweeper = new ExpirySweeper({
+        store: measured,
+        clock: deps.clock,
+        log,
+        audit: auditOutput.sink,
+        batchSize: config.expirySweepBatch,
+        writes: deps.secretWrites,
+        ...(options.onSweep ? { onPass: options.onSweep } : {}),
+      });
+      sweeper.start(config.expirySweepIntervalMs);
+    }
+
     const running: RunningNexus = {
       port,
       deps,
       keeperSync,
+      sweeper,
       reopenAuditLog: () => auditOutput.reopen(),
       async close() {
         // Stop first and drop the Keeper connections so a recovery round or
@@ -228,6 +251,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         keeperClient?.close();
         await stopping;
         if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
+        await sweeper?.stop();
         await server?.close();
         // The stop record is signed while the key is still here, and the
         // table gets its last rows before the store closes.
@@ -244,6 +268,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     keeperClient?.close();
     await stopping;
     if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
+    await sweeper?.stop();
     await server?.close().catch(() => {});
     await auditOutput.close().catch(() => {});
     await store?.close().catch(() => {});

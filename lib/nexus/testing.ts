@@ -26,6 +26,17 @@ import { RootKeyState } from "./root_key_state.ts";
 /** The instant every fixture clock returns. */
 export const FIXED_TIME = new Date("2026-01-02T03:04:05.000Z");
 
+/** A clock tests move by hand: `now()` is the wall clock to inject, `advance(ms)` moves it. */
+export function manualClock(start = FIXED_TIME): { now: () => Date; advance(ms: number): void } {
+  let at = start.getTime();
+  return {
+    now: () => new Date(at),
+    advance(ms) {
+      at += ms;
+    },
+  };
+}
+
 /** A counter-based byte source: reproducible, NOT random (tests only). */
 export function deterministicRandom(seed = 1): RandomBytes {
   let counter = seed;
@@ -85,6 +96,8 @@ export async function createTestNexus(options: {
   auditSink?: AuditSink;
   /** False: no metrics and no store measuring (what metrics cost, in `bench/metrics_bench.ts`). */
   metrics?: boolean;
+  /** The wall clock (default: always `FIXED_TIME`). */
+  clock?: () => Date;
 } = {}): Promise<TestNexus> {
   const settings = { ...TEST_SETTINGS, ...options.settings };
   const kept = memoryAuditSink();
@@ -103,7 +116,7 @@ export async function createTestNexus(options: {
     store,
     keys,
     restore: new RestoreSession(settings.shamirThreshold),
-    clock: () => FIXED_TIME,
+    clock: options.clock ?? (() => FIXED_TIME),
     random: deterministicRandom(),
     log: silentLogger,
     secretWrites: new KeyedQueue(),

@@ -19,7 +19,16 @@
  * @module
  */
 import { NotFoundError } from "../client/errors.ts";
-import { NexusClient, type PolicyView, type SecretMetadata } from "../client/nexus_client.ts";
+import {
+  type BatchReadResult,
+  type ListPage,
+  type ListQuery,
+  type MetadataUpdate,
+  NexusClient,
+  type PolicyView,
+  type SecretMetadata,
+  type WriteOptions,
+} from "../client/nexus_client.ts";
 import type { Permission } from "../api/validate.ts";
 import { type Env, resolveWorkloadConfig } from "../config/spike_config.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
@@ -33,6 +42,7 @@ import { type SecretChangeHandler, type SecretWatch, watchSecret, type WatchSecr
 export {
   ApiCallError,
   BadRequestError,
+  ConflictError,
   InternalServerError,
   NotFoundError,
   NotReadyError,
@@ -42,7 +52,7 @@ export {
 } from "../client/errors.ts";
 export type { ErrorCode } from "../api/errors.ts";
 export type { Permission } from "../api/validate.ts";
-export type { SecretMetadata } from "../client/nexus_client.ts";
+export type { MetadataUpdate, SecretMetadata, SecretVersionMetadata, WriteOptions } from "../client/nexus_client.ts";
 export { ConfigError } from "../config/parse.ts";
 export type { Env } from "../config/spike_config.ts";
 export { IdentitySourceError, type IdentitySourceErrorReason } from "../spiffe/identity_check.ts";
@@ -142,10 +152,27 @@ export interface VersionOption {
 export interface SpikeClient {
   /** All key/value pairs of a secret (needs `read`). */
   getSecret(path: string, options?: VersionOption): Promise<Record<string, string>>;
+  /**
+   * Reads the current version of up to 100 secrets in one call, each authorized on its own (needs `read` on each):
+   * per path `{ data }`, or `{ err: "api_not_found" | "access_unauthorized" | "api_internal_error" }`. Rejects
+   * (`BadRequestError`) only for a malformed path or more than 100.
+   */
+  getSecrets(paths: readonly string[]): Promise<Record<string, BatchReadResult>>;
   /** One value of a secret; rejects with `NotFoundError` when the key is missing. */
   getSecretValue(path: string, key: string, options?: VersionOption): Promise<string>;
-  /** Writes a new version (needs `write`). */
-  putSecret(path: string, values: Readonly<Record<string, string>>): Promise<void>;
+  /**
+   * Writes a new version (needs `write`). With `cas`, only when the secret's
+   * current version is that number (0: none yet); otherwise rejects with
+   * `ConflictError` and writes nothing.
+   */
+  putSecret(path: string, values: Readonly<Record<string, string>>, options?: WriteOptions): Promise<void>;
+  /**
+   * Writes a new version holding the current values with `changes` merged in
+   * (`null` removes a key), atomically in Nexus: concurrent patches never lose
+   * each other's keys (needs `write`). `cas` as for `putSecret`. Rejects with
+   * `NotFoundError` when the secret has no current version.
+   */
+  patchSecret(path: string, changes: Readonly<Record<string, string | null>>, options?: WriteOptions): Promise<void>;
   /** Soft-deletes versions; none given = the current one (needs `write`). */
   deleteSecret(path: string, versions?: readonly number[]): Promise<void>;
   /**
@@ -153,6 +180,32 @@ export interface SpikeClient {
    * version is deleted (SPIKE's rule). Rejects with `NotFoundError` when nothing was restored.
    */
   undeleteSecret(path: string, versions?: readonly number[]): Promise<void>;
+  /**
+   * Destroys versions for good (needs `write`): their values are removed from the store and cannot be undeleted;
+   * metadata keeps their numbers, marked `destroyed`. Versions that do not exist are skipped.
+   */
+  destroySecret(path: string, versions: readonly number[]): Promise<void>;
+  /**
+   * Changes a secret's metadata without making a new version (needs `write`): `customMetadata` replaces all custom
+   * metadata (`{}` clears it). `NotFoundError` when the secret does not exist.
+   */
+  putMetadata(path: string, update: MetadataUpdate): Promise<void>;
+  /**
+   * Moves a secret with every version and its metadata to `to`, atomically (needs `read` and `write` on `from`,
+   * `write` on `to`). `ConflictError` when `to` exists, `NotFoundError` when `from` does not.
+   */
+  moveSecret(from: string, to: string): Promise<void>;
+  /** Removes a secret with every version and its metadata (needs `write`); `NotFoundError` when there is none. */
+  deleteMetadata(path: string): Promise<void>;
+  /**
+   * One page of the paths under `prefix` this workload may read or list
+   * (the superuser and holders of `list` on `spike/system/secret`: every
+   * path). Pass `cursor` back for the next page; it is absent on the last.
+   * A page may hold fewer than `limit` paths, even none, before the end.
+   */
+  listSecretsPage(query?: ListQuery): Promise<ListPage>;
+  /** Every path under `prefix` this workload may read or list, page by page (`pageSize`, default 500). */
+  iterateSecrets(prefix?: string, options?: { pageSize?: number }): AsyncIterableIterator<string>;
   /** Every secret path, sorted (needs `list` on `spike/system/secret`). */
   listSecrets(): Promise<string[]>;
   /** Versions and times of a secret, no values (needs `read`). */
@@ -230,10 +283,27 @@ export async function connect(options: ConnectOptions = {}): Promise<SpikeClient
       if (!Object.hasOwn(values, key)) throw new NotFoundError(404, "api_not_found");
       return values[key]!;
     },
-    putSecret: (path, values) => write(() => nexus.putSecret(path, values)),
+    getSecrets: (paths) => read(() => nexus.getSecrets(paths)),
+    putSecret: (path, values, o) => write(() => nexus.putSecret(path, values, o)),
+    patchSecret: (path, changes, o) => write(() => nexus.patchSecret(path, changes, o)),
     deleteSecret: (path, versions = []) => write(() => nexus.deleteSecret(path, versions)),
     undeleteSecret: (path, versions = []) => write(() => nexus.undeleteSecret(path, versions)),
+    destroySecret: (path, versions) => write(() => nexus.destroySecret(path, versions)),
+    putMetadata: (path, update) => write(() => nexus.putSecretMetadata(path, update)),
+    deleteMetadata: (path) => write(() => nexus.deleteSecretMetadata(path)),
+    moveSecret: (from, to) => write(() => nexus.moveSecret(from, to)),
     listSecrets: () => read(() => nexus.listSecrets()),
+    listSecretsPage: (query = {}) => read(() => nexus.listSecretsPage(query)),
+    async *iterateSecrets(prefix = "", options = {}) {
+      let cursor: string | undefined;
+      do {
+        const page: ListPage = await read(() =>
+          nexus.listSecretsPage({ prefix, limit: options.pageSize ?? 500, ...(cursor ? { cursor } : {}) })
+        );
+        yield* page.keys;
+        cursor = page.cursor;
+      } while (cursor !== undefined);
+    },
     getMetadata: (path, o) => read(() => nexus.getSecretMetadata(path, o?.version ?? 0)),
     putPolicy: (policy) =>
       write(() =>

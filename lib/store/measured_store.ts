@@ -15,7 +15,13 @@ export const STORE_OPERATIONS = Object.freeze(
   {
     readSecret: "read_secret",
     writeSecret: "write_secret",
+    deleteSecret: "delete_secret",
+    moveSecret: "move_secret",
+    listExpired: "list_expired",
+    // Spans the work it guards (one expiry sweep pass), whose own calls are measured too.
+    tryExclusive: "try_exclusive",
     listSecretPaths: "list_secret_paths",
+    listSecretPathsPage: "list_secret_paths_page",
     upsertPolicy: "upsert_policy",
     getPolicy: "get_policy",
     deletePolicy: "delete_policy",

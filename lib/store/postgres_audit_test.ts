@@ -99,3 +99,33 @@ Deno.test("postgres audit rows: a change's row commits exactly with the change; 
     await db.drop();
   }
 });
+
+Deno.test("postgres audit rows: a path delete's and a move's row commit exactly with them; a refused row rolls them back", async () => {
+  const db = await createTestDatabase();
+  const store = createPostgresStore({ url: db.url });
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  const stored = async () => (await sql`SELECT seq FROM audit_logs ORDER BY seq`).map((r) => Number(r.seq));
+  try {
+    for (const path of ["d", "m", "n"]) assert.equal(await store.writeSecret(path, 0, secret(0)), true);
+    assert.equal(await store.deleteSecret("d", 2, row(1)), false, "stale revision: no change, no row");
+    assert.equal(await store.deleteSecret("gone", 1, row(2)), false, "no such path: no change, no row");
+    assert.equal(await store.deleteSecret("d", 1, row(3)), true);
+    assert.equal(await store.moveSecret("m", 2, "m2", 0, secret(0), row(4)), false, "stale source: no row");
+    assert.equal(await store.moveSecret("m", 1, "n", 0, secret(0), row(5)), false, "destination taken: no row");
+    assert.equal(await store.moveSecret("m", 1, "m2", 0, secret(0), row(6)), true);
+    assert.deepEqual(await stored(), [3, 6]);
+    assert.equal(await store.readSecret("d"), undefined);
+    assert.deepEqual([await store.readSecret("m"), (await store.readSecret("m2"))?.revision], [undefined, 1]);
+
+    await sql`ALTER TABLE audit_logs ADD CONSTRAINT no_refused CHECK (route IS DISTINCT FROM '/v1/refused')`;
+    await assert.rejects(store.deleteSecret("n", 1, row(7, "/v1/refused")), AuditRowRefusedError);
+    assert.equal((await store.readSecret("n"))?.revision, 1, "the delete rolled back");
+    await assert.rejects(store.moveSecret("m2", 1, "m3", 0, secret(0), row(8, "/v1/refused")), AuditRowRefusedError);
+    assert.equal((await store.readSecret("m2"))?.revision, 1, "the move rolled back: still at its source");
+    assert.equal(await store.readSecret("m3"), undefined, "and not at its destination");
+    assert.deepEqual(await stored(), [3, 6]);
+  } finally {
+    await Promise.all([store.close(), sql.end()]);
+    await db.drop();
+  }
+});

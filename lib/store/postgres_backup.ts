@@ -53,7 +53,7 @@ export async function withPostgresSnapshot<T>(
         schemaVersion,
         counts: await readCounts(tx),
         keyCheck: await readKeyCheck(tx),
-        items: () => snapshotItems(tx),
+        items: () => snapshotItems(tx, schemaVersion),
       };
       return await use(snapshot);
     }) as T;
@@ -134,6 +134,8 @@ class BatchInserter {
           max_versions: r.maxVersions,
           created_at: r.createdTime,
           updated_at: r.updatedTime,
+          custom_metadata: r.customMetadata ?? null,
+          expires_at: r.expiresAt ?? null,
         });
         for (const v of r.versions.values()) {
           this.#versions.push({
@@ -142,6 +144,7 @@ class BatchInserter {
             created_at: v.createdTime,
             deleted_at: v.deletedTime,
             sealed: v.sealed,
+            expires_at: v.expiresAt ?? null,
           });
         }
         if (this.#secrets.length >= BATCH_ROWS || this.#versions.length >= BATCH_ROWS) await this.flush();
@@ -181,12 +184,16 @@ class BatchInserter {
           "max_versions",
           "created_at",
           "updated_at",
+          "custom_metadata",
+          "expires_at",
         )
       }`;
     }
     for (let i = 0; i < versions.length; i += BATCH_ROWS) {
       const chunk = versions.slice(i, i + BATCH_ROWS);
-      await tx`INSERT INTO secret_versions ${tx(chunk, "path", "version", "created_at", "deleted_at", "sealed")}`;
+      await tx`INSERT INTO secret_versions ${
+        tx(chunk, "path", "version", "created_at", "deleted_at", "sealed", "expires_at")
+      }`;
     }
   }
 }
@@ -231,14 +238,28 @@ async function readKeyCheck(tx: TransactionSql): Promise<Uint8Array | undefined>
   return row && POSTGRES_DECODERS.bytes(row.value);
 }
 
-async function* snapshotItems(tx: TransactionSql): AsyncGenerator<BackupItem> {
+/**
+ * Every secret row with its versions, from a database at `schemaVersion`:
+ * the columns later steps added (custom metadata: 4; expiry: 5) read as
+ * NULL from an older schema (a database an earlier build left, backed up
+ * before a Nexus of this build migrated it).
+ */
+function secretsQuery(schemaVersion: number): string {
+  const since = (version: number, column: string, alias: string) =>
+    schemaVersion >= version ? `${column} AS ${alias}` : `NULL AS ${alias}`;
+  return `
+    SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
+           s.created_at AS created, s.updated_at AS updated, ${since(4, "s.custom_metadata", "custom_metadata")},
+           ${since(5, "s.expires_at", "expires")},
+           v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed,
+           ${since(5, "v.expires_at", "v_expires")}
+    FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
+    ORDER BY s.path, v.version`;
+}
+
+async function* snapshotItems(tx: TransactionSql, schemaVersion: number): AsyncGenerator<BackupItem> {
   const secretRows = async function* () {
-    const cursor = tx`
-      SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
-             s.created_at AS created, s.updated_at AS updated,
-             v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed
-      FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
-      ORDER BY s.path, v.version`.cursor(BATCH_ROWS);
+    const cursor = tx.unsafe(secretsQuery(schemaVersion)).cursor(BATCH_ROWS);
     for await (const rows of cursor) yield* rows as Row[];
   };
   yield* secretItems(secretRows(), POSTGRES_DECODERS);

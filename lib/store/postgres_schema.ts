@@ -84,6 +84,27 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     version: 3,
     sql: AUDIT_LOGS_MIGRATION_SQL,
   },
+  {
+    // Key-value extensions [ours]: a secret's custom metadata, sealed by
+    // Nexus (NULL: none). The advisory lock and the version row already make
+    // each step run once; IF NOT EXISTS (here and in step 5) also lets a step
+    // that finds its change made by hand complete instead of failing.
+    version: 4,
+    sql: `ALTER TABLE secrets ADD COLUMN IF NOT EXISTS custom_metadata bytea;`,
+  },
+  {
+    // Key-value extensions [ours]: expiry times of a secret and of a version
+    // (NULL: never), indexed where set so the expiry sweep finds them without
+    // a scan.
+    version: 5,
+    sql: `
+      ALTER TABLE secrets ADD COLUMN IF NOT EXISTS expires_at timestamptz;
+      ALTER TABLE secret_versions ADD COLUMN IF NOT EXISTS expires_at timestamptz;
+      CREATE INDEX IF NOT EXISTS secrets_by_expiry ON secrets (expires_at) WHERE expires_at IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS secret_versions_by_expiry ON secret_versions (expires_at)
+        WHERE expires_at IS NOT NULL;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

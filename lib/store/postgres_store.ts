@@ -17,11 +17,22 @@
  * @module
  */
 import type { Sql, TransactionSql } from "postgres";
+import { pageRange } from "./byte_order.ts";
 import { connectPostgres, type PostgresStoreOptions } from "./postgres_connection.ts";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import { type ExclusiveOutcome, localExclusive } from "./exclusive.ts";
+import {
+  checkListExpired,
+  checkMetaKey,
+  checkMetaValue,
+  checkPathPage,
+  checkPolicy,
+  checkSecretDelete,
+  checkSecretMove,
+  checkSecretWrite,
+} from "./record_check.ts";
 import { auditRefusalOr, insertAuditRows } from "./postgres_audit.ts";
 import { migratePostgres } from "./postgres_schema.ts";
-import { secretWriteStatement } from "./postgres_write.ts";
+import { secretDeleteStatement, secretWriteStatement } from "./postgres_write.ts";
 import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
 import type { AuditRow, Permission, PolicyRecord, Store } from "./types.ts";
 
@@ -90,6 +101,12 @@ async function withAuditRow<T>(
   }) as T;
 }
 
+/** Thrown inside a move's transaction to roll it back when a revision does not match. */
+const MOVE_REFUSED = new Error("move refused: a revision changed");
+
+/** Advisory lock key of `tryExclusive` ("spksw"; the migration lock is another key). */
+const EXCLUSIVE_LOCK = 0x73706b7377;
+
 /**
  * Connects lazily to the database at `options.url`. Each store is its own
  * connection pool; any number of stores, in one process or many, may share
@@ -103,6 +120,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
   // server crashes first; the audit file is their durable copy.
   let relaxed: Sql | undefined;
   let closed = false;
+  const exclusive = localExclusive();
   let schema: Promise<void> | undefined;
 
   /** Migrates once per store; a failure is forgotten so the next call tries again. */
@@ -126,8 +144,9 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         // One statement is one snapshot, even with writers in other processes.
         const rows = await sql`
           SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
-                 s.created_at AS created, s.updated_at AS updated,
-                 v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed
+                 s.created_at AS created, s.updated_at AS updated, s.custom_metadata, s.expires_at AS expires,
+                 v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed,
+                 v.expires_at AS v_expires
           FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
           WHERE s.path = ${path}
           ORDER BY v.version`;
@@ -141,6 +160,86 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         const [row] = await sql.unsafe(statement.text, statement.params as never[], { prepare: true })
           .catch((error) => audit ? auditRefusalOr(error) : Promise.reject(error));
         return row!.swapped === 1;
+      }),
+
+    deleteSecret: (path, expectedRevision, audit) =>
+      run(async () => {
+        checkSecretDelete(path, expectedRevision);
+        // Versions go with it (ON DELETE CASCADE), in the same statement, and
+        // so does the audit row, inserted only when the path was removed.
+        const statement = secretDeleteStatement(path, expectedRevision, audit);
+        const [row] = await sql.unsafe(statement.text, statement.params as never[], { prepare: true })
+          .catch((error) => audit ? auditRefusalOr(error) : Promise.reject(error));
+        return row!.removed === 1;
+      }),
+
+    moveSecret: (from, fromRevision, to, toRevision, next, audit) =>
+      run(async () => {
+        checkSecretMove(from, fromRevision, to, toRevision, next);
+        // One transaction: the source's removal and the destination's write
+        // (its usual one-statement compare-and-swap, carrying the audit row
+        // when there is one) commit together, or a refused half rolls the
+        // other back.
+        try {
+          await sql.begin(async (tx) => {
+            const removed =
+              await tx`DELETE FROM secrets WHERE path = ${from} AND revision = ${fromRevision} RETURNING 1`;
+            if (removed.length === 0) throw MOVE_REFUSED;
+            const statement = secretWriteStatement(to, toRevision, next, audit);
+            const [row] = await tx.unsafe(statement.text, statement.params as never[], { prepare: true });
+            if (row!.swapped !== 1) throw MOVE_REFUSED;
+          });
+          return true;
+        } catch (error) {
+          // Two moves in opposite directions can lock each other's rows; Postgres
+          // then aborts one of them whole, which is as good as a lost race.
+          if (error === MOVE_REFUSED || (error as { code?: unknown }).code === "40P01") return false;
+          if (audit) auditRefusalOr(error);
+          throw error;
+        }
+      }),
+
+    listExpired: (now, limit) =>
+      run(async () => {
+        checkListExpired(now, limit);
+        // Each half stops after `limit` rows of its expiry index: bounded work.
+        const rows = await sql`
+          (SELECT path FROM secrets WHERE expires_at <= ${now} LIMIT ${limit})
+          UNION
+          (SELECT DISTINCT path FROM secret_versions WHERE expires_at <= ${now} LIMIT ${limit})
+          LIMIT ${limit}`;
+        return rows.map((row) => text(row.path));
+      }),
+
+    tryExclusive<T>(work: () => Promise<T>) {
+      return run(async (): Promise<ExclusiveOutcome<T>> => {
+        // Within this process first (no round trip), then among every Nexus
+        // on the database: a transaction-level advisory lock, released by
+        // COMMIT or ROLLBACK, and by the server when this connection dies, so
+        // a crashed Nexus never leaves it held. The work runs on other
+        // connections of the pool while this transaction holds the lock.
+        const local = await exclusive(async () => {
+          let outcome: ExclusiveOutcome<T> = { ran: false };
+          await sql.begin(async (tx) => {
+            const [row] = await tx`SELECT pg_try_advisory_xact_lock(${EXCLUSIVE_LOCK}) AS locked`;
+            if (row!.locked === true) outcome = { ran: true, value: await work() };
+          });
+          return outcome;
+        });
+        return local.ran ? local.value : { ran: false };
+      });
+    },
+
+    listSecretPathsPage: (query) =>
+      run(async () => {
+        checkPathPage(query);
+        const { from, inclusive, upper } = pageRange(query);
+        // One range scan of the primary key ("C" collation: byte order), stopping after `limit` rows.
+        const lower = inclusive ? sql`path >= ${from}` : sql`path > ${from}`;
+        const rows = upper === undefined
+          ? await sql`SELECT path FROM secrets WHERE ${lower} ORDER BY path LIMIT ${query.limit}`
+          : await sql`SELECT path FROM secrets WHERE ${lower} AND path < ${upper} ORDER BY path LIMIT ${query.limit}`;
+        return rows.map((row) => text(row.path));
       }),
 
     listSecretPaths: () =>

@@ -103,6 +103,55 @@ Deno.test("postgres: schema version is recorded, steps run once, a newer schema 
   }
 });
 
+Deno.test("postgres: a database at schema 3 (audit_logs, before the key-value steps) migrates forward, racing instances included", async () => {
+  const db = await createTestDatabase();
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    // The schema an earlier build left: steps 1-3, with a secret, a policy and an audit row in it.
+    assert.equal(POSTGRES_MIGRATIONS[2]!.version, 3);
+    await migratePostgres(sql, POSTGRES_MIGRATIONS.slice(0, 3));
+    const t = new Date("2026-01-02T03:04:05.678Z");
+    await sql`INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_at, updated_at)
+              VALUES ('old/db', 1, 1, 1, 10, ${t}, ${t})`;
+    await sql`INSERT INTO secret_versions (path, version, created_at, deleted_at, sealed)
+              VALUES ('old/db', 1, ${t}, NULL, ${new Uint8Array([7, 7])})`;
+    await sql`INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at)
+              VALUES ('old', '^x$', '^y$', '["read"]', ${t}, ${t})`;
+    await sql`INSERT INTO audit_logs (instance, seq, segment, recorded_at, type, mac, line)
+              VALUES ('0b3a6a52-8f0e-4d7c-9c39-4f3f1b7e2a11', 1, 0, ${t}, 'audit', ${"c".repeat(64)}, '{}')`;
+
+    // Three instances of this build start on it together: the advisory lock lets one migrate.
+    const stores = Array.from({ length: 3 }, () => createPostgresStore({ url: db.url }));
+    await Promise.all(stores.map((s) => s.ping()));
+    assert.equal(Number((await sql`SELECT version FROM schema_version`)[0]!.version), POSTGRES_SCHEMA_VERSION);
+    assert.equal(POSTGRES_SCHEMA_VERSION, 5);
+    const [store] = stores;
+    const old = (await store!.readSecret("old/db"))!;
+    assert.deepEqual(
+      [old.revision, old.customMetadata, old.expiresAt, old.versions.get(1)?.sealed, old.versions.get(1)?.expiresAt],
+      [1, undefined, undefined, new Uint8Array([7, 7]), undefined],
+      "the old secret reads back as it was, with no custom metadata and no expiry",
+    );
+    assert.deepEqual((await store!.listPolicies()).map((p) => p.name), ["old"]);
+    assert.equal(Number((await sql`SELECT count(*) AS n FROM audit_logs`)[0]!.n), 1, "audit rows kept");
+    // The new columns work on the old rows.
+    const expiresAt = new Date(t.getTime() + 1000);
+    assert.equal(
+      await store!.writeSecret("old/db", 1, { ...old, customMetadata: new Uint8Array([9]), expiresAt }),
+      true,
+    );
+    assert.deepEqual(await store!.listExpired(new Date(t.getTime() + 2000), 10), ["old/db"]);
+    assert.deepEqual((await store!.readSecret("old/db"))?.customMetadata, new Uint8Array([9]));
+    await Promise.all(stores.map((s) => s.close()));
+
+    // The key-value steps find their changes already made and complete (IF NOT EXISTS).
+    for (const step of POSTGRES_MIGRATIONS.slice(3)) await sql.unsafe(step.sql);
+  } finally {
+    await sql.end();
+    await db.drop();
+  }
+});
+
 Deno.test("postgres: calls fail while the server is unreachable; the same store works once it answers", async () => {
   const db = await createTestDatabase();
   const url = new URL(db.url);
@@ -158,6 +207,30 @@ Deno.test("postgres: with a CA, connections use TLS and verify the server's name
     await systemRoots.close();
   } finally {
     await Promise.all([verified.close(), wrongName.close(), otherCa.close(), sql.end()]);
+    await db.drop();
+  }
+});
+
+Deno.test("postgres: tryExclusive is one holder at a time across stores sharing the database", async () => {
+  const db = await createTestDatabase();
+  const [a, b] = [createPostgresStore({ url: db.url }), createPostgresStore({ url: db.url })];
+  try {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => release = resolve);
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => started = resolve);
+    const first = a.tryExclusive(async () => {
+      started();
+      await held;
+      return "a";
+    });
+    await running;
+    assert.deepEqual(await b.tryExclusive(() => Promise.resolve("b")), { ran: false }, "b is refused while a holds it");
+    release();
+    assert.deepEqual(await first, { ran: true, value: "a" });
+    assert.deepEqual(await b.tryExclusive(() => Promise.resolve("b")), { ran: true, value: "b" }, "free after a ends");
+  } finally {
+    await Promise.all([a.close(), b.close()]);
     await db.drop();
   }
 });

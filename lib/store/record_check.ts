@@ -7,7 +7,7 @@
  * @module
  */
 import { storableText } from "./storable_text.ts";
-import type { PolicyRecord, SecretRecord } from "./types.ts";
+import type { PathPageQuery, PolicyRecord, SecretRecord } from "./types.ts";
 
 function fail(what: string): never {
   throw new TypeError(`store: invalid ${what}`);
@@ -34,6 +34,8 @@ export function checkSecretWrite(path: string, expectedRevision: number, next: S
   checkCount(next.maxVersions, "max versions", 0);
   checkDate(next.createdTime, "created time");
   checkDate(next.updatedTime, "updated time");
+  if (next.customMetadata !== undefined && !(next.customMetadata instanceof Uint8Array)) fail("custom metadata");
+  if (next.expiresAt !== undefined) checkDate(next.expiresAt, "expiry time");
   if (!(next.versions instanceof Map)) fail("versions");
   for (const [key, v] of next.versions) {
     checkCount(key, "version number", 1);
@@ -41,7 +43,41 @@ export function checkSecretWrite(path: string, expectedRevision: number, next: S
     checkDate(v.createdTime, "version created time");
     if (v.deletedTime !== null) checkDate(v.deletedTime, "version deleted time");
     if (!(v.sealed instanceof Uint8Array)) fail("sealed value");
+    if (v.expiresAt !== undefined) checkDate(v.expiresAt, "version expiry time");
   }
+}
+
+/** Throws a `TypeError` unless `deleteSecret`'s arguments are well formed. */
+export function checkSecretDelete(path: string, expectedRevision: number): void {
+  checkKey(path, "secret path");
+  checkCount(expectedRevision, "expected revision", 1);
+}
+
+/** Throws a `TypeError` unless `moveSecret`'s arguments are well formed. */
+export function checkSecretMove(
+  from: string,
+  fromRevision: number,
+  to: string,
+  toRevision: number,
+  next: SecretRecord,
+) {
+  checkSecretDelete(from, fromRevision);
+  checkSecretWrite(to, toRevision, next);
+  if (from === to) fail("move (source and destination are the same path)");
+}
+
+/** Throws a `TypeError` unless `listExpired`'s arguments are well formed. */
+export function checkListExpired(now: Date, limit: number): void {
+  checkDate(now, "time");
+  checkCount(limit, "limit", 0);
+}
+
+/** Throws a `TypeError` unless a page query is well formed (empty prefix and cursor allowed). */
+export function checkPathPage(query: PathPageQuery): void {
+  for (const [text, what] of [[query.prefix, "prefix"], [query.after, "cursor"]] as const) {
+    if (text !== undefined && (typeof text !== "string" || !storableText(text))) fail(what);
+  }
+  checkCount(query.limit, "limit", 0);
 }
 
 /** Throws a `TypeError` unless `policy` is well formed. */

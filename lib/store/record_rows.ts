@@ -7,8 +7,8 @@
  * below.
  *
  * Secret columns: `revision`, `current_version`, `oldest_version`,
- * `max_versions`, `created`, `updated`, `version`, `v_created`, `v_deleted`,
- * `sealed`. Policy columns: `name`, `spiffe_id_pattern`, `path_pattern`,
+ * `max_versions`, `created`, `updated`, `custom_metadata`, `expires`,
+ * `version`, `v_created`, `v_deleted`, `sealed`, `v_expires`. Policy columns: `name`, `spiffe_id_pattern`, `path_pattern`,
  * `permissions`, `created`, `updated`.
  *
  * @module
@@ -45,6 +45,7 @@ export function recordFromJoinRows(
       createdTime: decode.date(row.v_created),
       deletedTime: row.v_deleted === null ? null : decode.date(row.v_deleted),
       sealed: decode.bytes(row.sealed),
+      ...(row.v_expires == null ? {} : { expiresAt: decode.date(row.v_expires) }),
     });
   }
   return {
@@ -55,6 +56,8 @@ export function recordFromJoinRows(
     createdTime: decode.date(first.created),
     updatedTime: decode.date(first.updated),
     versions,
+    ...(first.custom_metadata == null ? {} : { customMetadata: decode.bytes(first.custom_metadata) }),
+    ...(first.expires == null ? {} : { expiresAt: decode.date(first.expires) }),
   };
 }
 

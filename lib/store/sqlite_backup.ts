@@ -34,24 +34,39 @@ const SQL = {
   counts: `SELECT (SELECT count(*) FROM secrets) AS secrets, (SELECT count(*) FROM secret_versions) AS versions,
                   (SELECT count(*) FROM policies) AS policies, (SELECT count(*) FROM meta) AS meta`,
   keyCheck: "SELECT value FROM meta WHERE key = ?",
-  secrets: `
-    SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
-           s.created_ms AS created, s.updated_ms AS updated,
-           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed
-    FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
-    ORDER BY s.path, v.version`,
   policies: `SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated
              FROM policies ORDER BY name`,
   meta: "SELECT key, value FROM meta ORDER BY key",
   insertSecret: `
-    INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms)
-    VALUES (?, ?, ?, ?, ?, ?, ?)`,
-  insertVersion: "INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed) VALUES (?, ?, ?, ?, ?)",
+    INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms,
+                         custom_metadata, expires_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  insertVersion: `
+    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed, expires_ms)
+    VALUES (?, ?, ?, ?, ?, ?)`,
   insertPolicy: `
     INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
     VALUES (?, ?, ?, ?, ?, ?)`,
   insertMeta: "INSERT INTO meta (key, value) VALUES (?, ?)",
 } as const;
+
+/**
+ * Every secret row with its versions, from a file at `schemaVersion`: the
+ * columns later steps added (custom metadata: 3; expiry: 4) read as NULL
+ * from an older file, such as a `sqlite` backup an earlier build made.
+ */
+function secretsQuery(schemaVersion: number): string {
+  const since = (version: number, column: string, alias: string) =>
+    schemaVersion >= version ? `${column} AS ${alias}` : `NULL AS ${alias}`;
+  return `
+    SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
+           s.created_ms AS created, s.updated_ms AS updated, ${since(3, "s.custom_metadata", "custom_metadata")},
+           ${since(4, "s.expires_ms", "expires")},
+           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed,
+           ${since(4, "v.expires_ms", "v_expires")}
+    FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
+    ORDER BY s.path, v.version`;
+}
 
 /**
  * Runs `use` with a snapshot of the spike database `file`, opened read-only
@@ -68,7 +83,7 @@ export async function withSqliteSnapshot<T>(file: string, use: (snapshot: StoreS
       schemaVersion,
       counts: readCounts(db),
       keyCheck: readKeyCheck(db),
-      items: () => snapshotItems(db),
+      items: () => snapshotItems(db, schemaVersion),
     };
     return await use(snapshot);
   } finally {
@@ -140,6 +155,8 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
               r.maxVersions,
               r.createdTime.getTime(),
               r.updatedTime.getTime(),
+              r.customMetadata ?? null,
+              r.expiresAt?.getTime() ?? null,
             );
             for (const v of r.versions.values()) {
               st.version.run(
@@ -148,6 +165,7 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
                 v.createdTime.getTime(),
                 v.deletedTime?.getTime() ?? null,
                 v.sealed,
+                v.expiresAt?.getTime() ?? null,
               );
             }
             return;
@@ -241,8 +259,8 @@ function readKeyCheck(db: DatabaseSync): Uint8Array | undefined {
   return row && SQLITE_DECODERS.bytes(row.value);
 }
 
-async function* snapshotItems(db: DatabaseSync): AsyncGenerator<BackupItem> {
-  yield* secretItems(db.prepare(SQL.secrets).iterate() as Iterable<Row>, SQLITE_DECODERS);
+async function* snapshotItems(db: DatabaseSync, schemaVersion: number): AsyncGenerator<BackupItem> {
+  yield* secretItems(db.prepare(secretsQuery(schemaVersion)).iterate() as Iterable<Row>, SQLITE_DECODERS);
   for (const row of db.prepare(SQL.policies).iterate() as Iterable<Row>) {
     yield { kind: "policy", policy: policyFromRow(row, SQLITE_DECODERS) };
   }

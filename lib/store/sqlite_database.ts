@@ -13,7 +13,17 @@
  * @module
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
+import { pageRange } from "./byte_order.ts";
+import {
+  checkListExpired,
+  checkMetaKey,
+  checkMetaValue,
+  checkPathPage,
+  checkPolicy,
+  checkSecretDelete,
+  checkSecretMove,
+  checkSecretWrite,
+} from "./record_check.ts";
 import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
 import { type ConnectionOptions, openDatabase } from "./sqlite_connection.ts";
 import { migrate } from "./sqlite_schema.ts";
@@ -79,18 +89,19 @@ const SQL = {
   rollbackToSavepoint: "ROLLBACK TO write",
   readSecret: `
     SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
-           s.created_ms AS created, s.updated_ms AS updated,
-           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed
+           s.created_ms AS created, s.updated_ms AS updated, s.custom_metadata, s.expires_ms AS expires,
+           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed, v.expires_ms AS v_expires
     FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
     WHERE s.path = ?
     ORDER BY v.version`,
   revision: "SELECT revision FROM secrets WHERE path = ?",
   insertSecret: `
-    INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms)
-    VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms,
+                         custom_metadata, expires_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   updateSecret: `
     UPDATE secrets SET revision = ?, current_version = ?, oldest_version = ?, max_versions = ?,
-                       created_ms = ?, updated_ms = ?
+                       created_ms = ?, updated_ms = ?, custom_metadata = ?, expires_ms = ?
     WHERE path = ?`,
   // Versions absent from the new record are pruned; json_each lets one
   // prepared statement take a list of any length.
@@ -98,12 +109,32 @@ const SQL = {
   // Rewrites a version only when something in it changed, so a put touches
   // one new row instead of all kept ones.
   upsertVersion: `
-    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed) VALUES (?, ?, ?, ?, ?)
+    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed, expires_ms) VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (path, version) DO UPDATE SET
-      created_ms = excluded.created_ms, deleted_ms = excluded.deleted_ms, sealed = excluded.sealed
+      created_ms = excluded.created_ms, deleted_ms = excluded.deleted_ms, sealed = excluded.sealed,
+      expires_ms = excluded.expires_ms
     WHERE created_ms IS NOT excluded.created_ms OR deleted_ms IS NOT excluded.deleted_ms
-       OR sealed IS NOT excluded.sealed`,
+       OR sealed IS NOT excluded.sealed OR expires_ms IS NOT excluded.expires_ms`,
+  // Versions go with it (ON DELETE CASCADE); secure_delete zeroes their bytes.
+  deleteSecret: "DELETE FROM secrets WHERE path = ? AND revision = ?",
+  // Each half stops after `limit` rows of its expiry index, so the work is
+  // bounded however much has expired.
+  listExpired: `
+    SELECT path FROM (SELECT path FROM secrets WHERE expires_ms <= ? LIMIT ?)
+    UNION
+    SELECT path FROM (SELECT DISTINCT path FROM secret_versions WHERE expires_ms <= ? LIMIT ?)
+    LIMIT ?`,
   listPaths: "SELECT path FROM secrets ORDER BY path",
+  // A page is one range of the primary key index, stopping after `limit`
+  // rows: from the prefix (inclusive) or from the cursor (exclusive),
+  // whichever is later, up to the prefix's upper bound when it has one.
+  // One statement per shape, so the planner always sees a single lower
+  // bound (with two, it may start at the earlier and filter its way to the
+  // later) and no OR.
+  pageFrom: "SELECT path FROM secrets WHERE path >= ? AND path < ? ORDER BY path LIMIT ?",
+  pageAfter: "SELECT path FROM secrets WHERE path > ? AND path < ? ORDER BY path LIMIT ?",
+  pageFromOpen: "SELECT path FROM secrets WHERE path >= ? ORDER BY path LIMIT ?",
+  pageAfterOpen: "SELECT path FROM secrets WHERE path > ? ORDER BY path LIMIT ?",
   upsertPolicy: `
     INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
     VALUES (?, ?, ?, ?, ?, ?)
@@ -175,6 +206,8 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
       next.maxVersions,
       next.createdTime.getTime(),
       next.updatedTime.getTime(),
+      next.customMetadata ?? null,
+      next.expiresAt?.getTime() ?? null,
     ];
     if (row) st.updateSecret.run(...fields, path);
     else st.insertSecret.run(path, ...fields);
@@ -186,9 +219,24 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
         v.createdTime.getTime(),
         v.deletedTime === null ? null : v.deletedTime.getTime(),
         v.sealed,
+        v.expiresAt?.getTime() ?? null,
       );
     }
     return true;
+  }
+
+  /**
+   * A move inside the caller's transaction: nothing is written unless both
+   * revisions match, so a refused move leaves both paths as they were.
+   */
+  function applySecretMove(from: string, fromRevision: number, to: string, toRevision: number, next: SecretRecord) {
+    checkSecretMove(from, fromRevision, to, toRevision, next);
+    const source = st.revision.get(from) as Row | undefined;
+    if (!source || int(source.revision) !== fromRevision) return false;
+    const target = st.revision.get(to) as Row | undefined;
+    if ((target ? int(target.revision) : 0) !== toRevision) return false;
+    st.deleteSecret.run(from, fromRevision);
+    return applySecretWrite(to, toRevision, next);
   }
 
   const calls: SqliteCalls = {
@@ -199,7 +247,30 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
 
     writeSecret: (path, expectedRevision, next) => inTransaction(() => applySecretWrite(path, expectedRevision, next)),
 
+    moveSecret: (from, fromRevision, to, toRevision, next) =>
+      inTransaction(() => applySecretMove(from, fromRevision, to, toRevision, next)),
+
+    deleteSecret(path, expectedRevision) {
+      checkSecretDelete(path, expectedRevision);
+      return Number(st.deleteSecret.run(path, expectedRevision).changes) > 0;
+    },
+
+    listExpired(now, limit) {
+      checkListExpired(now, limit);
+      const ms = now.getTime();
+      return (st.listExpired.all(ms, limit, ms, limit, limit) as Row[]).map((row) => text(row.path));
+    },
+
     listSecretPaths: () => (st.listPaths.all() as Row[]).map((row) => text(row.path)),
+
+    listSecretPathsPage(query) {
+      checkPathPage(query);
+      const { from, inclusive, upper } = pageRange(query);
+      const rows = upper === undefined
+        ? (inclusive ? st.pageFromOpen : st.pageAfterOpen).all(from, query.limit)
+        : (inclusive ? st.pageFrom : st.pageAfter).all(from, upper, query.limit);
+      return (rows as Row[]).map((row) => text(row.path));
+    },
 
     upsertPolicy(policy) {
       checkPolicy(policy);
@@ -258,6 +329,10 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
       case "writeSecret":
         // SQLite keeps no audit table: an audit row argument is ignored.
         return applySecretWrite(call.args[0], call.args[1], call.args[2]);
+      case "deleteSecret":
+        return calls.deleteSecret(call.args[0], call.args[1]);
+      case "moveSecret":
+        return applySecretMove(call.args[0], call.args[1], call.args[2], call.args[3], call.args[4]);
       case "upsertPolicy":
         return calls.upsertPolicy(...call.args);
       case "deletePolicy":

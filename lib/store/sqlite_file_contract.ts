@@ -428,6 +428,34 @@ export function runSqliteFileContract(
     });
   });
 
+  Deno.test(`${kind}: path deletes and moves share a group with puts, each with its own compare-and-swap`, async () => {
+    await withTempDir(async (dir) => {
+      const store = open({ dataDir: dir });
+      try {
+        await Promise.all([
+          store.writeSecret("m/gone", 0, recordOf([live(1, "gone")])),
+          store.writeSecret("m/from", 0, recordOf([live(1, "moved")])),
+          store.writeSecret("m/kept", 0, recordOf([live(1, "kept")])),
+        ]);
+        const before = store.stats();
+        // No await in between: one group.
+        const results = await Promise.all([
+          store.deleteSecret("m/gone", 1),
+          store.deleteSecret("m/kept", 7),
+          store.moveSecret("m/from", 1, "m/to", 0, recordOf([live(1, "moved")])),
+          store.moveSecret("m/kept", 1, "m/to", 0, recordOf([live(1, "kept")])),
+          store.writeSecret("m/new", 0, recordOf([live(1, "new")])),
+        ]);
+        assert.deepEqual(results, [true, false, true, false, true], "the second move found m/to taken");
+        assert.deepEqual(store.stats(), { writes: before.writes + 5, commits: before.commits + 1 });
+        assert.deepEqual(await store.listSecretPaths(), ["m/kept", "m/new", "m/to"]);
+        assert.equal(new TextDecoder().decode((await store.readSecret("m/to"))!.versions.get(1)!.sealed), "moved");
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   Deno.test(`${kind}: a group holds at most maxBatch writes`, async () => {
     await withTempDir(async (dir) => {
       const store = open({ dataDir: dir, maxBatch: 2 });

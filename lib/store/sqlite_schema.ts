@@ -74,6 +74,23 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
     `,
   },
+  {
+    // Key-value extensions: a secret's custom metadata, sealed by Nexus
+    // (NULL: none).
+    version: 3,
+    sql: `ALTER TABLE secrets ADD COLUMN custom_metadata BLOB;`,
+  },
+  {
+    // Key-value extensions: expiry times of a secret and of a version (NULL:
+    // never), indexed where set so the expiry sweep finds them without a scan.
+    version: 4,
+    sql: `
+      ALTER TABLE secrets ADD COLUMN expires_ms INTEGER;
+      ALTER TABLE secret_versions ADD COLUMN expires_ms INTEGER;
+      CREATE INDEX secrets_by_expiry ON secrets (expires_ms) WHERE expires_ms IS NOT NULL;
+      CREATE INDEX secret_versions_by_expiry ON secret_versions (expires_ms) WHERE expires_ms IS NOT NULL;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

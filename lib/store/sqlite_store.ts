@@ -4,8 +4,8 @@
  * runs on the calling thread; `sqlite_worker_store.ts` is the same store
  * with its write connection in a worker.
  *
- * Group commit: writes (`writeSecret`, `upsertPolicy`, `deletePolicy`)
- * issued while the previous group is being committed queue up and go out
+ * Group commit: writes (`writeSecret`, `deleteSecret`, `moveSecret`,
+ * `upsertPolicy`, `deletePolicy`) issued while the previous group is being committed queue up and go out
  * together as the next group (`group_commit.ts`): one transaction, each
  * write in its own savepoint with its own compare-and-swap, so one failing
  * write never affects another. Any other call that changes rows (`putMeta`,
@@ -19,14 +19,16 @@
  * on serving; every write of the group is acknowledged only after it
  * returned. That is `synchronous=FULL`'s guarantee without its fsync on
  * the event loop. (A lone write, with no other write queued, is fsynced on
- * the calling thread while fsyncs are fast: `fsync_placement.ts`.) A failed fsync closes the store for good (every later
- * call rejects): a write that was committed but maybe not written cannot
- * be answered either way.
+ * the calling thread while fsyncs are fast: `fsync_placement.ts`.) A
+ * failed fsync closes the store for good (every later call rejects): a
+ * write that was committed but maybe not written cannot be answered either
+ * way.
  *
  * A commit is visible in the database before its fsync completes. So that
  * no caller of this store sees a write before it is durable, a read that
- * touches what the group in flight wrote (the same secret path; policies;
- * anything, for every other read) waits for that fsync.
+ * touches what the group in flight wrote (the same secret path; the set of
+ * paths, for lists; policies; anything, for every other read) waits for
+ * that fsync.
  * Readers in other processes sharing the file do not wait (docs/STORAGE.md).
  *
  * Concurrency: compare-and-swap in `BEGIN IMMEDIATE` transactions, so it
@@ -38,6 +40,7 @@
  *
  * @module
  */
+import { localExclusive } from "./exclusive.ts";
 import { DEFAULT_INLINE_FSYNC_LIMIT_MS, FsyncPlacement } from "./fsync_placement.ts";
 import { createGroupCommit } from "./group_commit.ts";
 import { settle } from "./settle.ts";
@@ -72,18 +75,23 @@ const PRAGMA_OF: Readonly<Record<SqliteSynchronous, SynchronousPragma>> = {
 /** What a read waits for when it may see anything that was written. */
 const ANYTHING = "*";
 const POLICIES = "policies";
+/** Which paths exist, and their expiry: what lists of paths (and of expired ones) read. */
+const PATHS = "paths";
 const secretKey = (path: string) => `secret\0${path}`;
 
 /** What a write changes, for the reads that must not see it before its fsync. */
-function writtenBy(call: SqliteCall<SqliteWriteName>): string {
+function writtenBy(call: SqliteCall<SqliteWriteName>): string[] {
   switch (call.name) {
     case "writeSecret":
-      return secretKey(call.args[0]);
+    case "deleteSecret":
+      return [secretKey(call.args[0]), PATHS];
+    case "moveSecret":
+      return [secretKey(call.args[0]), secretKey(call.args[2]), PATHS];
     case "upsertPolicy":
     case "deletePolicy":
-      return POLICIES;
+      return [POLICIES];
     default:
-      return ANYTHING;
+      return [ANYTHING];
   }
 }
 
@@ -125,6 +133,8 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
     db.close();
     throw error;
   }
+  // Exclusive within this process; Nexus processes sharing one file may each sweep (the compare-and-swap keeps that safe).
+  const exclusive = localExclusive();
 
   const placement = new FsyncPlacement(options.inlineFsyncLimitMs ?? DEFAULT_INLINE_FSYNC_LIMIT_MS);
   const unsynced = new Set<Unsynced>();
@@ -202,7 +212,7 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
     maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH,
     async commit(calls, queued) {
       const outcomes = db.writeBatch(calls);
-      await makeDurable(new Set(calls.map(writtenBy)), calls.length, queued);
+      await makeDurable(new Set(calls.flatMap(writtenBy)), calls.length, queued);
       return outcomes;
     },
   });
@@ -267,7 +277,20 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
     synchronous,
     readSecret: (path) => read(secretKey(path), () => db.readSecret(path)),
     writeSecret: (path, expectedRevision, next) => write({ name: "writeSecret", args: [path, expectedRevision, next] }),
-    listSecretPaths: () => run(() => db.listSecretPaths()),
+    deleteSecret: (path, expectedRevision) => write({ name: "deleteSecret", args: [path, expectedRevision] }),
+    moveSecret: (from, fromRevision, to, toRevision, next) =>
+      write({ name: "moveSecret", args: [from, fromRevision, to, toRevision, next] }),
+    listExpired: (now, limit) => read(PATHS, () => db.listExpired(now, limit)),
+    tryExclusive: (work) => {
+      try {
+        usable();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return exclusive(work);
+    },
+    listSecretPathsPage: (query) => read(PATHS, () => db.listSecretPathsPage(query)),
+    listSecretPaths: () => read(PATHS, () => db.listSecretPaths()),
     upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(POLICIES, () => db.getPolicy(name)),
     deletePolicy: (name) => write({ name: "deletePolicy", args: [name] }),

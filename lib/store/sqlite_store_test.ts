@@ -143,6 +143,58 @@ Deno.test("sqlite, full: writes are acknowledged only after their group's WAL fs
   });
 });
 
+Deno.test("sqlite, full: path deletes and moves are acknowledged after their fsync; reads and path lists wait for it", async () => {
+  await withTempDir(async (dir) => {
+    const wal = gatedWal();
+    const store = offThread(dir, wal);
+    try {
+      const setup = Promise.all([
+        store.writeSecret("d/gone", 0, recordOf([live(1)])),
+        store.writeSecret("d/from", 0, recordOf([live(1, "moved")])),
+        store.writeSecret("d/expiring", 0, { ...recordOf([live(1)]), expiresAt: new Date(5_000) }),
+      ]);
+      while (wal.gates.length === 0) await turn();
+      wal.gates[0]!.resolve();
+      await setup;
+
+      const changes = Promise.all([
+        store.deleteSecret("d/gone", 1),
+        store.moveSecret("d/from", 1, "d/to", 0, recordOf([live(1, "moved")])),
+      ]);
+      while (wal.gates.length === 1) await turn();
+      assert.equal(await settledYet(changes), false, "acknowledged before the fsync");
+      const waiting = [
+        store.readSecret("d/gone"),
+        store.readSecret("d/from"),
+        store.readSecret("d/to"),
+        store.listSecretPaths(),
+        store.listSecretPathsPage({ prefix: "d/", limit: 10 }),
+        store.listExpired(new Date(10_000), 10),
+      ];
+      for (const read of waiting) assert.equal(await settledYet(read), false, "a read saw a change before its fsync");
+      // A path the group did not touch, and policies, read at once.
+      assert.equal((await store.readSecret("d/expiring"))?.revision, 1);
+      assert.deepEqual(await store.listPolicies(), []);
+
+      wal.gates[1]!.resolve();
+      assert.deepEqual(await changes, [true, true]);
+      const [gone, from, to, list, page, expired] = await Promise.all(waiting);
+      assert.equal(gone, undefined);
+      assert.equal(from, undefined);
+      assert.equal(
+        new TextDecoder().decode((to as Awaited<ReturnType<typeof store.readSecret>>)!.versions.get(1)!.sealed),
+        "moved",
+      );
+      assert.deepEqual(list, ["d/expiring", "d/to"]);
+      assert.deepEqual(page, ["d/expiring", "d/to"]);
+      assert.deepEqual(expired, ["d/expiring"]);
+    } finally {
+      for (const gate of wal.gates) gate.resolve();
+      await store.close();
+    }
+  });
+});
+
 Deno.test("sqlite, full: a meta write is acknowledged only after its own WAL fsync", async () => {
   await withTempDir(async (dir) => {
     const wal = gatedWal();
@@ -274,6 +326,45 @@ Deno.test("sqlite: a version-1 database with policies upgrades, and its generati
       assert.notEqual(await store.policyGeneration(), before);
     } finally {
       await store.close();
+    }
+  });
+});
+
+Deno.test("sqlite: a version-2 database (before the key-value steps) migrates forward; its secrets keep working", async () => {
+  await withTempDir(async (dir) => {
+    const file = join(dir, SQLITE_FILE_NAME);
+    const v2 = new DatabaseSync(file);
+    assert.equal(MIGRATIONS[1]!.version, 2);
+    migrate(v2, MIGRATIONS.slice(0, 2));
+    v2.exec(
+      "INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms) " +
+        "VALUES ('old/db', 1, 1, 1, 10, 1000, 1000);" +
+        "INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed) VALUES ('old/db', 1, 1000, NULL, x'0707')",
+    );
+    v2.close();
+    const store = createSqliteStore({ dataDir: dir });
+    try {
+      assert.equal(SCHEMA_VERSION, 4);
+      const old = (await store.readSecret("old/db"))!;
+      assert.deepEqual(
+        [old.revision, old.customMetadata, old.expiresAt, old.versions.get(1)?.sealed, old.versions.get(1)?.expiresAt],
+        [1, undefined, undefined, new Uint8Array([7, 7]), undefined],
+      );
+      const expiresAt = new Date(2000);
+      assert.equal(
+        await store.writeSecret("old/db", 1, { ...old, customMetadata: new Uint8Array([9]), expiresAt }),
+        true,
+      );
+      assert.deepEqual(await store.listExpired(new Date(3000), 10), ["old/db"]);
+      assert.deepEqual((await store.readSecret("old/db"))?.customMetadata, new Uint8Array([9]));
+    } finally {
+      await store.close();
+    }
+    const db = new DatabaseSync(file);
+    try {
+      assert.equal(db.prepare("SELECT version FROM schema_version").get()?.version, SCHEMA_VERSION);
+    } finally {
+      db.close();
     }
   });
 });

@@ -72,14 +72,25 @@ export interface SqliteStore extends Store {
   checkpoint(): Promise<boolean>;
 }
 
-/** Every store call a connection answers: the `SqliteStore` methods except `close` (and the audit table SQLite lacks). */
+/**
+ * Every store call a connection answers: the `SqliteStore` methods except
+ * `close`, the store's own properties and counters, `tryExclusive` (a lock
+ * held in this process, around work that runs here, not on a connection)
+ * and the audit table SQLite lacks.
+ */
 export type SqliteCallName = Exclude<
   keyof SqliteStore,
-  "file" | "thread" | "synchronous" | "stats" | "close" | "insertAuditRows"
+  "file" | "thread" | "synchronous" | "stats" | "close" | "tryExclusive" | "insertAuditRows"
 >;
 
-/** The calls that change data; the worker store commits them in groups. */
-export type SqliteWriteName = "writeSecret" | "upsertPolicy" | "deletePolicy" | "putMeta";
+/** The calls that change data; both stores commit them in groups (the in-thread store: all but `putMeta`). */
+export type SqliteWriteName =
+  | "writeSecret"
+  | "deleteSecret"
+  | "moveSecret"
+  | "upsertPolicy"
+  | "deletePolicy"
+  | "putMeta";
 
 /** Arguments of call `K`. */
 export type SqliteArgs<K extends SqliteCallName> = Parameters<SqliteStore[K]>;

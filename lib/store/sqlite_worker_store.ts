@@ -4,14 +4,15 @@
  * the whole process; here a module worker (`sqlite_worker.ts`) owns the
  * write connection and the main thread only posts messages to it.
  *
- * Group commit (`group_commit.ts`): writes (`writeSecret`, `upsertPolicy`,
- * `deletePolicy`, `putMeta`) queue up here while the worker commits the
- * previous group, and go to it together as one transaction, each in its own
- * savepoint with its own compare-and-swap, so one failing write never
- * affects another. The worker's connection runs at the `synchronous` level
- * itself (`full`: `synchronous=FULL`), so its `COMMIT` fsyncs the WAL in the
- * worker, once for the whole group, and a write is acknowledged only after
- * that `COMMIT` returned: the in-thread store's guarantee.
+ * Group commit (`group_commit.ts`): writes (`writeSecret`, `deleteSecret`,
+ * `moveSecret`, `upsertPolicy`, `deletePolicy`, `putMeta`) queue up here
+ * while the worker commits the previous group, and go to it together as one
+ * transaction, each in its own savepoint with its own compare-and-swap, so
+ * one failing write never affects another. The worker's connection runs at
+ * the `synchronous` level itself (`full`: `synchronous=FULL`), so its
+ * `COMMIT` fsyncs the WAL in the worker, once for the whole group, and a
+ * write is acknowledged only after that `COMMIT` returned: the in-thread
+ * store's guarantee.
  *
  * Reads run on the calling thread through a second connection of their own:
  * a read is a few tens of microseconds of SQLite work, less than a message
@@ -23,6 +24,7 @@
  */
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { localExclusive } from "./exclusive.ts";
 import { createGroupCommit } from "./group_commit.ts";
 import { settle } from "./settle.ts";
 import type { ConnectionOptions, SynchronousPragma } from "./sqlite_connection.ts";
@@ -127,6 +129,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
   let failure: Error | undefined;
   let closed = false;
   let closing: Promise<void> | undefined;
+  const exclusive = localExclusive();
 
   const group = createGroupCommit<SqliteCall<SqliteWriteName>>({
     maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH,
@@ -219,6 +222,12 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     synchronous,
     readSecret: (path) => read(() => reader.readSecret(path)),
     writeSecret: (path, expectedRevision, next) => write({ name: "writeSecret", args: [path, expectedRevision, next] }),
+    deleteSecret: (path, expectedRevision) => write({ name: "deleteSecret", args: [path, expectedRevision] }),
+    moveSecret: (from, fromRevision, to, toRevision, next) =>
+      write({ name: "moveSecret", args: [from, fromRevision, to, toRevision, next] }),
+    listExpired: (now, limit) => read(() => reader.listExpired(now, limit)),
+    tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
+    listSecretPathsPage: (query) => read(() => reader.listSecretPathsPage(query)),
     listSecretPaths: () => read(() => reader.listSecretPaths()),
     upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(() => reader.getPolicy(name)),

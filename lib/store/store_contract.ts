@@ -207,6 +207,210 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     ]);
   });
 
+  test("a destroyed version (empty sealed bytes) round-trips", async (store) => {
+    const record = recordOf([version(1, 3, new Uint8Array(0)), version(2)]);
+    assert.equal(await store.writeSecret("p", 0, record), true);
+    const read = await store.readSecret("p");
+    assertSameRecord(read, record);
+    assert.equal(read!.versions.get(1)!.sealed.length, 0);
+    const resealed = recordOf([version(1, 3, new Uint8Array(0)), version(2, 4, new Uint8Array(0))]);
+    assert.equal(await store.writeSecret("p", 1, resealed), true);
+    assertSameRecord(await store.readSecret("p"), resealed);
+  });
+
+  test("custom metadata (sealed bytes) is stored with the record, replaced and cleared by later writes", async (store) => {
+    const custom = bytesOf("sealed-custom-metadata");
+    const record: SecretRecord = { ...recordOf([version(1)]), customMetadata: custom };
+    assert.equal(await store.writeSecret("p", 0, record), true);
+    custom.fill(0);
+    const read = await store.readSecret("p");
+    assert.deepEqual(read!.customMetadata, bytesOf("sealed-custom-metadata"), "stored as a copy");
+    assertSameRecord(read, { ...record, customMetadata: bytesOf("sealed-custom-metadata") });
+    const replaced: SecretRecord = { ...recordOf([version(1), version(2)]), customMetadata: bytesOf("other") };
+    assert.equal(await store.writeSecret("p", 1, replaced), true);
+    assertSameRecord(await store.readSecret("p"), replaced);
+    const cleared = recordOf([version(1), version(2)]);
+    assert.equal(await store.writeSecret("p", 2, cleared), true);
+    const after = await store.readSecret("p");
+    assert.equal(after!.customMetadata, undefined, "absent, not empty, once cleared");
+    assertSameRecord(after, cleared);
+    await store.writeSecret("q", 0, recordOf([version(1)]));
+    assert.equal("customMetadata" in (await store.readSecret("q"))!, false, "a record without it has no such field");
+  });
+
+  test("expiry times of a secret and of its versions round-trip, change and clear", async (store) => {
+    const expiring: SecretRecord = {
+      ...recordOf([{ ...version(1), expiresAt: at(100) }, version(2)]),
+      expiresAt: at(200),
+    };
+    assert.equal(await store.writeSecret("p", 0, expiring), true);
+    const read = await store.readSecret("p");
+    assertSameRecord(read, expiring);
+    assert.equal(read!.expiresAt!.getTime(), at(200).getTime(), "millisecond precision survives");
+    assert.equal("expiresAt" in read!.versions.get(2)!, false, "a version without expiry has no such field");
+    const changed: SecretRecord = recordOf([version(1), { ...version(2), expiresAt: at(300) }]);
+    assert.equal(await store.writeSecret("p", 1, changed), true);
+    const after = await store.readSecret("p");
+    assertSameRecord(after, changed);
+    assert.equal(after!.expiresAt, undefined);
+  });
+
+  test("listExpired finds paths whose secret or some version expired, each once, bounded by limit", async (store) => {
+    const now = at(1000);
+    await store.writeSecret("live", 0, { ...recordOf([{ ...version(1), expiresAt: at(2000) }]), expiresAt: at(3000) });
+    await store.writeSecret("whole", 0, { ...recordOf([version(1)]), expiresAt: at(999) });
+    await store.writeSecret("exact", 0, { ...recordOf([version(1)]), expiresAt: now });
+    await store.writeSecret("one-version", 0, recordOf([{ ...version(1), expiresAt: at(10) }, version(2)]));
+    await store.writeSecret("both", 0, {
+      ...recordOf([{ ...version(1), expiresAt: at(10) }, { ...version(2), expiresAt: at(20) }]),
+      expiresAt: at(30),
+    });
+    await store.writeSecret("never", 0, recordOf([version(1)]));
+    assert.deepEqual((await store.listExpired(now, 100)).sort(), ["both", "exact", "one-version", "whole"]);
+    assert.deepEqual(await store.listExpired(at(5), 100), []);
+    const some = await store.listExpired(now, 2);
+    assert.equal(some.length, 2);
+    assert.equal(new Set(some).size, 2);
+    for (const path of some) assert.ok(["both", "exact", "one-version", "whole"].includes(path));
+    assert.deepEqual(await store.listExpired(now, 0), []);
+  });
+
+  test("tryExclusive runs work, refuses a second holder while the first runs, and is free again after", async (store) => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => release = resolve);
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => started = resolve);
+    const first = store.tryExclusive(async () => {
+      started();
+      await held;
+      return "first";
+    });
+    await running;
+    assert.deepEqual(await store.tryExclusive(() => Promise.resolve("second")), { ran: false });
+    release();
+    assert.deepEqual(await first, { ran: true, value: "first" });
+    assert.deepEqual(await store.tryExclusive(() => Promise.resolve("third")), { ran: true, value: "third" });
+    await assert.rejects(store.tryExclusive(() => Promise.reject(new Error("boom"))), /boom/);
+    assert.deepEqual(
+      await store.tryExclusive(() => Promise.resolve(4)),
+      { ran: true, value: 4 },
+      "a failure releases it",
+    );
+  });
+
+  test("moveSecret: both halves or neither, by compare-and-swap on both paths", async (store) => {
+    const source: SecretRecord = {
+      ...recordOf([version(1, 5), version(2), { ...version(3), expiresAt: at(50) }]),
+      customMetadata: bytesOf("custom"),
+      expiresAt: at(60),
+    };
+    await store.writeSecret("from", 0, source);
+    await store.writeSecret("from", 1, source);
+    const moved: SecretRecord = {
+      ...recordOf([version(1, 5, bytesOf("resealed-1")), version(2, null, bytesOf("resealed-2"))]),
+      customMetadata: bytesOf("resealed-custom"),
+    };
+    assert.equal(await store.moveSecret("from", 1, "to", 0, moved), false, "stale source revision");
+    assert.equal(await store.moveSecret("missing", 1, "to", 0, moved), false, "no source");
+    await store.writeSecret("taken", 0, recordOf([version(1)]));
+    assert.equal(await store.moveSecret("from", 2, "taken", 0, moved), false, "the destination exists");
+    assert.equal(await store.moveSecret("from", 2, "to", 3, moved), false, "destination revision that is not there");
+    assertSameRecord(await store.readSecret("from"), source);
+    assert.equal((await store.readSecret("from"))?.revision, 2, "refused moves change nothing");
+    assert.equal(await store.readSecret("to"), undefined);
+    assert.equal(await store.moveSecret("from", 2, "to", 0, moved), true);
+    assert.equal(await store.readSecret("from"), undefined);
+    const read = await store.readSecret("to");
+    assert.equal(read?.revision, 1);
+    assertSameRecord(read, moved);
+    assert.deepEqual(await store.listSecretPaths(), ["taken", "to"]);
+    // Over an existing destination at its revision (Nexus does this only for an expired one).
+    assert.equal(await store.moveSecret("to", 1, "taken", 1, moved), true);
+    assert.equal((await store.readSecret("taken"))?.revision, 2);
+    assertSameRecord(await store.readSecret("taken"), moved);
+    assert.equal((await store.readSecret("taken"))?.versions.has(3), false);
+    assert.deepEqual(await store.listSecretPaths(), ["taken"]);
+    await assert.rejects(store.moveSecret("taken", 2, "taken", 2, moved), TypeError, "onto itself");
+    await assert.rejects(store.moveSecret("taken", 0, "x", 0, moved), TypeError, "revision 0 names no source");
+  });
+
+  test("20 concurrent moves of one source: exactly one lands", async (store) => {
+    await store.writeSecret("src", 0, recordOf([version(1)]));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.moveSecret("src", 1, `dst-${i}`, 0, recordOf([version(1)]))),
+    );
+    assert.equal(results.filter(Boolean).length, 1);
+    assert.equal((await store.listSecretPaths()).length, 1);
+  });
+
+  test("deleteSecret removes a path with every version, by compare-and-swap", async (store) => {
+    await store.writeSecret("p", 0, recordOf([version(1), version(2)]));
+    await store.writeSecret("p", 1, recordOf([version(1), version(2), version(3)]));
+    await store.writeSecret("q", 0, recordOf([version(1)]));
+    assert.equal(await store.deleteSecret("p", 1), false, "stale revision");
+    assert.equal(await store.deleteSecret("p", 3), false, "revision from the future");
+    assert.equal(await store.deleteSecret("missing", 1), false, "no such path");
+    assert.equal((await store.readSecret("p"))?.versions.size, 3, "a refused delete changes nothing");
+    assert.equal(await store.deleteSecret("p", 2), true);
+    assert.equal(await store.readSecret("p"), undefined);
+    assert.deepEqual(await store.listSecretPaths(), ["q"]);
+    assert.equal(await store.deleteSecret("p", 2), false, "already gone");
+    // The path starts over: a new record is created at revision 1.
+    assert.equal(await store.writeSecret("p", 0, recordOf([version(1)])), true);
+    assert.equal((await store.readSecret("p"))?.revision, 1);
+    assert.equal((await store.readSecret("p"))?.versions.size, 1, "no version of the deleted record survives");
+    await assert.rejects(store.deleteSecret("p", 0), TypeError, "revision 0 names no stored record");
+    await assert.rejects(store.deleteSecret("", 1), TypeError);
+  });
+
+  test("listSecretPathsPage: byte order, prefix as a range, strictly after the cursor, at most limit", async (store) => {
+    const paths = [
+      "a",
+      "a%b",
+      "a-b",
+      "a/",
+      "a/b",
+      "a/b/c",
+      "a/c",
+      "a_b",
+      "ab",
+      "b",
+      "z/\u00e9",
+      "z/\u00e9x",
+      "z/\uFF5E",
+      "z/\u{1F600}",
+    ];
+    for (const path of [...paths].reverse()) await store.writeSecret(path, 0, recordOf([version(1)]));
+    const all = await store.listSecretPaths();
+    assert.deepEqual(await store.listSecretPathsPage({ limit: 100 }), all);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "", after: "", limit: 100 }), all);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/", limit: 100 }), ["a/", "a/b", "a/b/c", "a/c"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/b", limit: 100 }), ["a/b", "a/b/c"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a_", limit: 100 }), ["a_b"], "no LIKE wildcards");
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a%", limit: 100 }), ["a%b"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "z/\u00e9", limit: 100 }), ["z/\u00e9", "z/\u00e9x"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "z/", after: "z/\uFF5E", limit: 100 }), [
+      "z/\u{1F600}",
+    ]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "nope", limit: 100 }), []);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/", limit: 2 }), ["a/", "a/b"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/", after: "a/b", limit: 2 }), ["a/b/c", "a/c"]);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/", after: "a/c", limit: 2 }), []);
+    assert.deepEqual(await store.listSecretPathsPage({ prefix: "a/", after: "0", limit: 1 }), ["a/"]);
+    assert.deepEqual(await store.listSecretPathsPage({ after: "a/c", limit: 3 }), ["a_b", "ab", "b"]);
+    assert.deepEqual(await store.listSecretPathsPage({ after: "zz", limit: 3 }), []);
+    assert.deepEqual(await store.listSecretPathsPage({ limit: 0 }), []);
+    // Walking page by page gives the whole list, once.
+    const walked: string[] = [];
+    for (let page = await store.listSecretPathsPage({ limit: 3 }); page.length > 0;) {
+      walked.push(...page);
+      page = await store.listSecretPathsPage({ after: page.at(-1)!, limit: 3 });
+    }
+    assert.deepEqual(walked, all);
+    await assert.rejects(store.listSecretPathsPage({ limit: -1 }), TypeError);
+    await assert.rejects(store.listSecretPathsPage({ prefix: "a\0", limit: 1 }), TypeError);
+  });
+
   test("policies: upsert keeps createdAt, get, list sorted, delete", async (store) => {
     const created = await store.upsertPolicy(policy("beta", 1));
     assert.deepEqual(created, policy("beta", 1));
@@ -328,6 +532,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     await assert.rejects(store.ping());
     await assert.rejects(store.readSecret("p"));
     await assert.rejects(store.writeSecret("p", 0, recordOf([version(1)])));
+    await assert.rejects(store.deleteSecret("p", 1));
+    await assert.rejects(store.moveSecret("p", 1, "q", 0, recordOf([version(1)])));
     await assert.rejects(store.hasData());
   });
 }

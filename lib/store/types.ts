@@ -20,8 +20,18 @@ export interface SecretVersion {
   readonly createdTime: Date;
   /** When it was soft-deleted, or `null` while live. */
   readonly deletedTime: Date | null;
-  /** The version's values as sealed by Nexus (AAD binds path and version); opaque here. */
+  /**
+   * The version's values as sealed by Nexus (AAD binds path and version);
+   * opaque here. Empty for a destroyed version [ours]: its values are gone
+   * for good, and the entry stays so that metadata shows it and its number
+   * is never reused.
+   */
   readonly sealed: Uint8Array;
+  /**
+   * When this version expires [ours]: from then on reads treat it as gone,
+   * and the expiry sweep destroys it. Absent: never.
+   */
+  readonly expiresAt?: Date;
 }
 
 /**
@@ -51,6 +61,16 @@ export interface SecretRecord {
   readonly maxVersions: number;
   /** Kept versions by number. A version absent here does not exist (pruned for good). */
   readonly versions: ReadonlyMap<number, SecretVersion>;
+  /**
+   * The path's custom metadata [ours] as sealed by Nexus (AAD binds the path
+   * and the purpose); opaque here. Absent when the secret has none.
+   */
+  readonly customMetadata?: Uint8Array;
+  /**
+   * When the whole secret expires [ours]: from then on reads treat the path
+   * as absent, and the expiry sweep removes it. Absent: never.
+   */
+  readonly expiresAt?: Date;
 }
 
 /** An access policy, stored by unique name. */
@@ -77,6 +97,16 @@ export interface StoreCounts {
   readonly policies: number;
 }
 
+/** What `Store.listSecretPathsPage` lists [ours]. */
+export interface PathPageQuery {
+  /** Only paths starting with this text (`""` or absent: all). */
+  readonly prefix?: string;
+  /** Only paths after this one in byte order (absent: from the first). */
+  readonly after?: string;
+  /** Most paths returned (≥ 0). */
+  readonly limit: number;
+}
+
 /**
  * A storage backend. All methods are async so that networked backends fit;
  * every method rejects once `close()` has been called. Values handed in are
@@ -100,10 +130,57 @@ export interface Store {
    */
   writeSecret(path: string, expectedRevision: number, next: SecretRecord, audit?: AuditRow): Promise<boolean>;
   /**
+   * Removes the record at `path` with every version when its stored
+   * revision equals `expectedRevision` (≥ 1). Resolves `false`, changing
+   * nothing, when the path does not exist or another writer got there
+   * first. `audit`: as for `writeSecret`, inserted exactly when the path
+   * was removed.
+   */
+  deleteSecret(path: string, expectedRevision: number, audit?: AuditRow): Promise<boolean>;
+  /**
+   * Moves a record [ours], atomically: removes the record at `from` when its
+   * stored revision is `fromRevision` (≥ 1) and stores `next` at `to` when
+   * `to`'s stored revision is `toRevision` (0 = `to` must not exist), at
+   * revision `toRevision + 1` — both, or, resolving `false`, neither (a
+   * revision changed meanwhile). Nexus re-seals `next` for its new path
+   * (the path is in every sealed value's associated data); the store only
+   * moves bytes. `audit`: as for `writeSecret`, inserted exactly when the
+   * move happened.
+   */
+  moveSecret(
+    from: string,
+    fromRevision: number,
+    to: string,
+    toRevision: number,
+    next: SecretRecord,
+    audit?: AuditRow,
+  ): Promise<boolean>;
+  /**
+   * Up to `limit` distinct paths holding something expired at `now` [ours]:
+   * the secret's own `expiresAt`, or a version's, at or before `now`. In no
+   * particular order; work is bounded by `limit`, whatever the store holds.
+   */
+  listExpired(now: Date, limit: number): Promise<string[]>;
+  /**
+   * Runs `work` unless another holder of this backend's exclusive lock —
+   * in this process or, where the backend is shared (Postgres), in another
+   * Nexus — is running its own now [ours]. Resolves `{ ran: true, value }`,
+   * or `{ ran: false }` at once when the lock is taken. The expiry sweep
+   * runs under it, so instances sharing a database take turns.
+   */
+  tryExclusive<T>(work: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
+  /**
    * Every secret path, sorted by UTF-8 byte order, including paths whose
    * versions are all soft-deleted (as SPIKE lists them).
    */
   listSecretPaths(): Promise<string[]>;
+  /**
+   * One page of `listSecretPaths` [ours]: at most `limit` paths, in byte
+   * order, that start with `prefix` (default `""`: all) and sort after
+   * `after` (default: from the first). Work is bounded by `limit`, not by
+   * the number of paths stored (a range scan of the path index).
+   */
+  listSecretPathsPage(query: PathPageQuery): Promise<string[]>;
   /**
    * Inserts or replaces the policy named `policy.name`. On replace the
    * stored `createdAt` is kept and the given one ignored. Resolves the policy

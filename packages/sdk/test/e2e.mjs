@@ -18,6 +18,7 @@ import process from "node:process";
 import {
   ApiCallError,
   BadRequestError,
+  ConflictError,
   connect,
   IdentitySourceError,
   MtlsError,
@@ -94,6 +95,47 @@ try {
   const paths = await admin.listSecrets();
   assert.ok(paths.includes("app/db") && paths.includes(cache), `list: ${paths.join(",")}`);
   console.log("versions: ok");
+
+  // Key-value features [ours]: check-and-set.
+  const kv = `app/${run}/kv`;
+  await web.putSecret(kv, { a: "1" }, { cas: 0 });
+  await rejectsWith(web.putSecret(kv, { a: "x" }, { cas: 0 }), ConflictError, 409);
+  await web.putSecret(kv, { a: "2" }, { cas: 1 });
+  await Promise.all([web.patchSecret(kv, { b: "3" }), web.patchSecret(kv, { c: "4", a: null })]);
+  assert.deepEqual(await web.getSecret(kv), { b: "3", c: "4" });
+  await rejectsWith(web.patchSecret(`app/${run}/none`, { a: "b" }), NotFoundError, 404);
+  await web.destroySecret(kv, [1]);
+  assert.equal((await web.getMetadata(kv)).versions["1"].destroyed, true);
+  await rejectsWith(web.getSecret(kv, { version: 1 }), NotFoundError, 404);
+  await web.putMetadata(kv, { customMetadata: { owner: run }, ttl: "1h" });
+  assert.ok(Date.parse((await web.getMetadata(kv)).metadata.expiresAt) > Date.now());
+  const brief = `app/${run}/brief`;
+  await web.putSecret(brief, { a: "1" }, { ttl: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await rejectsWith(web.getSecret(brief), NotFoundError, 404);
+  assert.deepEqual((await web.getMetadata(kv)).metadata.customMetadata, { owner: run });
+  const moved = `app/${run}/moved`;
+  await web.moveSecret(kv, moved);
+  await rejectsWith(web.getSecret(kv), NotFoundError, 404);
+  assert.deepEqual((await web.getMetadata(moved)).metadata.customMetadata, { owner: run });
+  await web.putSecret(kv, { a: "again" });
+  await rejectsWith(web.moveSecret(moved, kv), ConflictError, 409);
+  await web.moveSecret(moved, `app/${run}/kv2`);
+  const doomed = `app/${run}/doomed`;
+  await web.putSecret(doomed, { a: "1" });
+  await web.deleteMetadata(doomed);
+  await rejectsWith(web.getMetadata(doomed), NotFoundError, 404);
+  const mine = [];
+  for await (const path of web.iterateSecrets(`app/${run}/`, { pageSize: 2 })) mine.push(path);
+  assert.ok(mine.includes(kv) && mine.every((p) => p.startsWith(`app/${run}/`)), `iterateSecrets: ${mine.join(",")}`);
+  const page = await web.listSecretsPage({ prefix: "app/", limit: 1 });
+  assert.equal(page.keys.length, 1);
+  assert.equal(typeof page.cursor, "string");
+  const batch = await web.getSecrets(["app/db", `app/${run}/nothing`, "other/db"]);
+  assert.deepEqual(batch["app/db"], { data: { user: env.TEST_DB_USER, pass: env.TEST_DB_PASS } });
+  assert.deepEqual(batch[`app/${run}/nothing`], { err: "api_not_found" });
+  assert.deepEqual(batch["other/db"], { err: "access_unauthorized" });
+  console.log("key-value features: ok");
 
   // Policies.
   const name = `tmp-${run}`;
