@@ -10,7 +10,7 @@ import type { CliIo } from "../lib/cli/io.ts";
 import { type Permission, PERMISSIONS } from "../lib/api/validate.ts";
 import { ApiCallError } from "../lib/client/errors.ts";
 import type { PolicyInput } from "../lib/client/nexus_client.ts";
-import { deletePolicyByName, getPolicyByName, policyExists } from "../lib/pilot/policy_by_name.ts";
+import { deletePolicyByName, getPolicyByName, policyExists } from "../lib/client/policy_by_name.ts";
 import { withNexus } from "./pilot_session.ts";
 
 const FORMAT_OPTION = {
@@ -81,7 +81,7 @@ export function parsePolicyFile(text: string, source: string, parseYaml: (text: 
  * Sends a policy; a 400 gets a message naming what Nexus checks. With
  * `createOnly`, a policy of that name must not exist yet (checked first, as
  * SPIKE's pilot does; Nexus itself only knows upsert). Reads and deletes by
- * name go through lib/pilot/policy_by_name.ts, so a missing name is "not
+ * name go through lib/client/policy_by_name.ts, so a missing name is "not
  * found" (exit 3) against SPIKE's Nexus too.
  */
 async function savePolicy(io: CliIo, policy: PolicyInput, createOnly: boolean): Promise<void> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { BadRequestError, InternalServerError, NotFoundError } from "../client/errors.ts";
-import type { PolicyView } from "../client/nexus_client.ts";
+import { BadRequestError, InternalServerError, NotFoundError } from "./errors.ts";
+import type { PolicyView } from "./nexus_client.ts";
 import { deletePolicyByName, getPolicyByName, type PolicyCalls, policyExists } from "./policy_by_name.ts";
 
 const OPS: PolicyView = {

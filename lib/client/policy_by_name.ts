@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { InternalServerError, NotFoundError } from "../client/errors.ts";
-import type { NexusClient, PolicyView } from "../client/nexus_client.ts";
+import { InternalServerError, NotFoundError } from "./errors.ts";
+import type { NexusClient, PolicyView } from "./nexus_client.ts";
 
 /** The calls the helpers make. */
 export type PolicyCalls = Pick<NexusClient, "getPolicy" | "deletePolicy" | "listPolicies">;
