@@ -87,7 +87,7 @@ const CLASS_OF_STATUS: ReadonlyMap<number, typeof ApiCallError> = new Map<number
  * that does not honour them: SPIKE's ignores fields it does not know, so the
  * write would land unconditionally and never expire. It was not sent.
  */
-export class UnsupportedExtensionError extends ApiCallError {
+export class UnsupportedExtensionError extends BadRequestError {
   /** `feature`: what the put asked for; `answer`: what `GET /health` answered. */
   constructor(feature: string, answer: string) {
     super(400, "api_bad_request");

@@ -5,7 +5,7 @@
  * it against SPIKE's real Nexus; the kv tests against ours.
  */
 import assert from "node:assert/strict";
-import { UnsupportedExtensionError } from "./errors.ts";
+import { BadRequestError, UnsupportedExtensionError } from "./errors.ts";
 import { NexusClient } from "./nexus_client.ts";
 import type { Transport, TransportResponse } from "./transport.ts";
 
@@ -53,7 +53,7 @@ Deno.test("put with cas or an expiry is not sent to a Nexus that is not ours; a 
     await assert.rejects(
       nexus.putSecret("app/db", { k: "w" }, options),
       (error: unknown) =>
-        error instanceof UnsupportedExtensionError && error.status === 400 &&
+        error instanceof UnsupportedExtensionError && error instanceof BadRequestError && error.status === 400 &&
         /does not support check-and-set \(cas\) and expiry on put: it answered GET \/health with 400/.test(
           error.message,
         ) && /nothing was written/.test(error.message),

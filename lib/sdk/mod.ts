@@ -50,6 +50,7 @@ export {
   PayloadTooLargeError,
   RateLimitedError,
   UnauthorizedError,
+  UnsupportedExtensionError,
 } from "../client/errors.ts";
 export type { ErrorCode } from "../api/errors.ts";
 export type { Permission } from "../api/validate.ts";
