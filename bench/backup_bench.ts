@@ -33,6 +33,7 @@ function* items(secrets: number): Generator<BackupItem> {
       createdTime: new Date(T0 + i * 1000 + n),
       deletedTime: null,
       sealed,
+      keyVersion: 1,
     }]));
     yield {
       kind: "secret",
@@ -51,14 +52,8 @@ function* items(secrets: number): Generator<BackupItem> {
   for (let p = 0; p < 20; p++) {
     yield {
       kind: "policy",
-      policy: {
-        name: `policy-${p}`,
-        spiffeIdPattern: `^spiffe://spike\\.ist/app/${p}$`,
-        pathPattern: `^bench/app-${p}.*$`,
-        permissions: ["read"],
-        createdAt: new Date(T0),
-        updatedAt: new Date(T0),
-      },
+      // Policies are sealed rows: name, key version, bytes only the root key opens.
+      policy: { kind: "sealed", name: `policy-${p}`, keyVersion: 1, sealed: sealed.slice(0, 120) },
     };
   }
   yield { kind: "meta", key: KEY_CHECK_META, value: sealed.slice(0, 60) };

@@ -87,7 +87,7 @@ function* seedItems(count: number): Generator<BackupItem> {
         maxVersions: 10,
         createdTime: at,
         updatedTime: at,
-        versions: new Map([[1, { version: 1, createdTime: at, deletedTime: null, sealed }]]),
+        versions: new Map([[1, { version: 1, createdTime: at, deletedTime: null, sealed, keyVersion: 1 }]]),
       },
     };
   }

@@ -26,7 +26,13 @@ function writeMessage(versions: number) {
     versions: new Map(
       Array.from({ length: versions }, (_, i) => [
         i + 1,
-        { version: i + 1, createdTime: now, deletedTime: null, sealed: crypto.getRandomValues(new Uint8Array(120)) },
+        {
+          version: i + 1,
+          createdTime: now,
+          deletedTime: null,
+          sealed: crypto.getRandomValues(new Uint8Array(120)),
+          keyVersion: 1,
+        },
       ]),
     ),
   };

@@ -33,8 +33,10 @@ export const auditCommand: CommandSpec = {
       options: {
         "recovery-dir": {
           type: "string",
+          multiple: true,
           valueName: "dir",
-          description: "Check MACs here with the root key rebuilt from the recovery files in <dir>",
+          description: "Check MACs here with the root key rebuilt from the recovery files in <dir>; " +
+            "repeat it with the files of each root key version (records from before a rotation)",
         },
         unkeyed: { type: "boolean", description: "Check order and links only, without any key" },
         partial: { type: "boolean", description: "Accept a trail that starts inside a chain (an excerpt)" },

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type ChainedRecord } from "../lib/audit/chain_format.ts";
+import { type AuditMacKey, type ChainedRecord } from "../lib/audit/chain_format.ts";
 import { type MacVerdict, type VerifyReport } from "../lib/audit/verifier.ts";
 import {
   localMacChecker,
@@ -18,15 +18,15 @@ import type { CliIo } from "../lib/cli/io.ts";
 import { ApiCallError } from "../lib/client/errors.ts";
 import type { NexusClient } from "../lib/client/nexus_client.ts";
 import { zeroize } from "../lib/crypto/zeroize.ts";
-import { CURRENT_AUDIT_KEY_VERSION, deriveAuditKey } from "../lib/nexus/audit_key.ts";
+import { deriveAuditKey } from "../lib/nexus/audit_key.ts";
 import { rootKeyFromRecoveryDir } from "../lib/pilot/recovery_key.ts";
 import { withNexus } from "./pilot_session.ts";
 
 /** Runs `spike audit verify` (see `audit.ts`). */
 export async function runAuditVerify({ positionals, options, io }: CommandContext): Promise<number> {
-  const recoveryDir = options["recovery-dir"] as string | undefined;
+  const recoveryDirs = (options["recovery-dir"] as string[] | undefined) ?? [];
   const unkeyed = options.unkeyed === true;
-  if (recoveryDir !== undefined && unkeyed) {
+  if (recoveryDirs.length > 0 && unkeyed) {
     throw new UsageError("--recovery-dir and --unkeyed exclude each other");
   }
   if (positionals.filter((p) => p === "-").length > 1) {
@@ -41,13 +41,20 @@ export async function runAuditVerify({ positionals, options, io }: CommandContex
         throw new CliError(`cannot read the input: ${(error as Error).message}`);
       });
   if (unkeyed) return report(io, await verify(noMacChecker), "MACs not checked (--unkeyed)", undefined);
-  if (recoveryDir !== undefined) {
-    const key = await auditKeyFromRecovery(recoveryDir);
-    const checker = countingChecker(localMacChecker([key]));
+  if (recoveryDirs.length > 0) {
+    const keys: AuditMacKey[] = [];
     try {
+      for (const dir of recoveryDirs) {
+        const key = await auditKeyFromRecovery(dir);
+        keys.push(key);
+        if (keys.some((k) => k !== key && k.version === key.version)) {
+          throw new UsageError(`--recovery-dir: two directories hold root key version ${key.version}`);
+        }
+      }
+      const checker = countingChecker(localMacChecker(keys));
       return report(io, await verify(checker), "MACs checked with the recovery shards", checker);
     } finally {
-      key.destroy();
+      for (const key of keys) key.destroy();
     }
   }
   return await withNexus(io, async ({ nexus }) => {
@@ -75,8 +82,9 @@ async function requireFiles(sources: readonly string[]): Promise<void> {
 async function auditKeyFromRecovery(dir: string) {
   let root: Uint8Array | undefined;
   try {
-    root = await rootKeyFromRecoveryDir(dir);
-    return deriveAuditKey(root, CURRENT_AUDIT_KEY_VERSION);
+    const recovered = await rootKeyFromRecoveryDir(dir);
+    root = recovered.rootKey;
+    return deriveAuditKey(root, recovered.keyVersion);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) throw new CliError(`${dir}: no such directory`, 3);
     throw new CliError((error as Error).message);

@@ -5,8 +5,31 @@
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { resolveNexusConfig } from "../lib/config/spike_config.ts";
+import type { Env } from "../lib/config/spike_config.ts";
+import type { Logger } from "../lib/log/logger.ts";
 import { markStartup } from "../lib/log/startup.ts";
+import type { RotationStep } from "../lib/nexus/key_rotation.ts";
 import { resolveOrFail, runUntilSignal } from "./role_runner.ts";
+
+/**
+ * For tests that kill Nexus in the middle of a root key rotation:
+ * `SPIKE_TEST_NEXUS_ROTATION_PAUSE=<step>[:<n>]` makes the rotation stop for
+ * good at its n-th arrival (default 1) at `<step>` (see `RotationStep`),
+ * after logging `rotation paused for a test`. Never set it in production: the
+ * rotation then only finishes after a restart without it.
+ */
+function rotationPause(env: Env, log: Logger): ((step: RotationStep) => Promise<void>) | undefined {
+  const spec = env.SPIKE_TEST_NEXUS_ROTATION_PAUSE;
+  if (!spec) return undefined;
+  const [step, times] = spec.split(":");
+  const at = Math.max(1, Number(times ?? 1) || 1);
+  let seen = 0;
+  return async (reached) => {
+    if (reached !== step || ++seen < at) return;
+    log.warn("rotation paused for a test", { step: reached, arrival: seen });
+    await new Promise<never>(() => {});
+  };
+}
 
 /** The `nexus` command. */
 export const nexusCommand: CommandSpec = {
@@ -26,7 +49,8 @@ export const nexusCommand: CommandSpec = {
         import("../lib/nexus/readiness.ts"),
       ]);
       markStartup(log, "server modules loaded");
-      const nexus = await startNexus({ config, identity, log });
+      const at = rotationPause(io.env, log);
+      const nexus = await startNexus({ config, identity, log, ...(at ? { rotation: { at } } : {}) });
       return {
         close: () => nexus.close(),
         reload: () => nexus.reopenAuditLog(),

@@ -1,16 +1,12 @@
 /**
- * `spike operator recover|restore`: break-glass handling of the root key;
- * `spike operator backup|restore-backup`: copies of the store.
+ * `spike operator recover|restore|rotate|status`: break-glass handling and
+ * rotation of the root key; `spike operator backup|restore-backup`: copies
+ * of the store. Each command loads its implementation when it runs
+ * (`operator_keys.ts`, `operator_backup.ts`).
  *
  * @module
  */
 import type { CommandSpec, OptionSpec } from "../lib/cli/command.ts";
-import { CliError } from "../lib/cli/errors.ts";
-import { ApiError } from "../lib/api/errors.ts";
-import { ApiCallError } from "../lib/client/errors.ts";
-import { zeroize } from "../lib/crypto/zeroize.ts";
-import { formatRecoveryShard, parseRecoveryShard } from "../lib/pilot/recovery_file.ts";
-import { withNexus } from "./pilot_session.ts";
 
 /** Flags naming the store, shared by `backup` and `restore-backup`. */
 const STORE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
@@ -30,73 +26,44 @@ const STORE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
 /** The `operator` command group. */
 export const operatorCommand: CommandSpec = {
   name: "operator",
-  summary: "Break-glass: recovery shards, restore a Nexus from them; back up and restore the store",
+  summary: "Root key: recovery shards, restore, rotation, status; back up and restore the store",
   subcommands: [
     {
       name: "recover",
       summary: "Save every recovery shard as spike.recovery.<i>.txt (Pilot recover role)",
-      details: "Files go to SPIKE_PILOT_RECOVERY_DIR (default ~/.spike/recover), mode 0600. Keep them offline.",
+      details: "Files go to SPIKE_PILOT_RECOVERY_DIR (default ~/.spike/recover), mode 0600. Keep them offline.\n" +
+        "Each file names the root key version its shard belongs to; take new files after every rotation.",
       positionals: { min: 0, max: 0 },
-      run: async ({ io }) => {
-        await withNexus(io, async ({ nexus, config }) => {
-          const shards = await nexus.recover();
-          try {
-            await Deno.mkdir(config.recoveryDir, { recursive: true, mode: 0o700 });
-            for (const [index, shard] of [...shards].sort(([a], [b]) => a - b)) {
-              const file = `${config.recoveryDir}/spike.recovery.${index}.txt`;
-              await Deno.writeTextFile(file, formatRecoveryShard(index, shard) + "\n", { mode: 0o600 });
-              // writeTextFile keeps the mode of an existing file; force it.
-              await Deno.chmod(file, 0o600);
-              io.stderr(`wrote ${file}\n`);
-            }
-          } finally {
-            for (const shard of shards.values()) zeroize(shard);
-          }
-        });
-        return 0;
-      },
+      run: async (context) => (await import("./operator_keys.ts")).runRecover(context),
     },
     {
       name: "restore",
       summary: "Send one recovery shard to Nexus (Pilot restore role)",
-      details: "Reads one line 'spike:<i>:<hex>' from standard input, or asks for it without echo on a terminal.\n" +
-        "Run once per shard until Nexus reports the root key restored.",
+      details: "Reads a recovery file (or its 'spike:<i>:<hex>' line) from standard input, or asks for the line\n" +
+        "without echo on a terminal. Run once per shard until Nexus reports the root key restored.\n" +
+        "Shards of a root key version a rotation retired are refused, naming the version.",
       positionals: { min: 0, max: 0 },
-      run: async ({ io }) => {
-        const line = await io.readHiddenLine("Enter a recovery shard (input is hidden): ");
-        if (line === null || line.trim() === "") throw new CliError("no shard given on standard input");
-        let parsed;
-        try {
-          parsed = parseRecoveryShard(line);
-        } catch (error) {
-          if (error instanceof ApiError) throw new CliError(error.message);
-          throw error;
-        }
-        try {
-          const progress = await withNexus(io, async ({ nexus }) => {
-            try {
-              return await nexus.restore(parsed.index, parsed.shard);
-            } catch (error) {
-              if (error instanceof ApiCallError && error.status === 400) {
-                throw new CliError(
-                  "Nexus refused the shard: it is not a valid shard, the shards sent so far do not rebuild " +
-                    "the root key of its data (the collected shards were discarded; send them again), or " +
-                    "Nexus already holds its root key and this shard is not one of it",
-                );
-              }
-              throw error;
-            }
-          });
-          // Nexus that already held its key checks the shard and collects nothing.
-          if (progress.restored && progress.collected === 0) {
-            io.stdout("Nexus already holds its root key; this shard is one of it (nothing changed)\n");
-          } else if (progress.restored) io.stdout("restored: Nexus has its root key again\n");
-          else io.stdout(`shards collected: ${progress.collected}, remaining: ${progress.remaining}\n`);
-        } finally {
-          zeroize(parsed.shard);
-        }
-        return 0;
+      run: async (context) => (await import("./operator_keys.ts")).runRestore(context),
+    },
+    {
+      name: "rotate",
+      summary: "Rotate the root key: a new key, every record re-sealed, the old key dropped (superuser)",
+      details: "Nexus keeps serving reads and writes meanwhile. Waits for the rotation to finish unless\n" +
+        "--no-wait. Afterwards take new recovery files ('spike operator recover'): old ones no longer restore.",
+      positionals: { min: 0, max: 0 },
+      options: {
+        "no-wait": { type: "boolean", description: "Return once the rotation has started" },
       },
+      run: async (context) => (await import("./operator_keys.ts")).runRotate(context),
+    },
+    {
+      name: "status",
+      summary: "Root key version, rotation progress, Keepers, tampered rows (superuser)",
+      positionals: { min: 0, max: 0 },
+      options: {
+        format: { type: "string", short: "f", description: "Output format: human, json or yaml", valueName: "format" },
+      },
+      run: async (context) => (await import("./operator_keys.ts")).runKeyStatus(context),
     },
     {
       name: "backup",

@@ -35,7 +35,9 @@ export async function runBackup({ options, io }: CommandContext): Promise<number
   else {
     io.stdout(
       `backup written: ${out} (${kind}, from the ${manifest.source.store} store: ${describeCounts(manifest.counts)}; ` +
-        `${manifest.keyCheck === null ? "no root key check value" : "key check value included"})\n` +
+        `${manifest.keyCheck === null ? "no root key check value" : `root key version ${manifest.keyVersion}`}${
+          manifest.rotatingTo === undefined ? "" : `, rotating to version ${manifest.rotatingTo}`
+        })\n` +
         `manifest: ${manifestPathOf(out)}\n`,
     );
   }
@@ -51,10 +53,18 @@ export async function runRestoreBackup({ options, io }: CommandContext): Promise
   const where = target.kind === "sqlite" ? `the SQLite store in ${target.dataDir}` : "the Postgres database";
   io.stdout(`restored ${input} into ${where}: ${describeCounts(result.counts)}\n`);
   if (result.manifest.keyCheck !== null) {
+    const { keyVersion, rotatingTo } = result.manifest;
     io.stderr(
       "next: start Nexus on this store, then give it its root key with 'spike operator restore' and the\n" +
-        "recovery shards of the deployment the backup came from (Nexus accepts no other key for this data)\n",
+        `recovery shards of root key version ${keyVersion} of the deployment the backup came from ` +
+        "(Nexus accepts no other key for this data)\n",
     );
+    if (rotatingTo !== undefined) {
+      io.stderr(
+        `note: the backup was taken while a rotation to root key version ${rotatingTo} was running: ` +
+          `records already re-sealed need version ${rotatingTo} too, which Nexus gets from the Keepers\n`,
+      );
+    }
   }
   return 0;
 }

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { generateRootKey, splitSecret } from "../lib/crypto/shamir.ts";
 import { systemRandom } from "../lib/crypto/random.ts";
-import { formatRecoveryShard, parseRecoveryShard } from "../lib/pilot/recovery_file.ts";
+import { formatRecoveryShard, parseRecoveryFile, parseRecoveryShard } from "../lib/pilot/recovery_file.ts";
 import { type CommandResult, freePort, runSpike, SpikeProcess, waitForReady } from "./support/process.ts";
 
 const ROLES = {
@@ -432,9 +432,13 @@ Deno.test("spike CLI against a real Nexus: restore, secrets, policies, cipher, r
       for (const share of shares) {
         const file = join(recoveryDir, `spike.recovery.${share.index}.txt`);
         assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600, file);
-        const parsed = parseRecoveryShard(await Deno.readTextFile(file));
+        const text = await Deno.readTextFile(file);
+        const parsed = parseRecoveryFile(text);
         assert.equal(parsed.index, share.index);
         assert.deepEqual(parsed.shard, share.value);
+        assert.equal(parsed.keyVersion, 1, "the file names its root key version");
+        // SPIKE's format on the first line, so one-line readers still get the shard.
+        assert.deepEqual(parseRecoveryShard(text.split("\n")[0]!), { index: share.index, shard: share.value });
       }
       assert.ok(!recovered.stdout.includes(formatRecoveryShard(1, shares[0]!.value)), "shards stay off stdout");
     });

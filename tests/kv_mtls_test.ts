@@ -351,7 +351,13 @@ function seedSqlite(file: string, paths: (i: number) => string, count: number): 
       createdTime: now,
       updatedTime: now,
       maxVersions: 10,
-      versions: new Map([[1, { version: 1, createdTime: now, deletedTime: null, sealed: new Uint8Array([1, 2, 3]) }]]),
+      versions: new Map([[1, {
+        version: 1,
+        createdTime: now,
+        deletedTime: null,
+        sealed: new Uint8Array([1, 2, 3]),
+        keyVersion: 1,
+      }]]),
     };
     for (let start = 0; start < count; start += 10_000) {
       const calls = Array.from({ length: Math.min(10_000, count - start) }, (_, i) => ({

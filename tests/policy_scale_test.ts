@@ -13,6 +13,7 @@ import { generateRootKey } from "../lib/crypto/root_key.ts";
 import { systemRandom } from "../lib/crypto/random.ts";
 import { silentLogger } from "../lib/log/logger.ts";
 import { installRootKey } from "../lib/nexus/key_installer.ts";
+import { policySealer } from "../lib/nexus/policy_seal.ts";
 import { startNexus } from "../lib/nexus/server.ts";
 import { createDevCa } from "../lib/spiffe/dev_ca.ts";
 import { createMtlsClient, type MtlsClient } from "../lib/spiffe/mtls_client.ts";
@@ -83,13 +84,16 @@ Deno.test("10,000 policies over mTLS: one deep policy grants, the rest refuse, A
   const clients: MtlsClient[] = [];
   let nexus: Awaited<ReturnType<typeof startNexus>> | undefined;
   try {
-    // Seeded straight into the database, through the worker store whose group commit makes
-    // 10,000 writes quick; 10,000 API calls would only test the write path.
+    // Sealed as Nexus seals them and written straight into the database, through the worker
+    // store whose group commit makes 10,000 writes quick; 10,000 API calls would only test the write path.
+    const key = generateRootKey(systemRandom);
     const seeder = createSqliteWorkerStore({ dataDir });
     try {
+      const seal = await policySealer(key, 1, systemRandom);
       const all = policies();
       for (let from = 0; from < all.length; from += 500) {
-        await Promise.all(all.slice(from, from + 500).map((policy) => seeder.upsertPolicy(policy)));
+        const sealed = await Promise.all(all.slice(from, from + 500).map(seal));
+        await Promise.all(sealed.map((policy) => seeder.upsertPolicy(policy)));
       }
     } finally {
       await seeder.close();
@@ -107,7 +111,6 @@ Deno.test("10,000 policies over mTLS: one deep policy grants, the rest refuse, A
       identity: createStaticSource(await ca.issue(spikeIdFor("nexus"))),
       log: silentLogger,
     });
-    const key = generateRootKey(systemRandom);
     try {
       assert.equal(await installRootKey(nexus.deps, key), "installed");
     } finally {

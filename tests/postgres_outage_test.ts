@@ -24,7 +24,15 @@ import { memoryAuditSink } from "../lib/nexus/audit.ts";
 import { SPIKE_VERSION } from "../lib/version.ts";
 
 const version = SPIKE_VERSION;
-const READY = { ready: true, rootKey: "loaded", store: "ok", version };
+const READY = {
+  ready: true,
+  rootKey: "loaded",
+  store: "ok",
+  keyVersion: 1,
+  rotation: "idle",
+  tampered: false,
+  version,
+};
 
 /** `GET /ready` without a client certificate: status and JSON body. */
 async function ready(port: number): Promise<{ status: number; body: unknown }> {

@@ -37,11 +37,18 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
 export class ApiError extends Error {
   /** The wire code sent as `{"err": code}`. */
   readonly code: ErrorCode;
-  /** Creates an API error; `detail` is logged, never sent. */
-  constructor(code: ErrorCode, detail?: string) {
+  /**
+   * An operator-facing sentence sent beside the code as `"reason"` **[ours]**
+   * (additive; SPIKE clients ignore it). Only for answers to operator routes
+   * whose reason carries no data (key versions, rotation state).
+   */
+  readonly reason?: string;
+  /** Creates an API error; `detail` is logged, never sent (unless given again as `reason`). */
+  constructor(code: ErrorCode, detail?: string, options: { readonly reason?: string } = {}) {
     super(detail ?? code);
     this.name = "ApiError";
     this.code = code;
+    if (options.reason !== undefined) this.reason = options.reason;
   }
   /** HTTP status for this error. */
   get status(): number {
@@ -52,6 +59,11 @@ export class ApiError extends Error {
 /** Shorthand for a 400 with an operator-facing reason. */
 export function badRequest(detail: string): ApiError {
   return new ApiError("api_bad_request", detail);
+}
+
+/** A 400 whose reason is also sent to the client (`"reason"`, [ours]); the reason must carry no data. */
+export function refusal(reason: string): ApiError {
+  return new ApiError("api_bad_request", reason, { reason });
 }
 
 /** Finds the error code for a status (client side), if it is one of ours. */

@@ -13,6 +13,10 @@ export const PATHS = Object.freeze({
   decrypt: "/v1/cipher/decrypt",
   recover: "/v1/operator/recover",
   restore: "/v1/operator/restore",
+  /** [ours] Starts a root key rotation (superuser). */
+  rotate: "/v1/operator/rotate",
+  /** [ours] Root key versions, rotation progress, Keepers (superuser). */
+  keyStatus: "/v1/operator/status",
   bootstrapVerify: "/v1/bootstrap/verify",
   /** [ours] MAC checks of audit records for `spike audit verify` (Pilot superuser). */
   auditVerify: "/v1/operator/audit/verify",

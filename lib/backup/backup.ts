@@ -13,10 +13,11 @@
  *   SQLite or Postgres — the way to move between backends.
  *
  * Each backup gets `<file>.manifest.json` beside it (format, spike version,
- * time, source store and schema version, the sealed key check value,
- * counts, the file's SHA-256). A restore checks the file against it, fills
- * an empty store in one transaction, and checks the counts and key check it
- * wrote before committing.
+ * time, source store and schema version, the root key version and its
+ * sealed key check value, counts, the file's SHA-256). A restore checks the
+ * file against it, fills an empty store in one transaction (the key state
+ * row included, so the restored store names the same root key version), and
+ * checks the counts, key version and key check it wrote before committing.
  *
  * @module
  */
@@ -118,7 +119,11 @@ export async function restoreBackup(input: string, target: StoreLocation): Promi
     });
   }
   const header = await verifyJsonl(input);
-  if (sidecar && (!sameCounts(sidecar.counts, header.counts) || sidecar.keyCheck !== header.keyCheck)) {
+  if (
+    sidecar &&
+    (!sameCounts(sidecar.counts, header.counts) || sidecar.keyCheck !== header.keyCheck ||
+      sidecar.keyVersion !== header.keyVersion)
+  ) {
     throw new BackupError(`${input} and ${manifestPathOf(input)} do not describe the same backup`);
   }
   const counts = await fill(importOpener(target), jsonlItems(input), header);
@@ -170,12 +175,14 @@ function headerOf(snapshot: StoreSnapshot, kind: BackupFileKind, createdAt: stri
     spikeVersion: version,
     createdAt,
     source: { store: snapshot.store, schemaVersion: snapshot.schemaVersion },
+    keyVersion: snapshot.keyState?.currentVersion ?? 1,
+    ...(snapshot.keyState?.targetVersion ? { rotatingTo: snapshot.keyState.targetVersion } : {}),
     keyCheck: snapshot.keyCheck === undefined ? null : encodeBase64(snapshot.keyCheck),
     counts: snapshot.counts,
   };
 }
 
-/** Imports `items`, then checks counts and key check inside the same transaction. */
+/** Imports `items`, then checks counts, key version and key check inside the same transaction. */
 async function fill(
   open: ImportOpener,
   items: AsyncIterable<BackupItem>,
@@ -190,6 +197,13 @@ async function fill(
         `the restored store would hold ${describeCounts(counts)}, not the backup's ${
           describeCounts(expected.counts)
         }; ` +
+          "nothing was kept",
+      );
+    }
+    const keyVersion = (await target.keyState())?.currentVersion ?? 1;
+    if (keyVersion !== expected.keyVersion) {
+      throw new BackupError(
+        `the restored store would be under root key version ${keyVersion}, not the backup's ${expected.keyVersion}; ` +
           "nothing was kept",
       );
     }
@@ -210,7 +224,11 @@ function sameKeyCheck(a: string | null, b: string | null): boolean {
 
 function checkSnapshotAgainst(snapshot: StoreSnapshot, manifest: BackupManifest, input: string): void {
   const keyCheck = snapshot.keyCheck === undefined ? null : encodeBase64(snapshot.keyCheck);
-  if (!sameCounts(snapshot.counts, manifest.counts) || !sameKeyCheck(keyCheck, manifest.keyCheck)) {
+  const keyVersion = snapshot.keyState?.currentVersion ?? 1;
+  if (
+    !sameCounts(snapshot.counts, manifest.counts) || !sameKeyCheck(keyCheck, manifest.keyCheck) ||
+    keyVersion !== manifest.keyVersion
+  ) {
     throw new BackupError(`${input} does not hold what its manifest says`);
   }
 }

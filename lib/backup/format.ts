@@ -1,27 +1,38 @@
 /**
  * What a spike backup holds and how it is written down: the manifest
- * (format, source store and schema, the sealed key check value, counts,
- * time), and the items of the logical export — one JSON object per secret
- * (with every kept version), policy and meta value. Every byte string is
- * sealed data or an opaque value as the store keeps it (base64); a backup
- * never holds a plaintext, a key or a shard, so it needs no key to make.
+ * (format, source store and schema, the root key version and its sealed
+ * key check value, counts, time), and the items of the logical export — one
+ * JSON object per secret (with every kept version), policy row and meta
+ * value, and the key state. Every byte string is sealed data or an opaque
+ * value as the store keeps it (base64); a backup never holds a plaintext, a
+ * key or a shard, so it needs no key to make.
  *
  * @module
  */
 import { decodeBase64, encodeBase64 } from "../api/base64.ts";
-import type { PolicyRecord, SecretRecord, SecretVersion } from "../store/types.ts";
+import { checkKeyStateChange } from "../store/record_check.ts";
+import type { KeyState, PolicyRecord, SecretRecord, SecretVersion, StoredPolicy } from "../store/types.ts";
 
 /** The `format` value of every spike backup manifest. */
 export const BACKUP_FORMAT = "spike-backup";
 /**
  * The version of the backup format this build writes. Version 2 added the
  * key-value extensions' fields to secret items (`customMetadata`,
- * `expiresAt`, and a version's `expiresAt`), all optional.
+ * `expiresAt`, and a version's `expiresAt`), all optional. Version 3 added
+ * root key versions: a version's `keyVersion` and the custom metadata's
+ * `customMetadataKeyVersion` (absent: 1), sealed policy rows
+ * (`keyVersion`, `sealed`) beside plain ones, a `key-state` item, and the
+ * manifest's `keyVersion` (the version `keyCheck` belongs to; absent: 1).
  */
-export const BACKUP_FORMAT_VERSION = 2;
+export const BACKUP_FORMAT_VERSION = 3;
 
-/** The versions this build reads: every one so far (a version 1 backup simply has none of the later fields). */
-const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
+/**
+ * The versions this build reads: every one so far. An older backup simply
+ * has none of the later fields: everything in it is under root key version
+ * 1, and its policies are plain rows, which Nexus seals when it first holds
+ * the key (their key check value is the format from before sealing).
+ */
+const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2, 3];
 
 /** A backup that cannot be made, read or restored, with a message for the operator. */
 export class BackupError extends Error {
@@ -65,9 +76,18 @@ export interface BackupManifest {
   /** The store it was taken from and that store's schema version. */
   readonly source: { readonly store: BackupStoreKind; readonly schemaVersion: number };
   /**
-   * The sealed root key check value (base64), or `null` when the store never
-   * had a key. Sealed under a key derived from the root key: it tells which
-   * recovery shards belong to this backup, and reveals nothing without them.
+   * The root key version the store's records are under (the key state's
+   * current version; 1 for backups older than format 3). During a rotation
+   * some records are under the next version already (`rotatingTo`).
+   */
+  readonly keyVersion: number;
+  /** The version a rotation in progress when the backup was taken goes to; absent when none was. */
+  readonly rotatingTo?: number;
+  /**
+   * The sealed check value of root key version `keyVersion` (base64), or
+   * `null` when the store never had a key. Sealed under a key derived from
+   * the root key: it tells which recovery shards belong to this backup, and
+   * reveals nothing without them.
    */
   readonly keyCheck: string | null;
   /** Rows of each kind in the snapshot. */
@@ -79,8 +99,9 @@ export interface BackupManifest {
 /** One stored row group of a backup. */
 export type BackupItem =
   | { readonly kind: "secret"; readonly path: string; readonly record: SecretRecord }
-  | { readonly kind: "policy"; readonly policy: PolicyRecord }
-  | { readonly kind: "meta"; readonly key: string; readonly value: Uint8Array };
+  | { readonly kind: "policy"; readonly policy: StoredPolicy }
+  | { readonly kind: "meta"; readonly key: string; readonly value: Uint8Array }
+  | { readonly kind: "key-state"; readonly state: KeyState };
 
 /** Counts of `items` as they would be stored. */
 export function countItem(counts: BackupCounts, item: BackupItem): BackupCounts {
@@ -91,6 +112,9 @@ export function countItem(counts: BackupCounts, item: BackupItem): BackupCounts 
       return { ...counts, policies: counts.policies + 1 };
     case "meta":
       return { ...counts, meta: counts.meta + 1 };
+    case "key-state":
+      // One row every store has; restoring replaces it, so it adds nothing to count.
+      return counts;
   }
 }
 
@@ -127,14 +151,25 @@ export function encodeItem(item: BackupItem): Record<string, unknown> {
           createdTime: v.createdTime.toISOString(),
           deletedTime: v.deletedTime?.toISOString() ?? null,
           sealed: encodeBase64(v.sealed),
+          keyVersion: v.keyVersion,
           ...(v.expiresAt === undefined ? {} : { expiresAt: v.expiresAt.toISOString() }),
         })),
-        ...(r.customMetadata === undefined ? {} : { customMetadata: encodeBase64(r.customMetadata) }),
+        ...(r.customMetadata === undefined ? {} : {
+          customMetadata: encodeBase64(r.customMetadata.sealed),
+          customMetadataKeyVersion: r.customMetadata.keyVersion,
+        }),
         ...(r.expiresAt === undefined ? {} : { expiresAt: r.expiresAt.toISOString() }),
       };
     }
     case "policy": {
-      const p = item.policy;
+      const row = item.policy;
+      if (row.kind === "sealed") {
+        return { type: "policy", name: row.name, keyVersion: row.keyVersion, sealed: encodeBase64(row.sealed) };
+      }
+      // A plain row (from before policies were sealed) as the store holds it; one whose
+      // columns make no policy is kept by name only (Nexus never obeys either).
+      const p = row.record;
+      if (!p) return { type: "policy", name: row.name };
       return {
         type: "policy",
         name: p.name,
@@ -147,6 +182,22 @@ export function encodeItem(item: BackupItem): Record<string, unknown> {
     }
     case "meta":
       return { type: "meta", key: item.key, value: encodeBase64(item.value) };
+    case "key-state": {
+      const k = item.state;
+      return {
+        type: "key-state",
+        revision: k.revision,
+        currentVersion: k.currentVersion,
+        phase: k.phase,
+        targetVersion: k.targetVersion,
+        targetCheck: k.targetCheck === null ? null : encodeBase64(k.targetCheck),
+        minWriteVersion: k.minWriteVersion,
+        leaseOwner: k.leaseOwner,
+        leaseUntil: k.leaseUntil?.toISOString() ?? null,
+        startedAt: k.startedAt?.toISOString() ?? null,
+        toReseal: k.toReseal,
+      };
+    }
   }
 }
 
@@ -166,6 +217,8 @@ export function decodeItem(value: unknown, where: string): BackupItem {
           createdTime: date(v.createdTime, where, "version createdTime"),
           deletedTime: v.deletedTime === null ? null : date(v.deletedTime, where, "version deletedTime"),
           sealed: bytes(v.sealed, where, "sealed"),
+          // Format 1 and 2: everything was under root key version 1.
+          keyVersion: v.keyVersion === undefined ? 1 : count(v.keyVersion, where, "version keyVersion", 1),
           ...(v.expiresAt === undefined ? {} : { expiresAt: date(v.expiresAt, where, "version expiresAt") }),
         });
       }
@@ -180,31 +233,77 @@ export function decodeItem(value: unknown, where: string): BackupItem {
           createdTime: date(o.createdTime, where, "createdTime"),
           updatedTime: date(o.updatedTime, where, "updatedTime"),
           versions,
-          ...(o.customMetadata === undefined
-            ? {}
-            : { customMetadata: bytes(o.customMetadata, where, "customMetadata") }),
+          ...(o.customMetadata === undefined ? {} : {
+            customMetadata: {
+              sealed: bytes(o.customMetadata, where, "customMetadata"),
+              keyVersion: o.customMetadataKeyVersion === undefined
+                ? 1
+                : count(o.customMetadataKeyVersion, where, "customMetadataKeyVersion", 1),
+            },
+          }),
           ...(o.expiresAt === undefined ? {} : { expiresAt: date(o.expiresAt, where, "expiresAt") }),
         },
       };
     }
     case "policy": {
+      const name = text(o.name, where, "name");
+      if (o.sealed !== undefined) {
+        return {
+          kind: "policy",
+          policy: {
+            kind: "sealed",
+            name,
+            keyVersion: count(o.keyVersion, where, "keyVersion", 1),
+            sealed: bytes(o.sealed, where, "sealed"),
+          },
+        };
+      }
+      if (o.spiffeIdPattern === undefined && o.pathPattern === undefined && o.permissions === undefined) {
+        return { kind: "policy", policy: { kind: "plain", name } };
+      }
       if (!Array.isArray(o.permissions) || !o.permissions.every((p) => typeof p === "string")) {
         throw bad(where, "permissions");
       }
       return {
         kind: "policy",
         policy: {
-          name: text(o.name, where, "name"),
-          spiffeIdPattern: text(o.spiffeIdPattern, where, "spiffeIdPattern", true),
-          pathPattern: text(o.pathPattern, where, "pathPattern", true),
-          permissions: o.permissions as PolicyRecord["permissions"],
-          createdAt: date(o.createdAt, where, "createdAt"),
-          updatedAt: date(o.updatedAt, where, "updatedAt"),
+          kind: "plain",
+          name,
+          record: {
+            name,
+            spiffeIdPattern: text(o.spiffeIdPattern, where, "spiffeIdPattern", true),
+            pathPattern: text(o.pathPattern, where, "pathPattern", true),
+            permissions: o.permissions as PolicyRecord["permissions"],
+            createdAt: date(o.createdAt, where, "createdAt"),
+            updatedAt: date(o.updatedAt, where, "updatedAt"),
+          },
         },
       };
     }
     case "meta":
       return { kind: "meta", key: text(o.key, where, "key"), value: bytes(o.value, where, "value") };
+    case "key-state": {
+      const nullable = <T>(value: unknown, read: (v: unknown) => T): T | null => value === null ? null : read(value);
+      const state: KeyState = {
+        revision: count(o.revision, where, "revision", 1),
+        currentVersion: count(o.currentVersion, where, "currentVersion", 1),
+        phase: o.phase as KeyState["phase"],
+        targetVersion: nullable(o.targetVersion, (v) => count(v, where, "targetVersion", 1)),
+        targetCheck: nullable(o.targetCheck, (v) => bytes(v, where, "targetCheck")),
+        minWriteVersion: count(o.minWriteVersion, where, "minWriteVersion", 1),
+        leaseOwner: nullable(o.leaseOwner, (v) => text(v, where, "leaseOwner")),
+        leaseUntil: nullable(o.leaseUntil, (v) => date(v, where, "leaseUntil")),
+        startedAt: nullable(o.startedAt, (v) => date(v, where, "startedAt")),
+        toReseal: count(o.toReseal, where, "toReseal", 0),
+      };
+      try {
+        const { revision, ...change } = state;
+        checkKeyStateChange(revision, change);
+      } catch {
+        throw bad(where, "key state");
+      }
+      return { kind: "key-state", state };
+    }
     default:
       throw new BackupError(`${where}: unknown item type`);
   }
@@ -225,6 +324,9 @@ export function checkManifest(value: unknown, where: string): BackupManifest {
   if (source.store !== "sqlite" && source.store !== "postgres") throw bad(where, "source.store");
   const counts = object(o.counts, where);
   if (o.keyCheck !== null) bytes(o.keyCheck, where, "keyCheck");
+  // Format 1 and 2 backups have no key version: their store had only version 1.
+  const keyVersion = o.keyVersion === undefined ? 1 : count(o.keyVersion, where, "keyVersion", 1);
+  const rotatingTo = o.rotatingTo === undefined ? undefined : count(o.rotatingTo, where, "rotatingTo", 2);
   if (typeof o.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(o.sha256)) throw bad(where, "sha256");
   return {
     format: BACKUP_FORMAT,
@@ -233,6 +335,8 @@ export function checkManifest(value: unknown, where: string): BackupManifest {
     spikeVersion: text(o.spikeVersion, where, "spikeVersion"),
     createdAt: date(o.createdAt, where, "createdAt").toISOString(),
     source: { store: source.store, schemaVersion: count(source.schemaVersion, where, "source.schemaVersion", 0) },
+    keyVersion,
+    ...(rotatingTo === undefined ? {} : { rotatingTo }),
     keyCheck: o.keyCheck as string | null,
     counts: {
       secrets: count(counts.secrets, where, "counts.secrets", 0),

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { KeyState } from "../store/types.ts";
 import type { BackupCounts, BackupItem, BackupStoreKind } from "./format.ts";
 
 /** A store as of one instant. Valid only inside the callback it was handed to. */
@@ -17,9 +18,11 @@ export interface StoreSnapshot {
   readonly schemaVersion: number;
   /** Rows of each kind in the snapshot. */
   readonly counts: BackupCounts;
-  /** The sealed root key check value, when the store has one. */
+  /** The key state row, or `undefined` for a store from before root key versions (all under version 1). */
+  readonly keyState: KeyState | undefined;
+  /** The sealed check value of the root key version the records are under, when the store has one. */
   readonly keyCheck: Uint8Array | undefined;
-  /** Every secret (path order, with its versions), then every policy, then every meta value. */
+  /** Every secret (path order, with its versions), then every policy row, every meta value, the key state. */
   items(): AsyncIterable<BackupItem>;
 }
 
@@ -29,7 +32,9 @@ export interface StoreImport {
   add(item: BackupItem): Promise<void>;
   /** Rows in the target now, items added so far included. */
   counts(): Promise<BackupCounts>;
-  /** The target's sealed root key check value now. */
+  /** The target's key state now. */
+  keyState(): Promise<KeyState | undefined>;
+  /** The target's sealed check value of its key state's current version now. */
   keyCheck(): Promise<Uint8Array | undefined>;
 }
 

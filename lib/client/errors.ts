@@ -31,15 +31,21 @@ export class ApiCallError extends Error {
   readonly code: ErrorCode | undefined;
   /** Seconds the server asked to wait (`Retry-After` of a 429), when it said. */
   readonly retryAfterSeconds: number | undefined;
+  /** The server's operator-facing `reason` [ours], when it sent one. */
+  readonly reason: string | undefined;
 
-  /** Creates the error from a status, an optional wire code and an optional `Retry-After`. */
-  constructor(status: number, code: ErrorCode | undefined, retryAfterSeconds?: number) {
-    super(code ? MESSAGES[code] ?? code : `unexpected HTTP status ${status}`);
+  /**
+   * Creates the error from a status, an optional wire code, an optional
+   * `Retry-After` and an optional reason (which then is the message).
+   */
+  constructor(status: number, code: ErrorCode | undefined, retryAfterSeconds?: number, reason?: string) {
+    super(reason ?? (code ? MESSAGES[code] ?? code : `unexpected HTTP status ${status}`));
     // The subclass's own name, so logs and stack traces say which one it is.
     this.name = new.target.name;
     this.status = status;
     this.code = code;
     this.retryAfterSeconds = retryAfterSeconds;
+    this.reason = reason;
   }
 }
 
@@ -83,10 +89,30 @@ const CLASS_OF_STATUS: ReadonlyMap<number, typeof ApiCallError> = new Map<number
 ]);
 
 /**
+ * A put carried one of our write extensions (`cas`, an expiry) to a Nexus
+ * that does not honour them: SPIKE's ignores fields it does not know, so the
+ * write would land unconditionally and never expire. It was not sent.
+ */
+export class UnsupportedExtensionError extends BadRequestError {
+  /** `feature`: what the put asked for; `answer`: what `GET /health` answered. */
+  constructor(feature: string, answer: string) {
+    super(400, "api_bad_request");
+    this.message = `this Nexus does not support ${feature}: it answered GET /health with ${answer}, so it is ` +
+      "not ours (SPIKE's Nexus ignores these fields and would write unconditionally, without expiry); " +
+      "nothing was written";
+  }
+}
+
+/**
  * The error for an answer with `status`: the subclass for that status, or a
  * plain {@linkcode ApiCallError} for one without (a proxy's 502, say).
  */
-export function apiCallError(status: number, code: ErrorCode | undefined, retryAfterSeconds?: number): ApiCallError {
+export function apiCallError(
+  status: number,
+  code: ErrorCode | undefined,
+  retryAfterSeconds?: number,
+  reason?: string,
+): ApiCallError {
   const Class = CLASS_OF_STATUS.get(status) ?? ApiCallError;
-  return new Class(status, code, retryAfterSeconds);
+  return new Class(status, code, retryAfterSeconds, reason);
 }

@@ -8,7 +8,7 @@
 import type { ErrorCode } from "../api/errors.ts";
 import { type Action, PATHS, urlFor } from "../api/paths.ts";
 import type { Permission } from "../api/validate.ts";
-import { ApiCallError, apiCallError } from "./errors.ts";
+import { ApiCallError, apiCallError, UnsupportedExtensionError } from "./errors.ts";
 import type { Transport, TransportResponse } from "./transport.ts";
 
 /** One version's facts in {@linkcode SecretMetadata}. */
@@ -79,6 +79,16 @@ export interface CipherEnvelope {
   readonly ciphertext: string;
 }
 
+/** Recovery shards and the root key version they rebuild. */
+export interface RecoveryShards {
+  /** Shard by index (the caller zeroes them). */
+  readonly shards: Map<number, Uint8Array>;
+  /** The root key version [ours]; `undefined` from a Nexus that does not say (SPIKE's). */
+  readonly keyVersion?: number;
+  /** Shards needed to restore [ours], when Nexus says. */
+  readonly threshold?: number;
+}
+
 /** Restore progress. */
 export interface RestoreProgress {
   readonly collected: number;
@@ -136,6 +146,8 @@ export type BatchReadResult =
 export class NexusClient {
   readonly #base: string;
   readonly #transport: Transport;
+  /** Whether Nexus is ours: `"yes"`, or the status its `GET /health` answered; asked once. */
+  #ours: Promise<string> | undefined;
 
   /** Creates a client for the Nexus at `baseUrl` (e.g. `https://localhost:8553`). */
   constructor(baseUrl: string, transport: Transport) {
@@ -146,10 +158,15 @@ export class NexusClient {
   /**
    * Writes a new version of a secret. With `cas` [ours], only when the
    * current version is that number (0: none); else a `ConflictError` (409).
-   * Without options the body is SPIKE's `{"path","values"}` exactly.
+   * Without options the body is SPIKE's `{"path","values"}` exactly. With
+   * `cas` or an expiry, the first such put of this client asks whether
+   * Nexus is ours and throws `UnsupportedExtensionError` before writing
+   * when it is not.
    */
   async putSecret(path: string, values: Readonly<Record<string, string>>, options: WriteOptions = {}): Promise<void> {
-    await this.#json(PATHS.secrets, "", { ...optionFields(options), path, values });
+    const extensions = optionFields(options);
+    if (Object.keys(extensions).length > 0) await this.#requireOurs("check-and-set (cas) and expiry on put");
+    await this.#json(PATHS.secrets, "", { ...extensions, path, values });
   }
 
   /**
@@ -298,17 +315,33 @@ export class NexusClient {
 
   /** Asks for every recovery shard (Pilot recover role). */
   async recover(): Promise<Map<number, Uint8Array>> {
+    return (await this.recoverWithVersion()).shards;
+  }
+
+  /** Every recovery shard and the root key version they rebuild [ours] (Pilot recover role). */
+  async recoverWithVersion(): Promise<RecoveryShards> {
     const out = await this.#json(PATHS.recover, "", {});
     const shards = new Map<number, Uint8Array>();
     for (const [index, values] of Object.entries((out.shards ?? {}) as Record<string, number[]>)) {
       shards.set(Number(index), Uint8Array.from(values));
     }
-    return shards;
+    const { keyVersion, threshold } = out;
+    return {
+      shards,
+      ...(typeof keyVersion === "number" ? { keyVersion } : {}),
+      ...(typeof threshold === "number" ? { threshold } : {}),
+    };
   }
 
-  /** Sends one recovery shard (Pilot restore role). */
-  async restore(index: number, shard: Uint8Array): Promise<RestoreProgress> {
-    const body = JSON.stringify({ id: index, shard: Array.from(shard) });
+  /**
+   * Sends one recovery shard (Pilot restore role); `keyVersion` [ours] is the
+   * version its recovery file names, so a shard of a retired key is refused
+   * at once.
+   */
+  async restore(index: number, shard: Uint8Array, keyVersion?: number): Promise<RestoreProgress> {
+    const values = Array.from(shard);
+    const body = JSON.stringify({ id: index, shard: values, ...(keyVersion === undefined ? {} : { keyVersion }) });
+    values.fill(0);
     return await this.#send(PATHS.restore, "", body, "application/json") as unknown as RestoreProgress;
   }
 
@@ -324,6 +357,37 @@ export class NexusClient {
       throw new ApiCallError(200, "api_internal_error");
     }
     return results.map(String);
+  }
+
+  /** Starts a root key rotation [ours] (Pilot superuser); resolves the versions it rotates between. */
+  async rotate(): Promise<{ from: number; to: number }> {
+    const out = await this.#json(PATHS.rotate, "", {});
+    return { from: Number(out.from), to: Number(out.to) };
+  }
+
+  /** Root key versions, rotation progress and Keepers [ours] (Pilot superuser). */
+  async keyStatus(): Promise<Record<string, unknown>> {
+    return await this.#json(PATHS.keyStatus, "", {});
+  }
+
+  /**
+   * Throws `UnsupportedExtensionError` unless Nexus is ours: ours answers
+   * `GET /health` with 200, SPIKE's (which has no such route) with 400. A
+   * put's extension fields are the only ones SPIKE's Nexus would silently
+   * ignore (its answer to our new actions is 400), so only they need this.
+   * Asked once per client; a transport without GET is taken at its word.
+   */
+  async #requireOurs(feature: string): Promise<void> {
+    if (this.#transport.request === undefined) return;
+    this.#ours ??= this.#transport.request("GET", `${this.#base}/health`).then(
+      (response) => response.status === 200 ? "yes" : `${response.status}`,
+      (error) => {
+        this.#ours = undefined;
+        throw error;
+      },
+    );
+    const answer = await this.#ours;
+    if (answer !== "yes") throw new UnsupportedExtensionError(feature, answer);
   }
 
   async #json(path: string, action: Action, body: unknown): Promise<Record<string, unknown>> {
@@ -354,7 +418,8 @@ function errorOf(response: TransportResponse, parsed: Record<string, unknown> | 
   const header = response.headers["retry-after"];
   const text = Array.isArray(header) ? header[0] : header;
   const seconds = text !== undefined && /^\d+$/.test(text.trim()) ? Number(text.trim()) : undefined;
-  return apiCallError(response.status, parsed?.err as ErrorCode | undefined, seconds);
+  const reason = typeof parsed?.reason === "string" ? parsed.reason : undefined;
+  return apiCallError(response.status, parsed?.err as ErrorCode | undefined, seconds, reason);
 }
 
 function parseJson(response: TransportResponse): Record<string, unknown> | undefined {

@@ -95,6 +95,14 @@ export interface NexusConfig extends CommonConfig, StoreConfig {
   readonly shamirThreshold: number;
   /** `SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL` in ms (default 5m). */
   readonly keeperUpdateIntervalMs: number;
+  /**
+   * `SPIKE_NEXUS_ROTATION_LEASE` [ours] in ms (default 30s): how long a
+   * root key rotation's driver may go silent before another Nexus (or the
+   * same one restarted) takes it over.
+   */
+  readonly rotationLeaseMs: number;
+  /** `SPIKE_NEXUS_ROTATION_BATCH` [ours] (default 25 on SQLite, 100 on Postgres): secret paths re-sealed per store transaction. */
+  readonly rotationBatch: number;
   /** `SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE` (default 65536). */
   readonly maxCiphertextSize: number;
   /** `SPIKE_NEXUS_MAX_BODY_SIZE` [ours]: request body cap in bytes (default 1 MiB). */
@@ -223,6 +231,10 @@ export function resolveNexusConfig(env: Env): NexusConfig {
     shamirShares: shares,
     shamirThreshold: threshold,
     keeperUpdateIntervalMs: duration(env, "SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL", "5m"),
+    rotationLeaseMs: duration(env, "SPIKE_NEXUS_ROTATION_LEASE", "30s"),
+    // Measured (BENCHMARKS.md): on SQLite every batch commits on the event loop, so smaller
+    // batches keep reads served during a rotation; Postgres pays a commit per batch instead.
+    rotationBatch: integer(env, "SPIKE_NEXUS_ROTATION_BATCH", store.backendStore === "postgres" ? 100 : 25, 1, 10_000),
     maxCiphertextSize: integer(env, "SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE", 65536, 1, 64 * 1024 * 1024),
     maxBodyBytes: integer(env, "SPIKE_NEXUS_MAX_BODY_SIZE", 1024 * 1024, 1024, 256 * 1024 * 1024),
     auditLog: nonEmpty(env.SPIKE_NEXUS_AUDIT_LOG) ?? "stdout",

@@ -29,6 +29,10 @@ export const KeyPurpose = {
   cipher: "cipher",
   /** HMAC-SHA-256 over audit records (the tamper-evident chain; see `lib/nexus/audit_key.ts`). */
   audit: "audit",
+  /** Sealing policies at rest (patterns, permissions, times; AAD binds the name). */
+  policies: "policies",
+  /** The sealed key-check value that tells whether a root key is the one of the data. */
+  keyCheck: "key-check",
 } as const;
 
 /** Lower-case ASCII labels keep info strings unambiguous and printable. */

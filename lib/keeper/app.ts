@@ -5,6 +5,15 @@
  * `GET /metrics` (Prometheus text; see `metrics.ts`). The plain GETs need no
  * client certificate and never show a shard byte.
  *
+ * Key versions **[ours]**, additive to SPIKE's contract: `contribute` may
+ * carry `"keyVersion": n` (the shard is kept as that version's, beside the
+ * others) and `"retireBelow": n` (shards of lower versions, and the
+ * unversioned one, are dropped), and then answers `{"keyVersion", "versions"}`
+ * so Nexus knows this Keeper keeps versions apart. `shard` may ask for
+ * `"keyVersion": n` and answers with the version it hands out; a shard
+ * without `keyVersion` in the answer is unversioned (could be any version).
+ * Without the fields both routes behave exactly as SPIKE's Keeper.
+ *
  * @module
  */
 import { Hono } from "hono";
@@ -21,7 +30,19 @@ import { isBootstrap, isNexus, type TrustRoots } from "../spiffe/roles.ts";
 import { SPIKE_VERSION } from "../version.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../metrics/registry.ts";
 import { KeeperMetrics } from "./metrics.ts";
-import type { ShardHolder } from "./shard_holder.ts";
+import { type ShardHolder, UNVERSIONED } from "./shard_holder.ts";
+
+/** Largest key version accepted (far above any real one; keeps the field a small integer). */
+const MAX_KEY_VERSION = 2 ** 31 - 1;
+
+/** An optional key version field [ours]: absent, or a whole number from 1. */
+function optionalVersion(value: unknown, field: string): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_KEY_VERSION) {
+    throw new ApiError("api_bad_request", `${field} must be a whole number from 1`);
+  }
+  return value;
+}
 
 /** What the Keeper app needs. */
 export interface KeeperDeps {
@@ -78,27 +99,39 @@ export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings
     }
     const body = v.object(parseJsonBody(await readBodyCapped(c.req.raw, KEEPER_MAX_BODY_BYTES)));
 
+    const keyVersion = optionalVersion(body.keyVersion, "keyVersion");
     if (path === PATHS.keeperShard) {
-      const shard = deps.shard.get();
-      if (!shard) throw new ApiError("api_not_found", "no shard held");
+      const held = deps.shard.find(keyVersion);
+      if (!held) throw new ApiError("api_not_found", "no shard held");
       try {
-        deps.log.info("shard handed out", { to: peer.spiffeId });
-        return c.json({ shard: Array.from(shard) });
+        deps.log.info("shard handed out", { to: peer.spiffeId, keyVersion: held.version || null });
+        const versioned = held.version === UNVERSIONED ? {} : { keyVersion: held.version };
+        return c.json({ shard: Array.from(held.shard), ...versioned });
       } finally {
-        zeroize(shard);
+        zeroize(held.shard);
       }
     }
+    const retireBelow = optionalVersion(body.retireBelow, "retireBelow");
     const shard = v.shardBytes(body.shard);
     try {
       // SPIKE's Nexus may push an all-zero shard before it has a key; a
       // Keeper must not let that erase the shard it holds.
       if (shard.some((byte) => byte !== 0)) {
         // Nexus re-sends the same shard on every push; only a change is news.
-        if (deps.shard.set(shard)) deps.log.info("shard stored", { from: peer.spiffeId });
-        else deps.log.debug("shard refreshed", { from: peer.spiffeId });
+        const fields = { from: peer.spiffeId, keyVersion: keyVersion ?? null };
+        if (deps.shard.set(shard, keyVersion ?? UNVERSIONED)) deps.log.info("shard stored", fields);
+        else deps.log.debug("shard refreshed", fields);
         metrics.shardReceived(now());
+        // Retiring only after a newer shard is in hand: a Keeper is never left empty by it.
+        if (retireBelow !== undefined && keyVersion !== undefined && retireBelow <= keyVersion) {
+          const dropped = deps.shard.retireBelow(retireBelow);
+          if (dropped.length > 0) {
+            deps.log.info("shards of retired root key versions dropped", { versions: dropped.join(", ") });
+          }
+        }
       }
-      return c.json({});
+      if (keyVersion === undefined) return c.json({});
+      return c.json({ keyVersion, versions: deps.shard.versions().filter((v) => v !== UNVERSIONED) });
     } finally {
       zeroize(shard);
     }

@@ -369,3 +369,51 @@ Deno.test("a Keeper on a port already in use fails to start instead of hanging",
     busy.close();
   }
 });
+
+Deno.test("key versions [ours]: shards are kept per version, asked for by version, and retired", async () => {
+  const k = keeper();
+  const V2 = Array.from({ length: 32 }, (_, i) => (i * 3 + 7) & 0xff);
+  assert.deepEqual(await k.call(NEXUS, PATHS.keeperContribute, { shard: SHARD, keyVersion: 1 }), {
+    status: 200,
+    body: { keyVersion: 1, versions: [1] },
+    headers: (await k.call(NEXUS, PATHS.keeperContribute, { shard: SHARD, keyVersion: 1 })).headers,
+  });
+  const second = await k.call(NEXUS, PATHS.keeperContribute, { shard: V2, keyVersion: 2 });
+  assert.deepEqual(second.body, { keyVersion: 2, versions: [1, 2] });
+  assert.deepEqual((await k.call(NEXUS, PATHS.keeperShard, { keyVersion: 1 })).body, { shard: SHARD, keyVersion: 1 });
+  assert.deepEqual((await k.call(NEXUS, PATHS.keeperShard, { keyVersion: 2 })).body, { shard: V2, keyVersion: 2 });
+  assert.equal((await k.call(NEXUS, PATHS.keeperShard, { keyVersion: 3 })).status, 404, "a version not held");
+  // SPIKE's Nexus asks without a version: it gets the highest held, labelled.
+  assert.deepEqual((await k.call(NEXUS, PATHS.keeperShard, {})).body, { shard: V2, keyVersion: 2 });
+
+  // An unversioned shard (SPIKE's Nexus or Bootstrap) goes to a slot of its own and answers SPIKE's way.
+  assert.deepEqual((await k.call(BOOTSTRAP, PATHS.keeperContribute, { shard: OTHER_SHARD })).body, {});
+  assert.deepEqual((await k.call(NEXUS, PATHS.keeperShard, {})).body, { shard: OTHER_SHARD });
+  assert.deepEqual((await k.call(NEXUS, PATHS.keeperShard, { keyVersion: 3 })).body, { shard: OTHER_SHARD });
+  assert.deepEqual((await k.call(NEXUS, PATHS.keeperShard, { keyVersion: 2 })).body, { shard: V2, keyVersion: 2 });
+
+  // Retiring drops the lower versions and the unversioned shard, only once a newer one is in hand.
+  const retired = await k.call(NEXUS, PATHS.keeperContribute, { shard: V2, keyVersion: 2, retireBelow: 2 });
+  assert.deepEqual(retired.body, { keyVersion: 2, versions: [2] });
+  assert.deepEqual(k.shard.versions(), [2]);
+  assert.equal((await k.call(NEXUS, PATHS.keeperShard, { keyVersion: 1 })).status, 404);
+  const refusedRetire = await k.call(NEXUS, PATHS.keeperContribute, { shard: V2, keyVersion: 2, retireBelow: 3 });
+  assert.deepEqual(refusedRetire.body, { keyVersion: 2, versions: [2] }, "never retires the version just given");
+  assert.ok(k.log.lines.some((l) => l.includes("shards of retired root key versions dropped")));
+  for (const line of k.log.lines) {
+    for (const bytes of [SHARD, V2, OTHER_SHARD]) assert.ok(!line.includes(bytes.join(",")), "no shard bytes logged");
+  }
+});
+
+Deno.test("key versions [ours]: a malformed keyVersion or retireBelow is 400 and changes nothing", async () => {
+  const k = keeper(SHARD);
+  for (const bad of [0, -1, 1.5, "1", 2 ** 31, true]) {
+    const contribute = await k.call(NEXUS, PATHS.keeperContribute, { shard: OTHER_SHARD, keyVersion: bad });
+    assert.deepEqual([contribute.status, contribute.body], [400, { err: "api_bad_request" }], String(bad));
+    const retire = await k.call(NEXUS, PATHS.keeperContribute, { shard: OTHER_SHARD, keyVersion: 1, retireBelow: bad });
+    assert.equal(retire.status, 400, String(bad));
+    assert.equal((await k.call(NEXUS, PATHS.keeperShard, { keyVersion: bad })).status, 400, String(bad));
+  }
+  assert.deepEqual(Array.from(k.shard.get()!), SHARD);
+  assert.deepEqual(k.shard.versions(), [0]);
+});

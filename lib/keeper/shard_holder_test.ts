@@ -88,3 +88,22 @@ Deno.test("anything but 32 bytes is refused and the held shard stays", () => {
   assert.throws(() => holder.set([1, 2, 3] as unknown as Uint8Array), RangeError);
   assert.deepEqual(holder.get(), shardOf(4));
 });
+
+Deno.test("shards of different key versions are held apart; retiring zeroes the lower ones", () => {
+  const holder = new ShardHolder();
+  withSliceSpy((copies) => {
+    holder.set(shardOf(1), 1);
+    holder.set(shardOf(2), 2);
+    holder.set(shardOf(9));
+    assert.deepEqual(holder.versions(), [0, 1, 2]);
+    assert.deepEqual(holder.find(1)?.shard, shardOf(1));
+    assert.equal(holder.find(2)?.version, 2);
+    assert.deepEqual(holder.find(3), { shard: shardOf(9), version: 0 }, "falls back to the unversioned shard");
+    assert.deepEqual(holder.retireBelow(2), [0, 1]);
+    assert.deepEqual(holder.versions(), [2]);
+    assert.ok(copies[0]!.every((b) => b === 0), "the version-1 copy is zeroed");
+    assert.equal(holder.find(1), undefined);
+    assert.deepEqual(holder.get(), shardOf(2), "without a version: the highest");
+  });
+  assert.throws(() => holder.set(shardOf(1), -1), RangeError);
+});

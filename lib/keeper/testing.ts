@@ -13,6 +13,9 @@ import { createMtlsClient, type MtlsClient } from "../spiffe/mtls_client.ts";
 import { createStaticSource, type StaticSource } from "../spiffe/static_source.ts";
 import { type RunningKeeper, startKeeper } from "./server.ts";
 import { freePort } from "../../tests/support/ports.ts";
+import { Hono } from "hono";
+import type { PeerBindings } from "../nexus/peer.ts";
+import { serveHono } from "../spiffe/mtls_server.ts";
 
 /** The trust domain of every fixture identity. */
 export const TEST_TD = "spike.ist";
@@ -104,4 +107,37 @@ export async function testClient(
   timeoutMs = 2000,
 ): Promise<MtlsClient> {
   return createMtlsClient({ identity: await pki.source(path), serverId, timeoutMs });
+}
+
+/** A Keeper that behaves as SPIKE's does: one shard, key versions ignored. */
+export interface SpikeLikeKeeper {
+  /** The bound port. */
+  readonly port: number;
+  /** The one shard it holds (a copy), if any. */
+  shard(): Uint8Array | undefined;
+  /** Stops it. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a Keeper that knows nothing of key versions, like SPIKE's: a
+ * contributed shard replaces the one held whatever `keyVersion` says, the
+ * answer is `{}`, and `/v1/store/shard` hands out that one shard without a
+ * version. For tests of how Nexus treats such Keepers.
+ */
+export async function startSpikeLikeKeeper(pki: TestPki, port = 0): Promise<SpikeLikeKeeper> {
+  let held: Uint8Array | undefined;
+  const app = new Hono<{ Bindings: PeerBindings }>();
+  app.post("/v1/store/contribute", async (c) => {
+    const body = await c.req.json();
+    held = Uint8Array.from(body.shard as number[]);
+    return c.json({});
+  });
+  app.post(
+    "/v1/store/shard",
+    (c) => held ? c.json({ shard: Array.from(held) }) : c.json({ err: "api_not_found" }, 404),
+  );
+  const server = await serveHono(app, { identity: await pki.source("spike/keeper"), maxBodyBytes: 4096 });
+  const bound = await server.listen(port, "127.0.0.1");
+  return { port: bound, shard: () => held?.slice(), close: () => server.close() };
 }

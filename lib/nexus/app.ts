@@ -1,7 +1,8 @@
 /**
  * The Nexus HTTP application: SPIKE v1 routes behind mTLS, dispatched by
  * path and `?action=`, plus plain `GET /health`, `GET /ready` (root key,
- * store and Keeper exchange states, and the version) and `GET /metrics`
+ * store and Keeper exchange states, the version, and [ours] the root key
+ * version, rotation phase and whether the store was tampered with) and `GET /metrics`
  * (Prometheus text; counts, states and latencies, no secrets; see `metrics.ts`).
  *
  * Order of checks for `/v1/...`: method and route (400) → authenticated
@@ -164,7 +165,8 @@ export function createNexusApp(deps: NexusDeps): Hono<NexusEnv> {
         deps.log.error("request failed", { path: c.req.path, detail: error.message });
       } else deps.log.debug("request refused", { path: c.req.path, code: error.code, detail: error.message });
       noteError(c.get("audit"), error.code);
-      return c.json({ err: error.code }, error.status as 400);
+      const reason = error.reason === undefined ? {} : { reason: error.reason };
+      return c.json({ err: error.code, ...reason }, error.status as 400);
     }
     // Unknown errors never reach the client; their message may still be
     // useful to operators and carries no request data by construction.

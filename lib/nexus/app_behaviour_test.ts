@@ -32,7 +32,15 @@ const UNAUTHORIZED = { err: "access_unauthorized" };
 const NOT_FOUND = { err: "api_not_found" };
 const NOT_READY = { err: "state_not_ready" };
 const TOO_LARGE = { err: "api_payload_too_large" };
-const READY = { ready: true, rootKey: "loaded", store: "ok", version: SPIKE_VERSION };
+const READY = {
+  ready: true,
+  rootKey: "loaded",
+  store: "ok",
+  keyVersion: 1,
+  rotation: "idle",
+  tampered: false,
+  version: SPIKE_VERSION,
+};
 
 const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
 const unb64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
@@ -345,13 +353,20 @@ Deno.test("restore: the first shard is collected, the second restores the key an
     remaining: 0,
     restored: true,
   });
-  await expect(nexus, RESTORE, PATHS.restore, "", send(2, shares[0]!.value), 400, BAD_REQUEST);
-  await expect(nexus, RESTORE, PATHS.restore, "", send(7, Array(32).fill(1)), 400, BAD_REQUEST);
+  const notOfIt = { err: "api_bad_request", reason: "Nexus holds its root key and this shard is not one of it" };
+  await expect(nexus, RESTORE, PATHS.restore, "", send(2, shares[0]!.value), 400, notOfIt);
+  await expect(nexus, RESTORE, PATHS.restore, "", send(7, Array(32).fill(1)), 400, notOfIt);
   await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 200, { data: { pass: "p1" } });
   // Only the restore role may send shards.
   await expect(nexus, SUPERUSER, PATHS.restore, "", send(2, shares[1]!.value), 401, UNAUTHORIZED);
   await expect(nexus, RECOVER, PATHS.restore, "", send(2, shares[1]!.value), 401, UNAUTHORIZED);
 });
+
+/** The 400 for shards of another key, with its reason [ours]. */
+const NOT_THIS_KEY = {
+  err: "api_bad_request",
+  reason: "the shards do not rebuild the root key of this Nexus's data; start again",
+};
 
 Deno.test("restore: a wrong shard set is refused with 400 and Nexus stays not ready", async () => {
   const nexus = await createTestNexus({ store: await storeWithData(), withKey: false });
@@ -359,12 +374,12 @@ Deno.test("restore: a wrong shard set is refused with 400 and Nexus stays not re
   const wrong = splitSecret(otherKey, 3, 2);
   const right = splitSecret(testRootKey(), 3, 2);
   await expect(nexus, RESTORE, PATHS.restore, "", { id: 1, shard: [...wrong[0]!.value] }, 200);
-  await expect(nexus, RESTORE, PATHS.restore, "", { id: 2, shard: [...wrong[1]!.value] }, 400, BAD_REQUEST);
+  await expect(nexus, RESTORE, PATHS.restore, "", { id: 2, shard: [...wrong[1]!.value] }, 400, NOT_THIS_KEY);
   await expect(nexus, SUPERUSER, PATHS.secrets, "get", { path: "app/db" }, 503, NOT_READY);
   await expect(nexus, NO_CERT, "/ready", "", undefined, 503, undefined, { method: "GET" });
   // Mixing one right shard with one wrong one is just as wrong.
   await expect(nexus, RESTORE, PATHS.restore, "", { id: 1, shard: [...right[0]!.value] }, 200);
-  await expect(nexus, RESTORE, PATHS.restore, "", { id: 2, shard: [...wrong[1]!.value] }, 400, BAD_REQUEST);
+  await expect(nexus, RESTORE, PATHS.restore, "", { id: 2, shard: [...wrong[1]!.value] }, 400, NOT_THIS_KEY);
   // A shard that is not a scalar below the group order can never combine: 400 at once, never 500.
   await expect(nexus, RESTORE, PATHS.restore, "", { id: 1, shard: Array(32).fill(255) }, 400, BAD_REQUEST);
   await expect(nexus, RESTORE, PATHS.restore, "", { id: 2, shard: [...right[1]!.value] }, 200, {

@@ -5,10 +5,11 @@
  * needs to be stored: whoever can rebuild the root key (Nexus from its
  * Keepers, an operator from recovery shards) can rebuild it.
  *
- * Keys are asked for by version so that root key rotation can add versions:
- * records carry `keyVersion`, and a rotation starts signing under the new
- * version while older records stay checkable under theirs. Today there is
- * one root key, version 1.
+ * Keys are asked for by version because the root key rotates: records
+ * carry `keyVersion`, Nexus signs under its write version's audit key, and
+ * a record is checkable by whoever holds the root key of its version (a
+ * Nexus while it holds that version, an operator with that version's
+ * recovery files).
  *
  * @module
  */
@@ -16,9 +17,6 @@ import { type AuditMacKey, createAuditMacKey } from "../audit/chain_format.ts";
 import { deriveKey, KeyPurpose } from "../crypto/kdf.ts";
 import { zeroize } from "../crypto/zeroize.ts";
 import type { RootKeyState } from "./root_key_state.ts";
-
-/** The audit key version of the one root key Nexus holds until rotation exists. */
-export const CURRENT_AUDIT_KEY_VERSION = 1;
 
 /** Derives audit key `version` from `rootKey`, the root key of that version (the caller zeroes `rootKey`). */
 export function deriveAuditKey(rootKey: Uint8Array, version: number): AuditMacKey {
@@ -38,13 +36,18 @@ export interface AuditKeySource {
   key(version: number): AuditMacKey | undefined;
 }
 
-/** The audit keys of the root key Nexus holds (version 1). */
+/**
+ * The audit keys of the root keys Nexus holds: new records are signed under
+ * the write version's (it changes when a rotation switches new data to the
+ * new key, see `RootKeyState.onWriteKeyChange`); a version no longer held
+ * (retired by a rotation) has none here.
+ */
 export function rootKeyAuditKeys(keys: RootKeyState): AuditKeySource {
   return {
-    currentVersion: () => keys.ready ? CURRENT_AUDIT_KEY_VERSION : undefined,
+    currentVersion: () => keys.ready ? keys.writeVersion : undefined,
     key(version) {
-      if (!keys.ready || version !== CURRENT_AUDIT_KEY_VERSION) return undefined;
-      return keys.withRootKey((root) => deriveAuditKey(root, version));
+      if (!keys.holds(version)) return undefined;
+      return keys.withRootKey((root) => deriveAuditKey(root, version), version);
     },
   };
 }

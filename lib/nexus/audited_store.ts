@@ -48,20 +48,34 @@ export function auditedStore(store: Store, beforeChange: () => Promise<ChangeAud
   }
   return {
     readSecret: (path) => store.readSecret(path),
-    writeSecret: (path, expected, next) =>
-      change((row) => store.writeSecret(path, expected, next, row), (swapped) => swapped),
-    deleteSecret: (path, expected) => change((row) => store.deleteSecret(path, expected, row), (removed) => removed),
-    moveSecret: (from, fromRevision, to, toRevision, next) =>
-      change((row) => store.moveSecret(from, fromRevision, to, toRevision, next, row), (moved) => moved),
+    writeSecret: (path, expected, next, options) =>
+      change((row) => store.writeSecret(path, expected, next, { ...options, audit: row }), (swapped) => swapped),
+    // Several records in one commit (a rotation's batch): announced, with no single row to carry.
+    writeSecrets: (writes) => change(() => store.writeSecrets(writes), () => false),
+    deleteSecret: (path, expected) =>
+      change((row) => store.deleteSecret(path, expected, { audit: row }), (removed) => removed),
+    moveSecret: (from, fromRevision, to, toRevision, next, options) =>
+      change(
+        (row) => store.moveSecret(from, fromRevision, to, toRevision, next, { ...options, audit: row }),
+        (moved) => moved,
+      ),
     listExpired: (now, limit) => store.listExpired(now, limit),
     // A lock, not a change: what runs under it goes through this store's writes.
     tryExclusive: (work) => store.tryExclusive(work),
     listSecretPaths: () => store.listSecretPaths(),
     listSecretPathsPage: (query) => store.listSecretPathsPage(query),
-    upsertPolicy: (policy) => change((row) => store.upsertPolicy(policy, row), () => true),
+    secretPathsSealedBelow: (version, after, limit) => store.secretPathsSealedBelow(version, after, limit),
+    countSealedBelow: (version) => store.countSealedBelow(version),
+    keyState: () => store.keyState(),
+    // The key state row has no audit row of its own; the intent is stored on its own.
+    changeKeyState: (expected, next, options) =>
+      change(() => store.changeKeyState(expected, next, options), () => false),
+    upsertPolicy: (policy) => change((row) => store.upsertPolicy(policy, { audit: row }), () => true),
     getPolicy: (name) => store.getPolicy(name),
-    deletePolicy: (name) => change((row) => store.deletePolicy(name, row), (deleted) => deleted),
+    deletePolicy: (name) => change((row) => store.deletePolicy(name, { audit: row }), (deleted) => deleted),
     listPolicies: () => store.listPolicies(),
+    // Sealing an older store's plain rows when a restored key arrives: several rows, one commit.
+    replacePolicies: (replacements) => change(() => store.replacePolicies(replacements), () => false),
     policyGeneration: () => store.policyGeneration(),
     getMeta: (key) => store.getMeta(key),
     // No table row goes with a meta value; the intent is stored on its own.

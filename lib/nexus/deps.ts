@@ -9,6 +9,7 @@ import type { TrustRoots } from "../spiffe/roles.ts";
 import type { Store } from "../store/types.ts";
 import type { AuditSink } from "./audit.ts";
 import type { KeyedQueue } from "./keyed_queue.ts";
+import type { KeyManager } from "./key_manager.ts";
 import type { NexusMetrics } from "./metrics.ts";
 import type { KeeperStatus } from "./keeper_status.ts";
 import type { PolicySnapshot } from "./policy_snapshot.ts";
@@ -38,8 +39,10 @@ export interface NexusDeps {
   readonly settings: NexusSettings;
   /** The backend; `undefined` in `lite` mode (cipher API only). */
   readonly store: Store | undefined;
-  /** The in-memory root key. */
+  /** The in-memory root keys. */
   readonly keys: RootKeyState;
+  /** The Keeper exchange and the rotation coordinator, attached once they run. */
+  readonly keyManager: KeyManager;
   /** Collects shards sent by `operator restore`. */
   readonly restore: RestoreSession;
   /** Wall clock. */

@@ -100,8 +100,8 @@ Deno.test("recovery with 3 of 3 Keepers rebuilds the key and records its check v
   try {
     await f.start().recovered;
     assert.deepEqual(rootKeyOf(f.keys), KEY);
-    assert.equal(await checkRootKey(f.store, KEY), "match");
-    assert.equal(await checkRootKey(f.store, OTHER_KEY), "mismatch");
+    assert.equal((await checkRootKey(f.store, KEY)).result, "match");
+    assert.equal((await checkRootKey(f.store, OTHER_KEY)).result, "mismatch");
     assert.equal(f.log.count("root key rebuilt from keepers"), 1);
   } finally {
     await f.close();
@@ -199,7 +199,7 @@ Deno.test("shards of another key are refused by the key check: Nexus stays not r
       "three rounds were refused",
     );
     assert.equal(f.keys.ready, false);
-    assert.equal(await checkRootKey(f.store, KEY), "match", "the check value was not replaced");
+    assert.equal((await checkRootKey(f.store, KEY)).result, "match", "the check value was not replaced");
     // Nothing was pushed back over the Keepers' shards.
     assert.deepEqual(f.keepers[0]!.shard.get(), OTHER_SHARES[0]!.value);
   } finally {

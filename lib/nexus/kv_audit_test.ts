@@ -62,17 +62,17 @@ function rowCapturing(store: Store): { store: Store; rows: Array<[string, AuditR
     rows,
     store: {
       ...store,
-      writeSecret(path, expected, next, row) {
-        rows.push(["writeSecret", row]);
-        return store.writeSecret(path, expected, next, row);
+      writeSecret(path, expected, next, options) {
+        rows.push(["writeSecret", options?.audit]);
+        return store.writeSecret(path, expected, next, options);
       },
-      deleteSecret(path, expected, row) {
-        rows.push(["deleteSecret", row]);
-        return store.deleteSecret(path, expected, row);
+      deleteSecret(path, expected, options) {
+        rows.push(["deleteSecret", options?.audit]);
+        return store.deleteSecret(path, expected, options);
       },
-      moveSecret(from, fromRevision, to, toRevision, next, row) {
-        rows.push(["moveSecret", row]);
-        return store.moveSecret(from, fromRevision, to, toRevision, next, row);
+      moveSecret(from, fromRevision, to, toRevision, next, options) {
+        rows.push(["moveSecret", options?.audit]);
+        return store.moveSecret(from, fromRevision, to, toRevision, next, options);
       },
     },
   };

@@ -259,8 +259,9 @@ Deno.test("custom metadata: set without a new version, shown by metadata get, se
   assert.equal(meta.metadata.currentVersion, 1, "no new version");
   assert.deepEqual(Object.keys(meta.versions), ["1"]);
   const stored = await nexus.deps.store!.readSecret("app/db");
-  const text = new TextDecoder("latin1").decode(stored!.customMetadata!);
-  assert.ok(stored!.customMetadata!.length > 0 && !text.includes("team-a"), "sealed, not plain");
+  const text = new TextDecoder("latin1").decode(stored!.customMetadata!.sealed);
+  assert.ok(stored!.customMetadata!.sealed.length > 0 && !text.includes("team-a"), "sealed, not plain");
+  assert.equal(stored!.customMetadata!.keyVersion, 1, "sealed under the write key version");
   // Later puts, patches and deletes keep it.
   await put(nexus, "app/db", { pass: "y" });
   await patch(nexus, "app/db", { user: "u" });

@@ -3,7 +3,8 @@
  * and status with their latency, requests in flight, stored secrets and
  * policies, the root key's state, each Keeper's reachability and last
  * accepted push, store call latency and failures, audit write failures,
- * rate-limit refusals, and (in a server) the process and runtime metrics.
+ * rate-limit refusals, root key versions and rotation progress, tampered
+ * policy rows, and (in a server) the process and runtime metrics.
  *
  * Labels are bounded: a route label is one of the known API routes or
  * `other`, a Keeper label is its position in `SPIKE_NEXUS_KEEPER_PEERS`, a
@@ -18,7 +19,7 @@
 import { Counter, type CounterSeries, Gauge, Histogram, type HistogramSeries, ReadCounter } from "../metrics/metric.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
 import type { StoreOperation } from "../store/measured_store.ts";
-import type { StoreCounts } from "../store/types.ts";
+import type { KeyState, StoreCounts } from "../store/types.ts";
 import { SPIKE_VERSION } from "../version.ts";
 import type { KeeperStatus } from "./keeper_status.ts";
 
@@ -31,6 +32,9 @@ const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 /** How long a store count is reused: a scrape storm must not become a query storm. */
 const DEFAULT_COUNTS_MAX_AGE_MS = 15_000;
 
+/** The rotation phases as the gauge's values. */
+const PHASE_VALUE = { idle: 0, preparing: 1, sealing: 2 } as const;
+
 /** Longest a scrape waits for a fresh count before it shows the last one. */
 const COUNTS_WAIT_MS = 2_000;
 
@@ -38,8 +42,20 @@ const COUNTS_WAIT_MS = 2_000;
 export interface NexusMetricsSources {
   /** Process start, in ms since the epoch. */
   readonly startedAt: number;
-  /** The root key state: loaded or not, and when a key was installed. */
-  readonly keys: { readonly ready: boolean; onInstall(listener: () => void): () => void };
+  /** The root key state: loaded or not, when a key was installed, which versions are held. */
+  readonly keys: {
+    readonly ready: boolean;
+    /** The version new data is sealed under (read only when `ready`). */
+    readonly writeVersion: number;
+    heldVersions(): number[];
+    onInstall(listener: () => void): () => void;
+  };
+  /** The store's key state: rotation phase and progress (absent in lite mode). */
+  readonly keyState?: () => Promise<KeyState>;
+  /** Records this Nexus re-sealed in the rotation it drives or drove last; `undefined` without a coordinator. */
+  readonly resealedHere?: () => number | undefined;
+  /** Stored policy rows failing authentication: distinct ones since start, and in the current generation. */
+  readonly tampered?: { readonly total: () => number; readonly now: () => number | undefined };
   /** What the Keeper exchange saw (absent without Keepers). */
   readonly keeperStatus?: KeeperStatus;
   /** How often shards are pushed to the Keepers, in ms (absent without Keepers). */
@@ -138,6 +154,8 @@ export class NexusMetrics {
       new Counter("spike_nexus_store_errors_total", "Backend store calls that failed, by operation.", ["operation"]),
     );
 
+    this.#addKeyMetrics(sources);
+
     const counts = sources.counts;
     if (counts) {
       const maxAge = sources.countsMaxAgeMs ?? DEFAULT_COUNTS_MAX_AGE_MS;
@@ -216,6 +234,81 @@ export class NexusMetrics {
     let duration = this.#durationSeries.get(route);
     if (!duration) this.#durationSeries.set(route, duration = this.#durations.series(route));
     duration.observe(seconds);
+  }
+
+  /** Root key versions, the rotation and tampered policy rows [ours]. */
+  #addKeyMetrics(sources: NexusMetricsSources): void {
+    const registry = this.#registry;
+    const { keys, keyState, resealedHere, tampered } = sources;
+    registry.add(
+      new Gauge(
+        "spike_nexus_root_key_version",
+        "The root key version this Nexus seals new data under (0: no key held).",
+        () => keys.ready ? keys.writeVersion : 0,
+      ),
+    );
+    registry.add(
+      new Gauge(
+        "spike_nexus_root_key_versions_held",
+        "Root key versions held in memory (2 while a rotation runs).",
+        () => keys.heldVersions().length,
+      ),
+    );
+    if (keyState) {
+      // A one-row read; a store that does not answer leaves the gauges out of this scrape.
+      const state = () => keyState().catch(() => undefined);
+      registry.add(
+        new Gauge(
+          "spike_nexus_rotation_phase",
+          "Root key rotation phase in the store: 0 idle, 1 preparing, 2 sealing.",
+          async () => {
+            const found = await state();
+            return found ? PHASE_VALUE[found.phase] : [];
+          },
+        ),
+      );
+      registry.add(
+        new Gauge(
+          "spike_nexus_rotation_records_to_reseal",
+          "Records under the old root key version when the running rotation began sealing (0 when idle).",
+          async () => {
+            const found = await state();
+            return found ? found.toReseal : [];
+          },
+        ),
+      );
+    }
+    if (resealedHere) {
+      registry.add(
+        new Gauge(
+          "spike_nexus_rotation_records_resealed",
+          "Records this Nexus re-sealed in the rotation it drives or drove last.",
+          () => {
+            const count = resealedHere();
+            return count === undefined ? [] : count;
+          },
+        ),
+      );
+    }
+    if (tampered) {
+      registry.add(
+        new ReadCounter(
+          "spike_nexus_policy_tampered_total",
+          "Distinct stored policy rows found failing authentication (or plain text) since start.",
+          () => tampered.total(),
+        ),
+      );
+      registry.add(
+        new Gauge(
+          "spike_nexus_policies_tampered",
+          "Stored policy rows failing authentication in the current policy generation (treated as absent).",
+          () => {
+            const count = tampered.now();
+            return count === undefined ? [] : count;
+          },
+        ),
+      );
+    }
   }
 
   /** A request started (pair with `requestEnded`). */

@@ -45,6 +45,12 @@ Deno.test("GET /metrics counts requests by known route and status, without a cli
   const text = await metricsText(nexus);
   assertPrometheusText(text);
   assert.match(text, /^spike_nexus_ready 1$/m);
+  // State metrics: key version, rotation, tampered rows.
+  assert.match(text, /^spike_nexus_root_key_version 1$/m);
+  assert.match(text, /^spike_nexus_root_key_versions_held 1$/m);
+  assert.match(text, /^spike_nexus_rotation_phase 0$/m);
+  assert.match(text, /^spike_nexus_rotation_records_to_reseal 0$/m);
+  assert.match(text, /^spike_nexus_policy_tampered_total 0$/m);
   assert.match(text, /^spike_nexus_requests_total\{route="\/v1\/store\/secrets\?get",code="200"\} 1$/m);
   assert.match(text, /^spike_nexus_requests_total\{route="\/v1\/store\/secrets\?get",code="404"\} 1$/m);
   assert.match(text, /^spike_nexus_requests_total\{route="\/v1\/store\/secrets\?get",code="401"\} 1$/m);

@@ -4,9 +4,19 @@
  * `READY=1` (systemd). Ready means the root key is loaded and the store
  * answers.
  *
+ * The answer also says **[ours]** which root key version new data is
+ * sealed under, where a rotation stands, and whether the store was tampered
+ * with. A tampered store keeps `/ready` ready (200): the rows that fail
+ * authentication are already treated as absent (they can deny, never
+ * grant), so serving stays safe, and answering 503 would let anyone who can
+ * write one row into the database take every Nexus out of its load
+ * balancer. The answer says `"tampered": true` with a reason instead, the
+ * error log names the rows, and `spike_nexus_policies_tampered` /
+ * `spike_nexus_policy_tampered_total` are there to alert on.
+ *
  * @module
  */
-import type { Store } from "../store/types.ts";
+import type { KeyPhase, Store } from "../store/types.ts";
 import type { Readiness } from "../systemd/service_notifier.ts";
 import type { NexusDeps } from "./deps.ts";
 
@@ -18,36 +28,67 @@ const STORE_PING_TIMEOUT_MS = 2000;
 
 /** What the readiness check found. */
 export interface NexusReadiness {
-  /** True when both conditions hold. */
+  /** True when both conditions hold (a tampered store is still ready). */
   readonly ready: boolean;
-  /** Why not, for people (absent when ready). */
+  /** Why not, or what is wrong while ready (tampered rows), for people (absent when all is well). */
   readonly reason?: string;
   /** Whether the root key is in memory. */
   readonly rootKey: "loaded" | "missing";
   /** Whether the store answered (`none` in lite mode, which keeps no data). */
   readonly store: "ok" | "unreachable" | "none";
+  /** The root key version new data is sealed under [ours]; absent without a key. */
+  readonly keyVersion?: number;
+  /** Where a root key rotation stands in the store [ours]; absent without a key or a store. */
+  readonly rotation?: KeyPhase;
+  /** Whether stored policy rows fail authentication [ours]; absent without a key or a store. */
+  readonly tampered?: boolean;
 }
 
-/** Checks the root key and pings the store (bounded in time). */
-export async function checkReadiness(deps: Pick<NexusDeps, "keys" | "store">): Promise<NexusReadiness> {
+/**
+ * Checks the root key and pings the store (bounded in time); with both,
+ * reads the key state and the current policy generation's tampered rows.
+ */
+export async function checkReadiness(
+  deps: Pick<NexusDeps, "keys" | "store" | "policies">,
+): Promise<NexusReadiness> {
   const rootKey = deps.keys.ready ? "loaded" : "missing";
   const store = deps.store === undefined
     ? "none"
-    : await pingWithin(deps.store, STORE_PING_TIMEOUT_MS)
+    : await withinTimeout(deps.store.ping().then(() => true, () => false), false)
     ? "ok"
     : "unreachable";
-  const reason = rootKey === "missing"
-    ? "root key not loaded"
-    : store === "unreachable"
-    ? "backend store not answering"
-    : undefined;
-  return { ready: reason === undefined, ...(reason === undefined ? {} : { reason }), rootKey, store };
+  if (rootKey === "missing") return { ready: false, reason: "root key not loaded", rootKey, store };
+  if (store === "unreachable") return { ready: false, reason: "backend store not answering", rootKey, store };
+  const keyVersion = deps.keys.writeVersion;
+  if (store === "none") return { ready: true, rootKey, store, keyVersion };
+  const found = await withinTimeout(inspect(deps.store!, deps), undefined);
+  if (!found) return { ready: false, reason: "backend store not answering", rootKey, store: "unreachable" };
+  const { rotation, tamperedRows } = found;
+  const tampered = tamperedRows > 0;
+  return {
+    ready: true,
+    ...(tampered
+      ? {
+        reason: `store tampered: ${tamperedRows} policy row(s) failed authentication and are treated as absent`,
+      }
+      : {}),
+    rootKey,
+    store,
+    keyVersion,
+    rotation,
+    tampered,
+  };
 }
 
 /** The same check as the service manager hears it: a status line that says what Nexus waits for. */
-export async function nexusReadiness(deps: Pick<NexusDeps, "keys" | "store">, port: number): Promise<Readiness> {
+export async function nexusReadiness(
+  deps: Pick<NexusDeps, "keys" | "store" | "policies">,
+  port: number,
+): Promise<Readiness> {
   const found = await checkReadiness(deps);
-  if (found.ready) return { ready: true, status: `serving on port ${port}` };
+  if (found.ready) {
+    return { ready: true, status: `serving on port ${port}${found.tampered ? " (store tampered: see the log)" : ""}` };
+  }
   return {
     ready: false,
     status: found.rootKey === "missing"
@@ -56,12 +97,26 @@ export async function nexusReadiness(deps: Pick<NexusDeps, "keys" | "store">, po
   };
 }
 
-/** Whether `store` answers its ping within `ms`. */
-async function pingWithin(store: Store, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+/** The rotation phase and how many policy rows of the current generation fail authentication. */
+async function inspect(
+  store: Store,
+  deps: Pick<NexusDeps, "policies">,
+): Promise<{ rotation: KeyPhase; tamperedRows: number } | undefined> {
   try {
-    return await Promise.race([store.ping().then(() => true, () => false), timeout]);
+    const rotation = (await store.keyState()).phase;
+    const tamperedRows = (await deps.policies.generation(store)).tampered.length;
+    return { rotation, tamperedRows };
+  } catch {
+    return undefined;
+  }
+}
+
+/** `work`'s result, or `fallback` when it takes longer than the store timeout. */
+async function withinTimeout<T>(work: Promise<T>, fallback: T): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<T>((resolve) => timer = setTimeout(() => resolve(fallback), STORE_PING_TIMEOUT_MS));
+  try {
+    return await Promise.race([work, timeout]);
   } finally {
     clearTimeout(timer);
   }

@@ -12,7 +12,7 @@ import type { PathScope } from "./compiled_policy_set.ts";
 import { ALL_PATHS, listPage, type Page, scanPrefixes } from "./secret_listing.ts";
 
 const sealed = new Uint8Array([1]);
-const record = recordOf([{ version: 1, createdTime: new Date(0), deletedTime: null, sealed }]);
+const record = recordOf([{ version: 1, createdTime: new Date(0), deletedTime: null, sealed, keyVersion: 1 }]);
 
 async function storeWith(paths: readonly string[]): Promise<Store> {
   const store = createMemoryStore();

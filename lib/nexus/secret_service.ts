@@ -1,13 +1,14 @@
 /**
  * Secret operations on top of the store: seals values with the secrets key
- * (path and version bound in as associated data) and retries the store's
- * compare-and-swap until a write lands, so concurrent writers on one path —
- * in this process or in other Nexus processes — never lose an update.
- * Writers of one path in this process take turns (`deps.writes`, one
- * queue per Nexus; a move holds the turns of both its paths), so they do
- * not race each other into failed swaps and backoff; the swap and its
- * retries remain for writers in other processes (and the expiry sweep,
- * which takes the same turns).
+ * of the write key version (path and version bound in as associated data),
+ * opens each stored value with the key of the root key version it was sealed
+ * under, and retries the store's compare-and-swap until a write lands, so
+ * concurrent writers on one path — in this process or in other Nexus
+ * processes — never lose an update. Writers of one path in this process
+ * take turns (`deps.writes`, one queue per Nexus; a move holds the turns of
+ * both its paths), so they do not race each other into failed swaps and
+ * backoff; the swap and its retries remain for writers in other processes
+ * (and the expiry sweep, which takes the same turns).
  *
  * The key-value extensions [ours] ride the same loop: check-and-set checks
  * the record the swap starts from, a patch opens, merges and re-seals inside
@@ -16,6 +17,11 @@
  * AAD = path|version; custom metadata: AAD = path|purpose), including the
  * re-sealing a move needs.
  *
+ * A write that seals anything names the key version it sealed under, and
+ * the store refuses it once a rotation has raised the minimum past that
+ * version (another Nexus rotated the root key): the service then catches up
+ * with the store's key state and writes again, sealed under the new key.
+ *
  * @module
  */
 import { ApiError, badRequest } from "../api/errors.ts";
@@ -23,9 +29,10 @@ import { type Expiry, MAX_KEYS } from "../api/validate.ts";
 import { open, seal } from "../crypto/aead.ts";
 import type { RandomBytes } from "../crypto/random.ts";
 import { zeroize } from "../crypto/zeroize.ts";
-import type { SecretRecord, SecretVersion, Store } from "../store/types.ts";
+import { StaleKeyVersionError } from "../store/errors.ts";
+import type { SealedMetadata, SecretRecord, SecretVersion, Store } from "../store/types.ts";
 import type { KeyedQueue } from "./keyed_queue.ts";
-import type { RootKeyState } from "./root_key_state.ts";
+import type { DerivedKeys, RootKeyState } from "./root_key_state.ts";
 import {
   currentVersionOf,
   deleteVersions,
@@ -42,11 +49,17 @@ import {
   undeleteVersions,
 } from "./secret_state.ts";
 
+/** Brings this Nexus's keys in line with the store's key state (another Nexus rotated). */
+export interface KeyCatchUp {
+  /** Resolves whether this Nexus now holds every version the store needs. */
+  catchUp(): Promise<boolean>;
+}
+
 /** What the secret service needs. */
 export interface SecretServiceDeps {
   /** Backend. */
   readonly store: Store;
-  /** Source of the secrets key. */
+  /** Source of the secrets keys. */
   readonly keys: RootKeyState;
   /** Wall clock. */
   readonly clock: () => Date;
@@ -56,6 +69,8 @@ export interface SecretServiceDeps {
   readonly maxVersions: number;
   /** Where writes of one path take turns (one queue per Nexus, shared by every request). */
   readonly writes: KeyedQueue;
+  /** Fetches keys of a rotation made by another Nexus; absent without Keepers. */
+  readonly keyCatchUp?: KeyCatchUp;
 }
 
 /** Options of a put or patch [ours]. */
@@ -74,6 +89,9 @@ export interface PutOptions {
 
 /** How often a contended write is retried before giving up with a 500. */
 const MAX_ATTEMPTS = 100;
+
+/** How often a write refused for its key version is retried after catching up. */
+const MAX_CATCH_UPS = 3;
 
 const encoder = new TextEncoder();
 
@@ -128,6 +146,11 @@ function backOff(attempt: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
 }
 
+/** 503: this Nexus lacks a key the store needs (it is catching up with a rotation). */
+function notReady(detail: string): ApiError {
+  return new ApiError("state_not_ready", detail);
+}
+
 /** Secret operations used by the routes. */
 export class SecretService {
   readonly #deps: SecretServiceDeps;
@@ -141,16 +164,18 @@ export class SecretService {
   async put(path: string, values: Readonly<Record<string, string>>, options: PutOptions = {}): Promise<void> {
     const plaintext = encoder.encode(JSON.stringify(values));
     try {
-      await this.#update(path, async (record, now) => {
-        // Checked against the record this attempt swaps from, so a writer
-        // that lands in between makes the check fail, not pass.
-        checkAndSet(record, options.cas, now);
-        const expiry = putExpiry(options, now);
-        // The version number is part of the associated data, so seal once
-        // the next number is known, inside the compare-and-swap loop.
-        const sealed = await this.#sealVersion(path, nextVersionNumber(record), plaintext);
-        return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed, expiry);
-      });
+      await this.#sealing((keys) =>
+        this.#update(path, async (record, now) => {
+          // Checked against the record this attempt swaps from, so a writer
+          // that lands in between makes the check fail, not pass.
+          checkAndSet(record, options.cas, now);
+          const expiry = putExpiry(options, now);
+          // The version number is part of the associated data, so seal once
+          // the next number is known, inside the compare-and-swap loop.
+          const sealed = await this.#sealVersion(keys, path, nextVersionNumber(record), plaintext);
+          return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed, expiry, keys.version);
+        }, keys.version)
+      );
     } finally {
       zeroize(plaintext);
     }
@@ -162,30 +187,34 @@ export class SecretService {
    * merge happens here, inside the compare-and-swap loop, on the version
    * the swap starts from: a writer landing in between makes this attempt
    * start over from its version, so no update is lost. 404 when the path
-   * has no current version; 400 when the result would have no key.
+   * has no current version; 400 when the result would have no key. The new
+   * version is sealed under the write key version, whatever the version it
+   * was merged from was sealed under.
    */
   async patch(path: string, changes: Readonly<Record<string, string | null>>, options: PutOptions = {}): Promise<void> {
-    await this.#update(path, async (record, now) => {
-      checkAndSet(record, options.cas, now);
-      const expiry = putExpiry(options, now);
-      const current = record && selectVersion(record, 0, now);
-      if (!current) throw new ApiError("api_not_found");
-      // A Map, so that any key name (even `__proto__`) is just a key.
-      const values = new Map(Object.entries(await this.#readValues(path, current)));
-      for (const [key, value] of Object.entries(changes)) {
-        if (value === null) values.delete(key);
-        else values.set(key, value);
-      }
-      if (values.size === 0) throw badRequest("the patch removes every key; a secret keeps at least one");
-      if (values.size > MAX_KEYS) throw badRequest(`the patched secret would have more than ${MAX_KEYS} keys`);
-      const plaintext = encoder.encode(JSON.stringify(Object.fromEntries(values)));
-      try {
-        const sealed = await this.#sealVersion(path, nextVersionNumber(record), plaintext);
-        return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed, expiry);
-      } finally {
-        zeroize(plaintext);
-      }
-    });
+    await this.#sealing((keys) =>
+      this.#update(path, async (record, now) => {
+        checkAndSet(record, options.cas, now);
+        const expiry = putExpiry(options, now);
+        const current = record && selectVersion(record, 0, now);
+        if (!current) throw new ApiError("api_not_found");
+        // A Map, so that any key name (even `__proto__`) is just a key.
+        const values = new Map(Object.entries(await this.#readValues(path, current)));
+        for (const [key, value] of Object.entries(changes)) {
+          if (value === null) values.delete(key);
+          else values.set(key, value);
+        }
+        if (values.size === 0) throw badRequest("the patch removes every key; a secret keeps at least one");
+        if (values.size > MAX_KEYS) throw badRequest(`the patched secret would have more than ${MAX_KEYS} keys`);
+        const plaintext = encoder.encode(JSON.stringify(Object.fromEntries(values)));
+        try {
+          const sealed = await this.#sealVersion(keys, path, nextVersionNumber(record), plaintext);
+          return nextVersionForPut(record, now, this.#deps.maxVersions, () => sealed, expiry, keys.version);
+        } finally {
+          zeroize(plaintext);
+        }
+      }, keys.version)
+    );
   }
 
   /** Reads version `version` (0 = current) of `path`; 404 when missing or deleted. */
@@ -221,7 +250,7 @@ export class SecretService {
    * Destroys versions of `path` for good [ours]: their sealed values are
    * dropped from the store, not just marked deleted, and cannot be
    * restored. 404 when the path is unknown; versions that do not exist are
-   * skipped.
+   * skipped. Nothing is sealed, so no key version is involved.
    */
   async destroy(path: string, versions: readonly number[]): Promise<void> {
     await this.#update(path, (record, now) => {
@@ -233,7 +262,8 @@ export class SecretService {
   /**
    * Moves `from` to `to` with every version and its metadata [ours],
    * re-sealed for the new path (the path is in each sealed value's
-   * associated data, so the store alone could not move them). One atomic
+   * associated data, so the store alone could not move them) under the
+   * write key version, whatever versions they were sealed under. One atomic
    * store move: readers see the secret at one path or the other, never
    * both or neither. 404 when `from` does not exist (or expired); 409
    * `api_conflict` when `to` exists (an expired secret there counts as
@@ -244,17 +274,22 @@ export class SecretService {
   }
 
   async #move(from: string, to: string): Promise<void> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const source = await this.#deps.store.readSecret(from);
-      const target = await this.#deps.store.readSecret(to);
-      const now = this.#deps.clock();
-      if (!source || secretExpired(source, now)) throw new ApiError("api_not_found");
-      if (target && !secretExpired(target, now)) throw new ApiError("api_conflict", "move: the destination exists");
-      const next = await this.#resealed(from, to, source);
-      if (await this.#deps.store.moveSecret(from, source.revision, to, target?.revision ?? 0, next)) return;
-      await backOff(attempt);
-    }
-    throw new ApiError("api_internal_error", "secret move kept conflicting; gave up");
+    await this.#sealing(async (keys) => {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const source = await this.#deps.store.readSecret(from);
+        const target = await this.#deps.store.readSecret(to);
+        const now = this.#deps.clock();
+        if (!source || secretExpired(source, now)) throw new ApiError("api_not_found");
+        if (target && !secretExpired(target, now)) throw new ApiError("api_conflict", "move: the destination exists");
+        const next = await this.#resealed(keys, from, to, source);
+        const moved = await this.#deps.store.moveSecret(from, source.revision, to, target?.revision ?? 0, next, {
+          sealedUnder: keys.version,
+        });
+        if (moved) return;
+        await backOff(attempt);
+      }
+      throw new ApiError("api_internal_error", "secret move kept conflicting; gave up");
+    });
   }
 
   /** Removes `path` with every version and its metadata [ours]; 404 when unknown. */
@@ -284,24 +319,30 @@ export class SecretService {
 
   /**
    * Changes `path`'s metadata without making a new version [ours]: custom
-   * metadata is replaced as a whole. 404 when the path does not exist.
+   * metadata is replaced as a whole, sealed under the write key version.
+   * 404 when the path does not exist.
    */
   async putMetadata(path: string, changes: MetadataChanges): Promise<void> {
     const custom = changes.customMetadata;
     const plaintext = custom && Object.keys(custom).length > 0 ? encoder.encode(JSON.stringify(custom)) : undefined;
     try {
-      // Sealed once: the associated data names the path, not a version.
-      const sealed = plaintext && await this.#sealMetadata(path, plaintext);
-      await this.#update(path, (record, now) => {
-        if (!record) throw new ApiError("api_not_found");
-        let next = record;
-        if (changes.expires !== undefined) {
-          next = setSecretExpiry(next, changes.expires === null ? null : expiryTime(changes.expires, now));
-        }
-        if (custom === undefined || (!sealed && next.customMetadata === undefined)) return next;
-        const { customMetadata: _old, ...rest } = next;
-        return sealed ? { ...rest, customMetadata: sealed } : rest;
-      });
+      const change = async (keys: DerivedKeys | undefined) => {
+        // Sealed once: the associated data names the path, not a version.
+        const sealed = plaintext && keys && await this.#sealMetadata(keys, path, plaintext);
+        await this.#update(path, (record, now) => {
+          if (!record) throw new ApiError("api_not_found");
+          let next = record;
+          if (changes.expires !== undefined) {
+            next = setSecretExpiry(next, changes.expires === null ? null : expiryTime(changes.expires, now));
+          }
+          if (custom === undefined || (!sealed && next.customMetadata === undefined)) return next;
+          const { customMetadata: _old, ...rest } = next;
+          return sealed ? { ...rest, customMetadata: sealed } : rest;
+        }, sealed ? keys!.version : undefined);
+      };
+      // Only new metadata is sealed; an expiry change or a clear seals nothing.
+      if (plaintext) await this.#sealing(change);
+      else await change(undefined);
     } finally {
       zeroize(plaintext);
     }
@@ -312,19 +353,56 @@ export class SecretService {
     return this.#deps.store.listSecretPaths();
   }
 
+  /**
+   * Runs `write` with the write version's keys; when the store refuses it
+   * for that version (another Nexus rotated the root key meanwhile), catches
+   * up with the store's key state and runs it again with the new keys.
+   */
+  async #sealing<T>(write: (keys: DerivedKeys) => Promise<T>): Promise<T> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await write(this.#deps.keys.keys());
+      } catch (error) {
+        if (!(error instanceof StaleKeyVersionError) || attempt >= MAX_CATCH_UPS) throw error;
+        if (!await this.#catchUp()) throw notReady("the store takes new data under a root key version not held");
+      }
+    }
+  }
+
+  /** The keys of root key version `version`, catching up with the store once when they are not held. */
+  async #keysFor(version: number): Promise<DerivedKeys> {
+    const held = this.#deps.keys.keysFor(version);
+    if (held) return held;
+    await this.#catchUp();
+    const fetched = this.#deps.keys.keysFor(version);
+    if (!fetched) throw notReady(`record sealed under root key version ${version}, which this Nexus does not hold`);
+    return fetched;
+  }
+
+  async #catchUp(): Promise<boolean> {
+    return await this.#deps.keyCatchUp?.catchUp() ?? false;
+  }
+
   /** Seals `plaintext` as version `version` of `path`: the one place secret values are sealed. */
-  #sealVersion(path: string, version: number, plaintext: Uint8Array): Promise<Uint8Array> {
-    return seal(this.#deps.keys.keys().secrets, plaintext, secretAad(path, version), this.#deps.random);
+  #sealVersion(keys: DerivedKeys, path: string, version: number, plaintext: Uint8Array): Promise<Uint8Array> {
+    return seal(keys.secrets, plaintext, secretAad(path, version), this.#deps.random);
   }
 
   /** Seals custom metadata of `path`: the one place it is sealed. */
-  #sealMetadata(path: string, plaintext: Uint8Array): Promise<Uint8Array> {
-    return seal(this.#deps.keys.keys().secrets, plaintext, secretMetadataAad(path), this.#deps.random);
+  async #sealMetadata(keys: DerivedKeys, path: string, plaintext: Uint8Array): Promise<SealedMetadata> {
+    const sealed = await seal(keys.secrets, plaintext, secretMetadataAad(path), this.#deps.random);
+    return { sealed, keyVersion: keys.version };
   }
 
   /** Opens the custom metadata of `path`: the one place it is opened. */
-  async #openMetadata(path: string, sealed: Uint8Array): Promise<Record<string, string>> {
-    const plaintext = await this.#open(path, sealed, secretMetadataAad(path), "custom metadata");
+  async #openMetadata(path: string, metadata: SealedMetadata): Promise<Record<string, string>> {
+    const plaintext = await this.#open(
+      path,
+      metadata.sealed,
+      metadata.keyVersion,
+      secretMetadataAad(path),
+      "custom metadata",
+    );
     try {
       return JSON.parse(new TextDecoder().decode(plaintext));
     } finally {
@@ -334,7 +412,13 @@ export class SecretService {
 
   /** The values of `version` of `path`, opened: the one place secret values are opened. */
   async #readValues(path: string, version: SecretVersion): Promise<Record<string, string>> {
-    const plaintext = await this.#open(path, version.sealed, secretAad(path, version.version), "secret record");
+    const plaintext = await this.#open(
+      path,
+      version.sealed,
+      version.keyVersion,
+      secretAad(path, version.version),
+      "secret record",
+    );
     try {
       return JSON.parse(new TextDecoder().decode(plaintext));
     } finally {
@@ -343,43 +427,59 @@ export class SecretService {
   }
 
   /**
-   * Opens sealed bytes of `path` under `aad`; the caller zeroes what it
-   * gets. Bytes that fail to open were tampered with or sealed under
-   * another root key: a 500 that says nothing more to the client.
+   * Opens sealed bytes of `path` under `aad` with the keys of root key
+   * version `keyVersion`; the caller zeroes what it gets. A version this
+   * Nexus does not hold (another Nexus rotated) is fetched first, or the
+   * request gets a 503. Bytes that fail to open were tampered with: a 500
+   * that says nothing more to the client.
    */
-  async #open(path: string, sealed: Uint8Array, aad: Uint8Array, what: string): Promise<Uint8Array> {
+  async #open(
+    path: string,
+    sealed: Uint8Array,
+    keyVersion: number,
+    aad: Uint8Array,
+    what: string,
+  ): Promise<Uint8Array> {
+    const keys = await this.#keysFor(keyVersion);
     try {
-      return await open(this.#deps.keys.keys().secrets, sealed, aad);
+      return await open(keys.secrets, sealed, aad);
     } catch {
       throw new ApiError("api_internal_error", `${what} failed to open (path length ${path.length})`);
     }
   }
 
   /**
-   * `record` sealed for `to` instead of `from` [ours]: every version that
-   * still has values, and the custom metadata, opened under the old path's
-   * associated data and sealed under the new one's. Destroyed versions stay
-   * as they are (there is nothing to seal).
+   * `record` sealed for `to` instead of `from` under `keys` [ours]: every
+   * version that still has values, and the custom metadata, opened under
+   * the old path's associated data (with the key of its own version) and
+   * sealed under the new one's. A destroyed version has nothing to seal; it
+   * is only relabelled with the write version.
    */
-  async #resealed(from: string, to: string, record: SecretRecord): Promise<SecretRecord> {
+  async #resealed(keys: DerivedKeys, from: string, to: string, record: SecretRecord): Promise<SecretRecord> {
     const versions = new Map<number, SecretVersion>();
     for (const [n, v] of record.versions) {
       if (isDestroyed(v)) {
-        versions.set(n, v);
+        versions.set(n, { ...v, keyVersion: keys.version });
         continue;
       }
-      const plaintext = await this.#open(from, v.sealed, secretAad(from, n), "secret record");
+      const plaintext = await this.#open(from, v.sealed, v.keyVersion, secretAad(from, n), "secret record");
       try {
-        versions.set(n, { ...v, sealed: await this.#sealVersion(to, n, plaintext) });
+        versions.set(n, { ...v, sealed: await this.#sealVersion(keys, to, n, plaintext), keyVersion: keys.version });
       } finally {
         zeroize(plaintext);
       }
     }
     const { customMetadata: custom, ...rest } = record;
     if (custom === undefined) return { ...rest, versions };
-    const plaintext = await this.#open(from, custom, secretMetadataAad(from), "custom metadata");
+    const plaintext = await this.#open(
+      from,
+      custom.sealed,
+      custom.keyVersion,
+      secretMetadataAad(from),
+      "custom metadata",
+    );
     try {
-      return { ...rest, versions, customMetadata: await this.#sealMetadata(to, plaintext) };
+      return { ...rest, versions, customMetadata: await this.#sealMetadata(keys, to, plaintext) };
     } finally {
       zeroize(plaintext);
     }
@@ -390,19 +490,23 @@ export class SecretService {
    * lands. `change` sees a secret whose expiry has passed as absent [ours]
    * (what it returns then replaces the expired record whole, at its stored
    * revision), and returning the record it was given means "no change".
-   * Writers of one path in this Nexus take turns (`deps.writes`).
+   * `sealedUnder` is the key version `change` seals under, when it seals
+   * anything (the store's write gate checks it). Writers of one path in this
+   * Nexus take turns (`deps.writes`).
    */
   #update(
     path: string,
     change: (record: SecretRecord | undefined, now: Date) => SecretRecord | Promise<SecretRecord>,
+    sealedUnder?: number,
   ): Promise<void> {
-    return this.#deps.writes.run(path, () => this.#swap(path, change));
+    return this.#deps.writes.run(path, () => this.#swap(path, change, sealedUnder));
   }
 
   /** Read, compute, compare-and-swap; again after a lost swap (a writer in another process). */
   async #swap(
     path: string,
     change: (record: SecretRecord | undefined, now: Date) => SecretRecord | Promise<SecretRecord>,
+    sealedUnder?: number,
   ): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const stored = await this.#deps.store.readSecret(path);
@@ -410,7 +514,7 @@ export class SecretService {
       const record = stored && !secretExpired(stored, now) ? stored : undefined;
       const next = await change(record, now);
       if (next === record) return;
-      if (await this.#deps.store.writeSecret(path, stored?.revision ?? 0, next)) return;
+      if (await this.#deps.store.writeSecret(path, stored?.revision ?? 0, next, { sealedUnder })) return;
       await backOff(attempt);
     }
     throw new ApiError("api_internal_error", "secret write kept conflicting; gave up");

@@ -164,7 +164,9 @@ export function nextVersionNumber(record: SecretRecord | undefined): number {
 /**
  * The record after a put. `sealedFor(version)` seals the new values for the
  * version number chosen here (it is called exactly once), so the caller can
- * bind the number into the ciphertext's associated data.
+ * bind the number into the ciphertext's associated data; `expiry` sets the
+ * new version's and the secret's expiry [ours]; `keyVersion` is the root key
+ * version it sealed under (default 1).
  *
  * @throws {RangeError} when `maxVersions` is not a positive integer.
  */
@@ -174,6 +176,7 @@ export function nextVersionForPut(
   maxVersions: number,
   sealedFor: (version: number) => Uint8Array,
   expiry: PutExpiry = {},
+  keyVersion = 1,
 ): SecretRecord {
   if (!Number.isSafeInteger(maxVersions) || maxVersions < 1) {
     throw new RangeError("maxVersions must be a positive integer");
@@ -185,6 +188,7 @@ export function nextVersionForPut(
     createdTime: now,
     deletedTime: null,
     sealed: sealedFor(version),
+    keyVersion,
     ...(expiry.versionExpiresAt === undefined ? {} : { expiresAt: expiry.versionExpiresAt }),
   });
   let oldestVersion = record?.oldestVersion ?? 1;
@@ -393,4 +397,23 @@ export function metadataView(record: SecretRecord, version?: number, now?: Date)
       ...(record.expiresAt === undefined ? {} : { expiresAt: record.expiresAt.toISOString() }),
     },
   };
+}
+
+/**
+ * The record without versions `numbers` (removed for good, as pruning does),
+ * with the current and oldest versions moved to versions still kept when
+ * theirs went. A rotation uses it for versions that fail authentication.
+ */
+export function withoutVersions(record: SecretRecord, numbers: readonly number[]): SecretRecord {
+  const versions = new Map(record.versions);
+  for (const n of numbers) versions.delete(n);
+  if (versions.size === record.versions.size) return record;
+  const currentVersion = versions.has(record.currentVersion) ? record.currentVersion : highestLive(versions);
+  const kept = [...versions.keys()];
+  const oldestVersion = versions.has(record.oldestVersion) || record.oldestVersion === 0
+    ? record.oldestVersion
+    : kept.length === 0
+    ? 0
+    : Math.min(...kept);
+  return { ...record, currentVersion, oldestVersion, versions };
 }

@@ -43,7 +43,13 @@ Deno.test("first put creates version 1 with SPIKE's initial metadata", () => {
   assert.deepEqual(r.createdTime, t(1));
   assert.deepEqual(r.updatedTime, t(1));
   assert.deepEqual([...r.versions.keys()], [1]);
-  assert.deepEqual(r.versions.get(1), { version: 1, createdTime: t(1), deletedTime: null, sealed: sealFor(1) });
+  assert.deepEqual(r.versions.get(1), {
+    version: 1,
+    createdTime: t(1),
+    deletedTime: null,
+    sealed: sealFor(1),
+    keyVersion: 1,
+  });
 });
 
 Deno.test("put increments, keeps createdTime, moves updatedTime and keeps the revision it came from", () => {

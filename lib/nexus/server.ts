@@ -28,6 +28,9 @@ import type { NexusDeps } from "./deps.ts";
 import { ExpirySweeper, type SweepReport } from "./expiry_sweeper.ts";
 import { KeeperStatus } from "./keeper_status.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
+import { KeyManager } from "./key_manager.ts";
+import { KeyRotation, type KeyRotationOptions } from "./key_rotation.ts";
+import { versionsNeeded } from "./key_versions.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable } from "./linear_regex.ts";
 import { KeyedQueue } from "./keyed_queue.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
@@ -46,6 +49,8 @@ export interface RunningNexus {
   readonly keeperSync: KeeperSync | undefined;
   /** The expiry sweep, when the store keeps data and the interval is not 0 [ours]. */
   readonly sweeper: ExpirySweeper | undefined;
+  /** The rotation coordinator, when Keepers and a store are configured. */
+  readonly rotation: KeyRotation | undefined;
   /** Reopens the audit file by its path (log rotation; SIGHUP in `spike nexus`). */
   reopenAuditLog(): void;
   /** Stops serving, ends timers, closes the store, zeroes the key. */
@@ -76,6 +81,8 @@ export interface StartNexusOptions {
   readonly processMetrics?: boolean;
   /** Told of every expiry sweep pass that ran (tests). */
   readonly onSweep?: (report: SweepReport) => void;
+  /** Rotation settings over the configured ones (tests: a step hook, a short lease, small batches). */
+  readonly rotation?: Partial<Omit<KeyRotationOptions, "threshold">>;
 }
 
 /**
@@ -120,6 +127,18 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
   const store = options.store ?? await openStore(config);
   markStartup(log, "store open");
   const keys = new RootKeyState();
+  const keyManager = new KeyManager();
+  const clock = options.clock ?? (() => new Date());
+  const random = options.random ?? systemRandom;
+  // A policy row under a version this Nexus lacks is tampering unless the store uses that version
+  // (another Nexus rotated): then this one catches up, and the row is obeyed once it can be opened.
+  const versionInUse = store &&
+    (async (version: number) => {
+      const inUse = versionsNeeded(await store!.keyState()).required.includes(version);
+      if (inUse) void keyManager.catchUp();
+      return inUse;
+    });
+  const policies = new PolicySnapshot({ log, keys, ...(versionInUse ? { versionInUse } : {}) });
   const keeperStatus = config.keeperPeers.length > 0
     ? new KeeperStatus(config.keeperPeers.length, config.shamirThreshold)
     : undefined;
@@ -130,7 +149,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     keys,
     keeperStatus,
     keeperPushIntervalMs: config.keeperUpdateIntervalMs,
-    ...(measured ? { counts: () => measured.counts() } : {}),
+    ...(measured ? { counts: () => measured.counts(), keyState: () => measured.keyState() } : {}),
+    resealedHere: () => keyManager.rotation?.resealedHere,
+    tampered: { total: () => policies.tamperedTotal, now: () => policies.lastGeneration?.tampered.length },
     processMetrics: options.processMetrics ?? true,
   });
   let auditOutput: Pick<AuditOutput, "reopen" | "close"> & { sink: AuditSink | AuditTrail };
@@ -149,8 +170,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     throw error;
   }
   const trail = auditOutput.sink;
-  // Each root key install hands the chain its audit key (a `key` record follows).
-  if ("keyChanged" in trail) keys.onInstall(() => trail.keyChanged());
+  // Each change of the write key (an install, or a rotation switching new data to the next
+  // version) hands the chain that version's audit key: a `key` record follows, signed with it.
+  if ("keyChanged" in trail) keys.onWriteKeyChange(() => trail.keyChanged());
   const trustRoots = toTrustRoots(config.trustRoots);
   const deps: NexusDeps = {
     settings: {
@@ -163,12 +185,13 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     },
     store: measured,
     keys,
+    keyManager,
     restore: new RestoreSession(config.shamirThreshold),
-    clock: options.clock ?? (() => new Date()),
-    random: options.random ?? systemRandom,
+    clock,
+    random,
     log,
     secretWrites: new KeyedQueue(),
-    policies: new PolicySnapshot(log),
+    policies,
     audit: auditOutput.sink,
     ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
     metrics,
@@ -178,6 +201,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
   let server: MtlsServer | undefined;
   let keeperClient: ReturnType<typeof createMtlsClient> | undefined;
   let keeperSync: KeeperSync | undefined;
+  let rotation: KeyRotation | undefined;
   let checkpointTimer: ReturnType<typeof setInterval> | undefined;
   let sweeper: ExpirySweeper | undefined;
   try {
@@ -210,6 +234,18 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         maxBackoffMs: options.keeperBackoff?.maxMs,
         status: deps.keeperStatus,
       });
+      if (store) {
+        rotation = new KeyRotation({ store: measured!, keys, random, log, clock }, keeperSync, {
+          threshold: config.shamirThreshold,
+          leaseMs: config.rotationLeaseMs,
+          batchSize: config.rotationBatch,
+          ...options.rotation,
+        });
+        const started = rotation;
+        // A rotation a crashed Nexus left is finished once this one holds its keys.
+        void keeperSync.recovered.then(() => started.watch());
+      }
+      keyManager.attach(keeperSync, rotation);
     } else {
       log.warn("no SPIKE_NEXUS_KEEPER_PEERS: the root key can only arrive through 'spike operator restore'");
     }
@@ -243,13 +279,16 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       deps,
       keeperSync,
       sweeper,
+      rotation,
       reopenAuditLog: () => auditOutput.reopen(),
       async close() {
         // Stop first and drop the Keeper connections so a recovery round or
         // push in flight ends now, before the store it may write to closes.
+        const rotating = rotation?.stop();
         const stopping = keeperSync?.stop();
         keeperClient?.close();
         await stopping;
+        await rotating;
         if (checkpointTimer !== undefined) clearInterval(checkpointTimer);
         await sweeper?.stop();
         await server?.close();
@@ -264,6 +303,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     };
     return running;
   } catch (error) {
+    await rotation?.stop();
     const stopping = keeperSync?.stop();
     keeperClient?.close();
     await stopping;

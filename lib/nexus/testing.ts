@@ -9,18 +9,20 @@ import type { RandomBytes } from "../crypto/random.ts";
 import { silentLogger } from "../log/logger.ts";
 import type { TrustRoots } from "../spiffe/roles.ts";
 import { createMemoryStore } from "../store/memory_store.ts";
-import type { Store } from "../store/types.ts";
+import type { PolicyRecord, Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import type { NexusDeps, NexusSettings } from "./deps.ts";
 import { installRootKey } from "./key_installer.ts";
 import type { PeerResult } from "./peer.ts";
 import { type AuditRecord, type AuditSink, memoryAuditSink } from "./audit.ts";
 import { KeyedQueue } from "./keyed_queue.ts";
+import { sealPolicy } from "./policy_seal.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
 import { measureStore } from "../store/measured_store.ts";
 import { RestoreSession } from "./restore_session.ts";
+import { KeyManager } from "./key_manager.ts";
 import { RootKeyState } from "./root_key_state.ts";
 
 /** The instant every fixture clock returns. */
@@ -103,24 +105,30 @@ export async function createTestNexus(options: {
   const kept = memoryAuditSink();
   const audit: AuditSink = options.auditSink ?? kept;
   const keys = new RootKeyState();
+  const keyManager = new KeyManager();
+  const policies = new PolicySnapshot({ log: silentLogger, keys });
   let store = options.store ?? createMemoryStore();
   const metrics: NexusMetrics = new NexusMetrics({
     startedAt: FIXED_TIME.getTime(),
     keys,
     counts: () => store.counts(),
     countsMaxAgeMs: 0,
+    keyState: () => store.keyState(),
+    resealedHere: () => keyManager.rotation?.resealedHere,
+    tampered: { total: () => policies.tamperedTotal, now: () => policies.lastGeneration?.tampered.length },
   });
   if (options.metrics !== false) store = measureStore(store, metrics);
   const deps: NexusDeps = {
     settings,
     store,
     keys,
+    keyManager,
     restore: new RestoreSession(settings.shamirThreshold),
     clock: options.clock ?? (() => FIXED_TIME),
     random: deterministicRandom(),
     log: silentLogger,
     secretWrites: new KeyedQueue(),
-    policies: new PolicySnapshot(silentLogger),
+    policies,
     audit,
     ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),
     ...(options.metrics === false ? {} : { metrics }),
@@ -159,3 +167,16 @@ export function peer(spiffeId: string): PeerResult {
 
 /** A request without a (valid) client certificate. */
 export const NO_CERT: PeerResult = { ok: false, reason: "no client certificate" };
+
+/**
+ * Writes `record` straight into `deps.store`, sealed as Nexus seals a
+ * policy (under its write key), bypassing the API's checks: for tests that
+ * need a stored policy the API would refuse, or many of them quickly.
+ */
+export async function storePolicy(
+  deps: Pick<NexusDeps, "store" | "keys" | "random">,
+  record: PolicyRecord,
+): Promise<void> {
+  const keys = deps.keys.keys();
+  await deps.store!.upsertPolicy(await sealPolicy(keys.policies, keys.version, record, deps.random));
+}

@@ -1,5 +1,17 @@
 /**
- * The recovery shard text format of SPIKE's Pilot: `spike:<index>:<64 hex>`.
+ * Recovery shard files. The shard line is SPIKE's Pilot format,
+ * `spike:<index>:<64 hex>`, unchanged and first, so SPIKE's tools (and
+ * older builds of ours, which read one line) still read the file. A second
+ * line **[ours]** is a comment naming the root key version the shard
+ * belongs to:
+ *
+ * ```
+ * spike:1:3f9c…
+ * # spike root key version 2; shard 1 of 3, 2 needed; written 2026-12-01T10:00:00.000Z
+ * ```
+ *
+ * A file without the comment (SPIKE's, or written before key versions)
+ * still restores; Nexus then learns the version from the shards themselves.
  *
  * @module
  */
@@ -10,6 +22,25 @@ export function formatRecoveryShard(index: number, shard: Uint8Array): string {
   let hex = "";
   for (const byte of shard) hex += byte.toString(16).padStart(2, "0");
   return `spike:${index}:${hex}`;
+}
+
+/** What a recovery file says besides the shard. */
+export interface RecoveryFileInfo {
+  /** The root key version the shard belongs to. */
+  readonly keyVersion: number;
+  /** Shards made. */
+  readonly shares: number;
+  /** Shards needed. */
+  readonly threshold: number;
+  /** When the file was written. */
+  readonly writtenAt: Date;
+}
+
+/** The whole text of a recovery file: the shard line, then the comment naming its key version. */
+export function formatRecoveryFile(index: number, shard: Uint8Array, info: RecoveryFileInfo): string {
+  return `${formatRecoveryShard(index, shard)}\n` +
+    `# spike root key version ${info.keyVersion}; shard ${index} of ${info.shares}, ${info.threshold} needed; ` +
+    `written ${info.writtenAt.toISOString()}\n`;
 }
 
 /**
@@ -24,4 +55,18 @@ export function parseRecoveryShard(text: string): { index: number; shard: Uint8A
   const shard = new Uint8Array(32);
   for (let i = 0; i < 32; i++) shard[i] = parseInt(match[2]!.slice(i * 2, i * 2 + 2), 16);
   return { index, shard };
+}
+
+/**
+ * Parses a recovery file (or a single pasted shard line): the one
+ * `spike:` line, and the key version from the comment when there is one.
+ * Blank lines and other comments are ignored.
+ */
+export function parseRecoveryFile(text: string): { index: number; shard: Uint8Array; keyVersion?: number } {
+  const lines = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "");
+  const shardLines = lines.filter((line) => !line.startsWith("#"));
+  if (shardLines.length !== 1) throw badRequest("a recovery file holds exactly one spike:<index>:<hex> line");
+  const parsed = parseRecoveryShard(shardLines[0]!);
+  const version = lines.map((line) => /^#.*\broot key version (\d{1,9})\b/.exec(line)?.[1]).find((v) => v);
+  return version === undefined ? parsed : { ...parsed, keyVersion: Number(version) };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ApiError } from "../api/errors.ts";
-import { formatRecoveryShard, parseRecoveryShard } from "./recovery_file.ts";
+import { formatRecoveryFile, formatRecoveryShard, parseRecoveryFile, parseRecoveryShard } from "./recovery_file.ts";
 
 Deno.test("formatRecoveryShard writes spike:<index>:<64 lower-case hex>", () => {
   const shard = Uint8Array.from({ length: 32 }, (_, i) => i * 8);
@@ -44,5 +44,26 @@ Deno.test("parseRecoveryShard refuses other text without quoting it", () => {
       assert.ok(!error.message.includes(hex.slice(0, 16)), "the shard is not in the message");
       return true;
     });
+  }
+});
+
+Deno.test("recovery files: the shard line first (SPIKE's format), then the key version comment; both read back", () => {
+  const shard = Uint8Array.from({ length: 32 }, (_, i) => i + 1);
+  const text = formatRecoveryFile(3, shard, {
+    keyVersion: 7,
+    shares: 5,
+    threshold: 3,
+    writtenAt: new Date("2026-12-01T10:00:00.000Z"),
+  });
+  const [first, second, rest] = text.split("\n");
+  assert.equal(first, formatRecoveryShard(3, shard), "an older reader taking the first line gets the shard");
+  assert.equal(second, "# spike root key version 7; shard 3 of 5, 3 needed; written 2026-12-01T10:00:00.000Z");
+  assert.equal(rest, "");
+  assert.deepEqual(parseRecoveryFile(text), { index: 3, shard, keyVersion: 7 });
+  // A file without the comment (SPIKE's, or from before key versions), or a pasted line.
+  assert.deepEqual(parseRecoveryFile(`${first}\n`), { index: 3, shard });
+  assert.deepEqual(parseRecoveryFile(`\n# a note\n${first}\n\n`), { index: 3, shard });
+  for (const bad of ["", "# root key version 2\n", `${first}\n${first}\n`, "spike:1:zz"]) {
+    assert.throws(() => parseRecoveryFile(bad), (e: unknown) => e instanceof ApiError && !e.message.includes(first!));
   }
 });

@@ -7,7 +7,7 @@ import { resolveNexusConfig } from "../config/spike_config.ts";
 import { silentLogger } from "../log/logger.ts";
 import { installRootKey } from "../nexus/key_installer.ts";
 import { startNexus } from "../nexus/server.ts";
-import { testRootKey } from "../nexus/testing.ts";
+import { storePolicy, testRootKey } from "../nexus/testing.ts";
 import { createDevCa, writeSvidFiles } from "../spiffe/dev_ca.ts";
 import { createStaticSource } from "../spiffe/static_source.ts";
 import {
@@ -40,7 +40,7 @@ Deno.test("a workload reads what its policy grants through the SDK, from SVID fi
     await admin.putSecret("app/db", { user: "u", pass: "p" });
     await admin.putSecret("other/db", { pass: "x" });
     await admin.close();
-    await nexus.deps.store!.upsertPolicy({
+    await storePolicy(nexus.deps, {
       name: "web",
       spiffeIdPattern: "^spiffe://spike\\.ist/app/web$",
       pathPattern: "^app/",

@@ -11,17 +11,35 @@
 import { compareByteOrder } from "./byte_order.ts";
 import { localExclusive } from "./exclusive.ts";
 import { settle } from "./settle.ts";
+import { StaleKeyVersionError } from "./errors.ts";
+import { INITIAL_KEY_STATE } from "./key_state.ts";
 import {
+  checkKeyStateChange,
   checkListExpired,
   checkMetaKey,
   checkMetaValue,
   checkPathPage,
   checkPolicy,
+  checkPolicyReplacements,
+  checkScan,
+  checkSealedPolicy,
+  checkSealedUnder,
   checkSecretDelete,
   checkSecretMove,
   checkSecretWrite,
+  checkSecretWrites,
 } from "./record_check.ts";
-import type { PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
+import type {
+  KeyState,
+  PolicyRecord,
+  SealedBelowCount,
+  SealedPolicy,
+  SecretRecord,
+  SecretVersion,
+  SecretWrite,
+  Store,
+  StoredPolicy,
+} from "./types.ts";
 
 function copyVersion(v: SecretVersion): SecretVersion {
   return {
@@ -29,7 +47,17 @@ function copyVersion(v: SecretVersion): SecretVersion {
     createdTime: new Date(v.createdTime),
     deletedTime: v.deletedTime === null ? null : new Date(v.deletedTime),
     sealed: v.sealed.slice(),
+    keyVersion: v.keyVersion,
     ...(v.expiresAt === undefined ? {} : { expiresAt: new Date(v.expiresAt) }),
+  };
+}
+
+function copyKeyState(k: KeyState): KeyState {
+  return {
+    ...k,
+    targetCheck: k.targetCheck?.slice() ?? null,
+    leaseUntil: k.leaseUntil && new Date(k.leaseUntil),
+    startedAt: k.startedAt && new Date(k.startedAt),
   };
 }
 
@@ -44,30 +72,69 @@ function copySecret(r: SecretRecord, revision: number): SecretRecord {
     updatedTime: new Date(r.updatedTime),
     maxVersions: r.maxVersions,
     versions,
-    ...(r.customMetadata === undefined ? {} : { customMetadata: r.customMetadata.slice() }),
+    ...(r.customMetadata === undefined
+      ? {}
+      : { customMetadata: { sealed: r.customMetadata.sealed.slice(), keyVersion: r.customMetadata.keyVersion } }),
     ...(r.expiresAt === undefined ? {} : { expiresAt: new Date(r.expiresAt) }),
   };
 }
 
-function copyPolicy(p: PolicyRecord, createdAt = p.createdAt): PolicyRecord {
+function copyRecord(p: PolicyRecord): PolicyRecord {
   return {
     name: p.name,
     spiffeIdPattern: p.spiffeIdPattern,
     pathPattern: p.pathPattern,
     permissions: [...p.permissions],
-    createdAt: new Date(createdAt),
+    createdAt: new Date(p.createdAt),
     updatedAt: new Date(p.updatedAt),
   };
 }
 
+function sealedRow(p: SealedPolicy): StoredPolicy {
+  return { kind: "sealed", name: p.name, keyVersion: p.keyVersion, sealed: p.sealed.slice() };
+}
+
+function copyPolicy(p: StoredPolicy): StoredPolicy {
+  if (p.kind === "sealed") return sealedRow(p);
+  return p.record ? { kind: "plain", name: p.name, record: copyRecord(p.record) } : { kind: "plain", name: p.name };
+}
+
+/** Whether `stored` is still the row `expected` describes. */
+function unchanged(stored: StoredPolicy | undefined, expected: StoredPolicy): boolean {
+  if (!stored || stored.kind !== expected.kind) return false;
+  if (stored.kind === "plain" || expected.kind === "plain") return true;
+  return stored.keyVersion === expected.keyVersion && sameBytes(stored.sealed, expected.sealed);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Options of the memory store. */
+export interface MemoryStoreOptions {
+  /**
+   * Plain-text policy rows to start with, as a store written before policies
+   * were sealed holds them (tests of the migration use it).
+   */
+  readonly plainPolicies?: readonly PolicyRecord[];
+}
+
 /**
- * Creates an empty in-memory store. Compare-and-swap is atomic because each
- * method body runs without yielding to the event loop.
+ * Creates an in-memory store (empty, but for `options.plainPolicies`).
+ * Compare-and-swap is atomic because each method body runs without yielding
+ * to the event loop.
  */
-export function createMemoryStore(): Store {
+export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   const secrets = new Map<string, SecretRecord>();
-  const policies = new Map<string, PolicyRecord>();
+  const policies = new Map<string, StoredPolicy>();
+  for (const record of options.plainPolicies ?? []) {
+    checkPolicy(record);
+    policies.set(record.name, { kind: "plain", name: record.name, record: copyRecord(record) });
+  }
   const meta = new Map<string, Uint8Array>();
+  let keyState = copyKeyState(INITIAL_KEY_STATE);
   let policyGeneration = 0;
   let closed = false;
   const exclusive = localExclusive();
@@ -93,6 +160,39 @@ export function createMemoryStore(): Store {
     return lo;
   }
 
+  /** Refuses a write that sealed new data under a version the store no longer takes. */
+  function gate(sealedUnder: number | undefined): void {
+    if (sealedUnder !== undefined && sealedUnder < keyState.minWriteVersion) {
+      throw new StaleKeyVersionError(sealedUnder, keyState.minWriteVersion);
+    }
+  }
+
+  /** The compare-and-swap of one write. */
+  function swap({ path, expectedRevision, next }: SecretWrite): boolean {
+    if ((secrets.get(path)?.revision ?? 0) !== expectedRevision) return false;
+    if (expectedRevision === 0) sorted = undefined;
+    secrets.set(path, copySecret(next, expectedRevision + 1));
+    return true;
+  }
+
+  /** Whether anything of `record` is sealed under a version below `version`. */
+  function holdsBelow(record: SecretRecord, version: number): boolean {
+    return (record.customMetadata !== undefined && record.customMetadata.keyVersion < version) ||
+      [...record.versions.values()].some((v) => v.keyVersion < version);
+  }
+
+  function sealedBelow(version: number): SealedBelowCount {
+    let secretVersions = 0;
+    let customMetadata = 0;
+    for (const record of secrets.values()) {
+      for (const v of record.versions.values()) if (v.keyVersion < version) secretVersions++;
+      if (record.customMetadata !== undefined && record.customMetadata.keyVersion < version) customMetadata++;
+    }
+    let policyRows = 0;
+    for (const p of policies.values()) if (p.kind === "sealed" && p.keyVersion < version) policyRows++;
+    return { secretVersions, customMetadata, policies: policyRows };
+  }
+
   /** Runs `work` on the open store; a closed store rejects. */
   function run<T>(work: () => T): Promise<T> {
     return settle(() => {
@@ -109,12 +209,51 @@ export function createMemoryStore(): Store {
       });
     },
 
-    writeSecret(path, expectedRevision, next) {
+    writeSecret(path, expectedRevision, next, options = {}) {
       return run(() => {
         checkSecretWrite(path, expectedRevision, next);
-        if ((secrets.get(path)?.revision ?? 0) !== expectedRevision) return false;
-        if (expectedRevision === 0) sorted = undefined;
-        secrets.set(path, copySecret(next, expectedRevision + 1));
+        checkSealedUnder(options.sealedUnder);
+        gate(options.sealedUnder);
+        return swap({ path, expectedRevision, next });
+      });
+    },
+
+    writeSecrets(writes) {
+      return run(() => {
+        checkSecretWrites(writes);
+        for (const write of writes) gate(write.sealedUnder);
+        return writes.map(swap);
+      });
+    },
+
+    secretPathsSealedBelow(version, after, limit) {
+      return run(() => {
+        checkScan(version, after, limit);
+        return [...secrets.entries()]
+          .filter(([path, r]) => compareByteOrder(path, after) > 0 && holdsBelow(r, version))
+          .map(([path]) => path)
+          .sort(compareByteOrder)
+          .slice(0, limit);
+      });
+    },
+
+    countSealedBelow(version) {
+      return run(() => sealedBelow(version));
+    },
+
+    keyState() {
+      return run(() => copyKeyState(keyState));
+    },
+
+    changeKeyState(expectedRevision, next, options = {}) {
+      return run(() => {
+        checkKeyStateChange(expectedRevision, next);
+        if (keyState.revision !== expectedRevision) return false;
+        if (options.requireNoneBelow !== undefined) {
+          const left = sealedBelow(options.requireNoneBelow);
+          if (left.secretVersions > 0 || left.customMetadata > 0 || left.policies > 0) return false;
+        }
+        keyState = copyKeyState({ ...next, revision: expectedRevision + 1 });
         return true;
       });
     },
@@ -128,9 +267,11 @@ export function createMemoryStore(): Store {
       });
     },
 
-    moveSecret(from, fromRevision, to, toRevision, next) {
+    moveSecret(from, fromRevision, to, toRevision, next, options = {}) {
       return run(() => {
         checkSecretMove(from, fromRevision, to, toRevision, next);
+        checkSealedUnder(options.sealedUnder);
+        gate(options.sealedUnder);
         if (secrets.get(from)?.revision !== fromRevision) return false;
         if ((secrets.get(to)?.revision ?? 0) !== toRevision) return false;
         secrets.delete(from);
@@ -184,11 +325,10 @@ export function createMemoryStore(): Store {
 
     upsertPolicy(policy) {
       return run(() => {
-        checkPolicy(policy);
-        const stored = copyPolicy(policy, policies.get(policy.name)?.createdAt);
-        policies.set(policy.name, stored);
+        checkSealedPolicy(policy);
+        gate(policy.keyVersion);
+        policies.set(policy.name, sealedRow(policy));
         policyGeneration++;
-        return copyPolicy(stored);
       });
     },
 
@@ -213,6 +353,21 @@ export function createMemoryStore(): Store {
           .sort((a, b) => compareByteOrder(a.name, b.name))
           .map((p) => copyPolicy(p))
       );
+    },
+
+    replacePolicies(replacements) {
+      return run(() => {
+        checkPolicyReplacements(replacements);
+        for (const { next } of replacements) if (next) gate(next.keyVersion);
+        const applied = replacements.map(({ expected, next }) => {
+          if (!unchanged(policies.get(expected.name), expected)) return false;
+          if (next) policies.set(next.name, sealedRow(next));
+          else policies.delete(expected.name);
+          return true;
+        });
+        if (applied.includes(true)) policyGeneration++;
+        return applied;
+      });
     },
 
     policyGeneration() {

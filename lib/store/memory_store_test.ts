@@ -1,4 +1,7 @@
 import { createMemoryStore } from "./memory_store.ts";
 import { runStoreContract } from "./store_contract.ts";
 
-runStoreContract("memory", () => Promise.resolve({ store: createMemoryStore(), cleanup: () => Promise.resolve() }));
+runStoreContract(
+  "memory",
+  (options) => Promise.resolve({ store: createMemoryStore(options), cleanup: () => Promise.resolve() }),
+);

@@ -4,7 +4,23 @@
  *
  * @module
  */
-export type { Permission, PolicyRecord, SecretRecord, SecretVersion, Store, StoreCounts } from "./types.ts";
+export type {
+  ChangeOptions,
+  KeyState,
+  Permission,
+  PlainPolicyRow,
+  PolicyRecord,
+  PolicyReplacement,
+  SealedMetadata,
+  SealedPolicy,
+  SealedPolicyRow,
+  SecretRecord,
+  SecretVersion,
+  Store,
+  StoreCounts,
+  StoredPolicy,
+  WriteOptions,
+} from "./types.ts";
 export { createMemoryStore } from "./memory_store.ts";
 export { createSqliteStore, SQLITE_FILE_NAME, type SqliteStore, type SqliteStoreOptions } from "./sqlite_store.ts";
 export {

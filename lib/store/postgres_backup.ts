@@ -15,15 +15,29 @@
 import type { Sql, TransactionSql } from "postgres";
 import { type BackupCounts, BackupError, type BackupItem, describeCounts } from "../backup/format.ts";
 import type { StoreImport, StoreSnapshot } from "../backup/snapshot.ts";
-import { KEY_CHECK_META } from "../nexus/key_check.ts";
+import { keyCheckMetaKey } from "../nexus/key_check.ts";
 import { secretItems } from "./backup_rows.ts";
+import { INITIAL_KEY_STATE } from "./key_state.ts";
 import { connectPostgres, type PostgresStoreOptions } from "./postgres_connection.ts";
 import { migratePostgres, POSTGRES_SCHEMA_VERSION } from "./postgres_schema.ts";
 import { POSTGRES_DECODERS } from "./postgres_store.ts";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
-import { policyFromRow } from "./record_rows.ts";
+import {
+  checkKeyStateChange,
+  checkMetaKey,
+  checkMetaValue,
+  checkPolicy,
+  checkSealedPolicy,
+  checkSecretWrite,
+} from "./record_check.ts";
+import { keyStateFromRow, storedPolicyFromRow } from "./record_rows.ts";
+import type { KeyState } from "./types.ts";
 
 type Row = Record<string, unknown>;
+
+/** The schema step that sealed policies (their key version and sealed columns). */
+const SEALED_POLICIES_SCHEMA = 6;
+/** The schema step that added root key versions (columns and the key state row). */
+const KEY_VERSIONS_SCHEMA = 7;
 
 /** Rows fetched per cursor round trip, and rows sent per multi-row insert. */
 const BATCH_ROWS = 500;
@@ -48,12 +62,14 @@ export async function withPostgresSnapshot<T>(
   try {
     return await sql.begin("isolation level repeatable read read only", async (tx) => {
       const schemaVersion = await readSchemaVersion(tx);
+      const keyState = await readKeyState(tx, schemaVersion);
       const snapshot: StoreSnapshot = {
         store: "postgres",
         schemaVersion,
         counts: await readCounts(tx),
-        keyCheck: await readKeyCheck(tx),
-        items: () => snapshotItems(tx, schemaVersion),
+        keyState,
+        keyCheck: await readKeyCheck(tx, keyState),
+        items: () => snapshotItems(tx, schemaVersion, keyState),
       };
       return await use(snapshot);
     }) as T;
@@ -76,13 +92,15 @@ export async function importIntoPostgres(
     await migratePostgres(sql);
     await sql.begin(async (tx) => {
       // Nexus instances already running on this database must not write in between.
-      await tx`LOCK TABLE secrets, secret_versions, policies, meta IN EXCLUSIVE MODE`;
+      await tx`LOCK TABLE secrets, secret_versions, policies, meta, key_state IN EXCLUSIVE MODE`;
       const before = await readCounts(tx);
       if (before.secrets + before.policies + before.meta > 0) {
         throw new BackupError(
           `the target database is not empty (${describeCounts(before)}); restore only into an empty store`,
         );
       }
+      // A backup without a key state (format 1 and 2) is all under version 1; one with it replaces this.
+      await writeKeyState(tx, INITIAL_KEY_STATE);
       const inserter = new BatchInserter(tx);
       await use({
         add: (item) => inserter.add(item),
@@ -90,9 +108,10 @@ export async function importIntoPostgres(
           await inserter.flush();
           return await readCounts(tx);
         },
+        keyState: () => readKeyState(tx, POSTGRES_SCHEMA_VERSION),
         keyCheck: async () => {
           await inserter.flush();
-          return await readKeyCheck(tx);
+          return await readKeyCheck(tx, await readKeyState(tx, POSTGRES_SCHEMA_VERSION));
         },
       });
       await inserter.flush();
@@ -115,6 +134,7 @@ class BatchInserter {
   readonly #tx: TransactionSql;
   #secrets: Row[] = [];
   #versions: Row[] = [];
+  #keyStateSeen = false;
 
   constructor(tx: TransactionSql) {
     this.#tx = tx;
@@ -134,7 +154,8 @@ class BatchInserter {
           max_versions: r.maxVersions,
           created_at: r.createdTime,
           updated_at: r.updatedTime,
-          custom_metadata: r.customMetadata ?? null,
+          custom_metadata: r.customMetadata?.sealed ?? null,
+          custom_metadata_key_version: r.customMetadata?.keyVersion ?? null,
           expires_at: r.expiresAt ?? null,
         });
         for (const v of r.versions.values()) {
@@ -144,6 +165,7 @@ class BatchInserter {
             created_at: v.createdTime,
             deleted_at: v.deletedTime,
             sealed: v.sealed,
+            key_version: v.keyVersion,
             expires_at: v.expiresAt ?? null,
           });
         }
@@ -151,18 +173,29 @@ class BatchInserter {
         return;
       }
       case "policy": {
-        const p = item.policy;
-        checkPolicy(p);
+        const row = item.policy;
+        if (row.kind === "sealed") {
+          checkSealedPolicy(row);
+          await tx`INSERT INTO policies (name, key_version, sealed) VALUES (${row.name}, ${row.keyVersion}, ${row.sealed})`;
+          return;
+        }
+        const p = row.record;
+        if (p) checkPolicy(p);
         await tx`
           INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at)
-          VALUES (${p.name}, ${p.spiffeIdPattern}, ${p.pathPattern}, ${tx.json([...p.permissions])},
-                  ${p.createdAt}, ${p.updatedAt})`;
+          VALUES (${row.name}, ${p?.spiffeIdPattern ?? null}, ${p?.pathPattern ?? null},
+                  ${p ? tx.json([...p.permissions]) : null}, ${p?.createdAt ?? null}, ${p?.updatedAt ?? null})`;
         return;
       }
       case "meta":
         checkMetaKey(item.key);
         checkMetaValue(item.value);
         await tx`INSERT INTO meta (key, value) VALUES (${item.key}, ${item.value})`;
+        return;
+      case "key-state":
+        if (this.#keyStateSeen) throw new BackupError("the backup holds the key state twice");
+        this.#keyStateSeen = true;
+        await writeKeyState(tx, item.state);
         return;
     }
   }
@@ -185,6 +218,7 @@ class BatchInserter {
           "created_at",
           "updated_at",
           "custom_metadata",
+          "custom_metadata_key_version",
           "expires_at",
         )
       }`;
@@ -192,7 +226,7 @@ class BatchInserter {
     for (let i = 0; i < versions.length; i += BATCH_ROWS) {
       const chunk = versions.slice(i, i + BATCH_ROWS);
       await tx`INSERT INTO secret_versions ${
-        tx(chunk, "path", "version", "created_at", "deleted_at", "sealed", "expires_at")
+        tx(chunk, "path", "version", "created_at", "deleted_at", "sealed", "key_version", "expires_at")
       }`;
     }
   }
@@ -233,42 +267,81 @@ async function readCounts(tx: TransactionSql): Promise<BackupCounts> {
   };
 }
 
-async function readKeyCheck(tx: TransactionSql): Promise<Uint8Array | undefined> {
-  const [row] = await tx`SELECT value FROM meta WHERE key = ${KEY_CHECK_META}`;
+/** The key state row; a database from before key versions has none (everything is under version 1). */
+async function readKeyState(tx: TransactionSql, schemaVersion: number): Promise<KeyState | undefined> {
+  if (schemaVersion < KEY_VERSIONS_SCHEMA) return undefined;
+  const [row] = await tx`
+    SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
+           lease_until, started_at AS started, to_reseal
+    FROM key_state WHERE id = 1`;
+  return keyStateFromRow(row!, POSTGRES_DECODERS);
+}
+
+/** Replaces the key state row (an import into a migrated, empty database). */
+async function writeKeyState(tx: TransactionSql, state: KeyState): Promise<void> {
+  const { revision, ...change } = state;
+  checkKeyStateChange(revision, change);
+  await tx`
+    UPDATE key_state SET revision = ${revision}, current_version = ${state.currentVersion}, phase = ${state.phase},
+      target_version = ${state.targetVersion}, target_check = ${state.targetCheck},
+      min_write_version = ${state.minWriteVersion}, lease_owner = ${state.leaseOwner},
+      lease_until = ${state.leaseUntil}, started_at = ${state.startedAt}, to_reseal = ${state.toReseal}
+    WHERE id = 1`;
+}
+
+/** The check value of the version the records are under (version 1 without a key state). */
+async function readKeyCheck(tx: TransactionSql, keyState: KeyState | undefined): Promise<Uint8Array | undefined> {
+  const [row] = await tx`SELECT value FROM meta WHERE key = ${keyCheckMetaKey(keyState?.currentVersion ?? 1)}`;
   return row && POSTGRES_DECODERS.bytes(row.value);
 }
 
 /**
  * Every secret row with its versions, from a database at `schemaVersion`:
- * the columns later steps added (custom metadata: 4; expiry: 5) read as
- * NULL from an older schema (a database an earlier build left, backed up
- * before a Nexus of this build migrated it).
+ * the columns later steps added (custom metadata: 4; expiry: 5; key
+ * versions: 7) read as NULL, or as version 1, from an older schema (a
+ * database an earlier build left, backed up before a Nexus of this build
+ * migrated it).
  */
 function secretsQuery(schemaVersion: number): string {
-  const since = (version: number, column: string, alias: string) =>
-    schemaVersion >= version ? `${column} AS ${alias}` : `NULL AS ${alias}`;
+  const since = (version: number, column: string, alias: string, before = "NULL") =>
+    schemaVersion >= version ? `${column} AS ${alias}` : `${before} AS ${alias}`;
   return `
     SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
            s.created_at AS created, s.updated_at AS updated, ${since(4, "s.custom_metadata", "custom_metadata")},
+           ${since(KEY_VERSIONS_SCHEMA, "s.custom_metadata_key_version", "custom_metadata_key_version")},
            ${since(5, "s.expires_at", "expires")},
            v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed,
+           ${since(KEY_VERSIONS_SCHEMA, "v.key_version", "key_version", "1")},
            ${since(5, "v.expires_at", "v_expires")}
     FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
     ORDER BY s.path, v.version`;
 }
 
-async function* snapshotItems(tx: TransactionSql, schemaVersion: number): AsyncGenerator<BackupItem> {
+/** Every policy row, from a database at `schemaVersion` (rows before sealed policies are all plain). */
+function policiesQuery(schemaVersion: number): string {
+  const sealed = schemaVersion >= SEALED_POLICIES_SCHEMA
+    ? "key_version, sealed"
+    : "NULL AS key_version, NULL AS sealed";
+  return `SELECT name, ${sealed}, spiffe_id_pattern, path_pattern, permissions,
+                 created_at AS created, updated_at AS updated
+          FROM policies ORDER BY name`;
+}
+
+async function* snapshotItems(
+  tx: TransactionSql,
+  schemaVersion: number,
+  keyState: KeyState | undefined,
+): AsyncGenerator<BackupItem> {
   const secretRows = async function* () {
     const cursor = tx.unsafe(secretsQuery(schemaVersion)).cursor(BATCH_ROWS);
     for await (const rows of cursor) yield* rows as Row[];
   };
   yield* secretItems(secretRows(), POSTGRES_DECODERS);
-  const policies = await tx`
-    SELECT name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated
-    FROM policies ORDER BY name`;
-  for (const row of policies) yield { kind: "policy", policy: policyFromRow(row, POSTGRES_DECODERS) };
+  const policies = await tx.unsafe(policiesQuery(schemaVersion));
+  for (const row of policies) yield { kind: "policy", policy: storedPolicyFromRow(row, POSTGRES_DECODERS) };
   const meta = await tx`SELECT key, value FROM meta ORDER BY key`;
   for (const row of meta) {
     yield { kind: "meta", key: POSTGRES_DECODERS.text(row.key), value: POSTGRES_DECODERS.bytes(row.value) };
   }
+  if (keyState) yield { kind: "key-state", state: keyState };
 }

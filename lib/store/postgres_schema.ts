@@ -105,6 +105,68 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         WHERE expires_at IS NOT NULL;
     `,
   },
+  {
+    // Policies are sealed by Nexus: the store keeps the name, the root key
+    // version and the sealed bytes. The plain columns stay, nullable, for
+    // rows written before this step until Nexus seals them (it does so once,
+    // when it first holds the key); a sealed row has them NULL. Written to
+    // complete when it finds its change (or part of it) already made.
+    version: 6,
+    sql: `
+      ALTER TABLE policies
+        ALTER COLUMN spiffe_id_pattern DROP NOT NULL,
+        ALTER COLUMN path_pattern DROP NOT NULL,
+        ALTER COLUMN permissions DROP NOT NULL,
+        ALTER COLUMN created_at DROP NOT NULL,
+        ALTER COLUMN updated_at DROP NOT NULL,
+        ADD COLUMN IF NOT EXISTS key_version integer CHECK (key_version >= 1),
+        ADD COLUMN IF NOT EXISTS sealed bytea;
+      DO $$
+      BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                       WHERE conrelid = 'policies'::regclass AND conname = 'policies_sealed_with_key_version') THEN
+          ALTER TABLE policies
+            ADD CONSTRAINT policies_sealed_with_key_version CHECK ((sealed IS NULL) = (key_version IS NULL));
+        END IF;
+      END
+      $$;
+    `,
+  },
+  {
+    // Root key versions: every secret version, and a secret's custom
+    // metadata, says which root key version sealed it (everything written
+    // before is version 1), and one row says which versions the data is
+    // under and how far a rotation has got. Writes lock that row FOR SHARE,
+    // so raising min_write_version waits for writes in flight (see
+    // postgres_write.ts). The partial index lets a rotation's scan walk only
+    // the secrets that have custom metadata.
+    version: 7,
+    sql: `
+      ALTER TABLE secret_versions ADD COLUMN IF NOT EXISTS key_version integer NOT NULL DEFAULT 1
+        CHECK (key_version >= 1);
+      ALTER TABLE secrets ADD COLUMN IF NOT EXISTS custom_metadata_key_version integer
+        CHECK (custom_metadata_key_version >= 1);
+      UPDATE secrets SET custom_metadata_key_version = 1
+        WHERE custom_metadata IS NOT NULL AND custom_metadata_key_version IS NULL;
+      CREATE INDEX IF NOT EXISTS secrets_with_custom_metadata ON secrets (path)
+        INCLUDE (custom_metadata_key_version) WHERE custom_metadata_key_version IS NOT NULL;
+      CREATE TABLE IF NOT EXISTS key_state (
+        id                integer PRIMARY KEY CHECK (id = 1),
+        revision          bigint      NOT NULL CHECK (revision >= 1),
+        current_version   integer     NOT NULL CHECK (current_version >= 1),
+        phase             text        NOT NULL CHECK (phase IN ('idle', 'preparing', 'sealing')),
+        target_version    integer,
+        target_check      bytea,
+        min_write_version integer     NOT NULL CHECK (min_write_version >= 1),
+        lease_owner       text,
+        lease_until       timestamptz,
+        started_at        timestamptz,
+        to_reseal         bigint      NOT NULL DEFAULT 0
+      );
+      INSERT INTO key_state (id, revision, current_version, phase, min_write_version) VALUES (1, 1, 1, 'idle', 1)
+        ON CONFLICT (id) DO NOTHING;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

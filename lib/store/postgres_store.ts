@@ -19,22 +19,34 @@
 import type { Sql, TransactionSql } from "postgres";
 import { pageRange } from "./byte_order.ts";
 import { connectPostgres, type PostgresStoreOptions } from "./postgres_connection.ts";
+import { StaleKeyVersionError } from "./errors.ts";
 import { type ExclusiveOutcome, localExclusive } from "./exclusive.ts";
 import {
+  checkKeyStateChange,
   checkListExpired,
   checkMetaKey,
   checkMetaValue,
   checkPathPage,
-  checkPolicy,
+  checkPolicyReplacements,
+  checkScan,
+  checkSealedPolicy,
+  checkSealedUnder,
   checkSecretDelete,
   checkSecretMove,
   checkSecretWrite,
+  checkSecretWrites,
 } from "./record_check.ts";
 import { auditRefusalOr, insertAuditRows } from "./postgres_audit.ts";
 import { migratePostgres } from "./postgres_schema.ts";
 import { secretDeleteStatement, secretWriteStatement } from "./postgres_write.ts";
-import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
-import type { AuditRow, Permission, PolicyRecord, Store } from "./types.ts";
+import {
+  type ColumnDecoders,
+  keyStateFromRow,
+  recordFromJoinRows,
+  storedPolicyFromRow,
+  textColumn as text,
+} from "./record_rows.ts";
+import type { AuditRow, Permission, SealedPolicy, SecretRecord, Store, StoredPolicy, WriteOptions } from "./types.ts";
 
 export type { PostgresStoreOptions };
 
@@ -68,19 +80,54 @@ export const POSTGRES_DECODERS: ColumnDecoders = {
 };
 
 const DECODE = POSTGRES_DECODERS;
-const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
+const toPolicy = (row: Row): StoredPolicy => storedPolicyFromRow(row, DECODE);
 
-/** Inserts or replaces a policy; resolves it as stored. */
-async function upsert(q: Sql | TransactionSql, policy: PolicyRecord): Promise<PolicyRecord> {
+/** Every column of a policy row, aliased as `storedPolicyFromRow` reads them. */
+const POLICY_COLUMNS = `name, key_version, sealed, spiffe_id_pattern, path_pattern, permissions,
+  created_at AS created, updated_at AS updated`;
+
+/**
+ * Inserts or replaces a sealed policy row (a plain row's plain columns are
+ * cleared). The key state row is locked FOR SHARE, as for secret writes
+ * (`postgres_write.ts`); throws `StaleKeyVersionError` when its key version
+ * is refused.
+ */
+async function upsert(q: Sql | TransactionSql, policy: SealedPolicy): Promise<void> {
   const [row] = await q`
-    INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_at, updated_at)
-    VALUES (${policy.name}, ${policy.spiffeIdPattern}, ${policy.pathPattern},
-            ${q.json([...policy.permissions])}, ${policy.createdAt}, ${policy.updatedAt})
-    ON CONFLICT (name) DO UPDATE SET
-      spiffe_id_pattern = excluded.spiffe_id_pattern, path_pattern = excluded.path_pattern,
-      permissions = excluded.permissions, updated_at = excluded.updated_at
-    RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated`;
-  return toPolicy(row!);
+    WITH gate AS (SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE),
+    upserted AS (
+      INSERT INTO policies (name, key_version, sealed)
+      SELECT ${policy.name}, ${policy.keyVersion}, ${policy.sealed}
+      WHERE ${policy.keyVersion}::integer >= (SELECT min_write_version FROM gate)
+      ON CONFLICT (name) DO UPDATE SET
+        key_version = excluded.key_version, sealed = excluded.sealed, spiffe_id_pattern = NULL,
+        path_pattern = NULL, permissions = NULL, created_at = NULL, updated_at = NULL
+      RETURNING 1)
+    SELECT (SELECT count(*)::integer FROM upserted) AS done, (SELECT min_write_version FROM gate) AS min_write`;
+  if (row!.done !== 1) throw new StaleKeyVersionError(policy.keyVersion, int(row!.min_write));
+}
+
+/**
+ * One secret write (`postgres_write.ts`) on `q` (the pool or a
+ * transaction): whether it swapped; throws `StaleKeyVersionError` when its
+ * key version is refused, and `AuditRowRefusedError` when its audit row is.
+ */
+async function writeOne(
+  q: Sql | TransactionSql,
+  path: string,
+  expectedRevision: number,
+  next: SecretRecord,
+  options: WriteOptions,
+): Promise<boolean> {
+  const statement = secretWriteStatement(path, expectedRevision, next, options);
+  const [row] = await q.unsafe(statement.text, statement.params as never[], { prepare: true })
+    .catch((error) => options.audit ? auditRefusalOr(error) : Promise.reject(error));
+  if (row!.swapped === 1) return true;
+  const { sealedUnder } = options;
+  if (sealedUnder !== undefined && row!.min_write !== null && sealedUnder < int(row!.min_write)) {
+    throw new StaleKeyVersionError(sealedUnder, int(row!.min_write));
+  }
+  return false;
 }
 
 /**
@@ -144,8 +191,9 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         // One statement is one snapshot, even with writers in other processes.
         const rows = await sql`
           SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
-                 s.created_at AS created, s.updated_at AS updated, s.custom_metadata, s.expires_at AS expires,
-                 v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed,
+                 s.created_at AS created, s.updated_at AS updated, s.custom_metadata, s.custom_metadata_key_version,
+                 s.expires_at AS expires,
+                 v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed, v.key_version,
                  v.expires_at AS v_expires
           FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
           WHERE s.path = ${path}
@@ -153,16 +201,26 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return recordFromJoinRows(rows, DECODE);
       }),
 
-    writeSecret: (path, expectedRevision, next, audit) =>
+    writeSecret: (path, expectedRevision, next, options = {}) =>
       run(async () => {
         checkSecretWrite(path, expectedRevision, next);
-        const statement = secretWriteStatement(path, expectedRevision, next, audit);
-        const [row] = await sql.unsafe(statement.text, statement.params as never[], { prepare: true })
-          .catch((error) => audit ? auditRefusalOr(error) : Promise.reject(error));
-        return row!.swapped === 1;
+        checkSealedUnder(options.sealedUnder);
+        return await writeOne(sql, path, expectedRevision, next, options);
       }),
 
-    deleteSecret: (path, expectedRevision, audit) =>
+    writeSecrets: (writes) =>
+      run(async () => {
+        checkSecretWrites(writes);
+        if (writes.length === 0) return [];
+        // One transaction; the statements go out pipelined. A refusal throws and rolls all back.
+        return await sql.begin((tx) =>
+          Promise.all(
+            writes.map((w) => writeOne(tx, w.path, w.expectedRevision, w.next, { sealedUnder: w.sealedUnder })),
+          )
+        );
+      }),
+
+    deleteSecret: (path, expectedRevision, { audit } = {}) =>
       run(async () => {
         checkSecretDelete(path, expectedRevision);
         // Versions go with it (ON DELETE CASCADE), in the same statement, and
@@ -173,19 +231,28 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return row!.removed === 1;
       }),
 
-    moveSecret: (from, fromRevision, to, toRevision, next, audit) =>
+    moveSecret: (from, fromRevision, to, toRevision, next, options = {}) =>
       run(async () => {
         checkSecretMove(from, fromRevision, to, toRevision, next);
+        checkSealedUnder(options.sealedUnder);
+        const { sealedUnder, audit } = options;
         // One transaction: the source's removal and the destination's write
         // (its usual one-statement compare-and-swap, carrying the audit row
         // when there is one) commit together, or a refused half rolls the
-        // other back.
+        // other back. The re-sealed record is gated first, before any row is
+        // locked (the order every single-statement write takes): the key
+        // state row stays locked FOR SHARE until the commit.
         try {
           await sql.begin(async (tx) => {
+            if (sealedUnder !== undefined) {
+              const [gate] = await tx`SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE`;
+              const min = int(gate!.min_write_version);
+              if (sealedUnder < min) throw new StaleKeyVersionError(sealedUnder, min);
+            }
             const removed =
               await tx`DELETE FROM secrets WHERE path = ${from} AND revision = ${fromRevision} RETURNING 1`;
             if (removed.length === 0) throw MOVE_REFUSED;
-            const statement = secretWriteStatement(to, toRevision, next, audit);
+            const statement = secretWriteStatement(to, toRevision, next, { audit });
             const [row] = await tx.unsafe(statement.text, statement.params as never[], { prepare: true });
             if (row!.swapped !== 1) throw MOVE_REFUSED;
           });
@@ -194,6 +261,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           // Two moves in opposite directions can lock each other's rows; Postgres
           // then aborts one of them whole, which is as good as a lost race.
           if (error === MOVE_REFUSED || (error as { code?: unknown }).code === "40P01") return false;
+          if (error instanceof StaleKeyVersionError) throw error;
           if (audit) auditRefusalOr(error);
           throw error;
         }
@@ -230,6 +298,64 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       });
     },
 
+    secretPathsSealedBelow: (version, after, limit) =>
+      run(async () => {
+        checkScan(version, after, limit);
+        // Each half walks an index in path order from the cursor and stops after `limit`
+        // (custom metadata: the partial index of secrets that have some).
+        const rows = await sql`
+          (SELECT DISTINCT path FROM secret_versions WHERE path > ${after} AND key_version < ${version}
+           ORDER BY path LIMIT ${limit})
+          UNION
+          (SELECT path FROM secrets
+           WHERE custom_metadata_key_version IS NOT NULL AND path > ${after} AND custom_metadata_key_version < ${version}
+           ORDER BY path LIMIT ${limit})
+          ORDER BY path LIMIT ${limit}`;
+        return rows.map((row) => text(row.path));
+      }),
+
+    countSealedBelow: (version) =>
+      run(async () => {
+        checkScan(version, "", 1);
+        const [row] = await sql`
+          SELECT (SELECT count(*) FROM secret_versions WHERE key_version < ${version}) AS secret_versions,
+                 (SELECT count(*) FROM secrets WHERE custom_metadata_key_version < ${version}) AS custom_metadata,
+                 (SELECT count(*) FROM policies WHERE key_version < ${version}) AS policies`;
+        return {
+          secretVersions: int(row!.secret_versions),
+          customMetadata: int(row!.custom_metadata),
+          policies: int(row!.policies),
+        };
+      }),
+
+    keyState: () =>
+      run(async () => {
+        const [row] = await sql`
+          SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
+                 lease_until, started_at AS started, to_reseal
+          FROM key_state WHERE id = 1`;
+        return keyStateFromRow(row!, DECODE);
+      }),
+
+    changeKeyState: (expectedRevision, next, options = {}) =>
+      run(async () => {
+        checkKeyStateChange(expectedRevision, next);
+        const below = options.requireNoneBelow;
+        // The UPDATE's row lock waits for every write holding the row FOR SHARE (postgres_write.ts).
+        const rows = await sql`
+          UPDATE key_state SET revision = ${expectedRevision + 1}, current_version = ${next.currentVersion},
+            phase = ${next.phase}, target_version = ${next.targetVersion}, target_check = ${next.targetCheck},
+            min_write_version = ${next.minWriteVersion}, lease_owner = ${next.leaseOwner},
+            lease_until = ${next.leaseUntil}, started_at = ${next.startedAt}, to_reseal = ${next.toReseal}
+          WHERE id = 1 AND revision = ${expectedRevision}
+            AND (${below ?? null}::integer IS NULL OR (
+              NOT EXISTS (SELECT 1 FROM secret_versions WHERE key_version < ${below ?? 1})
+              AND NOT EXISTS (SELECT 1 FROM secrets WHERE custom_metadata_key_version < ${below ?? 1})
+              AND NOT EXISTS (SELECT 1 FROM policies WHERE key_version < ${below ?? 1})))
+          RETURNING 1`;
+        return rows.length > 0;
+      }),
+
     listSecretPathsPage: (query) =>
       run(async () => {
         checkPathPage(query);
@@ -245,22 +371,20 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     listSecretPaths: () =>
       run(async () => (await sql`SELECT path FROM secrets ORDER BY path`).map((row) => text(row.path))),
 
-    upsertPolicy: (policy, audit) =>
+    upsertPolicy: (policy, { audit } = {}) =>
       run(async () => {
-        checkPolicy(policy);
+        checkSealedPolicy(policy);
         if (audit) return await withAuditRow(sql, audit, (tx) => upsert(tx, policy), () => true);
         return await upsert(sql, policy);
       }),
 
     getPolicy: (name) =>
       run(async () => {
-        const [row] = await sql`
-          SELECT name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated
-          FROM policies WHERE name = ${name}`;
+        const [row] = await sql`SELECT ${sql.unsafe(POLICY_COLUMNS)} FROM policies WHERE name = ${name}`;
         return row && toPolicy(row);
       }),
 
-    deletePolicy: (name, audit) =>
+    deletePolicy: (name, { audit } = {}) =>
       run(async () => {
         const remove = async (q: Sql | TransactionSql) =>
           (await q`DELETE FROM policies WHERE name = ${name} RETURNING 1`).length > 0;
@@ -269,11 +393,41 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       }),
 
     listPolicies: () =>
-      run(async () =>
-        (await sql`
-          SELECT name, spiffe_id_pattern, path_pattern, permissions, created_at AS created, updated_at AS updated
-          FROM policies ORDER BY name`).map(toPolicy)
-      ),
+      run(async () => (await sql`SELECT ${sql.unsafe(POLICY_COLUMNS)} FROM policies ORDER BY name`).map(toPolicy)),
+
+    replacePolicies: (replacements) =>
+      run(async () => {
+        checkPolicyReplacements(replacements);
+        if (replacements.length === 0) return [];
+        // One transaction; the statements go out pipelined, answered in order.
+        return await sql.begin(async (tx) => {
+          const [gate] = await tx`SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE`;
+          const min = int(gate!.min_write_version);
+          const stale = replacements.find(({ next }) => next !== null && next.keyVersion < min);
+          if (stale) throw new StaleKeyVersionError(stale.next!.keyVersion, min);
+          return await Promise.all(replacements.map(({ expected, next }) =>
+            next === null
+              ? (expected.kind === "sealed"
+                ? tx`
+                  DELETE FROM policies
+                  WHERE name = ${expected.name} AND key_version = ${expected.keyVersion} AND sealed = ${expected.sealed}
+                  RETURNING 1`
+                : tx`DELETE FROM policies WHERE name = ${expected.name} AND sealed IS NULL RETURNING 1`)
+              : expected.kind === "sealed"
+              ? tx`
+                UPDATE policies SET key_version = ${next.keyVersion}, sealed = ${next.sealed}
+                WHERE name = ${next.name} AND key_version = ${expected.keyVersion} AND sealed = ${expected.sealed}
+                RETURNING 1`
+              : tx`
+                UPDATE policies SET key_version = ${next.keyVersion}, sealed = ${next.sealed},
+                  spiffe_id_pattern = NULL, path_pattern = NULL, permissions = NULL, created_at = NULL, updated_at = NULL
+                WHERE name = ${next.name} AND sealed IS NULL
+                RETURNING 1`
+          ));
+        }).then((results) =>
+          (results as unknown as unknown[][]).map((rows) => rows.length > 0)
+        );
+      }),
 
     policyGeneration: () =>
       run(async () => {

@@ -7,9 +7,16 @@ import { startTcpRelay } from "../../tests/support/tcp_relay.ts";
 import { migratePostgres, POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from "./postgres_schema.ts";
 import { createPostgresStore } from "./postgres_store.ts";
 import { runStoreContract } from "./store_contract.ts";
+import { insertPlainPoliciesPostgres } from "./testdata/plain_policies.ts";
 
-runStoreContract("postgres", async () => {
+runStoreContract("postgres", async (options) => {
   const db = await createTestDatabase();
+  if (options?.plainPolicies) {
+    const migrator = createPostgresStore({ url: db.url });
+    await migrator.ping();
+    await migrator.close();
+    await insertPlainPoliciesPostgres(db.url, options.plainPolicies);
+  }
   return { store: createPostgresStore({ url: db.url }), cleanup: () => db.drop() };
 });
 
@@ -18,9 +25,7 @@ Deno.test("postgres: a policy write through one store changes the generation ano
   const [a, b] = [createPostgresStore({ url: db.url }), createPostgresStore({ url: db.url })];
   try {
     const before = await b.policyGeneration();
-    const now = new Date();
-    const policy = { name: "p", spiffeIdPattern: "^x$", pathPattern: "^y$", permissions: ["read" as const] };
-    await a.upsertPolicy({ ...policy, createdAt: now, updatedAt: now });
+    await a.upsertPolicy({ name: "p", keyVersion: 1, sealed: new Uint8Array([1]) });
     const afterCreate = await b.policyGeneration();
     assert.notEqual(afterCreate, before);
     await a.deletePolicy("p");
@@ -31,13 +36,55 @@ Deno.test("postgres: a policy write through one store changes the generation ano
   }
 });
 
+Deno.test("postgres: a schema-2 database with plain policies upgrades; its rows read as plain until sealed", async () => {
+  const db = await createTestDatabase();
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  const store = createPostgresStore({ url: db.url });
+  try {
+    await migratePostgres(sql, POSTGRES_MIGRATIONS.slice(0, 2));
+    await insertPlainPoliciesPostgres(db.url, [{
+      name: "old",
+      spiffeIdPattern: "^x$",
+      pathPattern: "^y$",
+      permissions: ["read"],
+      createdAt: new Date(1_000),
+      updatedAt: new Date(2_000),
+    }]);
+    const [row] = await store.listPolicies();
+    assert.deepEqual(row, {
+      kind: "plain",
+      name: "old",
+      record: {
+        name: "old",
+        spiffeIdPattern: "^x$",
+        pathPattern: "^y$",
+        permissions: ["read"],
+        createdAt: new Date(1_000),
+        updatedAt: new Date(2_000),
+      },
+    });
+    const before = await store.policyGeneration();
+    const sealed = { name: "old", keyVersion: 1, sealed: new Uint8Array([9]) };
+    assert.deepEqual(await store.replacePolicies([{ expected: row!, next: sealed }]), [true]);
+    assert.notEqual(await store.policyGeneration(), before);
+    const [raw] = await sql`SELECT * FROM policies`;
+    assert.equal(raw!.spiffe_id_pattern, null);
+    assert.equal(raw!.permissions, null);
+    assert.deepEqual(await store.getPolicy("old"), { kind: "sealed", ...sealed });
+  } finally {
+    await sql.end();
+    await store.close();
+    await db.drop();
+  }
+});
+
 Deno.test("postgres: a transaction stuck on a secret's row fails a write after the statement timeout", async () => {
   const db = await createTestDatabase();
   const store = createPostgresStore({ url: db.url, statementTimeoutMs: 300 });
   const blocker = postgres(db.url, { max: 1, onnotice: () => {} });
   try {
     const now = new Date();
-    const v1 = { version: 1, createdTime: now, deletedTime: null, sealed: new Uint8Array([1]) };
+    const v1 = { version: 1, createdTime: now, deletedTime: null, sealed: new Uint8Array([1]), keyVersion: 1 };
     const record = {
       revision: 0,
       currentVersion: 1,
@@ -124,27 +171,45 @@ Deno.test("postgres: a database at schema 3 (audit_logs, before the key-value st
     const stores = Array.from({ length: 3 }, () => createPostgresStore({ url: db.url }));
     await Promise.all(stores.map((s) => s.ping()));
     assert.equal(Number((await sql`SELECT version FROM schema_version`)[0]!.version), POSTGRES_SCHEMA_VERSION);
-    assert.equal(POSTGRES_SCHEMA_VERSION, 5);
+    assert.equal(POSTGRES_SCHEMA_VERSION, 7);
     const [store] = stores;
     const old = (await store!.readSecret("old/db"))!;
     assert.deepEqual(
-      [old.revision, old.customMetadata, old.expiresAt, old.versions.get(1)?.sealed, old.versions.get(1)?.expiresAt],
-      [1, undefined, undefined, new Uint8Array([7, 7]), undefined],
-      "the old secret reads back as it was, with no custom metadata and no expiry",
+      [
+        old.revision,
+        old.customMetadata,
+        old.expiresAt,
+        old.versions.get(1)?.sealed,
+        old.versions.get(1)?.expiresAt,
+        old.versions.get(1)?.keyVersion,
+      ],
+      [1, undefined, undefined, new Uint8Array([7, 7]), undefined, 1],
+      "the old secret reads back as it was, with no custom metadata and no expiry, under key version 1",
     );
-    assert.deepEqual((await store!.listPolicies()).map((p) => p.name), ["old"]);
+    assert.deepEqual(
+      (await store!.listPolicies()).map((p) => [p.name, p.kind]),
+      [["old", "plain"]],
+      "a plain row until Nexus seals it",
+    );
     assert.equal(Number((await sql`SELECT count(*) AS n FROM audit_logs`)[0]!.n), 1, "audit rows kept");
     // The new columns work on the old rows.
     const expiresAt = new Date(t.getTime() + 1000);
     assert.equal(
-      await store!.writeSecret("old/db", 1, { ...old, customMetadata: new Uint8Array([9]), expiresAt }),
+      await store!.writeSecret("old/db", 1, {
+        ...old,
+        customMetadata: { sealed: new Uint8Array([9]), keyVersion: 1 },
+        expiresAt,
+      }),
       true,
     );
     assert.deepEqual(await store!.listExpired(new Date(t.getTime() + 2000), 10), ["old/db"]);
-    assert.deepEqual((await store!.readSecret("old/db"))?.customMetadata, new Uint8Array([9]));
+    assert.deepEqual((await store!.readSecret("old/db"))?.customMetadata, {
+      sealed: new Uint8Array([9]),
+      keyVersion: 1,
+    });
     await Promise.all(stores.map((s) => s.close()));
 
-    // The key-value steps find their changes already made and complete (IF NOT EXISTS).
+    // The later steps find their changes already made and complete (IF NOT EXISTS and the like).
     for (const step of POSTGRES_MIGRATIONS.slice(3)) await sql.unsafe(step.sql);
   } finally {
     await sql.end();

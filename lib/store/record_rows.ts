@@ -7,13 +7,15 @@
  * below.
  *
  * Secret columns: `revision`, `current_version`, `oldest_version`,
- * `max_versions`, `created`, `updated`, `custom_metadata`, `expires`,
- * `version`, `v_created`, `v_deleted`, `sealed`, `v_expires`. Policy columns: `name`, `spiffe_id_pattern`, `path_pattern`,
+ * `max_versions`, `created`, `updated`, `custom_metadata`, `custom_metadata_key_version`,
+ * `expires`, `version`, `v_created`, `v_deleted`, `sealed`, `key_version`, `v_expires`.
+ * Policy columns: `name`, `key_version`, `sealed`, and the plain
+ * columns of rows from before sealing: `spiffe_id_pattern`, `path_pattern`,
  * `permissions`, `created`, `updated`.
  *
  * @module
  */
-import type { Permission, PolicyRecord, SecretRecord, SecretVersion } from "./types.ts";
+import type { KeyState, Permission, PolicyRecord, SecretRecord, SecretVersion, StoredPolicy } from "./types.ts";
 
 /** How a backend turns its column values into JavaScript values. */
 export interface ColumnDecoders {
@@ -45,6 +47,7 @@ export function recordFromJoinRows(
       createdTime: decode.date(row.v_created),
       deletedTime: row.v_deleted === null ? null : decode.date(row.v_deleted),
       sealed: decode.bytes(row.sealed),
+      keyVersion: decode.int(row.key_version),
       ...(row.v_expires == null ? {} : { expiresAt: decode.date(row.v_expires) }),
     });
   }
@@ -56,20 +59,67 @@ export function recordFromJoinRows(
     createdTime: decode.date(first.created),
     updatedTime: decode.date(first.updated),
     versions,
-    ...(first.custom_metadata == null ? {} : { customMetadata: decode.bytes(first.custom_metadata) }),
+    ...(first.custom_metadata == null ? {} : {
+      customMetadata: {
+        sealed: decode.bytes(first.custom_metadata),
+        // Metadata stored before key versions (schema step 6 sets 1 on those rows).
+        keyVersion: first.custom_metadata_key_version == null ? 1 : decode.int(first.custom_metadata_key_version),
+      },
+    }),
     ...(first.expires == null ? {} : { expiresAt: decode.date(first.expires) }),
   };
 }
 
-/** The policy a row describes. */
-export function policyFromRow(row: Record<string, unknown>, decode: ColumnDecoders): PolicyRecord {
+/**
+ * The policy row a row describes. A row is sealed when it holds sealed bytes
+ * and a key version ≥ 1; anything else is a plain row, with its plain
+ * columns decoded when they make a policy. Decoding never throws on a row's
+ * content: a row written by hand must not make the whole list unreadable.
+ */
+export function storedPolicyFromRow(row: Record<string, unknown>, decode: ColumnDecoders): StoredPolicy {
+  const name = decode.text(row.name);
+  if (row.sealed !== null && row.sealed !== undefined && row.key_version !== null) {
+    try {
+      const keyVersion = decode.int(row.key_version);
+      if (keyVersion >= 1) return { kind: "sealed", name, keyVersion, sealed: decode.bytes(row.sealed) };
+    } catch {
+      // Not a sealed row after all: reported as plain below.
+    }
+  }
+  try {
+    const record: PolicyRecord = {
+      name,
+      spiffeIdPattern: decode.text(row.spiffe_id_pattern),
+      pathPattern: decode.text(row.path_pattern),
+      permissions: decode.permissions(row.permissions),
+      createdAt: decode.date(row.created),
+      updatedAt: decode.date(row.updated),
+    };
+    const wellFormed = Array.isArray(record.permissions) && record.permissions.every((p) => typeof p === "string") &&
+      !Number.isNaN(record.createdAt.getTime()) && !Number.isNaN(record.updatedAt.getTime());
+    return wellFormed ? { kind: "plain", name, record } : { kind: "plain", name };
+  } catch {
+    return { kind: "plain", name };
+  }
+}
+
+/** The key state a row describes (columns as in the schema, times aliased `lease_until`, `started`). */
+export function keyStateFromRow(row: Record<string, unknown>, decode: ColumnDecoders): KeyState {
+  const phase = decode.text(row.phase);
+  if (phase !== "idle" && phase !== "preparing" && phase !== "sealing") {
+    throw new TypeError("store: unexpected key phase");
+  }
   return {
-    name: decode.text(row.name),
-    spiffeIdPattern: decode.text(row.spiffe_id_pattern),
-    pathPattern: decode.text(row.path_pattern),
-    permissions: decode.permissions(row.permissions),
-    createdAt: decode.date(row.created),
-    updatedAt: decode.date(row.updated),
+    revision: decode.int(row.revision),
+    currentVersion: decode.int(row.current_version),
+    phase,
+    targetVersion: row.target_version === null ? null : decode.int(row.target_version),
+    targetCheck: row.target_check === null ? null : decode.bytes(row.target_check),
+    minWriteVersion: decode.int(row.min_write_version),
+    leaseOwner: row.lease_owner === null ? null : decode.text(row.lease_owner),
+    leaseUntil: row.lease_until === null ? null : decode.date(row.lease_until),
+    startedAt: row.started === null ? null : decode.date(row.started),
+    toReseal: decode.int(row.to_reseal),
   };
 }
 

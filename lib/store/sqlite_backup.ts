@@ -15,14 +15,23 @@
 import { backup, DatabaseSync } from "node:sqlite";
 import { type BackupCounts, BackupError, type BackupItem, describeCounts } from "../backup/format.ts";
 import type { StoreImport, StoreSnapshot } from "../backup/snapshot.ts";
-import { KEY_CHECK_META } from "../nexus/key_check.ts";
+import { keyCheckMetaKey } from "../nexus/key_check.ts";
 import { secretItems } from "./backup_rows.ts";
-import { checkMetaKey, checkMetaValue, checkPolicy, checkSecretWrite } from "./record_check.ts";
-import { policyFromRow } from "./record_rows.ts";
+import { INITIAL_KEY_STATE } from "./key_state.ts";
+import {
+  checkKeyStateChange,
+  checkMetaKey,
+  checkMetaValue,
+  checkPolicy,
+  checkSealedPolicy,
+  checkSecretWrite,
+} from "./record_check.ts";
+import { keyStateFromRow, storedPolicyFromRow } from "./record_rows.ts";
 import { openDatabase } from "./sqlite_connection.ts";
 import { SQLITE_DECODERS } from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
 import { migrate, SCHEMA_VERSION } from "./sqlite_schema.ts";
+import type { KeyState } from "./types.ts";
 
 type Row = Record<string, unknown>;
 
@@ -34,35 +43,60 @@ const SQL = {
   counts: `SELECT (SELECT count(*) FROM secrets) AS secrets, (SELECT count(*) FROM secret_versions) AS versions,
                   (SELECT count(*) FROM policies) AS policies, (SELECT count(*) FROM meta) AS meta`,
   keyCheck: "SELECT value FROM meta WHERE key = ?",
-  policies: `SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated
-             FROM policies ORDER BY name`,
+  keyState: `
+    SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
+           lease_until_ms AS lease_until, started_ms AS started, to_reseal
+    FROM key_state WHERE id = 1`,
   meta: "SELECT key, value FROM meta ORDER BY key",
   insertSecret: `
     INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms,
-                         custom_metadata, expires_ms)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                         custom_metadata, custom_metadata_key_version, expires_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   insertVersion: `
-    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed, expires_ms)
-    VALUES (?, ?, ?, ?, ?, ?)`,
-  insertPolicy: `
+    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed, key_version, expires_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  insertSealedPolicy: "INSERT INTO policies (name, key_version, sealed) VALUES (?, ?, ?)",
+  insertPlainPolicy: `
     INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
     VALUES (?, ?, ?, ?, ?, ?)`,
   insertMeta: "INSERT INTO meta (key, value) VALUES (?, ?)",
+  writeKeyState: `
+    UPDATE key_state SET revision = ?, current_version = ?, phase = ?, target_version = ?, target_check = ?,
+      min_write_version = ?, lease_owner = ?, lease_until_ms = ?, started_ms = ?, to_reseal = ?
+    WHERE id = 1`,
 } as const;
+
+/** The schema step that sealed policies (their key version and sealed columns). */
+const SEALED_POLICIES_SCHEMA = 5;
+/** The schema step that added root key versions (columns and the key state row). */
+const KEY_VERSIONS_SCHEMA = 6;
+
+/** Every policy row, from a file at `schemaVersion` (rows before sealed policies are all plain). */
+function policiesQuery(schemaVersion: number): string {
+  const sealed = schemaVersion >= SEALED_POLICIES_SCHEMA
+    ? "key_version, sealed"
+    : "NULL AS key_version, NULL AS sealed";
+  return `SELECT name, ${sealed}, spiffe_id_pattern, path_pattern, permissions,
+                 created_ms AS created, updated_ms AS updated
+          FROM policies ORDER BY name`;
+}
 
 /**
  * Every secret row with its versions, from a file at `schemaVersion`: the
- * columns later steps added (custom metadata: 3; expiry: 4) read as NULL
- * from an older file, such as a `sqlite` backup an earlier build made.
+ * columns later steps added (custom metadata: 3; expiry: 4; key versions:
+ * 6) read as NULL, or as version 1, from an older file, such as a `sqlite`
+ * backup an earlier build made.
  */
 function secretsQuery(schemaVersion: number): string {
-  const since = (version: number, column: string, alias: string) =>
-    schemaVersion >= version ? `${column} AS ${alias}` : `NULL AS ${alias}`;
+  const since = (version: number, column: string, alias: string, before = "NULL") =>
+    schemaVersion >= version ? `${column} AS ${alias}` : `${before} AS ${alias}`;
   return `
     SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
            s.created_ms AS created, s.updated_ms AS updated, ${since(3, "s.custom_metadata", "custom_metadata")},
+           ${since(KEY_VERSIONS_SCHEMA, "s.custom_metadata_key_version", "custom_metadata_key_version")},
            ${since(4, "s.expires_ms", "expires")},
            v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed,
+           ${since(KEY_VERSIONS_SCHEMA, "v.key_version", "key_version", "1")},
            ${since(4, "v.expires_ms", "v_expires")}
     FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
     ORDER BY s.path, v.version`;
@@ -78,12 +112,14 @@ export async function withSqliteSnapshot<T>(file: string, use: (snapshot: StoreS
     // The first read of a deferred transaction fixes the snapshot every later read sees.
     db.exec("BEGIN");
     const schemaVersion = readSchemaVersion(db, file);
+    const keyState = readKeyState(db, schemaVersion);
     const snapshot: StoreSnapshot = {
       store: "sqlite",
       schemaVersion,
       counts: readCounts(db),
-      keyCheck: readKeyCheck(db),
-      items: () => snapshotItems(db, schemaVersion),
+      keyState,
+      keyCheck: readKeyCheck(db, keyState),
+      items: () => snapshotItems(db, schemaVersion, keyState),
     };
     return await use(snapshot);
   } finally {
@@ -139,9 +175,30 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
       const st = {
         secret: db.prepare(SQL.insertSecret),
         version: db.prepare(SQL.insertVersion),
-        policy: db.prepare(SQL.insertPolicy),
+        sealedPolicy: db.prepare(SQL.insertSealedPolicy),
+        plainPolicy: db.prepare(SQL.insertPlainPolicy),
         meta: db.prepare(SQL.insertMeta),
+        keyState: db.prepare(SQL.writeKeyState),
       };
+      const writeKeyState = (state: KeyState) => {
+        const { revision, ...change } = state;
+        checkKeyStateChange(revision, change);
+        st.keyState.run(
+          revision,
+          state.currentVersion,
+          state.phase,
+          state.targetVersion,
+          state.targetCheck,
+          state.minWriteVersion,
+          state.leaseOwner,
+          state.leaseUntil?.getTime() ?? null,
+          state.startedAt?.getTime() ?? null,
+          state.toReseal,
+        );
+      };
+      // A backup without a key state (format 1 and 2) is all under version 1; one with it replaces this.
+      writeKeyState(INITIAL_KEY_STATE);
+      let keyStateSeen = false;
       const add = (item: BackupItem): void => {
         switch (item.kind) {
           case "secret": {
@@ -155,7 +212,8 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
               r.maxVersions,
               r.createdTime.getTime(),
               r.updatedTime.getTime(),
-              r.customMetadata ?? null,
+              r.customMetadata?.sealed ?? null,
+              r.customMetadata?.keyVersion ?? null,
               r.expiresAt?.getTime() ?? null,
             );
             for (const v of r.versions.values()) {
@@ -165,21 +223,28 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
                 v.createdTime.getTime(),
                 v.deletedTime?.getTime() ?? null,
                 v.sealed,
+                v.keyVersion,
                 v.expiresAt?.getTime() ?? null,
               );
             }
             return;
           }
           case "policy": {
-            const p = item.policy;
-            checkPolicy(p);
-            st.policy.run(
-              p.name,
-              p.spiffeIdPattern,
-              p.pathPattern,
-              JSON.stringify(p.permissions),
-              p.createdAt.getTime(),
-              p.updatedAt.getTime(),
+            const row = item.policy;
+            if (row.kind === "sealed") {
+              checkSealedPolicy(row);
+              st.sealedPolicy.run(row.name, row.keyVersion, row.sealed);
+              return;
+            }
+            const p = row.record;
+            if (p) checkPolicy(p);
+            st.plainPolicy.run(
+              row.name,
+              p?.spiffeIdPattern ?? null,
+              p?.pathPattern ?? null,
+              p ? JSON.stringify(p.permissions) : null,
+              p?.createdAt.getTime() ?? null,
+              p?.updatedAt.getTime() ?? null,
             );
             return;
           }
@@ -187,6 +252,11 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
             checkMetaKey(item.key);
             checkMetaValue(item.value);
             st.meta.run(item.key, item.value);
+            return;
+          case "key-state":
+            if (keyStateSeen) throw new BackupError("the backup holds the key state twice");
+            keyStateSeen = true;
+            writeKeyState(item.state);
             return;
         }
       };
@@ -200,7 +270,8 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
           }
         },
         counts: () => Promise.resolve(readCounts(db)),
-        keyCheck: () => Promise.resolve(readKeyCheck(db)),
+        keyState: () => Promise.resolve(readKeyState(db, SCHEMA_VERSION)),
+        keyCheck: () => Promise.resolve(readKeyCheck(db, readKeyState(db, SCHEMA_VERSION))),
       });
       db.exec("COMMIT");
     } catch (error) {
@@ -254,19 +325,31 @@ function readCounts(db: DatabaseSync): BackupCounts {
   return { secrets: int(row.secrets), versions: int(row.versions), policies: int(row.policies), meta: int(row.meta) };
 }
 
-function readKeyCheck(db: DatabaseSync): Uint8Array | undefined {
-  const row = db.prepare(SQL.keyCheck).get(KEY_CHECK_META) as Row | undefined;
+/** The key state row; a file from before key versions has none (everything is under version 1). */
+function readKeyState(db: DatabaseSync, schemaVersion: number): KeyState | undefined {
+  if (schemaVersion < KEY_VERSIONS_SCHEMA) return undefined;
+  return keyStateFromRow(db.prepare(SQL.keyState).get() as Row, SQLITE_DECODERS);
+}
+
+/** The check value of the version the records are under (version 1 without a key state). */
+function readKeyCheck(db: DatabaseSync, keyState: KeyState | undefined): Uint8Array | undefined {
+  const row = db.prepare(SQL.keyCheck).get(keyCheckMetaKey(keyState?.currentVersion ?? 1)) as Row | undefined;
   return row && SQLITE_DECODERS.bytes(row.value);
 }
 
-async function* snapshotItems(db: DatabaseSync, schemaVersion: number): AsyncGenerator<BackupItem> {
+async function* snapshotItems(
+  db: DatabaseSync,
+  schemaVersion: number,
+  keyState: KeyState | undefined,
+): AsyncGenerator<BackupItem> {
   yield* secretItems(db.prepare(secretsQuery(schemaVersion)).iterate() as Iterable<Row>, SQLITE_DECODERS);
-  for (const row of db.prepare(SQL.policies).iterate() as Iterable<Row>) {
-    yield { kind: "policy", policy: policyFromRow(row, SQLITE_DECODERS) };
+  for (const row of db.prepare(policiesQuery(schemaVersion)).iterate() as Iterable<Row>) {
+    yield { kind: "policy", policy: storedPolicyFromRow(row, SQLITE_DECODERS) };
   }
   for (const row of db.prepare(SQL.meta).iterate() as Iterable<Row>) {
     yield { kind: "meta", key: SQLITE_DECODERS.text(row.key), value: SQLITE_DECODERS.bytes(row.value) };
   }
+  if (keyState) yield { kind: "key-state", state: keyState };
 }
 
 /** A unique-key violation names the item that repeats; anything else passes through. */
@@ -276,6 +359,8 @@ function duplicateOr(error: unknown, item: BackupItem): unknown {
     ? `secret path ${item.path}`
     : item.kind === "policy"
     ? `policy ${item.policy.name}`
-    : `meta key ${item.key}`;
+    : item.kind === "meta"
+    ? `meta key ${item.key}`
+    : "the key state";
   return new BackupError(`the backup holds ${what} twice`);
 }

@@ -14,21 +14,40 @@
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { pageRange } from "./byte_order.ts";
+import { StaleKeyVersionError } from "./errors.ts";
 import {
+  checkKeyStateChange,
   checkListExpired,
   checkMetaKey,
   checkMetaValue,
   checkPathPage,
-  checkPolicy,
+  checkPolicyReplacements,
+  checkScan,
+  checkSealedPolicy,
+  checkSealedUnder,
   checkSecretDelete,
   checkSecretMove,
   checkSecretWrite,
+  checkSecretWrites,
 } from "./record_check.ts";
-import { type ColumnDecoders, policyFromRow, recordFromJoinRows, textColumn as text } from "./record_rows.ts";
+import {
+  type ColumnDecoders,
+  keyStateFromRow,
+  recordFromJoinRows,
+  storedPolicyFromRow,
+  textColumn as text,
+} from "./record_rows.ts";
 import { type ConnectionOptions, openDatabase } from "./sqlite_connection.ts";
 import { migrate } from "./sqlite_schema.ts";
 import type { SqliteCall, SqliteCalls, SqliteOutcome, SqliteWriteName } from "./sqlite_types.ts";
-import type { Permission, PolicyRecord, SecretRecord } from "./types.ts";
+import type {
+  KeyStateChange,
+  Permission,
+  PolicyReplacement,
+  SecretRecord,
+  SecretWrite,
+  StoredPolicy,
+} from "./types.ts";
 
 /** An open connection answering the store calls. */
 export interface SqliteDatabase extends SqliteCalls {
@@ -78,7 +97,11 @@ export const SQLITE_DECODERS: ColumnDecoders = {
 };
 
 const DECODE = SQLITE_DECODERS;
-const toPolicy = (row: Row): PolicyRecord => policyFromRow(row, DECODE);
+const toPolicy = (row: Row): StoredPolicy => storedPolicyFromRow(row, DECODE);
+
+/** Every column of a policy row, aliased as `storedPolicyFromRow` reads them. */
+const POLICY_COLUMNS = `name, key_version, sealed, spiffe_id_pattern, path_pattern, permissions,
+  created_ms AS created, updated_ms AS updated`;
 
 const SQL = {
   begin: "BEGIN IMMEDIATE",
@@ -89,19 +112,22 @@ const SQL = {
   rollbackToSavepoint: "ROLLBACK TO write",
   readSecret: `
     SELECT s.revision, s.current_version, s.oldest_version, s.max_versions,
-           s.created_ms AS created, s.updated_ms AS updated, s.custom_metadata, s.expires_ms AS expires,
-           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed, v.expires_ms AS v_expires
+           s.created_ms AS created, s.updated_ms AS updated, s.custom_metadata, s.custom_metadata_key_version,
+           s.expires_ms AS expires,
+           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed, v.key_version,
+           v.expires_ms AS v_expires
     FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
     WHERE s.path = ?
     ORDER BY v.version`,
   revision: "SELECT revision FROM secrets WHERE path = ?",
   insertSecret: `
     INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms,
-                         custom_metadata, expires_ms)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                         custom_metadata, custom_metadata_key_version, expires_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   updateSecret: `
     UPDATE secrets SET revision = ?, current_version = ?, oldest_version = ?, max_versions = ?,
-                       created_ms = ?, updated_ms = ?, custom_metadata = ?, expires_ms = ?
+                       created_ms = ?, updated_ms = ?, custom_metadata = ?, custom_metadata_key_version = ?,
+                       expires_ms = ?
     WHERE path = ?`,
   // Versions absent from the new record are pruned; json_each lets one
   // prepared statement take a list of any length.
@@ -109,12 +135,14 @@ const SQL = {
   // Rewrites a version only when something in it changed, so a put touches
   // one new row instead of all kept ones.
   upsertVersion: `
-    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed, expires_ms) VALUES (?, ?, ?, ?, ?, ?)
+    INSERT INTO secret_versions (path, version, created_ms, deleted_ms, sealed, key_version, expires_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (path, version) DO UPDATE SET
       created_ms = excluded.created_ms, deleted_ms = excluded.deleted_ms, sealed = excluded.sealed,
-      expires_ms = excluded.expires_ms
+      key_version = excluded.key_version, expires_ms = excluded.expires_ms
     WHERE created_ms IS NOT excluded.created_ms OR deleted_ms IS NOT excluded.deleted_ms
-       OR sealed IS NOT excluded.sealed OR expires_ms IS NOT excluded.expires_ms`,
+       OR sealed IS NOT excluded.sealed OR key_version IS NOT excluded.key_version
+       OR expires_ms IS NOT excluded.expires_ms`,
   // Versions go with it (ON DELETE CASCADE); secure_delete zeroes their bytes.
   deleteSecret: "DELETE FROM secrets WHERE path = ? AND revision = ?",
   // Each half stops after `limit` rows of its expiry index, so the work is
@@ -124,6 +152,28 @@ const SQL = {
     UNION
     SELECT path FROM (SELECT DISTINCT path FROM secret_versions WHERE expires_ms <= ? LIMIT ?)
     LIMIT ?`,
+  minWriteVersion: "SELECT min_write_version FROM key_state WHERE id = 1",
+  // Both halves walk an index in path order from the cursor (versions: the
+  // primary key; custom metadata: the partial index of secrets that have
+  // some), and the ordered UNION merges them, stopping after `limit` paths.
+  pathsSealedBelow: `
+    SELECT path FROM secret_versions WHERE path > ? AND key_version < ?
+    UNION
+    SELECT path FROM secrets
+    WHERE custom_metadata_key_version IS NOT NULL AND path > ? AND custom_metadata_key_version < ?
+    ORDER BY path LIMIT ?`,
+  countSealedBelow: `
+    SELECT (SELECT count(*) FROM secret_versions WHERE key_version < ?) AS secret_versions,
+           (SELECT count(*) FROM secrets WHERE custom_metadata_key_version < ?) AS custom_metadata,
+           (SELECT count(*) FROM policies WHERE key_version < ?) AS policies`,
+  keyState: `
+    SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
+           lease_until_ms AS lease_until, started_ms AS started, to_reseal
+    FROM key_state WHERE id = 1`,
+  changeKeyState: `
+    UPDATE key_state SET revision = ?, current_version = ?, phase = ?, target_version = ?, target_check = ?,
+      min_write_version = ?, lease_owner = ?, lease_until_ms = ?, started_ms = ?, to_reseal = ?
+    WHERE id = 1 AND revision = ?`,
   listPaths: "SELECT path FROM secrets ORDER BY path",
   // A page is one range of the primary key index, stopping after `limit`
   // rows: from the prefix (inclusive) or from the cursor (exclusive),
@@ -135,18 +185,24 @@ const SQL = {
   pageAfter: "SELECT path FROM secrets WHERE path > ? AND path < ? ORDER BY path LIMIT ?",
   pageFromOpen: "SELECT path FROM secrets WHERE path >= ? ORDER BY path LIMIT ?",
   pageAfterOpen: "SELECT path FROM secrets WHERE path > ? ORDER BY path LIMIT ?",
+  // A sealed row replaces a plain one entirely: its plain columns are cleared.
   upsertPolicy: `
-    INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
-    VALUES (?, ?, ?, ?, ?, ?)
+    INSERT INTO policies (name, key_version, sealed) VALUES (?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET
-      spiffe_id_pattern = excluded.spiffe_id_pattern, path_pattern = excluded.path_pattern,
-      permissions = excluded.permissions, updated_ms = excluded.updated_ms
-    RETURNING name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated`,
-  getPolicy: `SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated
-     FROM policies WHERE name = ?`,
+      key_version = excluded.key_version, sealed = excluded.sealed, spiffe_id_pattern = NULL,
+      path_pattern = NULL, permissions = NULL, created_ms = NULL, updated_ms = NULL`,
+  replaceSealedPolicy: `
+    UPDATE policies SET key_version = ?, sealed = ?
+    WHERE name = ? AND key_version = ? AND sealed = ?`,
+  deleteSealedPolicy: "DELETE FROM policies WHERE name = ? AND key_version = ? AND sealed = ?",
+  deletePlainPolicy: "DELETE FROM policies WHERE name = ? AND sealed IS NULL",
+  replacePlainPolicy: `
+    UPDATE policies SET key_version = ?, sealed = ?, spiffe_id_pattern = NULL, path_pattern = NULL,
+                        permissions = NULL, created_ms = NULL, updated_ms = NULL
+    WHERE name = ? AND sealed IS NULL`,
+  getPolicy: `SELECT ${POLICY_COLUMNS} FROM policies WHERE name = ?`,
   deletePolicy: "DELETE FROM policies WHERE name = ?",
-  listPolicies: `SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms AS created, updated_ms AS updated
-     FROM policies ORDER BY name`,
+  listPolicies: `SELECT ${POLICY_COLUMNS} FROM policies ORDER BY name`,
   policyGeneration: "SELECT value FROM policy_generation WHERE id = 1",
   getMeta: "SELECT value FROM meta WHERE key = ?",
   putMeta: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -160,6 +216,21 @@ const SQL = {
 } as const;
 
 type Statements = { readonly [K in keyof typeof SQL]: StatementSync };
+
+/** The column values of a key state change, in the order of the `changeKeyState` statement. */
+function keyStateParams(next: KeyStateChange): SQLInputValue[] {
+  return [
+    next.currentVersion,
+    next.phase,
+    next.targetVersion,
+    next.targetCheck,
+    next.minWriteVersion,
+    next.leaseOwner,
+    next.leaseUntil?.getTime() ?? null,
+    next.startedAt?.getTime() ?? null,
+    next.toReseal,
+  ];
+}
 
 /**
  * Opens `file` (which must exist; see `prepareSqliteFile`) with `options`
@@ -194,6 +265,21 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     }
   }
 
+  /**
+   * Refuses new data sealed under a version below the key state's minimum.
+   * Called inside the write transaction, so a key state change (which takes
+   * the same single write lock) is either wholly before or wholly after it.
+   */
+  function gate(sealedUnder: number | undefined): void {
+    if (sealedUnder === undefined) return;
+    const min = int((st.minWriteVersion.get() as Row).min_write_version);
+    if (sealedUnder < min) throw new StaleKeyVersionError(sealedUnder, min);
+  }
+
+  function withinTransaction<T>(work: () => T): T {
+    return db.isTransaction ? work() : inTransaction(work);
+  }
+
   /** The compare-and-swap itself; the caller holds the write lock (an open `BEGIN IMMEDIATE`). */
   function applySecretWrite(path: string, expectedRevision: number, next: SecretRecord): boolean {
     checkSecretWrite(path, expectedRevision, next);
@@ -206,7 +292,8 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
       next.maxVersions,
       next.createdTime.getTime(),
       next.updatedTime.getTime(),
-      next.customMetadata ?? null,
+      next.customMetadata?.sealed ?? null,
+      next.customMetadata?.keyVersion ?? null,
       next.expiresAt?.getTime() ?? null,
     ];
     if (row) st.updateSecret.run(...fields, path);
@@ -219,6 +306,7 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
         v.createdTime.getTime(),
         v.deletedTime === null ? null : v.deletedTime.getTime(),
         v.sealed,
+        v.keyVersion,
         v.expiresAt?.getTime() ?? null,
       );
     }
@@ -239,16 +327,41 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     return applySecretWrite(to, toRevision, next);
   }
 
+  function applyPolicyReplacement({ expected, next }: PolicyReplacement): boolean {
+    if (next === null) {
+      const deleted = expected.kind === "sealed"
+        ? st.deleteSealedPolicy.run(expected.name, expected.keyVersion, expected.sealed)
+        : st.deletePlainPolicy.run(expected.name);
+      return Number(deleted.changes) > 0;
+    }
+    const result = expected.kind === "sealed"
+      ? st.replaceSealedPolicy.run(next.keyVersion, next.sealed, next.name, expected.keyVersion, expected.sealed)
+      : st.replacePlainPolicy.run(next.keyVersion, next.sealed, next.name);
+    return Number(result.changes) > 0;
+  }
+
   const calls: SqliteCalls = {
     readSecret(path) {
       // One statement is one consistent snapshot, even with writers in other processes.
       return recordFromJoinRows(st.readSecret.all(path) as Row[], DECODE);
     },
 
-    writeSecret: (path, expectedRevision, next) => inTransaction(() => applySecretWrite(path, expectedRevision, next)),
+    // SQLite keeps no audit table: an audit row in the options is ignored.
+    writeSecret(path, expectedRevision, next, options = {}) {
+      checkSealedUnder(options.sealedUnder);
+      return withinTransaction(() => {
+        gate(options.sealedUnder);
+        return applySecretWrite(path, expectedRevision, next);
+      });
+    },
 
-    moveSecret: (from, fromRevision, to, toRevision, next) =>
-      inTransaction(() => applySecretMove(from, fromRevision, to, toRevision, next)),
+    moveSecret(from, fromRevision, to, toRevision, next, options = {}) {
+      checkSealedUnder(options.sealedUnder);
+      return withinTransaction(() => {
+        gate(options.sealedUnder);
+        return applySecretMove(from, fromRevision, to, toRevision, next);
+      });
+    },
 
     deleteSecret(path, expectedRevision) {
       checkSecretDelete(path, expectedRevision);
@@ -259,6 +372,43 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
       checkListExpired(now, limit);
       const ms = now.getTime();
       return (st.listExpired.all(ms, limit, ms, limit, limit) as Row[]).map((row) => text(row.path));
+    },
+
+    writeSecrets(writes) {
+      checkSecretWrites(writes);
+      return withinTransaction(() => {
+        for (const write of writes) gate(write.sealedUnder);
+        return writes.map((w: SecretWrite) => applySecretWrite(w.path, w.expectedRevision, w.next));
+      });
+    },
+
+    secretPathsSealedBelow(version, after, limit) {
+      checkScan(version, after, limit);
+      return (st.pathsSealedBelow.all(after, version, after, version, limit) as Row[]).map((row) => text(row.path));
+    },
+
+    countSealedBelow(version) {
+      checkScan(version, "", 1);
+      const row = st.countSealedBelow.get(version, version, version) as Row;
+      return {
+        secretVersions: int(row.secret_versions),
+        customMetadata: int(row.custom_metadata),
+        policies: int(row.policies),
+      };
+    },
+
+    keyState: () => keyStateFromRow(st.keyState.get() as Row, DECODE),
+
+    changeKeyState(expectedRevision, next, options = {}) {
+      checkKeyStateChange(expectedRevision, next);
+      return withinTransaction(() => {
+        if (options.requireNoneBelow !== undefined) {
+          const left = calls.countSealedBelow(options.requireNoneBelow);
+          if (left.secretVersions > 0 || left.customMetadata > 0 || left.policies > 0) return false;
+        }
+        const params = [expectedRevision + 1, ...keyStateParams(next), expectedRevision];
+        return Number(st.changeKeyState.run(...params).changes) > 0;
+      });
     },
 
     listSecretPaths: () => (st.listPaths.all() as Row[]).map((row) => text(row.path)),
@@ -273,16 +423,20 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     },
 
     upsertPolicy(policy) {
-      checkPolicy(policy);
-      const row = st.upsertPolicy.get(
-        policy.name,
-        policy.spiffeIdPattern,
-        policy.pathPattern,
-        JSON.stringify(policy.permissions),
-        policy.createdAt.getTime(),
-        policy.updatedAt.getTime(),
-      ) as Row;
-      return toPolicy(row);
+      checkSealedPolicy(policy);
+      withinTransaction(() => {
+        gate(policy.keyVersion);
+        st.upsertPolicy.run(policy.name, policy.keyVersion, policy.sealed);
+      });
+    },
+
+    replacePolicies(replacements) {
+      checkPolicyReplacements(replacements);
+      // Several rows change together: one transaction (or the caller's, in a batch).
+      return withinTransaction(() => {
+        for (const { next } of replacements) if (next) gate(next.keyVersion);
+        return replacements.map(applyPolicyReplacement);
+      });
     },
 
     getPolicy(name) {
@@ -327,14 +481,19 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
   function applyWrite(call: SqliteCall<SqliteWriteName>): unknown {
     switch (call.name) {
       case "writeSecret":
-        // SQLite keeps no audit table: an audit row argument is ignored.
-        return applySecretWrite(call.args[0], call.args[1], call.args[2]);
+        return calls.writeSecret(...call.args);
       case "deleteSecret":
-        return calls.deleteSecret(call.args[0], call.args[1]);
+        return calls.deleteSecret(...call.args);
       case "moveSecret":
-        return applySecretMove(call.args[0], call.args[1], call.args[2], call.args[3], call.args[4]);
+        return calls.moveSecret(...call.args);
       case "upsertPolicy":
         return calls.upsertPolicy(...call.args);
+      case "replacePolicies":
+        return calls.replacePolicies(...call.args);
+      case "writeSecrets":
+        return calls.writeSecrets(...call.args);
+      case "changeKeyState":
+        return calls.changeKeyState(...call.args);
       case "deletePolicy":
         return calls.deletePolicy(...call.args);
       case "putMeta":

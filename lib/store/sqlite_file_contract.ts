@@ -17,7 +17,7 @@ import { SQLITE_FILE_NAME } from "./sqlite_files.ts";
 import { SCHEMA_VERSION } from "./sqlite_schema.ts";
 import type { SqliteStore, SqliteStoreOptions, SqliteSynchronous } from "./sqlite_types.ts";
 import { appendVersion, recordOf } from "./store_contract.ts";
-import type { SecretVersion } from "./types.ts";
+import type { SealedPolicy, SecretVersion } from "./types.ts";
 
 /** Which store a child process opens (`testdata/sqlite_child.ts`). */
 export type SqliteStoreKind = "sqlite" | "worker-sqlite";
@@ -45,7 +45,13 @@ export async function withTempDir(body: (dir: string) => Promise<void> | void): 
 
 /** A live version `n` whose sealed bytes are `text`. */
 export function live(n: number, text = `sealed-${n}`): SecretVersion {
-  return { version: n, createdTime: new Date(1_700_000_000_000 + n), deletedTime: null, sealed: encoder.encode(text) };
+  return {
+    version: n,
+    createdTime: new Date(1_700_000_000_000 + n),
+    deletedTime: null,
+    sealed: encoder.encode(text),
+    keyVersion: 1,
+  };
 }
 
 function fileContains(file: string, needle: string): boolean {
@@ -173,14 +179,8 @@ export function runSqliteFileContract(
       const record = recordOf([live(1), { ...live(2), deletedTime: new Date(1_700_000_000_500) }]);
       const first = open({ dataDir: dir });
       await first.writeSecret("a/b", 0, record);
-      const policy = await first.upsertPolicy({
-        name: "p",
-        spiffeIdPattern: "^x$",
-        pathPattern: "^y$",
-        permissions: ["read", "write"],
-        createdAt: new Date(1_000),
-        updatedAt: new Date(2_000),
-      });
+      const policy = { name: "p", keyVersion: 2, sealed: new Uint8Array([1, 2, 3]) };
+      await first.upsertPolicy(policy);
       await first.putMeta("k", new Uint8Array([7, 8]));
       await first.close();
 
@@ -189,7 +189,7 @@ export function runSqliteFileContract(
         const read = await second.readSecret("a/b");
         assert.equal(read?.revision, 1);
         assert.deepEqual({ ...read, revision: 0 }, record);
-        assert.deepEqual(await second.getPolicy("p"), policy);
+        assert.deepEqual(await second.getPolicy("p"), { kind: "sealed", ...policy });
         assert.deepEqual(await second.getMeta("k"), new Uint8Array([7, 8]));
         assert.equal(await second.hasData(), true);
       } finally {
@@ -248,15 +248,7 @@ export function runSqliteFileContract(
       const b = open({ dataDir: dir });
       try {
         const before = await b.policyGeneration();
-        const policy = {
-          name: "p",
-          spiffeIdPattern: "^x$",
-          pathPattern: "^y$",
-          permissions: ["read" as const],
-          createdAt: new Date(1_000),
-          updatedAt: new Date(1_000),
-        };
-        await a.upsertPolicy(policy);
+        await a.upsertPolicy({ name: "p", keyVersion: 1, sealed: new Uint8Array([1]) });
         const afterCreate = await b.policyGeneration();
         assert.notEqual(afterCreate, before);
         await a.deletePolicy("p");
@@ -384,14 +376,7 @@ export function runSqliteFileContract(
         } finally {
           db.close();
         }
-        const policy = {
-          name: "batch-policy",
-          spiffeIdPattern: "^spiffe://spike\\.ist/x$",
-          pathPattern: "^x/",
-          permissions: ["read" as const],
-          createdAt: new Date(1_000),
-          updatedAt: new Date(1_000),
-        };
+        const policy: SealedPolicy = { name: "batch-policy", keyVersion: 1, sealed: encoder.encode("sealed-policy") };
         const before = store.stats();
         // No await in between: all of these form one group.
         const results = await Promise.allSettled([
@@ -412,7 +397,7 @@ export function runSqliteFileContract(
         assert.equal(refused?.status, "rejected");
         assert.match(refused.reason.message, /refused by test trigger/);
         assert.deepEqual(stale, { status: "fulfilled", value: false });
-        assert.deepEqual(upserted, { status: "fulfilled", value: policy });
+        assert.deepEqual(upserted, { status: "fulfilled", value: undefined });
         assert.deepEqual(c, { status: "fulfilled", value: true });
 
         const text = async (path: string) =>
@@ -421,7 +406,7 @@ export function runSqliteFileContract(
         assert.equal(await text("x/c"), "c");
         assert.equal(await store.readSecret("x/refused"), undefined, "the secret row of the failed write is gone too");
         assert.equal((await store.readSecret("x/stale"))?.revision, 1);
-        assert.deepEqual(await store.getPolicy(policy.name), policy);
+        assert.deepEqual(await store.getPolicy(policy.name), { kind: "sealed", ...policy });
       } finally {
         await store.close();
       }

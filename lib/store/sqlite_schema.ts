@@ -91,6 +91,67 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX secret_versions_by_expiry ON secret_versions (expires_ms) WHERE expires_ms IS NOT NULL;
     `,
   },
+  {
+    // Policies are sealed by Nexus: the store keeps the name, the root key
+    // version and the sealed bytes. The plain columns stay, nullable, for
+    // rows written before this step until Nexus seals them (it does so once,
+    // when it first holds the key); a sealed row has them NULL. SQLite
+    // cannot drop NOT NULL in place, so the table is rebuilt (which drops
+    // its triggers; they are made again).
+    version: 5,
+    sql: `
+      CREATE TABLE policies_sealed (
+        name              TEXT    NOT NULL PRIMARY KEY,
+        key_version       INTEGER CHECK (key_version >= 1),
+        sealed            BLOB,
+        spiffe_id_pattern TEXT,
+        path_pattern      TEXT,
+        permissions       TEXT,
+        created_ms        INTEGER,
+        updated_ms        INTEGER,
+        CHECK ((sealed IS NULL) = (key_version IS NULL))
+      ) STRICT;
+      INSERT INTO policies_sealed (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
+        SELECT name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms FROM policies;
+      DROP TABLE policies;
+      ALTER TABLE policies_sealed RENAME TO policies;
+      CREATE TRIGGER policies_bump_on_insert AFTER INSERT ON policies
+        BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER policies_bump_on_update AFTER UPDATE ON policies
+        BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER policies_bump_on_delete AFTER DELETE ON policies
+        BEGIN UPDATE policy_generation SET value = value + 1 WHERE id = 1; END;
+    `,
+  },
+  {
+    // Root key versions: every secret version, and a secret's custom
+    // metadata, says which root key version sealed it (everything written
+    // before is version 1), and one row says which versions the data is
+    // under and how far a rotation has got. The partial index lets a
+    // rotation's scan walk only the secrets that have custom metadata.
+    version: 6,
+    sql: `
+      ALTER TABLE secret_versions ADD COLUMN key_version INTEGER NOT NULL DEFAULT 1 CHECK (key_version >= 1);
+      ALTER TABLE secrets ADD COLUMN custom_metadata_key_version INTEGER CHECK (custom_metadata_key_version >= 1);
+      UPDATE secrets SET custom_metadata_key_version = 1 WHERE custom_metadata IS NOT NULL;
+      CREATE INDEX secrets_with_custom_metadata ON secrets (path, custom_metadata_key_version)
+        WHERE custom_metadata_key_version IS NOT NULL;
+      CREATE TABLE key_state (
+        id                INTEGER PRIMARY KEY CHECK (id = 1),
+        revision          INTEGER NOT NULL CHECK (revision >= 1),
+        current_version   INTEGER NOT NULL CHECK (current_version >= 1),
+        phase             TEXT    NOT NULL CHECK (phase IN ('idle', 'preparing', 'sealing')),
+        target_version    INTEGER,
+        target_check      BLOB,
+        min_write_version INTEGER NOT NULL CHECK (min_write_version >= 1),
+        lease_owner       TEXT,
+        lease_until_ms    INTEGER,
+        started_ms        INTEGER,
+        to_reseal         INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+      INSERT INTO key_state (id, revision, current_version, phase, min_write_version) VALUES (1, 1, 1, 'idle', 1);
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

@@ -4,8 +4,9 @@
  * runs on the calling thread; `sqlite_worker_store.ts` is the same store
  * with its write connection in a worker.
  *
- * Group commit: writes (`writeSecret`, `deleteSecret`, `moveSecret`,
- * `upsertPolicy`, `deletePolicy`) issued while the previous group is being committed queue up and go out
+ * Group commit: writes (`writeSecret`, `writeSecrets`, `deleteSecret`,
+ * `moveSecret`, `upsertPolicy`, `deletePolicy`, `replacePolicies`,
+ * `changeKeyState`) issued while the previous group is being committed queue up and go out
  * together as the next group (`group_commit.ts`): one transaction, each
  * write in its own savepoint with its own compare-and-swap, so one failing
  * write never affects another. Any other call that changes rows (`putMeta`,
@@ -27,8 +28,8 @@
  * A commit is visible in the database before its fsync completes. So that
  * no caller of this store sees a write before it is durable, a read that
  * touches what the group in flight wrote (the same secret path; the set of
- * paths, for lists; policies; anything, for every other read) waits for
- * that fsync.
+ * paths, for lists; policies; the key state; anything, for every other
+ * read) waits for that fsync.
  * Readers in other processes sharing the file do not wait (docs/STORAGE.md).
  *
  * Concurrency: compare-and-swap in `BEGIN IMMEDIATE` transactions, so it
@@ -77,6 +78,8 @@ const ANYTHING = "*";
 const POLICIES = "policies";
 /** Which paths exist, and their expiry: what lists of paths (and of expired ones) read. */
 const PATHS = "paths";
+/** The root key versions the data is under (rotation). */
+const KEY_STATE = "key-state";
 const secretKey = (path: string) => `secret\0${path}`;
 
 /** What a write changes, for the reads that must not see it before its fsync. */
@@ -85,11 +88,16 @@ function writtenBy(call: SqliteCall<SqliteWriteName>): string[] {
     case "writeSecret":
     case "deleteSecret":
       return [secretKey(call.args[0]), PATHS];
+    case "writeSecrets":
+      return [...call.args[0].map((w) => secretKey(w.path)), PATHS];
     case "moveSecret":
       return [secretKey(call.args[0]), secretKey(call.args[2]), PATHS];
     case "upsertPolicy":
     case "deletePolicy":
+    case "replacePolicies":
       return [POLICIES];
+    case "changeKeyState":
+      return [KEY_STATE];
     default:
       return [ANYTHING];
   }
@@ -276,10 +284,16 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
     thread: "main",
     synchronous,
     readSecret: (path) => read(secretKey(path), () => db.readSecret(path)),
-    writeSecret: (path, expectedRevision, next) => write({ name: "writeSecret", args: [path, expectedRevision, next] }),
+    // SQLite keeps no audit table: only the key version of the options matters here.
+    writeSecret: (path, expectedRevision, next, options) =>
+      write({ name: "writeSecret", args: [path, expectedRevision, next, { sealedUnder: options?.sealedUnder }] }),
+    writeSecrets: (writes) => write({ name: "writeSecrets", args: [writes] }),
     deleteSecret: (path, expectedRevision) => write({ name: "deleteSecret", args: [path, expectedRevision] }),
-    moveSecret: (from, fromRevision, to, toRevision, next) =>
-      write({ name: "moveSecret", args: [from, fromRevision, to, toRevision, next] }),
+    moveSecret: (from, fromRevision, to, toRevision, next, options) =>
+      write({
+        name: "moveSecret",
+        args: [from, fromRevision, to, toRevision, next, { sealedUnder: options?.sealedUnder }],
+      }),
     listExpired: (now, limit) => read(PATHS, () => db.listExpired(now, limit)),
     tryExclusive: (work) => {
       try {
@@ -290,10 +304,18 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
       return exclusive(work);
     },
     listSecretPathsPage: (query) => read(PATHS, () => db.listSecretPathsPage(query)),
+    // Rotation's scans look at every secret and policy row.
+    secretPathsSealedBelow: (version, after, limit) =>
+      read(ANYTHING, () => db.secretPathsSealedBelow(version, after, limit)),
+    countSealedBelow: (version) => read(ANYTHING, () => db.countSealedBelow(version)),
+    keyState: () => read(KEY_STATE, () => db.keyState()),
+    changeKeyState: (expectedRevision, next, options) =>
+      write({ name: "changeKeyState", args: [expectedRevision, next, options] }),
     listSecretPaths: () => read(PATHS, () => db.listSecretPaths()),
     upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(POLICIES, () => db.getPolicy(name)),
     deletePolicy: (name) => write({ name: "deletePolicy", args: [name] }),
+    replacePolicies: (replacements) => write({ name: "replacePolicies", args: [replacements] }),
     listPolicies: () => read(POLICIES, () => db.listPolicies()),
     policyGeneration: () => read(POLICIES, () => db.policyGeneration()),
     // Meta values are rare (the root key's check value): on their own, not in groups.

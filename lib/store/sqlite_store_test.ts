@@ -6,12 +6,18 @@ import { live, runSqliteFileContract, withTempDir } from "./sqlite_file_contract
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "./sqlite_schema.ts";
 import { createSqliteStore, SQLITE_FILE_NAME } from "./sqlite_store.ts";
 import { recordOf, runStoreContract } from "./store_contract.ts";
+import { insertPlainPoliciesSqlite } from "./testdata/plain_policies.ts";
 import { openWalSync, type WalSync } from "./wal_sync.ts";
 
-runStoreContract("sqlite", async () => {
+runStoreContract("sqlite", async (options) => {
   const dir = await Deno.makeTempDir({ prefix: "spike_sqlite_" });
+  const dataDir = join(dir, "data");
+  if (options?.plainPolicies) {
+    await createSqliteStore({ dataDir }).close();
+    insertPlainPoliciesSqlite(join(dataDir, SQLITE_FILE_NAME), options.plainPolicies);
+  }
   return {
-    store: createSqliteStore({ dataDir: join(dir, "data") }),
+    store: createSqliteStore({ dataDir }),
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
 });
@@ -195,6 +201,51 @@ Deno.test("sqlite, full: path deletes and moves are acknowledged after their fsy
   });
 });
 
+Deno.test("sqlite, full: rotation's writes (key state, batched re-seals) go in groups; their reads wait for the fsync", async () => {
+  await withTempDir(async (dir) => {
+    const wal = gatedWal();
+    const store = offThread(dir, wal);
+    try {
+      const sealing = {
+        currentVersion: 1,
+        phase: "sealing" as const,
+        targetVersion: 2,
+        targetCheck: new Uint8Array([2]),
+        minWriteVersion: 2,
+        leaseOwner: "nexus-a",
+        leaseUntil: new Date(30_000),
+        startedAt: new Date(0),
+        toReseal: 1,
+      };
+      const v2 = { ...live(1, "resealed"), keyVersion: 2 };
+      // One group: the key state change first, then a write sealed under the new version and a stale one.
+      const changes = Promise.allSettled([
+        store.changeKeyState(1, sealing),
+        store.writeSecrets([{ path: "r/a", expectedRevision: 0, next: recordOf([v2]), sealedUnder: 2 }]),
+        store.writeSecret("r/stale", 0, recordOf([live(1)]), { sealedUnder: 1 }),
+      ]);
+      while (wal.gates.length === 0) await turn();
+      assert.equal(await settledYet(changes), false, "acknowledged before the fsync");
+      const state = store.keyState();
+      const read = store.readSecret("r/a");
+      assert.equal(await settledYet(state), false, "the key state was read before its fsync");
+      assert.equal(await settledYet(read), false, "a re-sealed record was read before its fsync");
+      wal.gates[0]!.resolve();
+      const [changed, resealed, stale] = await changes;
+      assert.deepEqual(changed, { status: "fulfilled", value: true });
+      assert.deepEqual(resealed, { status: "fulfilled", value: [true] });
+      assert.equal(stale?.status, "rejected", "the gate saw the new minimum within the group");
+      assert.equal((stale as PromiseRejectedResult).reason.name, "StaleKeyVersionError");
+      assert.deepEqual(store.stats(), { writes: 3, commits: 1 });
+      assert.equal((await state).minWriteVersion, 2);
+      assert.equal((await read)?.versions.get(1)?.keyVersion, 2);
+    } finally {
+      for (const gate of wal.gates) gate.resolve();
+      await store.close();
+    }
+  });
+});
+
 Deno.test("sqlite, full: a meta write is acknowledged only after its own WAL fsync", async () => {
   await withTempDir(async (dir) => {
     const wal = gatedWal();
@@ -344,19 +395,33 @@ Deno.test("sqlite: a version-2 database (before the key-value steps) migrates fo
     v2.close();
     const store = createSqliteStore({ dataDir: dir });
     try {
-      assert.equal(SCHEMA_VERSION, 4);
+      assert.equal(SCHEMA_VERSION, 6);
       const old = (await store.readSecret("old/db"))!;
       assert.deepEqual(
-        [old.revision, old.customMetadata, old.expiresAt, old.versions.get(1)?.sealed, old.versions.get(1)?.expiresAt],
-        [1, undefined, undefined, new Uint8Array([7, 7]), undefined],
+        [
+          old.revision,
+          old.customMetadata,
+          old.expiresAt,
+          old.versions.get(1)?.sealed,
+          old.versions.get(1)?.expiresAt,
+          old.versions.get(1)?.keyVersion,
+        ],
+        [1, undefined, undefined, new Uint8Array([7, 7]), undefined, 1],
       );
       const expiresAt = new Date(2000);
       assert.equal(
-        await store.writeSecret("old/db", 1, { ...old, customMetadata: new Uint8Array([9]), expiresAt }),
+        await store.writeSecret("old/db", 1, {
+          ...old,
+          customMetadata: { sealed: new Uint8Array([9]), keyVersion: 1 },
+          expiresAt,
+        }),
         true,
       );
       assert.deepEqual(await store.listExpired(new Date(3000), 10), ["old/db"]);
-      assert.deepEqual((await store.readSecret("old/db"))?.customMetadata, new Uint8Array([9]));
+      assert.deepEqual((await store.readSecret("old/db"))?.customMetadata, {
+        sealed: new Uint8Array([9]),
+        keyVersion: 1,
+      });
     } finally {
       await store.close();
     }

@@ -86,11 +86,14 @@ export type SqliteCallName = Exclude<
 /** The calls that change data; both stores commit them in groups (the in-thread store: all but `putMeta`). */
 export type SqliteWriteName =
   | "writeSecret"
+  | "writeSecrets"
   | "deleteSecret"
   | "moveSecret"
   | "upsertPolicy"
   | "deletePolicy"
-  | "putMeta";
+  | "replacePolicies"
+  | "putMeta"
+  | "changeKeyState";
 
 /** Arguments of call `K`. */
 export type SqliteArgs<K extends SqliteCallName> = Parameters<SqliteStore[K]>;

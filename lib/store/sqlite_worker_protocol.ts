@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { staleKeyVersionErrorFrom } from "./errors.ts";
 import type { ConnectionOptions } from "./sqlite_connection.ts";
 import type { SqliteCall, SqliteCallName, SqliteWriteName } from "./sqlite_types.ts";
 
@@ -49,8 +50,9 @@ export function toWireError(error: unknown): WireError {
   return { name: error.name, message: error.message, ...(typeof code === "string" ? { code } : {}) };
 }
 
-/** Rebuilds an error from its wire form, keeping `TypeError` a `TypeError`. */
+/** Rebuilds an error from its wire form, keeping `TypeError` a `TypeError` and a stale key version refusal one. */
 export function fromWireError(wire: WireError): Error {
+  if (wire.name === "StaleKeyVersionError") return staleKeyVersionErrorFrom(wire.message);
   const error = wire.name === "TypeError" ? new TypeError(wire.message) : new Error(wire.message);
   if (error.name !== wire.name) error.name = wire.name;
   if (wire.code !== undefined) Object.assign(error, { code: wire.code });

@@ -4,9 +4,10 @@
  * the whole process; here a module worker (`sqlite_worker.ts`) owns the
  * write connection and the main thread only posts messages to it.
  *
- * Group commit (`group_commit.ts`): writes (`writeSecret`, `deleteSecret`,
- * `moveSecret`, `upsertPolicy`, `deletePolicy`, `putMeta`) queue up here
- * while the worker commits the previous group, and go to it together as one
+ * Group commit (`group_commit.ts`): writes (`writeSecret`, `writeSecrets`,
+ * `deleteSecret`, `moveSecret`, `upsertPolicy`, `deletePolicy`,
+ * `replacePolicies`, `putMeta`, `changeKeyState`) queue up here while the
+ * worker commits the previous group, and go to it together as one
  * transaction, each in its own savepoint with its own compare-and-swap, so
  * one failing write never affects another. The worker's connection runs at
  * the `synchronous` level itself (`full`: `synchronous=FULL`), so its
@@ -221,17 +222,29 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     thread: "worker",
     synchronous,
     readSecret: (path) => read(() => reader.readSecret(path)),
-    writeSecret: (path, expectedRevision, next) => write({ name: "writeSecret", args: [path, expectedRevision, next] }),
+    // SQLite keeps no audit table: only the key version of the options goes to the worker.
+    writeSecret: (path, expectedRevision, next, options) =>
+      write({ name: "writeSecret", args: [path, expectedRevision, next, { sealedUnder: options?.sealedUnder }] }),
+    writeSecrets: (writes) => write({ name: "writeSecrets", args: [writes] }),
     deleteSecret: (path, expectedRevision) => write({ name: "deleteSecret", args: [path, expectedRevision] }),
-    moveSecret: (from, fromRevision, to, toRevision, next) =>
-      write({ name: "moveSecret", args: [from, fromRevision, to, toRevision, next] }),
+    moveSecret: (from, fromRevision, to, toRevision, next, options) =>
+      write({
+        name: "moveSecret",
+        args: [from, fromRevision, to, toRevision, next, { sealedUnder: options?.sealedUnder }],
+      }),
     listExpired: (now, limit) => read(() => reader.listExpired(now, limit)),
     tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
     listSecretPathsPage: (query) => read(() => reader.listSecretPathsPage(query)),
+    secretPathsSealedBelow: (version, after, limit) => read(() => reader.secretPathsSealedBelow(version, after, limit)),
+    countSealedBelow: (version) => read(() => reader.countSealedBelow(version)),
+    keyState: () => read(() => reader.keyState()),
+    changeKeyState: (expectedRevision, next, options) =>
+      write({ name: "changeKeyState", args: [expectedRevision, next, options] }),
     listSecretPaths: () => read(() => reader.listSecretPaths()),
     upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(() => reader.getPolicy(name)),
     deletePolicy: (name) => write({ name: "deletePolicy", args: [name] }),
+    replacePolicies: (replacements) => write({ name: "replacePolicies", args: [replacements] }),
     listPolicies: () => read(() => reader.listPolicies()),
     policyGeneration: () => read(() => reader.policyGeneration()),
     getMeta: (key) => read(() => reader.getMeta(key)),

@@ -5,15 +5,22 @@ import { live, runSqliteFileContract, spawnSqliteChild, withTempDir } from "./sq
 import { createSqliteStore } from "./sqlite_store.ts";
 import { createSqliteWorkerStore, type SqliteWorkerStore } from "./sqlite_worker_store.ts";
 import { appendVersion, recordOf, runStoreContract } from "./store_contract.ts";
+import { insertPlainPoliciesSqlite } from "./testdata/plain_policies.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const CRASHING_WORKER = new URL("./testdata/crashing_sqlite_worker.ts", import.meta.url);
 
-runStoreContract("worker-sqlite", async () => {
+runStoreContract("worker-sqlite", async (options) => {
   const dir = await Deno.makeTempDir({ prefix: "spike_sqlite_" });
+  const dataDir = join(dir, "data");
+  if (options?.plainPolicies) {
+    const seeder = createSqliteStore({ dataDir });
+    await seeder.close();
+    insertPlainPoliciesSqlite(seeder.file, options.plainPolicies);
+  }
   return {
-    store: createSqliteWorkerStore({ dataDir: join(dir, "data") }),
+    store: createSqliteWorkerStore({ dataDir }),
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
 });

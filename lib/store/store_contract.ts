@@ -6,7 +6,17 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Permission, PolicyRecord, SecretRecord, SecretVersion, Store } from "./types.ts";
+import { StaleKeyVersionError } from "./errors.ts";
+import type {
+  KeyState,
+  KeyStateChange,
+  PolicyRecord,
+  SealedPolicy,
+  SecretRecord,
+  SecretVersion,
+  Store,
+  StoredPolicy,
+} from "./types.ts";
 
 /** A fresh store plus whatever removes its traces (temp dirs, databases). */
 export interface StoreFixture {
@@ -16,12 +26,27 @@ export interface StoreFixture {
   cleanup(): Promise<void>;
 }
 
+/** How a case wants its store. */
+export interface StoreFixtureOptions {
+  /**
+   * Plain-text policy rows the store holds from the start, as a store
+   * written before policies were sealed (the backend writes them its own
+   * way: SQL, or the memory store's option).
+   */
+  readonly plainPolicies?: readonly PolicyRecord[];
+}
+
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
 const at = (seconds: number) => new Date(T0 + seconds * 1000);
 const bytesOf = (text: string) => new TextEncoder().encode(text);
 
-function version(n: number, deleted: number | null = null, sealed = bytesOf(`sealed-${n}`)): SecretVersion {
-  return { version: n, createdTime: at(n), deletedTime: deleted === null ? null : at(deleted), sealed };
+function version(
+  n: number,
+  deleted: number | null = null,
+  sealed = bytesOf(`sealed-${n}`),
+  keyVersion = 1,
+): SecretVersion {
+  return { version: n, createdTime: at(n), deletedTime: deleted === null ? null : at(deleted), sealed, keyVersion };
 }
 
 /** A record holding `versions`, current = the highest undeleted one. */
@@ -38,7 +63,18 @@ export function recordOf(versions: readonly SecretVersion[], revision = 0): Secr
   };
 }
 
-function policy(name: string, seconds = 1): PolicyRecord {
+/** A sealed policy row; the bytes say which policy and which edit they stand for. */
+function policy(name: string, edit = 1, keyVersion = 1): SealedPolicy {
+  return { name, keyVersion, sealed: bytesOf(`sealed-policy-${name}-${edit}`) };
+}
+
+/** `policy` as read back. */
+function row(p: SealedPolicy): StoredPolicy {
+  return { kind: "sealed", ...p };
+}
+
+/** A plain-text policy as an older store holds it. */
+export function plainPolicy(name: string, seconds = 1): PolicyRecord {
   return {
     name,
     spiffeIdPattern: `^spiffe://spike\\.ist/app/${name}$`,
@@ -48,6 +84,19 @@ function policy(name: string, seconds = 1): PolicyRecord {
     updatedAt: at(seconds),
   };
 }
+
+/** The key state of a new store, as a change. */
+const INITIAL: KeyStateChange = {
+  currentVersion: 1,
+  phase: "idle",
+  targetVersion: null,
+  targetCheck: null,
+  minWriteVersion: 1,
+  leaseOwner: null,
+  leaseUntil: null,
+  startedAt: null,
+  toReseal: 0,
+};
 
 /** Compares records ignoring `revision`. */
 function assertSameRecord(actual: SecretRecord | undefined, expected: SecretRecord): void {
@@ -77,7 +126,7 @@ export async function appendVersion(
     await new Promise((resolve) => setTimeout(resolve, 0));
     const n = current ? Math.max(0, ...current.versions.keys()) + 1 : 1;
     const versions = new Map(current?.versions);
-    versions.set(n, { version: n, createdTime: at(n), deletedTime: null, sealed });
+    versions.set(n, { version: n, createdTime: at(n), deletedTime: null, sealed, keyVersion: 1 });
     const next: SecretRecord = {
       ...(current ?? recordOf([])),
       currentVersion: n,
@@ -91,10 +140,13 @@ export async function appendVersion(
 }
 
 /** Registers the contract's `Deno.test` cases for one backend. */
-export function runStoreContract(name: string, makeStore: () => Promise<StoreFixture>): void {
-  function test(title: string, body: (store: Store) => Promise<void>): void {
+export function runStoreContract(
+  name: string,
+  makeStore: (options?: StoreFixtureOptions) => Promise<StoreFixture>,
+): void {
+  function test(title: string, body: (store: Store) => Promise<void>, options?: StoreFixtureOptions): void {
     Deno.test(`${name}: ${title}`, async () => {
-      const { store, cleanup } = await makeStore();
+      const { store, cleanup } = await makeStore(options);
       try {
         await body(store);
       } finally {
@@ -177,14 +229,13 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     got!.fill(0);
     assert.deepEqual(await store.getMeta("k"), bytesOf("meta"));
 
-    const p = { ...policy("a"), permissions: ["read"] as Permission[] };
-    const saved = await store.upsertPolicy(p);
-    p.permissions.push("write");
-    (saved.permissions as string[]).push("super");
-    (await store.getPolicy("a"))!.createdAt.setTime(0);
-    const again = await store.getPolicy("a");
-    assert.deepEqual(again!.permissions, ["read"]);
-    assert.equal(again!.createdAt.getTime(), at(1).getTime());
+    const p = policy("a");
+    await store.upsertPolicy(p);
+    p.sealed.fill(0);
+    const read = await store.getPolicy("a");
+    assert.equal(read?.kind, "sealed");
+    if (read?.kind === "sealed") read.sealed.fill(0);
+    assert.deepEqual(await store.getPolicy("a"), row(policy("a")));
   });
 
   test("listSecretPaths is sorted by byte order and includes fully deleted paths", async (store) => {
@@ -218,15 +269,22 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     assertSameRecord(await store.readSecret("p"), resealed);
   });
 
-  test("custom metadata (sealed bytes) is stored with the record, replaced and cleared by later writes", async (store) => {
+  test("custom metadata (sealed bytes and key version) is stored with the record, replaced and cleared by later writes", async (store) => {
     const custom = bytesOf("sealed-custom-metadata");
-    const record: SecretRecord = { ...recordOf([version(1)]), customMetadata: custom };
+    const record: SecretRecord = { ...recordOf([version(1)]), customMetadata: { sealed: custom, keyVersion: 3 } };
     assert.equal(await store.writeSecret("p", 0, record), true);
     custom.fill(0);
     const read = await store.readSecret("p");
-    assert.deepEqual(read!.customMetadata, bytesOf("sealed-custom-metadata"), "stored as a copy");
-    assertSameRecord(read, { ...record, customMetadata: bytesOf("sealed-custom-metadata") });
-    const replaced: SecretRecord = { ...recordOf([version(1), version(2)]), customMetadata: bytesOf("other") };
+    assert.deepEqual(
+      read!.customMetadata,
+      { sealed: bytesOf("sealed-custom-metadata"), keyVersion: 3 },
+      "stored as a copy",
+    );
+    assertSameRecord(read, { ...record, customMetadata: { sealed: bytesOf("sealed-custom-metadata"), keyVersion: 3 } });
+    const replaced: SecretRecord = {
+      ...recordOf([version(1), version(2)]),
+      customMetadata: { sealed: bytesOf("other"), keyVersion: 4 },
+    };
     assert.equal(await store.writeSecret("p", 1, replaced), true);
     assertSameRecord(await store.readSecret("p"), replaced);
     const cleared = recordOf([version(1), version(2)]);
@@ -301,14 +359,14 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
   test("moveSecret: both halves or neither, by compare-and-swap on both paths", async (store) => {
     const source: SecretRecord = {
       ...recordOf([version(1, 5), version(2), { ...version(3), expiresAt: at(50) }]),
-      customMetadata: bytesOf("custom"),
+      customMetadata: { sealed: bytesOf("custom"), keyVersion: 1 },
       expiresAt: at(60),
     };
     await store.writeSecret("from", 0, source);
     await store.writeSecret("from", 1, source);
     const moved: SecretRecord = {
       ...recordOf([version(1, 5, bytesOf("resealed-1")), version(2, null, bytesOf("resealed-2"))]),
-      customMetadata: bytesOf("resealed-custom"),
+      customMetadata: { sealed: bytesOf("resealed-custom"), keyVersion: 2 },
     };
     assert.equal(await store.moveSecret("from", 1, "to", 0, moved), false, "stale source revision");
     assert.equal(await store.moveSecret("missing", 1, "to", 0, moved), false, "no source");
@@ -411,27 +469,75 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     await assert.rejects(store.listSecretPathsPage({ prefix: "a\0", limit: 1 }), TypeError);
   });
 
-  test("policies: upsert keeps createdAt, get, list sorted, delete", async (store) => {
-    const created = await store.upsertPolicy(policy("beta", 1));
-    assert.deepEqual(created, policy("beta", 1));
-    await store.upsertPolicy(policy("alpha", 2));
-    const changed: PolicyRecord = {
-      ...policy("beta", 9),
-      spiffeIdPattern: "^spiffe://spike\\.ist/other$",
-      pathPattern: "^x$",
-      permissions: ["super"],
-    };
-    const updated = await store.upsertPolicy(changed);
-    assert.deepEqual(updated, { ...changed, createdAt: at(1) });
-    assert.deepEqual(await store.getPolicy("beta"), updated);
-    assert.deepEqual((await store.listPolicies()).map((p) => p.name), ["alpha", "beta"]);
-    assert.deepEqual((await store.listPolicies())[1], updated);
+  test("policies: upsert replaces by name, get, list sorted, delete", async (store) => {
+    await store.upsertPolicy(policy("beta", 1));
+    await store.upsertPolicy(policy("alpha", 1, 2));
+    assert.deepEqual(await store.getPolicy("beta"), row(policy("beta", 1)));
+    await store.upsertPolicy(policy("beta", 2, 3));
+    assert.deepEqual(await store.getPolicy("beta"), row(policy("beta", 2, 3)));
+    assert.deepEqual(await store.listPolicies(), [row(policy("alpha", 1, 2)), row(policy("beta", 2, 3))]);
     assert.equal(await store.getPolicy("gamma"), undefined);
     assert.equal(await store.deletePolicy("beta"), true);
     assert.equal(await store.deletePolicy("beta"), false);
     assert.equal(await store.getPolicy("beta"), undefined);
     assert.deepEqual((await store.listPolicies()).map((p) => p.name), ["alpha"]);
   });
+
+  test("policies: names list in byte order", async (store) => {
+    for (const name of ["b", "B", "a b", "a-b", "a_b", "a"]) await store.upsertPolicy(policy(name));
+    assert.deepEqual((await store.listPolicies()).map((p) => p.name), ["B", "a", "a b", "a-b", "a_b", "b"]);
+  });
+
+  test("policies: a replacement applies only to the row it read, all in one call", async (store) => {
+    await store.upsertPolicy(policy("a", 1));
+    await store.upsertPolicy(policy("b", 1));
+    const [a, b] = await store.listPolicies();
+    // Someone upserts "b" after it was read: its replacement must not undo that write.
+    await store.upsertPolicy(policy("b", 2));
+    const applied = await store.replacePolicies([
+      { expected: a!, next: policy("a", 10, 2) },
+      { expected: b!, next: policy("b", 10, 2) },
+      { expected: row(policy("gone")), next: policy("gone", 10, 2) },
+    ]);
+    assert.deepEqual(applied, [true, false, false]);
+    assert.deepEqual(await store.listPolicies(), [row(policy("a", 10, 2)), row(policy("b", 2))]);
+    assert.deepEqual(await store.replacePolicies([{ expected: a!, next: policy("a", 11, 3) }]), [false], "stale");
+    assert.deepEqual(
+      await store.replacePolicies([{ expected: row(policy("a", 10, 1)), next: policy("a", 11, 3) }]),
+      [false],
+      "same bytes under another key version is another row",
+    );
+    assert.deepEqual(await store.replacePolicies([]), []);
+    // A null replacement deletes the row, only as read.
+    const [a2, b2] = await store.listPolicies();
+    await store.upsertPolicy(policy("b", 3));
+    assert.deepEqual(
+      await store.replacePolicies([{ expected: a2!, next: null }, { expected: b2!, next: null }]),
+      [true, false],
+    );
+    assert.deepEqual(await store.listPolicies(), [row(policy("b", 3))]);
+  });
+
+  test("policies: rows of an older store are plain until sealed, once", async (store) => {
+    const rows = await store.listPolicies();
+    assert.deepEqual(rows, [
+      { kind: "plain", name: "alpha", record: plainPolicy("alpha", 1) },
+      { kind: "plain", name: "beta", record: plainPolicy("beta", 2) },
+    ]);
+    assert.deepEqual(await store.getPolicy("beta"), rows[1]);
+    const before = await store.policyGeneration();
+    // Two Nexus sealing the same rows at once: each row is sealed by exactly one of them.
+    const first = await store.replacePolicies([{ expected: rows[0]!, next: policy("alpha", 1) }]);
+    const second = await store.replacePolicies(rows.map((r) => ({ expected: r, next: policy(r.name, 2) })));
+    assert.deepEqual(first, [true]);
+    assert.deepEqual(second, [false, true]);
+    assert.notEqual(await store.policyGeneration(), before, "sealing changes the generation");
+    assert.deepEqual(await store.listPolicies(), [row(policy("alpha", 1)), row(policy("beta", 2))]);
+    // An upsert over a plain row seals it too.
+    await store.upsertPolicy(policy("beta", 3));
+    assert.deepEqual(await store.getPolicy("beta"), row(policy("beta", 3)));
+    assert.equal(await store.deletePolicy("alpha"), true);
+  }, { plainPolicies: [plainPolicy("beta", 2), plainPolicy("alpha", 1)] });
 
   test("policyGeneration changes with every policy write, not with reads or other writes", async (store) => {
     const start = await store.policyGeneration();
@@ -448,10 +554,12 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     };
     await store.upsertPolicy(policy("a"));
     await changed("create");
-    await store.upsertPolicy({ ...policy("a", 5), pathPattern: "^other$" });
+    await store.upsertPolicy(policy("a", 5));
     await changed("update");
     await store.upsertPolicy(policy("b"));
     await changed("a second policy");
+    await store.replacePolicies([{ expected: row(policy("b")), next: policy("b", 2, 2) }]);
+    await changed("a replacement");
     assert.equal(await store.deletePolicy("a"), true);
     await changed("delete");
   });
@@ -502,9 +610,17 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     await assert.rejects(store.writeSecret("", 0, good), TypeError);
     await assert.rejects(store.writeSecret("p", 0, { ...good, updatedTime: new Date(NaN) }), TypeError);
     await assert.rejects(store.upsertPolicy({ ...policy("p"), name: "" }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), keyVersion: 0 }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), keyVersion: 1.5 }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), sealed: "x" as unknown as Uint8Array }), TypeError);
+    await assert.rejects(
+      store.replacePolicies([{ expected: row(policy("p")), next: policy("q") }]),
+      TypeError,
+      "a replacement names one row",
+    );
     // Text no backend can keep as given: NUL (Postgres refuses it) and lone surrogates (become U+FFFD).
-    await assert.rejects(store.upsertPolicy({ ...policy("p"), pathPattern: "^a\0b$" }), TypeError);
-    await assert.rejects(store.upsertPolicy({ ...policy("p"), spiffeIdPattern: "^\ud800$" }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), name: "a\0b" }), TypeError);
+    await assert.rejects(store.upsertPolicy({ ...policy("p"), name: "\ud800" }), TypeError);
     await assert.rejects(store.writeSecret("a\0b", 0, recordOf([version(1)])), TypeError);
     await assert.rejects(store.putMeta("", new Uint8Array(1)), TypeError);
     assert.equal(await store.hasData(), false);
@@ -526,6 +642,230 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     assert.equal(owners.size, writers, "no writer's version was overwritten by another");
   });
 
+  test("secret versions keep the root key version they were sealed under; changing only it rewrites the row", async (store) => {
+    await store.writeSecret("p", 0, recordOf([version(1), version(2, null, bytesOf("v2"), 3)]));
+    const read = await store.readSecret("p");
+    assert.deepEqual([...read!.versions.values()].map((v) => v.keyVersion), [1, 3]);
+    const resealed = recordOf([version(1, null, bytesOf("sealed-1"), 4), version(2, null, bytesOf("v2"), 3)]);
+    assert.equal(await store.writeSecret("p", 1, resealed, { sealedUnder: 4 }), true);
+    assertSameRecord(await store.readSecret("p"), resealed);
+    await assert.rejects(store.writeSecret("q", 0, recordOf([version(1, null, bytesOf("x"), 0)])), TypeError);
+  });
+
+  test("key state: starts at version 1, idle; changes by compare-and-swap; malformed changes are refused", async (store) => {
+    const initial = await store.keyState();
+    assert.deepEqual(
+      initial,
+      {
+        revision: 1,
+        currentVersion: 1,
+        phase: "idle",
+        targetVersion: null,
+        targetCheck: null,
+        minWriteVersion: 1,
+        leaseOwner: null,
+        leaseUntil: null,
+        startedAt: null,
+        toReseal: 0,
+      } satisfies KeyState,
+    );
+    const preparing: KeyStateChange = {
+      currentVersion: 1,
+      phase: "preparing",
+      targetVersion: 2,
+      targetCheck: bytesOf("check-2"),
+      minWriteVersion: 1,
+      leaseOwner: "nexus-a",
+      leaseUntil: at(30),
+      startedAt: at(0),
+      toReseal: 0,
+    };
+    assert.equal(await store.changeKeyState(1, preparing), true);
+    assert.equal(await store.changeKeyState(1, { ...preparing, leaseOwner: "nexus-b" }), false, "stale revision");
+    assert.deepEqual(await store.keyState(), { ...preparing, revision: 2 });
+    const sealing = { ...preparing, phase: "sealing" as const, minWriteVersion: 2, toReseal: 7 };
+    assert.equal(await store.changeKeyState(2, sealing), true);
+    assert.deepEqual(await store.keyState(), { ...sealing, revision: 3 });
+    for (
+      const bad of [
+        { ...sealing, phase: "spinning" },
+        { ...sealing, targetVersion: null },
+        { ...sealing, phase: "idle" },
+        { ...sealing, minWriteVersion: 0 },
+        { ...sealing, leaseUntil: new Date(NaN) },
+      ]
+    ) {
+      await assert.rejects(store.changeKeyState(3, bad as KeyStateChange), TypeError, JSON.stringify(bad));
+    }
+    assert.equal((await store.keyState()).revision, 3);
+  });
+
+  test("key state: the end of a rotation applies only once nothing is sealed below the new version", async (store) => {
+    await store.writeSecret("a", 0, recordOf([version(1, null, bytesOf("a1"), 1), version(2, null, bytesOf("a2"), 2)]));
+    await store.upsertPolicy(policy("p", 1, 1));
+    const done: KeyStateChange = { ...INITIAL, currentVersion: 2, minWriteVersion: 2 };
+    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 1, customMetadata: 0, policies: 1 });
+    assert.equal(await store.changeKeyState(1, done, { requireNoneBelow: 2 }), false);
+    await store.writeSecret(
+      "a",
+      1,
+      recordOf([version(1, null, bytesOf("a1'"), 2), version(2, null, bytesOf("a2"), 2)]),
+    );
+    assert.equal(await store.changeKeyState(1, done, { requireNoneBelow: 2 }), false, "the policy is still below");
+    const [row] = await store.listPolicies();
+    assert.deepEqual(await store.replacePolicies([{ expected: row!, next: policy("p", 2, 2) }]), [true]);
+    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 0, customMetadata: 0, policies: 0 });
+    assert.equal(await store.changeKeyState(1, done, { requireNoneBelow: 2 }), true);
+    assert.equal((await store.keyState()).currentVersion, 2);
+  });
+
+  test("writes sealed under a version below the minimum are refused, and change nothing", async (store) => {
+    await store.writeSecret("a", 0, recordOf([version(1)]), { sealedUnder: 1 });
+    await store.upsertPolicy(policy("p", 1, 1));
+    const raised: KeyStateChange = { ...INITIAL, minWriteVersion: 2 };
+    assert.equal(await store.changeKeyState(1, raised), true);
+    const stale = (e: unknown) =>
+      e instanceof StaleKeyVersionError && e.sealedUnder === 1 && e.minWriteVersion === 2 &&
+      /version 1.*version 2/.test(e.message);
+    const next = recordOf([version(1), version(2)]);
+    await assert.rejects(store.writeSecret("a", 1, next, { sealedUnder: 1 }), stale);
+    await assert.rejects(store.writeSecret("new", 0, next, { sealedUnder: 1 }), stale);
+    await assert.rejects(store.upsertPolicy(policy("p", 2, 1)), stale);
+    await assert.rejects(store.upsertPolicy(policy("q", 2, 1)), stale);
+    const [row] = await store.listPolicies();
+    await assert.rejects(store.replacePolicies([{ expected: row!, next: policy("p", 3, 1) }]), stale);
+    await assert.rejects(
+      store.writeSecrets([
+        { path: "b", expectedRevision: 0, next, sealedUnder: 2 },
+        { path: "c", expectedRevision: 0, next, sealedUnder: 1 },
+      ]),
+      stale,
+    );
+    assert.equal((await store.readSecret("a"))?.revision, 1);
+    assert.deepEqual(await store.listSecretPaths(), ["a"], "nothing of the refused batch was written");
+    assert.deepEqual(await store.getPolicy("p"), row);
+    assert.equal(await store.getPolicy("q"), undefined);
+    // A write that seals nothing new (a delete) and writes at the minimum go through.
+    assert.equal(await store.writeSecret("a", 1, recordOf([version(1, 9)])), true);
+    assert.equal(await store.writeSecret("a", 2, next, { sealedUnder: 2 }), true);
+    await store.upsertPolicy(policy("p", 4, 2));
+  });
+
+  test("writeSecrets: one commit, a compare-and-swap per write", async (store) => {
+    await store.writeSecret("b", 0, recordOf([version(1)]));
+    const next = recordOf([version(1), version(2)]);
+    assert.deepEqual(
+      await store.writeSecrets([
+        { path: "a", expectedRevision: 0, next, sealedUnder: 1 },
+        { path: "b", expectedRevision: 7, next, sealedUnder: 1 },
+        { path: "b2", expectedRevision: 0, next },
+      ]),
+      [true, false, true],
+    );
+    assert.deepEqual(await store.listSecretPaths(), ["a", "b", "b2"]);
+    assert.equal((await store.readSecret("b"))?.versions.size, 1);
+    assert.deepEqual(await store.writeSecrets([]), []);
+    await assert.rejects(store.writeSecrets([{ path: "", expectedRevision: 0, next }]), TypeError);
+  });
+
+  test("secretPathsSealedBelow pages through paths with an old version, in order", async (store) => {
+    for (const [path, keyVersions] of [["d", [2]], ["b", [1, 2]], ["a", [1]], ["c", [2, 2]], ["e", [3, 1]]] as const) {
+      await store.writeSecret(
+        path,
+        0,
+        recordOf(keyVersions.map((k, i) => version(i + 1, null, bytesOf(`${path}${i}`), k))),
+      );
+    }
+    assert.deepEqual(await store.secretPathsSealedBelow(2, "", 10), ["a", "b", "e"]);
+    assert.deepEqual(await store.secretPathsSealedBelow(2, "", 2), ["a", "b"]);
+    assert.deepEqual(await store.secretPathsSealedBelow(2, "b", 2), ["e"]);
+    assert.deepEqual(await store.secretPathsSealedBelow(3, "b", 10), ["c", "d", "e"]);
+    assert.deepEqual(await store.secretPathsSealedBelow(1, "", 10), []);
+    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 3, customMetadata: 0, policies: 0 });
+    await assert.rejects(store.secretPathsSealedBelow(0, "", 1), TypeError);
+    await assert.rejects(store.secretPathsSealedBelow(2, "", 0), TypeError);
+  });
+
+  test("once the minimum is raised, no write sealed under the old version commits", async (store) => {
+    // Writes in flight while the minimum goes up: each one either committed
+    // before the change (and is counted right after it) or is refused.
+    const next = recordOf([version(1)]);
+    const writes = Array.from(
+      { length: 60 },
+      (_, i) => store.writeSecret(`w/${i}`, 0, next, { sealedUnder: 1 }).catch((e) => e),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    assert.equal(await store.changeKeyState(1, { ...INITIAL, minWriteVersion: 2 }), true);
+    const atChange = (await store.countSealedBelow(2)).secretVersions;
+    const results = await Promise.all(writes);
+    assert.equal((await store.countSealedBelow(2)).secretVersions, atChange, "nothing old committed after the change");
+    assert.equal(results.filter((r) => r === true).length, atChange);
+    assert.ok(results.every((r) => r === true || r instanceof StaleKeyVersionError));
+  });
+
+  test("custom metadata counts under its key version: scanned, counted, and it holds up the end of a rotation", async (store) => {
+    const meta = (keyVersion: number) => ({ sealed: bytesOf(`meta-${keyVersion}`), keyVersion });
+    // "m": its versions are under 2, its custom metadata under 1, so only the metadata makes it old.
+    await store.writeSecret("m", 0, { ...recordOf([version(1, null, bytesOf("m1"), 2)]), customMetadata: meta(1) });
+    await store.writeSecret("n", 0, { ...recordOf([version(1, null, bytesOf("n1"), 2)]), customMetadata: meta(2) });
+    await store.writeSecret("o", 0, recordOf([version(1, null, bytesOf("o1"), 1)]));
+    assert.deepEqual(await store.secretPathsSealedBelow(2, "", 10), ["m", "o"]);
+    assert.deepEqual(await store.secretPathsSealedBelow(2, "m", 10), ["o"]);
+    assert.deepEqual(await store.secretPathsSealedBelow(2, "", 1), ["m"]);
+    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 1, customMetadata: 1, policies: 0 });
+    const done: KeyStateChange = { ...INITIAL, currentVersion: 2, minWriteVersion: 2 };
+    await store.writeSecret("o", 1, recordOf([version(1, null, bytesOf("o1'"), 2)]), { sealedUnder: 2 });
+    assert.equal(await store.changeKeyState(1, done, { requireNoneBelow: 2 }), false, "m's metadata is still below");
+    const m = await store.readSecret("m");
+    const resealed = { ...m!, customMetadata: meta(2) };
+    assert.equal(await store.writeSecret("m", m!.revision, resealed, { sealedUnder: 2 }), true);
+    assert.deepEqual(await store.countSealedBelow(2), { secretVersions: 0, customMetadata: 0, policies: 0 });
+    assert.deepEqual(await store.secretPathsSealedBelow(2, "", 10), []);
+    assert.equal(await store.changeKeyState(1, done, { requireNoneBelow: 2 }), true);
+  });
+
+  test("the write gate covers moves and custom metadata; removals, destroys and expiry changes seal nothing and pass", async (store) => {
+    const old = { sealed: bytesOf("meta"), keyVersion: 1 };
+    await store.writeSecret("a", 0, { ...recordOf([version(1), version(2)]), customMetadata: old }, { sealedUnder: 1 });
+    await store.writeSecret("b", 0, recordOf([version(1)]), { sealedUnder: 1 });
+    await store.writeSecret("c", 0, recordOf([version(1)]), { sealedUnder: 1 });
+    const sealing: KeyStateChange = {
+      ...INITIAL,
+      phase: "sealing",
+      targetVersion: 2,
+      targetCheck: bytesOf("check-2"),
+      minWriteVersion: 2,
+    };
+    assert.equal(await store.changeKeyState(1, sealing), true);
+    const stale = (e: unknown) => e instanceof StaleKeyVersionError && e.sealedUnder === 1 && e.minWriteVersion === 2;
+    // A move re-seals for the new path: under the old version it is refused whole.
+    const movedStale = recordOf([version(1), version(2)]);
+    await assert.rejects(store.moveSecret("a", 1, "a2", 0, movedStale, { sealedUnder: 1 }), stale);
+    assert.equal((await store.readSecret("a"))?.revision, 1);
+    assert.equal(await store.readSecret("a2"), undefined);
+    // Custom metadata sealed under the old version is refused too.
+    const a = await store.readSecret("a");
+    const relabelled = { ...a!, customMetadata: { sealed: bytesOf("new"), keyVersion: 1 } };
+    await assert.rejects(store.writeSecret("a", 1, relabelled, { sealedUnder: 1 }), stale);
+    // Under the new version both go through.
+    const moved: SecretRecord = {
+      ...recordOf([version(1, null, bytesOf("r1"), 2), version(2, null, bytesOf("r2"), 2)]),
+      customMetadata: { sealed: bytesOf("r-meta"), keyVersion: 2 },
+    };
+    assert.equal(await store.moveSecret("a", 1, "a2", 0, moved, { sealedUnder: 2 }), true);
+    assertSameRecord(await store.readSecret("a2"), moved);
+    // What seals nothing passes while the minimum is raised: a destroy (empty bytes, the version
+    // kept) with an expiry set, and the removal of a path (metadata delete, expiry sweep).
+    const destroyed: SecretRecord = { ...recordOf([version(1, 5, new Uint8Array(0), 1)]), expiresAt: at(90) };
+    assert.equal(await store.writeSecret("b", 1, destroyed), true);
+    assertSameRecord(await store.readSecret("b"), destroyed);
+    assert.equal(await store.deleteSecret("c", 1), true);
+    assert.deepEqual(await store.listSecretPaths(), ["a2", "b"]);
+    // A destroyed version keeps its key version until a rotation relabels it.
+    assert.deepEqual(await store.secretPathsSealedBelow(2, "", 10), ["b"]);
+    await assert.rejects(store.moveSecret("a2", 1, "a3", 0, moved, { sealedUnder: 0 }), TypeError);
+  });
+
   test("a closed store rejects; close is idempotent", async (store) => {
     await store.close();
     await store.close();
@@ -534,6 +874,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
     await assert.rejects(store.writeSecret("p", 0, recordOf([version(1)])));
     await assert.rejects(store.deleteSecret("p", 1));
     await assert.rejects(store.moveSecret("p", 1, "q", 0, recordOf([version(1)])));
+    await assert.rejects(store.writeSecrets([]));
+    await assert.rejects(store.keyState());
     await assert.rejects(store.hasData());
   });
 }

@@ -10,7 +10,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { systemRandom } from "../../lib/crypto/random.ts";
-import { generateRootKey, splitSecret } from "../../lib/crypto/shamir.ts";
+import { generateRootKey } from "../../lib/crypto/root_key.ts";
+import { splitSecret } from "../../lib/crypto/shamir.ts";
+import { SQLITE_FILE_NAME } from "../../lib/store/sqlite_files.ts";
 import { formatRecoveryShard } from "../../lib/pilot/recovery_file.ts";
 import { type CommandResult, freePort, runSpike, SpikeProcess, waitForReady } from "./process.ts";
 
@@ -22,6 +24,10 @@ export interface RestoredNexus {
   readonly dir: string;
   /** `https://127.0.0.1:<port>`. */
   readonly url: string;
+  /** The API port (also serves the plain `/ready` and `/metrics`). */
+  readonly port: number;
+  /** The SQLite file, when Nexus runs on SQLite. */
+  readonly sqliteFile?: string;
   /** The current Nexus process (replaced by `restart`). */
   readonly process: SpikeProcess;
   /** Mints an SVID for `spiffe://spike.ist/<idPath>` into `out` (default a fresh directory); returns the directory. */
@@ -46,12 +52,22 @@ export function exits(result: CommandResult, code: number, what: string): Comman
   return result;
 }
 
-/** Starts Nexus, restores its key, and leaves a superuser identity ready; `nexusEnv` adds Nexus settings. */
-export async function startRestoredNexus(
-  prefix: string,
-  options: { nexusEnv?: (dir: string) => Record<string, string> } = {},
-): Promise<RestoredNexus> {
+/** Options of {@linkcode startRestoredNexus}. */
+export interface RestoredNexusOptions {
+  /** Run on this Postgres database instead of SQLite. */
+  readonly postgresUrl?: string;
+  /** The root key to restore (default: a fresh random one); the caller owns it. */
+  readonly rootKey?: Uint8Array;
+  /** Called with the data directory before Nexus first starts (to lay down an older store). */
+  prepare?(dataDir: string): Promise<void>;
+  /** Nexus settings added to its environment, given the fixture's directory. */
+  nexusEnv?(dir: string): Record<string, string>;
+}
+
+/** Starts Nexus, restores its key, and leaves a superuser identity ready. */
+export async function startRestoredNexus(prefix: string, options: RestoredNexusOptions = {}): Promise<RestoredNexus> {
   const dir = await Deno.makeTempDir({ prefix });
+  const dataDir = join(dir, "data");
   const ca = join(dir, "ca");
   const port = freePort();
   const url = `https://127.0.0.1:${port}`;
@@ -76,14 +92,17 @@ export async function startRestoredNexus(
     SPIKE_PILOT_RECOVERY_DIR: join(dir, "recover"),
     ...extra,
   });
-  const shares = splitSecret(generateRootKey(systemRandom), 3, 2);
+  const shares = splitSecret(options.rootKey ?? generateRootKey(systemRandom), 3, 2);
+  const backend: Record<string, string> = options.postgresUrl
+    ? { SPIKE_NEXUS_BACKEND_STORE: "postgres", SPIKE_NEXUS_POSTGRES_URL: options.postgresUrl }
+    : { SPIKE_NEXUS_BACKEND_STORE: "sqlite", SPIKE_NEXUS_DATA_DIR: dataDir };
+  await options.prepare?.(dataDir);
   const start = async () => {
     const child = new SpikeProcess(["nexus"], {
       env: {
         SPIKE_SVID_DIR: nexusId,
         SPIKE_NEXUS_TLS_PORT: `127.0.0.1:${port}`,
-        SPIKE_NEXUS_BACKEND_STORE: "sqlite",
-        SPIKE_NEXUS_DATA_DIR: join(dir, "data"),
+        ...backend,
         SPIKE_NEXUS_KEEPER_PEERS: "",
         ...options.nexusEnv?.(dir),
       },
@@ -95,6 +114,8 @@ export async function startRestoredNexus(
   const fixture: RestoredNexus = {
     dir,
     url,
+    port,
+    ...(options.postgresUrl ? {} : { sqliteFile: join(dataDir, SQLITE_FILE_NAME) }),
     get process() {
       return process;
     },

@@ -55,6 +55,29 @@ function cipherFailed(): ApiError {
   return badRequest("ciphertext could not be decrypted");
 }
 
+/**
+ * Decrypts with the write key, then with the other root key version held
+ * (during a rotation, ciphertexts made just before it began still open; once
+ * the old key is dropped they no longer do, see docs/CRYPTO.md).
+ */
+async function withAnyKey(
+  input: RouteInput,
+  decrypt: (key: CryptoKey) => Promise<Uint8Array>,
+): Promise<Uint8Array> {
+  const { keys } = input.deps;
+  const versions = [keys.writeVersion, ...keys.heldVersions().filter((v) => v !== keys.writeVersion)];
+  for (const version of versions) {
+    const key = keys.keysFor(version)?.cipher;
+    if (!key) continue;
+    try {
+      return await decrypt(key);
+    } catch {
+      // Another version's key may open it.
+    }
+  }
+  throw cipherFailed();
+}
+
 /** The cipher routes. */
 export const cipherRoutes: readonly Route[] = [
   {
@@ -89,14 +112,9 @@ export const cipherRoutes: readonly Route[] = [
     admit: () => true,
     async handle(input) {
       await admitCipher(input);
-      const key = input.deps.keys.keys().cipher;
       if (input.contentType === OCTET_STREAM) {
         checkSize(input.body, input);
-        try {
-          return octets(await open(key, input.body, CIPHER_AAD));
-        } catch {
-          throw cipherFailed();
-        }
+        return octets(await withAnyKey(input, (key) => open(key, input.body, CIPHER_AAD)));
       }
       const b = v.object(parseJsonBody(input.body));
       if (b.version !== undefined && b.version !== 1) throw badRequest("version must be 1");
@@ -106,12 +124,7 @@ export const cipherRoutes: readonly Route[] = [
       if (nonce.length !== NONCE_BYTES) throw badRequest("nonce must be 12 bytes");
       if (ciphertext.length < TAG_BYTES) throw cipherFailed();
       checkSize(ciphertext, input);
-      let plaintext: Uint8Array;
-      try {
-        plaintext = await decryptGcm(key, nonce, ciphertext, CIPHER_AAD);
-      } catch {
-        throw cipherFailed();
-      }
+      const plaintext = await withAnyKey(input, (key) => decryptGcm(key, nonce, ciphertext, CIPHER_AAD));
       try {
         return { plaintext: encodeBase64(plaintext) };
       } finally {

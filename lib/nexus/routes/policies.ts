@@ -2,15 +2,24 @@
  * `/v1/acl/policy`: upsert by name, get, delete, list. Guarded by
  * permissions on the reserved path `spike/system/acl`.
  *
+ * Policies are sealed in the store (`policy_seal.ts`), so the store cannot
+ * filter or read them: `get` and `list` answer from the policy snapshot's
+ * opened copy of the current generation (the same one authorization uses),
+ * and the `list` filter is applied here. A row that failed authentication is
+ * absent to both; `delete` still removes it by name, which is how an
+ * operator clears a tampered row.
+ *
  * @module
  */
 import { ApiError, badRequest } from "../../api/errors.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
+import { StaleKeyVersionError } from "../../store/errors.ts";
 import type { PolicyRecord } from "../../store/types.ts";
 import { ACL_PATH } from "../authorizer.ts";
 import { parseJsonBody } from "../../api/body.ts";
 import { compileLinear } from "../linear_regex.ts";
+import { openPolicy, sealPolicy } from "../policy_seal.ts";
 import { authorize, policyCallers, requireStore, type Route, type RouteInput } from "../route.ts";
 
 function body(input: RouteInput): Record<string, unknown> {
@@ -36,6 +45,28 @@ function optionalFilter(value: unknown, field: string): string | undefined {
   return value;
 }
 
+/**
+ * When the policy named `name` was first created, from its stored row; an
+ * upsert keeps it. `undefined` for a new name, and for a row that does not
+ * open (the upsert then replaces the tampered row with an authentic one).
+ */
+async function storedCreatedAt(input: RouteInput, name: string): Promise<Date | undefined> {
+  const { deps } = input;
+  const row = await requireStore(deps).getPolicy(name);
+  if (!row) return undefined;
+  if (row.kind === "sealed" && !deps.keys.holds(row.keyVersion)) await deps.keyManager.catchUp();
+  const key = row.kind === "sealed" ? deps.keys.keysFor(row.keyVersion)?.policies : undefined;
+  if (row.kind === "sealed" && key) {
+    try {
+      return (await openPolicy(key, row)).createdAt;
+    } catch {
+      // Tampered: reported below, and replaced by this write.
+    }
+  }
+  deps.log.warn("policy write replaces a stored row that failed authentication", { policy: name });
+  return undefined;
+}
+
 /** The policy routes. */
 export const policyRoutes: readonly Route[] = [
   {
@@ -59,16 +90,24 @@ export const policyRoutes: readonly Route[] = [
       // regex library behind it) loads on the first policy write, not at start.
       const { spiffeIdPattern: checkSpiffeIdPattern } = await import("../../api/spiffe_id_pattern.ts");
       checkSpiffeIdPattern(spiffeIdPattern, "spiffeidPattern");
-      const now = input.deps.clock();
-      const saved = await requireStore(input.deps).upsertPolicy({
-        name,
-        spiffeIdPattern,
-        pathPattern,
-        permissions,
-        createdAt: now,
-        updatedAt: now,
-      });
-      return { id: saved.name };
+      const { deps } = input;
+      const store = requireStore(deps);
+      const now = deps.clock();
+      const createdAt = await storedCreatedAt(input, name) ?? now;
+      const record: PolicyRecord = { name, spiffeIdPattern, pathPattern, permissions, createdAt, updatedAt: now };
+      for (let attempt = 0;; attempt++) {
+        const keys = deps.keys.keys();
+        try {
+          await store.upsertPolicy(await sealPolicy(keys.policies, keys.version, record, deps.random));
+          return { id: name };
+        } catch (error) {
+          // Another Nexus rotated the root key: fetch the new one and seal again.
+          if (!(error instanceof StaleKeyVersionError) || attempt >= 3) throw error;
+          if (!await deps.keyManager.catchUp()) {
+            throw new ApiError("state_not_ready", "the store takes new data under a root key version not held");
+          }
+        }
+      }
     },
   },
   {
@@ -79,7 +118,7 @@ export const policyRoutes: readonly Route[] = [
     async handle(input) {
       const id = v.name(body(input).id, "id");
       await authorize(input, ACL_PATH, ["read"]);
-      const policy = await requireStore(input.deps).getPolicy(id);
+      const policy = (await input.deps.policies.generation(requireStore(input.deps))).byName.get(id);
       if (!policy) throw new ApiError("api_not_found");
       return policyView(policy);
     },
@@ -106,7 +145,7 @@ export const policyRoutes: readonly Route[] = [
       const byId = optionalFilter(b.spiffeidPattern, "spiffeidPattern");
       const byPath = optionalFilter(b.pathPattern, "pathPattern");
       await authorize(input, ACL_PATH, ["list"]);
-      const policies = (await requireStore(input.deps).listPolicies())
+      const policies = (await input.deps.policies.generation(requireStore(input.deps))).authentic
         .filter((p) => byId === undefined || p.spiffeIdPattern === byId)
         .filter((p) => byPath === undefined || p.pathPattern === byPath)
         .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);

@@ -20,6 +20,7 @@ export function service(input: RouteInput): SecretService {
     random: deps.random,
     maxVersions: deps.settings.maxSecretVersions,
     writes: deps.secretWrites,
+    keyCatchUp: deps.keyManager,
   });
 }
 

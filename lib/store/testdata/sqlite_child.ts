@@ -36,7 +36,9 @@ function open(dir: string): SqliteStore {
 }
 
 function versionHolding(text: string) {
-  return recordOf([{ version: 1, createdTime: new Date(), deletedTime: null, sealed: encoder.encode(text) }]);
+  return recordOf([
+    { version: 1, createdTime: new Date(), deletedTime: null, sealed: encoder.encode(text), keyVersion: 1 },
+  ]);
 }
 
 const store = open(dataDir);
