@@ -368,12 +368,14 @@ export function spikeGoBinaries(): { nexus: string; keeper: string; bootstrap: s
  * Starts SPIKE's Go stack from `SPIKE_GO_BIN`: three Keepers, Nexus on
  * SQLite, `bootstrap -init`, then writes {@linkcode BENCH_SECRET} with
  * SPIKE's own CLI. Each process gets its SVID from its own Workload API
- * socket served by this process.
+ * socket served by this process. `options.extraNexusEnv` is added to
+ * Nexus's environment.
  */
 export async function startSpikeGoStack(
   dir: string,
   ids: DevIdentities,
   bins: NonNullable<ReturnType<typeof spikeGoBinaries>>,
+  options: { extraNexusEnv?: Record<string, string> } = {},
 ): Promise<BenchStack> {
   const host = "127.0.0.1";
   const apis: WorkloadApiServer[] = [];
@@ -410,6 +412,7 @@ export async function startSpikeGoStack(
     SPIFFE_ENDPOINT_SOCKET: await socketFor("nexus"),
     SPIKE_NEXUS_TLS_PORT: `${host}:${nexusPort}`,
     SPIKE_NEXUS_DATA_DIR: join(dir, "spike-go-data"),
+    ...options.extraNexusEnv,
   };
   await Deno.mkdir(nexusEnv.SPIKE_NEXUS_DATA_DIR, { recursive: true, mode: 0o700 });
   const pilotEnv = { ...common, SPIFFE_ENDPOINT_SOCKET: await socketFor("pilot-superuser") };

@@ -38,6 +38,7 @@ import { startKeeperSync } from "../lib/nexus/keeper_sync.ts";
 import { KeyManager } from "../lib/nexus/key_manager.ts";
 import { offerRootKey } from "../lib/nexus/key_installer.ts";
 import { KeyRotation } from "../lib/nexus/key_rotation.ts";
+import { KeyedQueue } from "../lib/nexus/keyed_queue.ts";
 import { RootKeyState } from "../lib/nexus/root_key_state.ts";
 import { secretAad, SecretService } from "../lib/nexus/secret_service.ts";
 import { isKeeper, trustRoots } from "../lib/spiffe/roles.ts";
@@ -225,6 +226,7 @@ async function runStore(kind: "sqlite" | "postgres", settings: Settings, dir: st
       random: systemRandom,
       maxVersions: settings.versions,
       keyCatchUp: manager,
+      writes: new KeyedQueue(),
     });
     const load = readLoad(service, paths, settings);
     await new Promise((resolve) => setTimeout(resolve, settings.beforeMs));

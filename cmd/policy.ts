@@ -9,7 +9,8 @@ import { outputFormat, renderStructured } from "../lib/cli/format.ts";
 import type { CliIo } from "../lib/cli/io.ts";
 import { type Permission, PERMISSIONS } from "../lib/api/validate.ts";
 import { ApiCallError } from "../lib/client/errors.ts";
-import type { NexusClient, PolicyInput } from "../lib/client/nexus_client.ts";
+import type { PolicyInput } from "../lib/client/nexus_client.ts";
+import { deletePolicyByName, getPolicyByName, policyExists } from "../lib/client/policy_by_name.ts";
 import { withNexus } from "./pilot_session.ts";
 
 const FORMAT_OPTION = {
@@ -79,7 +80,9 @@ export function parsePolicyFile(text: string, source: string, parseYaml: (text: 
 /**
  * Sends a policy; a 400 gets a message naming what Nexus checks. With
  * `createOnly`, a policy of that name must not exist yet (checked first, as
- * SPIKE's pilot does; Nexus itself only knows upsert).
+ * SPIKE's pilot does; Nexus itself only knows upsert). Reads and deletes by
+ * name go through lib/client/policy_by_name.ts, so a missing name is "not
+ * found" (exit 3) against SPIKE's Nexus too.
  */
 async function savePolicy(io: CliIo, policy: PolicyInput, createOnly: boolean): Promise<void> {
   await withNexus(io, async ({ nexus }) => {
@@ -100,16 +103,6 @@ async function savePolicy(io: CliIo, policy: PolicyInput, createOnly: boolean): 
       throw error;
     }
   });
-}
-
-async function policyExists(nexus: NexusClient, name: string): Promise<boolean> {
-  try {
-    await nexus.getPolicy(name);
-    return true;
-  } catch (error) {
-    if (error instanceof ApiCallError && error.status === 404) return false;
-    throw error;
-  }
 }
 
 /** The policy flags of `create` and `apply`; `--spiffeid` and `--path` are older SPIKE spellings. */
@@ -255,7 +248,7 @@ export const policyCommand: CommandSpec = {
       run: async ({ positionals, options, io }) => {
         const format = outputFormat(options.format);
         const name = positionals[0] ?? requireString(options, "name");
-        const policy = await withNexus(io, ({ nexus }) => nexus.getPolicy(name));
+        const policy = await withNexus(io, ({ nexus }) => getPolicyByName(nexus, name));
         if (format !== "human") {
           io.stdout(await renderStructured(policy, format));
           return 0;
@@ -287,7 +280,7 @@ export const policyCommand: CommandSpec = {
         if (!options.yes && !await confirm(io, `Delete policy '${name}'?`)) {
           throw new CliError("not deleted (answer 'y' or pass --yes)");
         }
-        await withNexus(io, ({ nexus }) => nexus.deletePolicy(name));
+        await withNexus(io, ({ nexus }) => deletePolicyByName(nexus, name));
         io.stderr(`OK: policy ${name} deleted\n`);
         return 0;
       },

@@ -369,10 +369,32 @@ Deno.test("mTLS + sqlite-worker: concurrent clients on the worker-committed stor
     const seen = await Promise.all(range(1, 20).map((v) => writers[0]!.getSecret("app/contended", v)));
     assert.deepEqual(seen.map((x) => Number(x.writer)).sort((a, b) => a - b), range(0, 19));
     // The writes really went through the worker.
-    assert.ok("stats" in fixture.store, "SPIKE_NEXUS_BACKEND_STORE=sqlite-worker did not open the worker store");
+    assert.equal(
+      fixture.store.thread,
+      "worker",
+      "SPIKE_NEXUS_BACKEND_STORE=sqlite-worker did not open the worker store",
+    );
     assert.ok((fixture.store as SqliteWorkerStore).stats().writes >= 20);
   } finally {
     await fixture.close();
+  }
+});
+
+Deno.test("mTLS + sqlite: SPIKE_NEXUS_DB_SYNCHRONOUS reaches the store's connection; puts work at each level", async () => {
+  for (const [level, pragma] of [["full", 1], ["normal", 1], ["off", 0]] as const) {
+    const fixture = await startFixture(level === "full" ? {} : { SPIKE_NEXUS_DB_SYNCHRONOUS: level });
+    try {
+      assert.equal(fixture.store.thread, "main");
+      assert.equal(fixture.store.synchronous, level);
+      // At full the in-thread store runs its connection at NORMAL and fsyncs the WAL itself.
+      assert.equal(await fixture.store.synchronousPragma(), pragma);
+      const admin = await fixture.client(spikeIdFor("pilot_superuser"));
+      await Promise.all(range(0, 9).map((i) => admin.putSecret(`app/level/${i}`, { level })));
+      assert.deepEqual(await admin.getSecret("app/level/9"), { level });
+      assert.ok(fixture.store.stats().writes >= 10);
+    } finally {
+      await fixture.close();
+    }
   }
 });
 

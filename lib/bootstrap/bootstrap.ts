@@ -6,7 +6,7 @@
  * Before making a key it asks Nexus what it holds (a throw-away verify call):
  * `503` with `initialized: false` means a new deployment; `503` with
  * `initialized: true` means Nexus keeps data sealed under some earlier key;
- * `400` means a key is loaded. Nexus itself never accepts a key that does not
+ * `400` (ours) or `500` (SPIKE's Nexus) means a key is loaded. Nexus itself never accepts a key that does not
  * open the check value stored with its data, so this probe is a courtesy that
  * stops Bootstrap before it hands the Keepers shards nobody can use.
  *
@@ -219,6 +219,10 @@ async function probeNexus(run: Run): Promise<NexusState> {
   );
   if (response.status === 503) return parse(response)?.initialized === true ? "has-data" : "empty";
   if (response.status === 400 || response.status === 200) return "has-key";
+  // SPIKE's Nexus answers 503 until it has a key, then 500 to a ciphertext
+  // that does not open under it: a key is loaded. Taking a 500 so is safe
+  // whatever caused it: with a key, nothing is ever handed out.
+  if (response.status === 500) return "has-key";
   throw new BootstrapError(`Nexus answered ${describe(response)} to the bootstrap probe`);
 }
 

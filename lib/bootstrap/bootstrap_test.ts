@@ -230,6 +230,39 @@ Deno.test("skipIfInitialized: a fresh deployment is bootstrapped; an initialized
   }
 });
 
+Deno.test("SPIKE's Nexus with a key answers the probe 500: refused, or success with skipIfInitialized; nothing handed out", async () => {
+  const f = await fixture();
+  // What SPIKE v0.8.2's Nexus answers a verify call whose ciphertext does not
+  // open under its loaded key (tests/spike_interop_test.ts runs the real one).
+  const probes: string[] = [];
+  const spikeNexus: MtlsClient = {
+    post(url) {
+      probes.push(String(url));
+      return Promise.resolve({
+        status: 500,
+        headers: { "content-type": "application/json" },
+        body: new TextEncoder().encode('{"err":"api_internal_error"}'),
+      });
+    },
+    request() {
+      return Promise.reject(new Error("bootstrap only POSTs"));
+    },
+    close() {},
+  };
+  try {
+    assert.equal(await f.bootstrap({ nexus: spikeNexus, skipIfInitialized: true }), "already-initialized");
+    await assert.rejects(
+      f.bootstrap({ nexus: spikeNexus }),
+      (e: Error) => e instanceof BootstrapError && /already running with a root key/.test(e.message),
+    );
+    assert.equal(probes.length, 2, "one probe each");
+    assert.ok(probes.every((url) => url.endsWith("/v1/bootstrap/verify")));
+    assert.ok(f.keepers.every((k) => !k!.shard.held), "nothing was handed out");
+  } finally {
+    await f.close();
+  }
+});
+
 Deno.test("skipIfInitialized: a Nexus with data but no key is waited for, never given a new key", async () => {
   const store = createMemoryStore();
   await writeRootKeyCheck(store, OLD_KEY, systemRandom);

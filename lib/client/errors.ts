@@ -89,6 +89,21 @@ const CLASS_OF_STATUS: ReadonlyMap<number, typeof ApiCallError> = new Map<number
 ]);
 
 /**
+ * A put carried one of our write extensions (`cas`, an expiry) to a Nexus
+ * that does not honour them: SPIKE's ignores fields it does not know, so the
+ * write would land unconditionally and never expire. It was not sent.
+ */
+export class UnsupportedExtensionError extends BadRequestError {
+  /** `feature`: what the put asked for; `answer`: what `GET /health` answered. */
+  constructor(feature: string, answer: string) {
+    super(400, "api_bad_request");
+    this.message = `this Nexus does not support ${feature}: it answered GET /health with ${answer}, so it is ` +
+      "not ours (SPIKE's Nexus ignores these fields and would write unconditionally, without expiry); " +
+      "nothing was written";
+  }
+}
+
+/**
  * The error for an answer with `status`: the subclass for that status, or a
  * plain {@linkcode ApiCallError} for one without (a proxy's 502, say).
  */

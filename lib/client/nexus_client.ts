@@ -8,7 +8,7 @@
 import type { ErrorCode } from "../api/errors.ts";
 import { type Action, PATHS, urlFor } from "../api/paths.ts";
 import type { Permission } from "../api/validate.ts";
-import { ApiCallError, apiCallError } from "./errors.ts";
+import { ApiCallError, apiCallError, UnsupportedExtensionError } from "./errors.ts";
 import type { Transport, TransportResponse } from "./transport.ts";
 
 /** One version's facts in {@linkcode SecretMetadata}. */
@@ -146,6 +146,8 @@ export type BatchReadResult =
 export class NexusClient {
   readonly #base: string;
   readonly #transport: Transport;
+  /** Whether Nexus is ours: `"yes"`, or the status its `GET /health` answered; asked once. */
+  #ours: Promise<string> | undefined;
 
   /** Creates a client for the Nexus at `baseUrl` (e.g. `https://localhost:8553`). */
   constructor(baseUrl: string, transport: Transport) {
@@ -156,10 +158,15 @@ export class NexusClient {
   /**
    * Writes a new version of a secret. With `cas` [ours], only when the
    * current version is that number (0: none); else a `ConflictError` (409).
-   * Without options the body is SPIKE's `{"path","values"}` exactly.
+   * Without options the body is SPIKE's `{"path","values"}` exactly. With
+   * `cas` or an expiry, the first such put of this client asks whether
+   * Nexus is ours and throws `UnsupportedExtensionError` before writing
+   * when it is not.
    */
   async putSecret(path: string, values: Readonly<Record<string, string>>, options: WriteOptions = {}): Promise<void> {
-    await this.#json(PATHS.secrets, "", { ...optionFields(options), path, values });
+    const extensions = optionFields(options);
+    if (Object.keys(extensions).length > 0) await this.#requireOurs("check-and-set (cas) and expiry on put");
+    await this.#json(PATHS.secrets, "", { ...extensions, path, values });
   }
 
   /**
@@ -361,6 +368,26 @@ export class NexusClient {
   /** Root key versions, rotation progress and Keepers [ours] (Pilot superuser). */
   async keyStatus(): Promise<Record<string, unknown>> {
     return await this.#json(PATHS.keyStatus, "", {});
+  }
+
+  /**
+   * Throws `UnsupportedExtensionError` unless Nexus is ours: ours answers
+   * `GET /health` with 200, SPIKE's (which has no such route) with 400. A
+   * put's extension fields are the only ones SPIKE's Nexus would silently
+   * ignore (its answer to our new actions is 400), so only they need this.
+   * Asked once per client; a transport without GET is taken at its word.
+   */
+  async #requireOurs(feature: string): Promise<void> {
+    if (this.#transport.request === undefined) return;
+    this.#ours ??= this.#transport.request("GET", `${this.#base}/health`).then(
+      (response) => response.status === 200 ? "yes" : `${response.status}`,
+      (error) => {
+        this.#ours = undefined;
+        throw error;
+      },
+    );
+    const answer = await this.#ours;
+    if (answer !== "yes") throw new UnsupportedExtensionError(feature, answer);
   }
 
   async #json(path: string, action: Action, body: unknown): Promise<Record<string, unknown>> {

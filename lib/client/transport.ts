@@ -1,5 +1,6 @@
 /**
- * What the typed clients need from the network: one POST. The mTLS client
+ * What the typed clients need from the network: a POST, and a GET where
+ * it can. The mTLS client
  * in `lib/spiffe/mtls_client.ts` provides it; tests may provide another.
  *
  * @module
@@ -15,8 +16,10 @@ export interface TransportResponse {
   readonly body: Uint8Array;
 }
 
-/** Sends one POST request. */
+/** Sends one POST request (and, where it can, a GET). */
 export interface Transport {
   /** POSTs `body` to `url`. */
   post(url: string, body: Uint8Array | string, headers?: Record<string, string>): Promise<TransportResponse>;
+  /** Sends any method (the mTLS client can); used to ask `GET /health` whether Nexus is ours. */
+  request?(method: string, url: string): Promise<TransportResponse>;
 }

@@ -17,6 +17,7 @@ import {
   parseNumber,
   parsePostgresUrl,
 } from "./parse.ts";
+import { SQLITE_SYNCHRONOUS_LEVELS, type SqliteSynchronous } from "../store/sqlite_types.ts";
 
 /** Environment variables as a plain record (tests pass their own). */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -69,6 +70,13 @@ export interface StoreConfig {
   readonly backendStore: BackendStore;
   /** `SPIKE_NEXUS_DATA_DIR` (default `~/.spike/data`); present exactly for the SQLite backends. */
   readonly dataDir?: string;
+  /**
+   * `SPIKE_NEXUS_DB_SYNCHRONOUS` [ours] (default `full`): what an
+   * acknowledged SQLite write survives (`full`: power loss; `normal`: a
+   * crash of the process; `off`: a crash of the process, and power loss may
+   * corrupt the file). Present exactly for the SQLite backends.
+   */
+  readonly sqliteSynchronous?: SqliteSynchronous;
   /** Connection settings; present exactly when `backendStore` is `postgres`. */
   readonly postgres?: PostgresConfig;
 }
@@ -253,9 +261,24 @@ export function resolveStoreConfig(env: Env): StoreConfig {
     backendStore: backend as BackendStore,
     ...(backend === "postgres" ? { postgres: postgresConfig(env) } : {}),
     ...(backend === "sqlite" || backend === "sqlite-worker"
-      ? { dataDir: nonEmpty(env.SPIKE_NEXUS_DATA_DIR) ?? `${home(env)}/.spike/data` }
+      ? {
+        dataDir: nonEmpty(env.SPIKE_NEXUS_DATA_DIR) ?? `${home(env)}/.spike/data`,
+        sqliteSynchronous: synchronousOf(env),
+      }
       : {}),
   });
+}
+
+/** `SPIKE_NEXUS_DB_SYNCHRONOUS`, case-insensitive as SQLite's own PRAGMA is. */
+function synchronousOf(env: Env): SqliteSynchronous {
+  const level = (nonEmpty(env.SPIKE_NEXUS_DB_SYNCHRONOUS) ?? "full").toLowerCase();
+  if (!(SQLITE_SYNCHRONOUS_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(
+      "SPIKE_NEXUS_DB_SYNCHRONOUS",
+      `'${level}' is not one of ${SQLITE_SYNCHRONOUS_LEVELS.join(", ")}`,
+    );
+  }
+  return level as SqliteSynchronous;
 }
 
 /** The per-caller rate limit, when `SPIKE_NEXUS_RATE_LIMIT` sets one (0 or unset: none). */

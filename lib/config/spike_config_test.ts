@@ -207,3 +207,30 @@ Deno.test("workload (SDK) config needs no HOME and validates the Nexus URL", () 
   assert.deepEqual(config.trustRoots.nexus, ["a.org", "b.org"]);
   assert.throws(() => resolveWorkloadConfig({ SPIKE_NEXUS_API_URL: "http://n:1" }), /SPIKE_NEXUS_API_URL/);
 });
+
+Deno.test("SPIKE_NEXUS_DB_SYNCHRONOUS: full by default, any case, SQLite backends only, bad values named", () => {
+  assert.equal(resolveNexusConfig({ HOME: "/h" }).sqliteSynchronous, "full");
+  for (const [value, level] of [["full", "full"], ["NORMAL", "normal"], [" Off ", "off"], ["", "full"]] as const) {
+    assert.equal(resolveNexusConfig({ HOME: "/h", SPIKE_NEXUS_DB_SYNCHRONOUS: value }).sqliteSynchronous, level);
+  }
+  const worker = resolveNexusConfig({
+    HOME: "/h",
+    SPIKE_NEXUS_BACKEND_STORE: "sqlite-worker",
+    SPIKE_NEXUS_DB_SYNCHRONOUS: "normal",
+  });
+  assert.equal(worker.sqliteSynchronous, "normal");
+  const memory = resolveNexusConfig({
+    HOME: "/h",
+    SPIKE_NEXUS_BACKEND_STORE: "memory",
+    SPIKE_NEXUS_DB_SYNCHRONOUS: "off",
+  });
+  assert.equal(memory.sqliteSynchronous, undefined);
+  for (const bad of ["extra", "2", "fsync"]) {
+    assert.throws(
+      () => resolveNexusConfig({ HOME: "/h", SPIKE_NEXUS_DB_SYNCHRONOUS: bad }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message === `SPIKE_NEXUS_DB_SYNCHRONOUS: '${bad}' is not one of full, normal, off`,
+    );
+  }
+});

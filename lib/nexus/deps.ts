@@ -8,6 +8,7 @@ import type { Logger } from "../log/logger.ts";
 import type { TrustRoots } from "../spiffe/roles.ts";
 import type { Store } from "../store/types.ts";
 import type { AuditSink } from "./audit.ts";
+import type { KeyedQueue } from "./keyed_queue.ts";
 import type { KeyManager } from "./key_manager.ts";
 import type { NexusMetrics } from "./metrics.ts";
 import type { KeeperStatus } from "./keeper_status.ts";
@@ -50,6 +51,11 @@ export interface NexusDeps {
   readonly random: RandomBytes;
   /** Structured log; never given secret data. */
   readonly log: Logger;
+  /**
+   * Secret writes of this Nexus, one at a time per path: concurrent writers
+   * of one path take turns instead of racing into failed compare-and-swaps.
+   */
+  readonly secretWrites: KeyedQueue;
   /** The compiled policy set, rebuilt when the store's policy generation changes. */
   readonly policies: PolicySnapshot;
   /** Per-caller token buckets; absent when no rate limit is configured. */

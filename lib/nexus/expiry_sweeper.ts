@@ -8,7 +8,9 @@
  *
  * Each pass asks the store for at most `batchSize` paths with something
  * expired, rewrites each through the same compare-and-swap as every write
- * (so a put landing meanwhile wins, and the sweep re-reads), and repeats
+ * (so a put landing meanwhile wins, and the sweep re-reads), in the same
+ * per-path turn as this Nexus's writers, several paths at once so their
+ * writes share the store's group commits, and repeats
  * while batches come back full, up to `maxBatches` per pass. The whole pass
  * runs under the store's exclusive lock: Nexus instances sharing a Postgres
  * database take turns (`pg_try_advisory_xact_lock`), and one that finds the
@@ -29,6 +31,7 @@
 import type { Logger } from "../log/logger.ts";
 import type { Store } from "../store/types.ts";
 import type { AuditSink } from "./audit.ts";
+import type { KeyedQueue } from "./keyed_queue.ts";
 import { expireVersions, secretExpired } from "./secret_state.ts";
 import { groupsWithin, sweepDoneRecords, sweepIntentRecord } from "./sweep_audit.ts";
 
@@ -48,6 +51,12 @@ export interface ExpirySweeperDeps {
   readonly onPass?: (report: SweepReport) => void;
   /** Where the sweep's `audit-sweep` records go (Nexus's audit trail). */
   readonly audit: Pick<AuditSink, "sweep">;
+  /**
+   * The Nexus's per-path write turns (`NexusDeps.secretWrites`): the sweep
+   * of a path waits for that path's writers in this process instead of
+   * racing them into failed swaps. Absent: the compare-and-swap alone.
+   */
+  readonly writes?: KeyedQueue;
 }
 
 /** What one pass did. */
@@ -74,6 +83,14 @@ export interface SweepReport {
 
 /** How often one path's rewrite is retried against concurrent writers before the next pass gets it. */
 const MAX_ATTEMPTS = 5;
+
+/**
+ * Paths of a group swept at once. Their writes reach the store together,
+ * so a store that commits in groups (SQLite) makes them durable with one
+ * fsync instead of one each; the bound keeps a large batch from holding
+ * thousands of records in memory at a time.
+ */
+const SWEEP_CONCURRENCY = 32;
 
 /** Sweeps on demand (`sweep`) or on an interval (`start`). */
 export class ExpirySweeper {
@@ -163,9 +180,10 @@ export class ExpirySweeper {
   }
 
   /**
-   * Sweeps `paths` behind one audit intent, and records the outcome (also
-   * when a path failed: what was done before it is recorded, the rest is
-   * listed as skipped, then the failure ends the pass). `undefined` when the
+   * Sweeps `paths` behind one audit intent, up to `SWEEP_CONCURRENCY` at a
+   * time, and records the outcome (also when a path failed: what was done
+   * is recorded, the failed path and the paths not yet started are listed
+   * as skipped, then the failure ends the pass). `undefined` when the
    * intent could not be stored: then nothing was changed.
    */
   async #sweepGroup(paths: readonly string[]): Promise<{ removed: number; destroyed: number } | undefined> {
@@ -175,22 +193,35 @@ export class ExpirySweeper {
     const removed: string[] = [];
     const destroyed: Array<{ path: string; versions: number[] }> = [];
     const skipped: string[] = [];
-    let index = 0;
-    try {
-      for (; index < paths.length; index++) {
-        const path = paths[index]!;
-        const done = await this.#sweepPath(path);
-        if (done === "busy") skipped.push(path);
-        else if (done === "removed") removed.push(path);
-        else if (done.length > 0) destroyed.push({ path, versions: done });
+    let failure: { error: unknown } | undefined;
+    for (let start = 0; start < paths.length; start += SWEEP_CONCURRENCY) {
+      const chunk = paths.slice(start, start + SWEEP_CONCURRENCY);
+      if (failure) {
+        skipped.push(...chunk);
+        continue;
       }
-    } finally {
-      skipped.push(...paths.slice(index));
-      for (const record of sweepDoneRecords(trail, clock(), { removed, destroyed, skipped })) {
-        await audit.sweep(record);
-      }
+      const outcomes = await Promise.allSettled(chunk.map((path) => this.#inTurn(path)));
+      outcomes.forEach((outcome, i) => {
+        const path = chunk[i]!;
+        if (outcome.status === "rejected") {
+          failure ??= { error: outcome.reason };
+          skipped.push(path);
+        } else if (outcome.value === "busy") skipped.push(path);
+        else if (outcome.value === "removed") removed.push(path);
+        else if (outcome.value.length > 0) destroyed.push({ path, versions: outcome.value });
+      });
     }
+    for (const record of sweepDoneRecords(trail, clock(), { removed, destroyed, skipped })) {
+      await audit.sweep(record);
+    }
+    if (failure) throw failure.error;
     return { removed: removed.length, destroyed: destroyed.reduce((sum, d) => sum + d.versions.length, 0) };
+  }
+
+  /** `#sweepPath` in `path`'s write turn, when the Nexus gave its queue. */
+  #inTurn(path: string): Promise<"removed" | "busy" | number[]> {
+    const { writes } = this.#deps;
+    return writes ? writes.run(path, () => this.#sweepPath(path)) : this.#sweepPath(path);
   }
 
   /**

@@ -245,15 +245,18 @@ Deno.test("sweep audit: the intent is stored before any change; a refused intent
   assert.ok(!JSON.stringify(seen).includes("secret-value-91f3"), "never a value");
 });
 
-Deno.test("sweep audit: a write that fails mid-batch is recorded: what was done, the rest skipped; the pass fails", async () => {
+Deno.test("sweep audit: a write that fails mid-batch is recorded: what was done, the failed path and those not started skipped; the pass fails", async () => {
   const clock = manualClock();
   const nexus = await createTestNexus({ clock: clock.now });
   const inner = nexus.deps.store!;
-  for (const path of ["f/1", "f/2", "f/3"]) {
+  // More paths than one round of concurrent sweeps (32): the second round never starts.
+  const paths = Array.from({ length: 40 }, (_, i) => `f/${String(i).padStart(2, "0")}`);
+  for (const path of paths) {
     await call(nexus, PATHS.secrets, "", { path, values: { v: "1" }, ttl: "1s" });
   }
   clock.advance(1000);
-  const order = await inner.listExpired(clock.now(), 10);
+  const order = await inner.listExpired(clock.now(), 100);
+  assert.equal(order.length, 40);
   const failing = order[1]!;
   const store: Store = {
     ...inner,
@@ -261,13 +264,40 @@ Deno.test("sweep audit: a write that fails mid-batch is recorded: what was done,
       path === failing ? Promise.reject(new Error("disk on fire")) : inner.deleteSecret(path, revision, row),
   };
   const audit = memoryAuditSink();
-  const sweeper = new ExpirySweeper({ store, clock: clock.now, log: silentLogger, batchSize: 10, audit });
+  const sweeper = new ExpirySweeper({ store, clock: clock.now, log: silentLogger, batchSize: 100, audit });
   await assert.rejects(sweeper.sweep(), /disk on fire/);
   const [intent, done] = audit.sweeps;
   assert.ok(intent?.phase === "intent" && done?.phase === "done");
   assert.deepEqual(intent.paths, order);
-  assert.deepEqual([done.removed, done.skipped], [[order[0]], [order[1], order[2]]]);
-  assert.deepEqual((await inner.listSecretPaths()).toSorted(), [order[1], order[2]].toSorted());
+  const swept = order.slice(0, 32).filter((p) => p !== failing);
+  const left = [failing, ...order.slice(32)];
+  assert.deepEqual([done.removed, done.skipped], [swept, left]);
+  assert.deepEqual((await inner.listSecretPaths()).toSorted(), left.toSorted());
+});
+
+Deno.test("expiry sweep: a path's sweep waits for the Nexus's writers of that path (same write turns)", async () => {
+  const clock = manualClock();
+  const nexus = await createTestNexus({ clock: clock.now });
+  const store = nexus.deps.store!;
+  await call(nexus, PATHS.secrets, "", { path: "turn/a", values: { v: "1" }, ttl: "1s" });
+  clock.advance(1000);
+  let release!: () => void;
+  const held = nexus.deps.secretWrites.run("turn/a", () => new Promise<void>((resolve) => release = resolve));
+  const sweeper = new ExpirySweeper({
+    store,
+    clock: clock.now,
+    log: silentLogger,
+    batchSize: 10,
+    audit: memoryAuditSink(),
+    writes: nexus.deps.secretWrites,
+  });
+  const pass = sweeper.sweep();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(await store.listSecretPaths(), ["turn/a"], "swept while a writer of the path held its turn");
+  release();
+  await held;
+  assert.equal((await pass).removedSecrets, 1);
+  assert.deepEqual(await store.listSecretPaths(), []);
 });
 
 Deno.test("sweep audit: long path lists are cut into records a verifier reads, and the chain verifies", async () => {

@@ -33,6 +33,7 @@ import { keyCheckMetaKey } from "./key_check.ts";
 import { installRootKey } from "./key_installer.ts";
 import { type KeeperSync, startKeeperSync } from "./keeper_sync.ts";
 import { KeyRotation, type KeyRotationOptions } from "./key_rotation.ts";
+import { KeyedQueue } from "./keyed_queue.ts";
 import { retiredAt } from "./key_versions.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import { RootKeyState } from "./root_key_state.ts";
@@ -75,7 +76,15 @@ async function member(
   const rotation = new KeyRotation(deps, sync, { threshold: 2, batchSize: 16, leaseMs: 2_000, ...options });
   const manager = new KeyManager();
   manager.attach(sync, rotation);
-  const secrets = new SecretService({ store, keys, clock, random: systemRandom, maxVersions: 10, keyCatchUp: manager });
+  const secrets = new SecretService({
+    store,
+    keys,
+    clock,
+    random: systemRandom,
+    maxVersions: 10,
+    keyCatchUp: manager,
+    writes: new KeyedQueue(),
+  });
   const policies = new PolicySnapshot({ log, keys });
   return {
     keys,

@@ -4,7 +4,11 @@
  * opens each stored value with the key of the root key version it was sealed
  * under, and retries the store's compare-and-swap until a write lands, so
  * concurrent writers on one path — in this process or in other Nexus
- * processes — never lose an update.
+ * processes — never lose an update. Writers of one path in this process
+ * take turns (`deps.writes`, one queue per Nexus; a move holds the turns of
+ * both its paths), so they do not race each other into failed swaps and
+ * backoff; the swap and its retries remain for writers in other processes
+ * (and the expiry sweep, which takes the same turns).
  *
  * The key-value extensions [ours] ride the same loop: check-and-set checks
  * the record the swap starts from, a patch opens, merges and re-seals inside
@@ -27,6 +31,7 @@ import type { RandomBytes } from "../crypto/random.ts";
 import { zeroize } from "../crypto/zeroize.ts";
 import { StaleKeyVersionError } from "../store/errors.ts";
 import type { SealedMetadata, SecretRecord, SecretVersion, Store } from "../store/types.ts";
+import type { KeyedQueue } from "./keyed_queue.ts";
 import type { DerivedKeys, RootKeyState } from "./root_key_state.ts";
 import {
   currentVersionOf,
@@ -62,6 +67,8 @@ export interface SecretServiceDeps {
   readonly random: RandomBytes;
   /** Versions kept per path. */
   readonly maxVersions: number;
+  /** Where writes of one path take turns (one queue per Nexus, shared by every request). */
+  readonly writes: KeyedQueue;
   /** Fetches keys of a rotation made by another Nexus; absent without Keepers. */
   readonly keyCatchUp?: KeyCatchUp;
 }
@@ -262,7 +269,11 @@ export class SecretService {
    * `api_conflict` when `to` exists (an expired secret there counts as
    * absent and is replaced).
    */
-  async move(from: string, to: string): Promise<void> {
+  move(from: string, to: string): Promise<void> {
+    return this.#deps.writes.runAll([from, to], () => this.#move(from, to));
+  }
+
+  async #move(from: string, to: string): Promise<void> {
     await this.#sealing(async (keys) => {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const source = await this.#deps.store.readSecret(from);
@@ -282,7 +293,11 @@ export class SecretService {
   }
 
   /** Removes `path` with every version and its metadata [ours]; 404 when unknown. */
-  async deletePath(path: string): Promise<void> {
+  deletePath(path: string): Promise<void> {
+    return this.#deps.writes.run(path, () => this.#deletePath(path));
+  }
+
+  async #deletePath(path: string): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const record = await this.#deps.store.readSecret(path);
       if (!record) throw new ApiError("api_not_found");
@@ -476,9 +491,19 @@ export class SecretService {
    * (what it returns then replaces the expired record whole, at its stored
    * revision), and returning the record it was given means "no change".
    * `sealedUnder` is the key version `change` seals under, when it seals
-   * anything (the store's write gate checks it).
+   * anything (the store's write gate checks it). Writers of one path in this
+   * Nexus take turns (`deps.writes`).
    */
-  async #update(
+  #update(
+    path: string,
+    change: (record: SecretRecord | undefined, now: Date) => SecretRecord | Promise<SecretRecord>,
+    sealedUnder?: number,
+  ): Promise<void> {
+    return this.#deps.writes.run(path, () => this.#swap(path, change, sealedUnder));
+  }
+
+  /** Read, compute, compare-and-swap; again after a lost swap (a writer in another process). */
+  async #swap(
     path: string,
     change: (record: SecretRecord | undefined, now: Date) => SecretRecord | Promise<SecretRecord>,
     sealedUnder?: number,

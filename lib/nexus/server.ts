@@ -17,6 +17,7 @@ import { isKeeper } from "../spiffe/roles.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
 import { postgresStoreOptions } from "../store/postgres_options.ts";
 import { measureStore } from "../store/measured_store.ts";
+import type { SqliteStoreOptions } from "../store/sqlite_types.ts";
 import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
 import { createNexusHttpHandler } from "./http_handler.ts";
@@ -32,6 +33,7 @@ import { KeyManager } from "./key_manager.ts";
 import { KeyRotation, type KeyRotationOptions } from "./key_rotation.ts";
 import { versionsNeeded } from "./key_versions.ts";
 import { LINEAR_REGEX_V8_FLAG, linearRegexAvailable } from "./linear_regex.ts";
+import { KeyedQueue } from "./keyed_queue.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { NexusMetrics } from "./metrics.ts";
@@ -91,9 +93,9 @@ export interface StartNexusOptions {
 export async function openStore(config: NexusConfig): Promise<Store | undefined> {
   switch (config.backendStore) {
     case "sqlite":
-      return (await import("../store/sqlite_store.ts")).createSqliteStore({ dataDir: config.dataDir! });
+      return (await import("../store/sqlite_store.ts")).createSqliteStore(sqliteOptions(config));
     case "sqlite-worker":
-      return (await import("../store/sqlite_worker_store.ts")).createSqliteWorkerStore({ dataDir: config.dataDir! });
+      return (await import("../store/sqlite_worker_store.ts")).createSqliteWorkerStore(sqliteOptions(config));
     case "postgres":
       return (await import("../store/postgres_store.ts")).createPostgresStore(postgresStoreOptions(config.postgres!));
     case "memory":
@@ -101,6 +103,11 @@ export async function openStore(config: NexusConfig): Promise<Store | undefined>
     case "lite":
       return undefined;
   }
+}
+
+/** The SQLite stores' options from the config (both SQLite backends have a data directory). */
+function sqliteOptions(config: NexusConfig): SqliteStoreOptions {
+  return { dataDir: config.dataDir!, ...(config.sqliteSynchronous ? { synchronous: config.sqliteSynchronous } : {}) };
 }
 
 /** The audit table of `store` (checked by the config: the table needs the Postgres backend). */
@@ -184,6 +191,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     clock,
     random,
     log,
+    secretWrites: new KeyedQueue(),
     policies,
     audit: auditOutput.sink,
     ...(config.rateLimit ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
@@ -261,6 +269,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         log,
         audit: auditOutput.sink,
         batchSize: config.expirySweepBatch,
+        writes: deps.secretWrites,
         ...(options.onSweep ? { onPass: options.onSweep } : {}),
       });
       sweeper.start(config.expirySweepIntervalMs);

@@ -16,6 +16,7 @@ import type { NexusDeps, NexusSettings } from "./deps.ts";
 import { installRootKey } from "./key_installer.ts";
 import type { PeerResult } from "./peer.ts";
 import { type AuditRecord, type AuditSink, memoryAuditSink } from "./audit.ts";
+import { KeyedQueue } from "./keyed_queue.ts";
 import { sealPolicy } from "./policy_seal.ts";
 import { PolicySnapshot } from "./policy_snapshot.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
@@ -127,6 +128,7 @@ export async function createTestNexus(options: {
     clock: options.clock ?? (() => FIXED_TIME),
     random: deterministicRandom(),
     log: silentLogger,
+    secretWrites: new KeyedQueue(),
     policies,
     audit,
     ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),

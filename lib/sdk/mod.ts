@@ -29,6 +29,7 @@ import {
   type SecretMetadata,
   type WriteOptions,
 } from "../client/nexus_client.ts";
+import { deletePolicyByName, getPolicyByName } from "../client/policy_by_name.ts";
 import type { Permission } from "../api/validate.ts";
 import { type Env, resolveWorkloadConfig } from "../config/spike_config.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
@@ -49,6 +50,7 @@ export {
   PayloadTooLargeError,
   RateLimitedError,
   UnauthorizedError,
+  UnsupportedExtensionError,
 } from "../client/errors.ts";
 export type { ErrorCode } from "../api/errors.ts";
 export type { Permission } from "../api/validate.ts";
@@ -212,7 +214,7 @@ export interface SpikeClient {
   getMetadata(path: string, options?: VersionOption): Promise<SecretMetadata>;
   /** Creates a policy, or replaces the one with the same name; resolves with its id (needs `write` on `spike/system/acl`). */
   putPolicy(policy: PolicySpec): Promise<string>;
-  /** Reads a policy by name (needs `read` on `spike/system/acl`). */
+  /** Reads a policy by name; `NotFoundError` when there is none (needs `read` on `spike/system/acl`). */
   getPolicy(name: string): Promise<Policy>;
   /** Deletes a policy by name; `NotFoundError` when there is none (needs `write` on `spike/system/acl`). */
   deletePolicy(name: string): Promise<void>;
@@ -314,8 +316,9 @@ export async function connect(options: ConnectOptions = {}): Promise<SpikeClient
           permissions: policy.permissions,
         })
       ),
-    getPolicy: async (name) => fromWire(await read(() => nexus.getPolicy(name))),
-    deletePolicy: (name) => write(() => nexus.deletePolicy(name)),
+    // By name through the helpers, so a missing name is NotFoundError against SPIKE's Nexus too (it answers 500).
+    getPolicy: async (name) => fromWire(await read(() => getPolicyByName(nexus, name))),
+    deletePolicy: (name) => write(() => deletePolicyByName(nexus, name)),
     async listPolicies(filter = {}) {
       const rows = await read(() =>
         nexus.listPolicies({

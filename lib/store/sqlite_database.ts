@@ -37,7 +37,7 @@ import {
   storedPolicyFromRow,
   textColumn as text,
 } from "./record_rows.ts";
-import { openDatabase } from "./sqlite_connection.ts";
+import { type ConnectionOptions, openDatabase } from "./sqlite_connection.ts";
 import { migrate } from "./sqlite_schema.ts";
 import type { SqliteCall, SqliteCalls, SqliteOutcome, SqliteWriteName } from "./sqlite_types.ts";
 import type {
@@ -60,6 +60,12 @@ export interface SqliteDatabase extends SqliteCalls {
    * a whole fails (lock timeout, I/O error at commit).
    */
   writeBatch(calls: readonly SqliteCall<SqliteWriteName>[]): SqliteOutcome[];
+  /**
+   * Rows this connection has inserted, updated or deleted since it opened
+   * (SQLite's `total_changes()`): a store compares it before and after a
+   * call to learn whether the call wrote anything.
+   */
+  totalChanges(): number;
   /** Closes the connection (the last one to close checkpoints the WAL). */
   close(): void;
 }
@@ -205,6 +211,8 @@ const SQL = {
   counts: "SELECT (SELECT count(*) FROM secrets) AS secrets, (SELECT count(*) FROM policies) AS policies",
   ping: "SELECT version FROM schema_version WHERE id = 1",
   checkpoint: "PRAGMA wal_checkpoint(TRUNCATE)",
+  totalChanges: "SELECT total_changes() AS n",
+  synchronous: "PRAGMA synchronous",
 } as const;
 
 type Statements = { readonly [K in keyof typeof SQL]: StatementSync };
@@ -225,11 +233,12 @@ function keyStateParams(next: KeyStateChange): SQLInputValue[] {
 }
 
 /**
- * Opens `file` (which must exist; see `prepareSqliteFile`), brings its
- * schema up to date and prepares every statement once.
+ * Opens `file` (which must exist; see `prepareSqliteFile`) with `options`
+ * (a number: the busy timeout), brings its schema up to date and prepares
+ * every statement once.
  */
-export function openSqliteDatabase(file: string, busyTimeoutMs?: number): SqliteDatabase {
-  const db = openDatabase(file, busyTimeoutMs);
+export function openSqliteDatabase(file: string, options: ConnectionOptions | number = {}): SqliteDatabase {
+  const db = openDatabase(file, options);
   let st: Statements;
   try {
     migrate(db);
@@ -464,6 +473,8 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     },
 
     checkpoint: () => int((st.checkpoint.get() as Row).busy) === 0,
+
+    synchronousPragma: () => int((st.synchronous.get() as Row).synchronous),
   };
 
   /** A write call without a transaction of its own, for use inside a batch. */
@@ -513,6 +524,8 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
         })
       );
     },
+
+    totalChanges: () => int((st.totalChanges.get() as Row).n),
 
     close: () => db.close(),
   };

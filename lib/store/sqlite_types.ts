@@ -6,7 +6,25 @@
  *
  * @module
  */
+import type { GroupCommitStats } from "./group_commit.ts";
 import type { Store } from "./types.ts";
+
+/**
+ * What an acknowledged write survives (`SPIKE_NEXUS_DB_SYNCHRONOUS`), in
+ * WAL mode; docs/STORAGE.md "Durability" says it at length.
+ *
+ * - `full` (default): power loss and OS crashes. A write is acknowledged
+ *   only after the WAL frames holding it were fsynced.
+ * - `normal`: a crash of the process (`kill -9`), not of the machine. A
+ *   power loss or OS crash may lose the last writes acknowledged before it;
+ *   the database stays consistent.
+ * - `off`: a crash of the process only. A power loss or OS crash may also
+ *   corrupt the database (checkpoints are not fsynced either).
+ */
+export type SqliteSynchronous = "full" | "normal" | "off";
+
+/** The levels of {@linkcode SqliteSynchronous}, safest first. */
+export const SQLITE_SYNCHRONOUS_LEVELS: readonly SqliteSynchronous[] = ["full", "normal", "off"];
 
 /** Options of the SQLite stores. */
 export interface SqliteStoreOptions {
@@ -14,12 +32,37 @@ export interface SqliteStoreOptions {
   readonly dataDir: string;
   /** How long a writer waits for another connection's lock, in ms (default 5000). */
   readonly busyTimeoutMs?: number;
+  /** What an acknowledged write survives (default `full`). */
+  readonly synchronous?: SqliteSynchronous;
+  /** Most writes committed in one transaction (default 256). */
+  readonly maxBatch?: number;
 }
+
+/** Default cap on one group commit: bounds how long one transaction holds the write lock. */
+export const DEFAULT_MAX_BATCH = 256;
+
+/** Counters of a SQLite store's group commit. */
+export type SqliteCommitStats = GroupCommitStats;
 
 /** The SQLite store, with maintenance calls beyond `Store`. */
 export interface SqliteStore extends Store {
   /** Full path of the database file. */
   readonly file: string;
+  /** Where the write connection runs: on the calling thread, or in a worker. */
+  readonly thread: "main" | "worker";
+  /** What an acknowledged write survives: the level the store was opened with. */
+  readonly synchronous: SqliteSynchronous;
+  /**
+   * `PRAGMA synchronous` of the write connection, as SQLite reports it (0
+   * `OFF`, 1 `NORMAL`, 2 `FULL`). At `full` the in-thread store's
+   * connection runs at `NORMAL` and the store fsyncs the WAL itself.
+   */
+  synchronousPragma(): Promise<number>;
+  /**
+   * Writes and the groups they were committed in so far (one transaction
+   * each, and at `full` one fsync each).
+   */
+  stats(): SqliteCommitStats;
   /**
    * Copies the WAL into the database file and truncates the WAL to zero
    * bytes, so page images of pruned versions left in the WAL are gone too.
@@ -31,12 +74,16 @@ export interface SqliteStore extends Store {
 
 /**
  * Every store call a connection answers: the `SqliteStore` methods except
- * `close`, `tryExclusive` (a lock held in this process, around work that
- * runs here, not on a connection) and the audit table SQLite lacks.
+ * `close`, the store's own properties and counters, `tryExclusive` (a lock
+ * held in this process, around work that runs here, not on a connection)
+ * and the audit table SQLite lacks.
  */
-export type SqliteCallName = Exclude<keyof SqliteStore, "file" | "close" | "tryExclusive" | "insertAuditRows">;
+export type SqliteCallName = Exclude<
+  keyof SqliteStore,
+  "file" | "thread" | "synchronous" | "stats" | "close" | "tryExclusive" | "insertAuditRows"
+>;
 
-/** The calls that change data; the worker store commits them in groups. */
+/** The calls that change data; both stores commit them in groups (the in-thread store: all but `putMeta`). */
 export type SqliteWriteName =
   | "writeSecret"
   | "writeSecrets"

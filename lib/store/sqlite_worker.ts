@@ -66,7 +66,7 @@ export function serveSqliteWorker(port: WorkerPort): void {
     switch (data.type) {
       case "open":
         try {
-          db = openSqliteDatabase(data.file, data.busyTimeoutMs);
+          db = openSqliteDatabase(data.file, data.connection);
         } catch (error) {
           unusable = error;
         }

@@ -7,6 +7,7 @@
  * @module
  */
 import { staleKeyVersionErrorFrom } from "./errors.ts";
+import type { ConnectionOptions } from "./sqlite_connection.ts";
 import type { SqliteCall, SqliteCallName, SqliteWriteName } from "./sqlite_types.ts";
 
 /** Calls the worker answers one at a time (writes go in batches). */
@@ -14,7 +15,7 @@ export type SqliteSingleName = Exclude<SqliteCallName, SqliteWriteName>;
 
 /** Main thread to worker. The first message is `open`; every other one gets exactly one reply with its `id`. */
 export type WorkerRequest =
-  | { readonly type: "open"; readonly file: string; readonly busyTimeoutMs?: number }
+  | { readonly type: "open"; readonly file: string; readonly connection?: ConnectionOptions }
   | { readonly type: "call"; readonly id: number; readonly call: SqliteCall<SqliteSingleName> }
   | { readonly type: "batch"; readonly id: number; readonly calls: readonly SqliteCall<SqliteWriteName>[] }
   | { readonly type: "close"; readonly id: number };

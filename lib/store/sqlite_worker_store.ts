@@ -4,13 +4,16 @@
  * the whole process; here a module worker (`sqlite_worker.ts`) owns the
  * write connection and the main thread only posts messages to it.
  *
- * Group commit: writes (`writeSecret`, `writeSecrets`, `deleteSecret`, `moveSecret`,
- * `upsertPolicy`, `deletePolicy`, `replacePolicies`, `putMeta`, `changeKeyState`) queue up
- * here while the worker commits the previous group, and
- * go to it together as one transaction, each in its own savepoint with its
- * own compare-and-swap, so one failing write never affects another. One
- * fsync then covers the whole group. A write is acknowledged only after the
- * worker's `COMMIT` returned: durability is exactly the in-thread store's.
+ * Group commit (`group_commit.ts`): writes (`writeSecret`, `writeSecrets`,
+ * `deleteSecret`, `moveSecret`, `upsertPolicy`, `deletePolicy`,
+ * `replacePolicies`, `putMeta`, `changeKeyState`) queue up here while the
+ * worker commits the previous group, and go to it together as one
+ * transaction, each in its own savepoint with its own compare-and-swap, so
+ * one failing write never affects another. The worker's connection runs at
+ * the `synchronous` level itself (`full`: `synchronous=FULL`), so its
+ * `COMMIT` fsyncs the WAL in the worker, once for the whole group, and a
+ * write is acknowledged only after that `COMMIT` returned: the in-thread
+ * store's guarantee.
  *
  * Reads run on the calling thread through a second connection of their own:
  * a read is a few tens of microseconds of SQLite work, less than a message
@@ -23,10 +26,22 @@
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { localExclusive } from "./exclusive.ts";
+import { createGroupCommit } from "./group_commit.ts";
 import { settle } from "./settle.ts";
+import type { ConnectionOptions, SynchronousPragma } from "./sqlite_connection.ts";
 import { openSqliteDatabase } from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
-import type { SqliteCall, SqliteResult, SqliteStore, SqliteStoreOptions, SqliteWriteName } from "./sqlite_types.ts";
+import {
+  DEFAULT_MAX_BATCH,
+  type SqliteCall,
+  type SqliteCommitStats,
+  type SqliteOutcome,
+  type SqliteResult,
+  type SqliteStore,
+  type SqliteStoreOptions,
+  type SqliteSynchronous,
+  type SqliteWriteName,
+} from "./sqlite_types.ts";
 import {
   fromWireError,
   type SqliteSingleName,
@@ -38,30 +53,26 @@ import {
 // module graph, so `deno compile` embeds it (its body runs only as a worker).
 import "./sqlite_worker.ts";
 
+export { DEFAULT_MAX_BATCH };
+
 /** Options of `createSqliteWorkerStore`. */
 export interface SqliteWorkerStoreOptions extends SqliteStoreOptions {
-  /** Most writes committed in one transaction (default 256). */
-  readonly maxBatch?: number;
   /** The worker module (default `sqlite_worker.ts`; tests swap in one that misbehaves). */
   readonly workerUrl?: URL;
 }
 
-/** Counters of the group commit. */
-export interface SqliteWorkerStats {
-  /** Writes the worker has answered. */
-  readonly writes: number;
-  /** Transactions they took (one fsync each). */
-  readonly commits: number;
-}
+/** Counters of the group commit (writes ÷ commits = the mean group size). */
+export type SqliteWorkerStats = SqliteCommitStats;
 
-/** The worker store: a `SqliteStore` plus its group-commit counters. */
-export interface SqliteWorkerStore extends SqliteStore {
-  /** Writes and commits so far (writes ÷ commits = the mean group size). */
-  stats(): SqliteWorkerStats;
-}
+/** The worker store. */
+export type SqliteWorkerStore = SqliteStore;
 
-/** Default cap on one group: bounds how long one transaction holds the write lock. */
-export const DEFAULT_MAX_BATCH = 256;
+/** The worker connection's `PRAGMA synchronous` per level: its fsyncs already run off the event loop. */
+const PRAGMA_OF: Readonly<Record<SqliteSynchronous, SynchronousPragma>> = {
+  full: "FULL",
+  normal: "NORMAL",
+  off: "OFF",
+};
 
 const WORKER_OPTIONS: WorkerOptions = { type: "module", name: "spike-sqlite" };
 
@@ -81,10 +92,6 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
-interface QueuedWrite extends Waiter {
-  readonly call: SqliteCall<SqliteWriteName>;
-}
-
 function settleWith(waiter: Waiter, outcome: WireOutcome): void {
   if (outcome.ok) waiter.resolve(outcome.value);
   else waiter.reject(fromWireError(outcome.error));
@@ -97,14 +104,16 @@ function settleWith(waiter: Waiter, outcome: WireOutcome): void {
  * process or many, may share the file.
  */
 export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): SqliteWorkerStore {
-  const maxBatch = Math.max(1, Math.trunc(options.maxBatch ?? DEFAULT_MAX_BATCH));
+  const synchronous = options.synchronous ?? "full";
+  if (!(synchronous in PRAGMA_OF)) throw new TypeError(`store: unknown synchronous level ${synchronous}`);
+  const connection: ConnectionOptions = { busyTimeoutMs: options.busyTimeoutMs, synchronous: PRAGMA_OF[synchronous] };
   const workerUrl = options.workerUrl ?? new URL("./sqlite_worker.ts", import.meta.url);
   if (!sqliteWorkerPermitted(workerUrl)) {
     const code = dirname(fileURLToPath(workerUrl));
     throw new Error(`store: the SQLite worker needs read access to its code: add ${code} to --allow-read`);
   }
   const file = prepareSqliteFile(options.dataDir);
-  const reader = openSqliteDatabase(file, options.busyTimeoutMs);
+  const reader = openSqliteDatabase(file, connection);
   let worker: Worker;
   try {
     worker = options.workerUrl
@@ -116,17 +125,20 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
   }
 
   const pending = new Map<number, Waiter>();
-  const queue: QueuedWrite[] = [];
   const outstanding = new Set<Promise<unknown>>();
   let nextId = 0;
-  let batchInFlight = false;
-  let flushScheduled = false;
   let failure: Error | undefined;
   let closed = false;
   let closing: Promise<void> | undefined;
-  let writes = 0;
-  let commits = 0;
   const exclusive = localExclusive();
+
+  const group = createGroupCommit<SqliteCall<SqliteWriteName>>({
+    maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH,
+    commit: async (calls) =>
+      ((await request({ type: "batch", id: ++nextId, calls })) as WireOutcome[]).map((outcome): SqliteOutcome =>
+        outcome.ok ? outcome : { ok: false, error: fromWireError(outcome.error) }
+      ),
+  });
 
   /** Ends the worker and fails everything pending and everything after: the store is unusable. */
   function fail(error: Error): void {
@@ -135,7 +147,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     worker.terminate();
     for (const waiter of pending.values()) waiter.reject(error);
     pending.clear();
-    for (const write of queue.splice(0)) write.reject(error);
+    group.fail(error);
   }
 
   worker.onmessage = (event: MessageEvent<WorkerReply>) => {
@@ -149,7 +161,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     fail(new Error(`store: sqlite worker crashed (${event.message}); every pending call failed`));
   };
   worker.onmessageerror = () => fail(new Error("store: sqlite worker sent a message that could not be read"));
-  worker.postMessage({ type: "open", file, busyTimeoutMs: options.busyTimeoutMs } satisfies WorkerRequest);
+  worker.postMessage({ type: "open", file, connection } satisfies WorkerRequest);
 
   /** Tracks `promise` until it settles, so `close` can wait for it. */
   function track<T>(promise: Promise<T>): Promise<T> {
@@ -189,43 +201,13 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     );
   }
 
-  /** Sends the queued writes as one group, unless a group is already being committed. */
-  function flush(): void {
-    flushScheduled = false;
-    if (batchInFlight || queue.length === 0 || failure) return;
-    const batch = queue.splice(0, maxBatch);
-    batchInFlight = true;
-    request({ type: "batch", id: ++nextId, calls: batch.map((w) => w.call) }).then(
-      (outcomes) => {
-        writes += batch.length;
-        commits++;
-        batch.forEach((write, i) => settleWith(write, (outcomes as WireOutcome[])[i]!));
-      },
-      (error) => {
-        for (const write of batch) write.reject(error);
-      },
-    ).finally(() => {
-      batchInFlight = false;
-      flush();
-    });
-  }
-
   function write<K extends SqliteWriteName>(queued: SqliteCall<K>): Promise<SqliteResult<K>> {
-    return track(
-      new Promise<SqliteResult<K>>((resolve, reject) => {
-        usable();
-        queue.push({
-          call: queued as SqliteCall<SqliteWriteName>,
-          resolve: resolve as (value: unknown) => void,
-          reject,
-        });
-        // Writes issued in the same turn of the event loop go out together.
-        if (!flushScheduled && !batchInFlight) {
-          flushScheduled = true;
-          queueMicrotask(flush);
-        }
-      }),
-    );
+    try {
+      usable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return track(group.submit(queued as SqliteCall<SqliteWriteName>) as Promise<SqliteResult<K>>);
   }
 
   function read<T>(work: () => T): Promise<T> {
@@ -237,6 +219,8 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
 
   return {
     file,
+    thread: "worker",
+    synchronous,
     readSecret: (path) => read(() => reader.readSecret(path)),
     // SQLite keeps no audit table: only the key version of the options goes to the worker.
     writeSecret: (path, expectedRevision, next, options) =>
@@ -269,7 +253,8 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     counts: () => read(() => reader.counts()),
     ping: () => call({ name: "ping", args: [] }),
     checkpoint: () => call({ name: "checkpoint", args: [] }),
-    stats: () => ({ writes, commits }),
+    synchronousPragma: () => call({ name: "synchronousPragma", args: [] }),
+    stats: () => group.stats(),
 
     close() {
       closing ??= (async () => {

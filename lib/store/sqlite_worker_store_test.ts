@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 import { live, runSqliteFileContract, spawnSqliteChild, withTempDir } from "./sqlite_file_contract.ts";
 import { createSqliteStore } from "./sqlite_store.ts";
 import { createSqliteWorkerStore, type SqliteWorkerStore } from "./sqlite_worker_store.ts";
 import { appendVersion, recordOf, runStoreContract } from "./store_contract.ts";
 import { insertPlainPoliciesSqlite } from "./testdata/plain_policies.ts";
-import type { SealedPolicy } from "./types.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -44,8 +42,6 @@ function withWorkerStore(
   });
 }
 
-const POLICY: SealedPolicy = { name: "batch-policy", keyVersion: 1, sealed: encoder.encode("sealed-policy") };
-
 Deno.test("worker-sqlite: 50 concurrent writers to 5 paths lose nothing", async () => {
   await withWorkerStore(async (store) => {
     const writers = Array.from(
@@ -64,53 +60,6 @@ Deno.test("worker-sqlite: 50 concurrent writers to 5 paths lose nothing", async 
   });
 });
 
-Deno.test("worker-sqlite: writes issued together commit once; a failing write leaves the others committed", async () => {
-  await withWorkerStore(async (store) => {
-    await store.writeSecret("x/stale", 0, recordOf([live(1)]));
-    // A write that fails inside SQLite after its secret row went in: only its
-    // savepoint may roll back.
-    const db = new DatabaseSync(store.file);
-    try {
-      db.exec(`CREATE TRIGGER refuse_marked BEFORE INSERT ON secret_versions
-               WHEN NEW.sealed = CAST('refused' AS BLOB) BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END`);
-    } finally {
-      db.close();
-    }
-    const before = store.stats();
-    // No await in between: all of these form one group.
-    const results = await Promise.allSettled([
-      store.writeSecret("x/a", 0, recordOf([live(1, "a")])),
-      store.writeSecret("", 0, recordOf([live(1)])),
-      store.writeSecret("x/refused", 0, recordOf([live(1, "refused")])),
-      store.writeSecret("x/stale", 0, recordOf([live(1), live(2)])),
-      store.upsertPolicy(POLICY),
-      store.putMeta("batch-meta", new Uint8Array([4, 2])),
-      store.writeSecret("x/c", 0, recordOf([live(1, "c")])),
-    ]);
-    const after = store.stats();
-    assert.deepEqual(after, { writes: before.writes + 7, commits: before.commits + 1 });
-
-    const [a, invalid, refused, stale, policy, meta, c] = results;
-    assert.deepEqual(a, { status: "fulfilled", value: true });
-    assert.equal(invalid?.status, "rejected");
-    assert.ok(invalid.reason instanceof TypeError);
-    assert.equal(invalid.reason.message, "store: invalid secret path");
-    assert.equal(refused?.status, "rejected");
-    assert.match(refused.reason.message, /refused by test trigger/);
-    assert.deepEqual(stale, { status: "fulfilled", value: false });
-    assert.deepEqual(policy, { status: "fulfilled", value: undefined });
-    assert.deepEqual(meta, { status: "fulfilled", value: undefined });
-    assert.deepEqual(c, { status: "fulfilled", value: true });
-
-    assert.equal(decoder.decode((await store.readSecret("x/a"))!.versions.get(1)!.sealed), "a");
-    assert.equal(decoder.decode((await store.readSecret("x/c"))!.versions.get(1)!.sealed), "c");
-    assert.equal(await store.readSecret("x/refused"), undefined, "the secret row of the failed write is gone too");
-    assert.equal((await store.readSecret("x/stale"))?.revision, 1);
-    assert.deepEqual(await store.getPolicy(POLICY.name), { kind: "sealed", ...POLICY });
-    assert.deepEqual(await store.getMeta("batch-meta"), new Uint8Array([4, 2]));
-  });
-});
-
 Deno.test("worker-sqlite: errors carry the in-thread store's class and message", async () => {
   await withTempDir(async (dir) => {
     const inThread = createSqliteStore({ dataDir: join(dir, "a") });
@@ -124,33 +73,6 @@ Deno.test("worker-sqlite: errors carry the in-thread store's class and message",
     } finally {
       await inThread.close();
       await worker.close();
-    }
-  });
-});
-
-Deno.test("worker-sqlite: a group holds at most maxBatch writes", async () => {
-  await withWorkerStore(async (store) => {
-    const before = store.stats();
-    const writes = Array.from({ length: 5 }, (_, i) => store.writeSecret(`b/${i}`, 0, recordOf([live(1)])));
-    assert.deepEqual(await Promise.all(writes), [true, true, true, true, true]);
-    assert.deepEqual(store.stats(), { writes: before.writes + 5, commits: before.commits + 3 });
-  }, { maxBatch: 2 });
-});
-
-Deno.test("worker-sqlite: close waits for writes in flight", async () => {
-  await withTempDir(async (dir) => {
-    const store = createSqliteWorkerStore({ dataDir: dir });
-    const writes = Array.from({ length: 5 }, (_, i) => store.writeSecret(`c/${i}`, 0, recordOf([live(1)])));
-    await store.close();
-    assert.deepEqual(await Promise.all(writes), [true, true, true, true, true]);
-    await assert.rejects(store.writeSecret("c/late", 0, recordOf([live(1)])), /store is closed/);
-    await assert.rejects(store.readSecret("c/0"), /store is closed/);
-
-    const reopened = createSqliteStore({ dataDir: dir });
-    try {
-      assert.deepEqual(await reopened.listSecretPaths(), ["c/0", "c/1", "c/2", "c/3", "c/4"]);
-    } finally {
-      await reopened.close();
     }
   });
 });

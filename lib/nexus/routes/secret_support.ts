@@ -19,6 +19,7 @@ export function service(input: RouteInput): SecretService {
     clock: deps.clock,
     random: deps.random,
     maxVersions: deps.settings.maxSecretVersions,
+    writes: deps.secretWrites,
     keyCatchUp: deps.keyManager,
   });
 }
