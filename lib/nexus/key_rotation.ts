@@ -450,10 +450,11 @@ export class KeyRotation {
       }
       await this.#resealSecrets(paths, to);
       after = paths[paths.length - 1]!;
-      // Let requests in between batches: on SQLite in this thread, with small
-      // records sealed by synchronous node:crypto, a batch settles in
-      // microtasks alone, and without this no request would be served until
-      // the whole rotation was done.
+      // Let requests in between batches: with small records sealed by
+      // synchronous node:crypto, a batch on a store that answers without
+      // waiting (memory; SQLite when a commit needs no fsync) settles in
+      // microtasks alone, and no request would be served until the whole
+      // rotation was done.
       await new Promise((resolve) => setImmediate(resolve));
       const renewed = await this.#lease(await store.keyState());
       if (!renewed || renewed.phase !== "sealing") return renewed ?? await store.keyState();
