@@ -20,6 +20,10 @@ COPY --from=build --chown=65532:65532 /state/data /var/lib/spike
 COPY --from=build --chown=65532:65532 /state/recovery /recovery
 # Nexus keeps its SQLite database here; mount a volume on it.
 ENV SPIKE_NEXUS_DATA_DIR=/var/lib/spike
+# Server memory after floods of large bodies (docs/OPERATIONS.md, "Memory"):
+# glibc maps blocks of 16 KiB and more apart and gives them back when freed.
+# The binary carries the matching V8 flag (deno.json's compile task).
+ENV MALLOC_MMAP_THRESHOLD_=16384
 # Nexus's API (SPIKE_NEXUS_TLS_PORT) and a Keeper's (SPIKE_KEEPER_TLS_PORT), both mutual TLS.
 EXPOSE 8553 8443
 # distroless's "nonroot", by number so Kubernetes' runAsNonRoot can check it.

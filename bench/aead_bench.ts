@@ -17,11 +17,17 @@
  * - webcrypto: `subtle.encrypt()` / `subtle.decrypt()` with a key imported once
  * - webcrypto+import: the same, importing the raw key on every call (what a
  *   caller pays when it does not cache `CryptoKey` objects)
+ * - node:crypto: `createCipheriv` / `createDecipheriv` (synchronous, native)
+ *   with a `KeyObject` made once from the `CryptoKey`
+ * - aead.ts: `encryptGcm` / `decryptGcm` of `lib/crypto/aead.ts` with the
+ *   `CryptoKey`, i.e. what Nexus runs
  *
  * @module
  */
 
 import { gcm } from "@noble/ciphers/aes.js";
+import { createCipheriv, createDecipheriv, KeyObject } from "node:crypto";
+import { decryptGcm, encryptGcm } from "../lib/crypto/aead.ts";
 import { formatNumber as fmt, median } from "./support.ts";
 
 /** One implementation under test: returns ciphertext‖tag / plaintext. */
@@ -97,6 +103,7 @@ async function makeImpls(key: Uint8Array): Promise<Impl[]> {
       false,
       [usage],
     );
+  const handle = KeyObject.from(imported);
   return [
     {
       name: "noble",
@@ -121,6 +128,33 @@ async function makeImpls(key: Uint8Array): Promise<Impl[]> {
             data as Uint8Array<ArrayBuffer>,
           ),
         ),
+    },
+    {
+      name: "node:crypto",
+      encrypt(nonce, data, aad) {
+        const cipher = createCipheriv("aes-256-gcm", handle, nonce, { authTagLength: 16 });
+        cipher.setAAD(aad);
+        const head = cipher.update(data);
+        const tail = cipher.final();
+        const out = new Uint8Array(head.length + tail.length + 16);
+        out.set(head);
+        out.set(tail, head.length);
+        out.set(cipher.getAuthTag(), head.length + tail.length);
+        return out;
+      },
+      decrypt(nonce, data, aad) {
+        const decipher = createDecipheriv("aes-256-gcm", handle, nonce, { authTagLength: 16 });
+        decipher.setAAD(aad);
+        decipher.setAuthTag(data.subarray(data.length - 16));
+        const head = decipher.update(data.subarray(0, data.length - 16));
+        decipher.final();
+        return head;
+      },
+    },
+    {
+      name: "aead.ts",
+      encrypt: (nonce, data, aad) => encryptGcm(imported, nonce, data, aad),
+      decrypt: (nonce, data, aad) => decryptGcm(imported, nonce, data, aad),
     },
     {
       name: "webcrypto+import",

@@ -252,10 +252,18 @@ export const BENCH_SECRET = "bench/startup";
 export async function startOurStack(
   dir: string,
   ids: DevIdentities,
-  options: { baselineRoot?: string; extraNexusEnv?: Record<string, string> } = {},
+  options: {
+    /** Run every process of this stack from another checkout (default: this tree). */
+    root?: string;
+    baselineRoot?: string;
+    extraNexusEnv?: Record<string, string>;
+    /** More `deno run` flags for Nexus only (e.g. `--cpu-prof`, `--v8-flags=...`; Deno merges repeated `--v8-flags`). */
+    nexusDenoFlags?: readonly string[];
+  } = {},
 ): Promise<BenchStack> {
-  const run = spikeRunArgs();
+  const run = spikeRunArgs(options.root);
   const baselineRun = options.baselineRoot === undefined ? undefined : spikeRunArgs(options.baselineRoot);
+  const nexusFlags = options.nexusDenoFlags ?? [];
   const runOf = (variant: RunVariant = "current") => {
     if (variant === "current") return run;
     if (variant === "no-code-cache") return [run[0]!, "--no-code-cache", ...run.slice(1)];
@@ -287,8 +295,10 @@ export async function startOurStack(
     SPIKE_LOG_LEVEL: "debug",
     ...options.extraNexusEnv,
   };
-  const startNexus = (variant?: RunVariant) =>
-    new BenchProcess("nexus", Deno.execPath(), [...runOf(variant), "nexus"], nexusEnv);
+  const startNexus = (variant?: RunVariant) => {
+    const [command, ...rest] = runOf(variant);
+    return new BenchProcess("nexus", Deno.execPath(), [command!, ...nexusFlags, ...rest, "nexus"], nexusEnv);
+  };
   const pilotEnv = { SPIKE_SVID_DIR: ids.dirOf("pilot-superuser"), SPIKE_NEXUS_API_URL: nexusUrl };
   const probes = probeClients(ids);
   let nexus: BenchProcess;

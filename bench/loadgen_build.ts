@@ -68,6 +68,10 @@ export interface LoadgenResult {
   readonly server_cpu_ms?: number;
   readonly server_cpu_us_per_request?: number;
   readonly load_average?: string;
+  /** Set when every request opened its own connection (`-new-conn`). */
+  readonly new_connections?: boolean;
+  /** Handshakes that resumed a TLS session (`-resume`). */
+  readonly resumed?: number;
 }
 
 /** Runs the load generator with `args` and parses its JSON line. */

@@ -24,6 +24,7 @@ import {
   resolveNexusConfig,
   resolvePilotConfig,
 } from "../lib/config/spike_config.ts";
+import { roleEnvironment } from "../lib/config/permissions.ts";
 import { ROLE_PATHS } from "../lib/spiffe/roles.ts";
 import { loadCrd, validateCustomResource } from "./support/crd_schema.ts";
 import { helm } from "./support/helm.ts";
@@ -182,6 +183,13 @@ Deno.test("each role's environment resolves through lib/config; Nexus and bootst
       resolveKeeperConfig(keeperEnv).listen.port,
       keepers.spec.template.spec.containers[0].ports[0].containerPort,
     );
+
+    // The server roles' memory settings, as lib/config/permissions.ts has them.
+    for (const [role, object] of [["keeper", keepers], ["nexus", nexus], ["bootstrap", job]] as const) {
+      const env = envOf(object.spec.template.spec.containers[0]);
+      const wanted = roleEnvironment(role);
+      for (const name of ["MALLOC_MMAP_THRESHOLD_"]) assert.equal(env[name], wanted[name], `${role} ${name}`);
+    }
 
     const nexusConfig = resolveNexusConfig(envOf(nexus.spec.template.spec.containers[0]));
     const bootConfig = resolveBootstrapConfig(envOf(job.spec.template.spec.containers[0]));

@@ -8,14 +8,21 @@
  * - each ExecStart, expanded with the example environment files and an
  *   instance name as systemd would, runs Deno with exactly the flags
  *   `rolePermissionFlags` computes from the configuration that environment
- *   resolves to, so the units cannot drift from lib/config/permissions.ts;
+ *   resolves to, in the environment `roleEnvironment` asks for, so the units
+ *   cannot drift from lib/config/permissions.ts;
  * - the hardening the project promises is there.
  *
  * tests/systemd_units_test.ts runs the same units under a real systemd.
  */
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
-import { netTarget, type ProcessRole, rolePermissionFlags, type RoleResources } from "../lib/config/permissions.ts";
+import {
+  netTarget,
+  type ProcessRole,
+  roleEnvironment,
+  rolePermissionFlags,
+  type RoleResources,
+} from "../lib/config/permissions.ts";
 import { resolveBootstrapConfig, resolveKeeperConfig, resolveNexusConfig } from "../lib/config/spike_config.ts";
 import type { ListenAddress } from "../lib/config/parse.ts";
 import { NOTIFY_BIND_NAME } from "../lib/systemd/notify_socket.ts";
@@ -125,6 +132,8 @@ function assertFlags(unit: UnitFile, env: Record<string, string>, role: ProcessR
   assert.deepEqual(runtime, RUNTIME_FLAGS);
   assert.deepEqual(flags, rolePermissionFlags(role, resources));
   assert.deepEqual(command, [role]);
+  // The role's memory settings (the environment glibc reads at start) are set by the unit.
+  for (const [name, want] of Object.entries(roleEnvironment(role))) assert.equal(env[name], want, name);
 }
 
 Deno.test("ExecStart: Nexus runs with exactly rolePermissionFlags for the configuration its environment sets", async () => {

@@ -2,7 +2,9 @@
 // number of kept-alive HTTP/1.1 connections, for a fixed time or request
 // count, and prints one JSON object: requests per second, latency
 // percentiles, errors, and (with -server-pid) the server process's CPU time
-// per request read from /proc.
+// per request read from /proc. With -new-conn every request opens its own
+// connection (a full TLS handshake, or a resumed one with -resume), to
+// measure handshakes per second.
 //
 // It exists so that benchmarks of a single-threaded Deno server are not
 // driven by another single-threaded Deno client: this client runs on its
@@ -51,6 +53,8 @@ type options struct {
 	expect     int
 	timeout    time.Duration
 	modulo     int64
+	newConn    bool
+	resume     bool
 }
 
 type result struct {
@@ -69,6 +73,8 @@ type result struct {
 	ServerCPUMs    float64 `json:"server_cpu_ms,omitempty"`
 	CPUUsPerReq    float64 `json:"server_cpu_us_per_request,omitempty"`
 	LoadAvg        string  `json:"load_average,omitempty"`
+	NewConns       bool    `json:"new_connections,omitempty"`
+	Resumed        int64   `json:"resumed,omitempty"`
 }
 
 func main() {
@@ -88,6 +94,8 @@ func main() {
 	flag.IntVar(&o.expect, "expect", 200, "status code that counts as success")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout")
 	flag.Int64Var(&o.modulo, "modulo", 0, "when > 0, {i} counts 0..modulo-1 over and over (reads of a fixed set)")
+	flag.BoolVar(&o.newConn, "new-conn", false, "open a new connection (a TLS handshake) for every request instead of keeping one per worker")
+	flag.BoolVar(&o.resume, "resume", false, "offer TLS session resumption (a client session cache shared by the workers); with -new-conn")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -117,6 +125,10 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	if o.resume {
+		tlsConfig.ClientSessionCache = tls.NewLRUClientSessionCache(256)
+	}
+	var resumed atomic.Int64
 
 	clients := make([]*http.Client, o.conns)
 	for i := range clients {
@@ -127,6 +139,7 @@ func run(o options) error {
 			MaxIdleConnsPerHost: 1,
 			IdleConnTimeout:     time.Minute,
 			DisableCompression:  true,
+			DisableKeepAlives:   o.newConn,
 			// A non-nil empty map turns HTTP/2 off: HTTP/1.1 keep-alive, as the servers under test speak.
 			TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 		}
@@ -159,6 +172,9 @@ func run(o options) error {
 		response, err := c.Do(request)
 		if err != nil {
 			return err
+		}
+		if response.TLS != nil && response.TLS.DidResume {
+			resumed.Add(1)
 		}
 		// Read to the end so the connection is reused.
 		_, copyErr := io.Copy(io.Discard, response.Body)
@@ -194,6 +210,7 @@ func run(o options) error {
 		}
 	}
 
+	resumed.Store(0)
 	cpuBefore, cpuErr := processCPU(o.serverPID, o.clockTicks)
 	var started atomic.Int64
 	var errorCount atomic.Int64
@@ -244,6 +261,8 @@ func run(o options) error {
 		P99Ms:          percentile(all, 99),
 		MaxMs:          percentile(all, 100),
 		LoadAvg:        loadAverage(),
+		NewConns:       o.newConn,
+		Resumed:        resumed.Load(),
 	}
 	if e, ok := firstError.Load().(string); ok {
 		r.FirstError = e

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { gcm } from "@noble/ciphers/aes.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import {
+  AEAD_IMPLEMENTATIONS,
   decryptGcm,
   encryptGcm,
   importAeadKey,
@@ -11,6 +12,7 @@ import {
   seal,
   SEALED_OVERHEAD,
   SEALED_VERSION,
+  SYNC_LIMIT,
 } from "./aead.ts";
 import { CryptoError } from "./errors.ts";
 import { type RandomBytes, systemRandom } from "./random.ts";
@@ -102,6 +104,64 @@ Deno.test("encryptGcm agrees with @noble/ciphers", async () => {
       },
     ),
     { numRuns: 50 },
+  );
+});
+
+/** Sizes on both sides of the limit between the two implementations. */
+const spanningArb = fc.oneof(
+  fc.uint8Array({ maxLength: 64 }),
+  fc.integer({ min: SYNC_LIMIT - 40, max: SYNC_LIMIT + 40 }).chain((n) =>
+    fc.uint8Array({ minLength: n, maxLength: n })
+  ),
+  fc.uint8Array({ minLength: SYNC_LIMIT, maxLength: 3 * SYNC_LIMIT }),
+);
+
+Deno.test("the node:crypto and WebCrypto implementations agree, open each other's output and refuse the same tampering", async () => {
+  const { sync, webCrypto } = AEAD_IMPLEMENTATIONS;
+  await fc.assert(
+    fc.asyncProperty(
+      keyArb,
+      fc.uint8Array({ minLength: 12, maxLength: 12 }),
+      spanningArb,
+      fc.uint8Array({ maxLength: 64 }),
+      fc.nat(),
+      async (raw, nonce, plaintext, aad, flip) => {
+        const imported = await importAeadKey(raw);
+        for (const key of [raw, imported]) {
+          const fromSync = sync.encrypt(key, nonce, plaintext, aad);
+          const fromWeb = await webCrypto.encrypt(key, nonce, plaintext, aad);
+          assert.deepEqual(fromSync, fromWeb);
+          assert.deepEqual(sync.decrypt(key, nonce, fromWeb, aad), plaintext);
+          assert.deepEqual(await webCrypto.decrypt(key, nonce, fromSync, aad), plaintext);
+          const tampered = fromSync.slice();
+          tampered[flip % tampered.length]! ^= 1 << (flip % 8);
+          assert.equal(sync.decrypt(key, nonce, tampered, aad), undefined);
+          assert.equal(await webCrypto.decrypt(key, nonce, tampered, aad), undefined);
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+Deno.test("the public functions give the same bytes on both sides of SYNC_LIMIT", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      keyArb,
+      fc.uint8Array({ minLength: 12, maxLength: 12 }),
+      spanningArb,
+      async (raw, nonce, plaintext) => {
+        const key = await importAeadKey(raw);
+        const aad = new TextEncoder().encode("spike/v1/secret\u0000a/b\u00001");
+        const ciphertext = await encryptGcm(key, nonce, plaintext, aad);
+        assert.deepEqual(ciphertext, gcm(raw, nonce, aad).encrypt(plaintext));
+        assert.deepEqual(await decryptGcm(key, nonce, ciphertext, aad), plaintext);
+        const sealed = await seal(key, plaintext, aad, fixedRandom(nonce));
+        assert.deepEqual(sealed.subarray(1 + NONCE_LENGTH), ciphertext);
+        assert.deepEqual(await open(raw, sealed, aad), plaintext);
+      },
+    ),
+    { numRuns: 40 },
   );
 });
 

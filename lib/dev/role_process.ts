@@ -5,7 +5,7 @@
  * @module
  */
 import { forEachLine } from "./lines.ts";
-import { type ProcessRole, rolePermissionFlags, type RoleResources } from "../config/permissions.ts";
+import { type ProcessRole, roleEnvironment, rolePermissionFlags, type RoleResources } from "../config/permissions.ts";
 
 /** How to launch `spike` again: from source with `deno run`, or the compiled binary. */
 export interface SpikeLauncher {
@@ -42,7 +42,7 @@ export interface RoleProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Starts `spike <args>` as role `role` with its least permissions. */
+/** Starts `spike <args>` as role `role` with its least permissions (and its memory settings). */
 export function startRoleProcess(options: {
   name: string;
   role: ProcessRole;
@@ -55,7 +55,7 @@ export function startRoleProcess(options: {
   const flags = rolePermissionFlags(options.role, options.resources);
   const child = new Deno.Command(options.launcher.executable, {
     args: [...options.launcher.prefixArgs(flags), ...options.args],
-    env: options.env,
+    env: { ...roleEnvironment(options.role), ...options.env },
     clearEnv: true,
     stdin: "null",
     stdout: "piped",

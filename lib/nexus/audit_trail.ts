@@ -11,8 +11,13 @@
  *   works again the trail writes a MAC'd `lost` record naming their
  *   sequence numbers and the error, so a verifier tells a full disk from a
  *   deletion. Failures and recoveries are logged once each, not per record.
- * - Fail-closed (`SPIKE_NEXUS_AUDIT_FAIL_CLOSED`): a record counts as
- *   written only once the file is synced (fdatasync: a write into the page
+ * - Lines are appended in the order they were sealed. Without fail-closed,
+ *   the lines sealed within one turn of the event loop go out in one write
+ *   at the end of it (a microtask), still before any answer they belong to
+ *   leaves: a request's record is sealed before its answer is written, and
+ *   the write is queued ahead of that.
+ * - Fail-closed (`SPIKE_NEXUS_AUDIT_FAIL_CLOSED`): each line is written at
+ *   once, and a record counts as written only once the file is synced (fdatasync: a write into the page
  *   cache can still fail later on a full disk) and, in table mode, its row
  *   committed; `record` and `intent` say when it was not, and the app
  *   refuses the request.
@@ -65,7 +70,7 @@ type Sink = "file" | "table";
 
 interface Emitted {
   readonly sealed: SealedRecord;
-  /** The line output the record went to, and whether the append worked. */
+  /** The line output the record went to, and whether the append worked (fail-closed; otherwise not known yet). */
   readonly target: LineTarget;
   readonly appended: boolean;
   /** Whether the row was stored (table mode, not for intents: those go with the change). */
@@ -74,6 +79,13 @@ interface Emitted {
 
 /** Most sequence ranges one `lost` record names; more go into the next one. */
 const MAX_RANGES_PER_RECORD = 256;
+
+/** A sealed line waiting for the end of the turn, and what to do if it is not written. */
+interface Pending {
+  readonly line: string;
+  readonly seq: number;
+  readonly onLost: (() => void) | undefined;
+}
 
 /** The chained audit trail. */
 export class AuditTrail implements AuditSink {
@@ -86,6 +98,8 @@ export class AuditTrail implements AuditSink {
   readonly #queue: AuditRowQueue | undefined;
   readonly #table: AuditRowSink | undefined;
   #target: LineTarget;
+  /** Lines sealed this turn, not yet appended (not fail-closed). */
+  #pending: Pending[] = [];
   #stopping = false;
   #closed = false;
   /** Sequence ranges each sink could not store, not yet declared, and the last error. */
@@ -210,7 +224,8 @@ export class AuditTrail implements AuditSink {
     }
     const guard = record.phase === "intent";
     const emitted = this.#emit(record, { withChange: guard });
-    if (!guard) return this.#failClosed ? await this.#durable(emitted) : emitted.appended;
+    // Not fail-closed, an outcome line goes out at the end of the turn; a failed write is declared (`lost`).
+    if (!guard) return this.#failClosed ? await this.#durable(emitted) : true;
     if (this.#failClosed && !(await this.#durable(emitted))) return false;
     if (!this.#table) return true;
     const seq = emitted.sealed.chain.seq;
@@ -235,6 +250,8 @@ export class AuditTrail implements AuditSink {
       return;
     }
     this.#event("reopen");
+    // Everything up to the reopen record belongs to the old file.
+    this.#flush();
     const old = this.#target;
     this.#target = next;
     old.close().catch((error) => this.#log.error("audit log: closing the old file failed", { error: String(error) }));
@@ -250,11 +267,13 @@ export class AuditTrail implements AuditSink {
    */
   async close(): Promise<void> {
     if (this.#closed || this.#stopping) return;
+    this.#flush();
     await this.#queue?.drain();
     for (const sink of [...this.#lost.keys()]) this.#declare(sink);
     await this.#queue?.drain();
     this.#stopping = true;
     this.#event("stop");
+    this.#flush();
     this.#closed = true;
     await this.#queue?.drain();
     await this.#target.close().catch((error) =>
@@ -263,24 +282,49 @@ export class AuditTrail implements AuditSink {
     this.#chain.close();
   }
 
-  #event(event: ChainEvent, extra: Readonly<Record<string, unknown>> = {}): Emitted {
-    return this.#emit({ time: this.#clock().toISOString(), type: CHAIN_RECORD, event, ...extra });
+  #event(event: ChainEvent, extra: Readonly<Record<string, unknown>> = {}, onLost?: () => void): Emitted {
+    return this.#emit({ time: this.#clock().toISOString(), type: CHAIN_RECORD, event, ...extra }, { onLost });
   }
 
-  #emit(fields: object, options: { withChange?: boolean } = {}): Emitted {
+  /**
+   * Seals `fields` and appends the line: at once when fail-closed, at the
+   * end of the turn otherwise. `onLost` runs if the line is not written.
+   */
+  #emit(fields: object, options: { withChange?: boolean; onLost?: () => void } = {}): Emitted {
     const sealed = this.#chain.seal(fields);
     const target = this.#target;
     let appended = true;
-    try {
-      target.append(sealed.line);
-    } catch (error) {
-      appended = false;
-      this.#failed("file", [[sealed.chain.seq, sealed.chain.seq]], error);
+    if (this.#failClosed) {
+      try {
+        target.append(sealed.line);
+      } catch (error) {
+        appended = false;
+        this.#failed("file", [[sealed.chain.seq, sealed.chain.seq]], error);
+        options.onLost?.();
+      }
+    } else {
+      this.#pending.push({ line: sealed.line, seq: sealed.chain.seq, onLost: options.onLost });
+      if (this.#pending.length === 1) queueMicrotask(() => this.#flush());
     }
     const stored = this.#queue && !options.withChange ? this.#queue.enqueue(rowOf(sealed)) : undefined;
     // Declared after the record that proved the file works again.
-    if (appended) this.#recovered("file");
+    if (appended && this.#failClosed) this.#recovered("file");
     return { sealed, target, appended, stored };
+  }
+
+  /** Appends the lines sealed so far in one write (all or none). */
+  #flush(): void {
+    const batch = this.#pending;
+    if (batch.length === 0) return;
+    this.#pending = [];
+    try {
+      this.#target.append(batch.length === 1 ? batch[0]!.line : batch.map((p) => p.line).join("\n"));
+    } catch (error) {
+      this.#failed("file", batch.map((p) => [p.seq, p.seq]), error);
+      for (const p of batch) p.onLost?.();
+      return;
+    }
+    this.#recovered("file");
   }
 
   /** Whether an emitted record is durable: appended, synced, and its row stored. */
@@ -345,9 +389,9 @@ export class AuditTrail implements AuditSink {
     });
     for (let start = 0; start < entry.ranges.length; start += MAX_RANGES_PER_RECORD) {
       const ranges = entry.ranges.slice(start, start + MAX_RANGES_PER_RECORD);
-      const emitted = this.#event("lost", { sink, seqs: ranges, error: entry.error });
       // The declaration must reach the sink it is about; if it does not, keep the ranges pending.
-      if (sink === "file" && !emitted.appended) this.#failed("file", ranges, entry.error);
+      const onLost = sink === "file" ? () => this.#failed("file", ranges, entry.error) : undefined;
+      const emitted = this.#event("lost", { sink, seqs: ranges, error: entry.error }, onLost);
       if (sink === "table") {
         emitted.stored?.then((stored) => {
           if (!stored) this.#failed("table", ranges, entry.error);

@@ -8,7 +8,7 @@ import { silentLogger } from "../log/logger.ts";
 import type { AuditRow } from "../store/audit_row.ts";
 import type { AuditIntent, AuditRecord, SweepDoneRecord, SweepIntentRecord } from "./audit.ts";
 import { deriveAuditKey, rootKeyAuditKeys } from "./audit_key.ts";
-import { openLineTarget } from "./audit_output.ts";
+import { type LineTarget, openLineTarget } from "./audit_output.ts";
 import { AuditTrail } from "./audit_trail.ts";
 import { RootKeyState } from "./root_key_state.ts";
 import { createTestNexus, FIXED_TIME, peer, testRootKey } from "./testing.ts";
@@ -237,6 +237,84 @@ Deno.test("fail-closed app: on a full disk a put is refused with 503 and changes
     assert.deepEqual(types, ["start", "key", "audit-intent:", "audit:", "reopen"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A line target in memory that counts its writes and fails while `full` is set. */
+function memoryTarget(): LineTarget & { writes: string[]; full: boolean } {
+  const target = {
+    name: "memory",
+    isFile: false,
+    writes: [] as string[],
+    full: false,
+    append(text: string) {
+      if (target.full) throw new Error("No space left on device (os error 28)");
+      target.writes.push(text);
+    },
+    sync: () => Promise.resolve(),
+    reopen: () => target,
+    close: () => Promise.resolve(),
+  };
+  return target;
+}
+
+Deno.test("audit trail: lines sealed in one turn go out in one write, before the request's answer; a failed write is declared", async () => {
+  const target = memoryTarget();
+  const keys = new RootKeyState();
+  await keys.install(testRootKey());
+  const trail = new AuditTrail({
+    target,
+    log: silentLogger,
+    clock: () => FIXED_TIME,
+    failClosed: false,
+    keys: rootKeyAuditKeys(keys),
+  });
+  await trail.start();
+  trail.keyChanged();
+  await Promise.resolve();
+  const before = target.writes.length;
+  for (let n = 1; n <= 3; n++) trail.record(record(n));
+  assert.equal(target.writes.length, before, "nothing written within the turn");
+  await Promise.resolve();
+  assert.equal(target.writes.length, before + 1, "three records, one write");
+  assert.equal(target.writes.at(-1)!.split("\n").length, 3);
+
+  // Through the app: by the time the answer is back, its record was written.
+  const nexus = await createTestNexus({ auditSink: trail });
+  const written = target.writes.length;
+  const answer = await nexus.call(SUPERUSER, PATHS.secrets, "get", { path: "nothing/here" });
+  assert.equal(answer.status, 404);
+  assert.match(target.writes.slice(written).join("\n"), /"route":"\/v1\/store\/secrets","action":"get"/);
+
+  // A write that fails loses its whole turn; the next write that works declares it, MAC'd.
+  target.full = true;
+  trail.record(record(4));
+  trail.record(record(5));
+  await Promise.resolve();
+  target.full = false;
+  trail.record(record(6));
+  await trail.close();
+  const all = target.writes.join("\n").split("\n").map((line) => JSON.parse(line));
+  const lost = all.find((r) => r.event === "lost");
+  assert.ok(lost, "a lost record");
+  const missing = (lost.seqs as number[][]).flatMap(([a, b]) => Array.from({ length: b! - a! + 1 }, (_, i) => a! + i));
+  assert.equal(missing.length, 2);
+  assert.ok(missing.every((seq) => !all.some((r) => r.seq === seq)), "the declared records are the missing ones");
+  assert.deepEqual(all.filter((r) => r.type === "audit").map((r) => r.trail), [
+    record(1).trail,
+    record(2).trail,
+    record(3).trail,
+    all.find((r) => r.route === PATHS.secrets && r.status === 404)!.trail,
+    record(6).trail,
+  ]);
+  const file = await Deno.makeTempFile();
+  try {
+    await Deno.writeTextFile(file, target.writes.join("\n") + "\n");
+    const report = await verify([file]);
+    assert.equal(report.ok, true, report.finding?.message ?? "");
+    assert.match(report.notes.join("\n"), /declared 2 record\(s\) unwritten to its file/);
+  } finally {
+    await Deno.remove(file);
   }
 });
 

@@ -30,6 +30,7 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 import { refusal } from "../api/errors.ts";
 import { open, seal } from "../crypto/aead.ts";
 import type { RandomBytes } from "../crypto/random.ts";
@@ -449,6 +450,12 @@ export class KeyRotation {
       }
       await this.#resealSecrets(paths, to);
       after = paths[paths.length - 1]!;
+      // Let requests in between batches: with small records sealed by
+      // synchronous node:crypto, a batch on a store that answers without
+      // waiting (memory; SQLite when a commit needs no fsync) settles in
+      // microtasks alone, and no request would be served until the whole
+      // rotation was done.
+      await new Promise((resolve) => setImmediate(resolve));
       const renewed = await this.#lease(await store.keyState());
       if (!renewed || renewed.phase !== "sealing") return renewed ?? await store.keyState();
       await this.#at("batch");

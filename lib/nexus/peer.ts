@@ -9,7 +9,7 @@ export type PeerResult =
   | { readonly ok: true; readonly spiffeId: string }
   | { readonly ok: false; readonly reason: string };
 
-/** Hono bindings of the Nexus and Keeper apps. */
+/** Hono bindings of the Keeper app (Nexus takes the peer in its `NexusRequest`). */
 export interface PeerBindings {
   /** Set by the mTLS server adapter (or a test). */
   readonly peer: PeerResult;

@@ -159,7 +159,7 @@ export class PolicySnapshot {
         toOpen.push(i);
       }
     });
-    // Second pass: open what is new or changed, all at once (WebCrypto works off the main thread).
+    // Second pass: open what is new or changed, all at once (rows over 2 KiB go to WebCrypto, off the main thread).
     await Promise.all(toOpen.map(async (i) => {
       const row = rows[i] as SealedPolicyRow;
       try {

@@ -12,7 +12,7 @@ import type { Logger } from "../log/logger.ts";
 import { markStartup } from "../log/startup.ts";
 import type { IdentitySource } from "../spiffe/identity.ts";
 import { createMtlsClient } from "../spiffe/mtls_client.ts";
-import { type MtlsServer, serveHono } from "../spiffe/mtls_server.ts";
+import { createMtlsServer, type MtlsServer } from "../spiffe/mtls_server.ts";
 import { isKeeper } from "../spiffe/roles.ts";
 import { toTrustRoots } from "../config/trust_roots.ts";
 import { postgresStoreOptions } from "../store/postgres_options.ts";
@@ -20,6 +20,7 @@ import { measureStore } from "../store/measured_store.ts";
 import type { SqliteStoreOptions } from "../store/sqlite_types.ts";
 import type { Store } from "../store/types.ts";
 import { createNexusApp } from "./app.ts";
+import { createNexusHttpHandler } from "./http_handler.ts";
 import type { AuditSink } from "./audit.ts";
 import { rootKeyAuditKeys } from "./audit_key.ts";
 import { type AuditOutput, openAuditOutput } from "./audit_output.ts";
@@ -205,9 +206,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
   let checkpointTimer: ReturnType<typeof setInterval> | undefined;
   let sweeper: ExpirySweeper | undefined;
   try {
-    server = await serveHono(createNexusApp(deps), {
+    server = await createMtlsServer({
       identity,
-      maxBodyBytes: config.maxBodyBytes,
+      handler: createNexusHttpHandler(createNexusApp(deps), { maxBodyBytes: config.maxBodyBytes }),
       handshakeTimeoutMs: config.tlsHandshakeTimeoutMs,
       maxConnections: config.maxConnections,
       onError: (error) => log.debug("tls", { error: error.message }),

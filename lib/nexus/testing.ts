@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { ApiError } from "../api/errors.ts";
 import type { RandomBytes } from "../crypto/random.ts";
 import { silentLogger } from "../log/logger.ts";
 import type { TrustRoots } from "../spiffe/roles.ts";
@@ -72,7 +73,7 @@ export const TEST_SETTINGS: NexusSettings = Object.freeze({
   shamirThreshold: 2,
 });
 
-/** A Nexus app with its dependencies, for in-process requests. */
+/** A Nexus app with its dependencies, for in-process requests (no HTTP, no TLS). */
 export interface TestNexus {
   /** Injected dependencies (store, keys, ...). */
   readonly deps: NexusDeps;
@@ -139,23 +140,29 @@ export async function createTestNexus(options: {
     deps,
     audit: kept.records,
     async call(peer, path, action, body, init = {}) {
-      const url = `https://nexus.test${path}${action ? `?action=${action}` : ""}`;
       const method = init.method ?? "POST";
-      const payload: BodyInit | undefined = body instanceof Uint8Array
-        ? body as Uint8Array<ArrayBuffer>
-        : body === undefined
-        ? undefined
-        : JSON.stringify(body);
-      const request = new Request(url, {
+      const payload = body instanceof Uint8Array
+        ? body
+        : body === undefined || method === "GET" || method === "HEAD"
+        ? new Uint8Array(0)
+        : new TextEncoder().encode(JSON.stringify(body));
+      const answer = await app.handle({
         method,
-        headers: { "content-type": init.contentType ?? "application/json" },
-        ...(method === "GET" || method === "HEAD" ? {} : { body: payload }),
+        path,
+        action,
+        contentType: init.contentType ?? "application/json",
+        peer,
+        body: (limit) => {
+          if (payload.length > limit) return Promise.reject(new ApiError("api_payload_too_large"));
+          return Promise.resolve(payload.slice());
+        },
       });
-      const response = await app.fetch(request, { peer });
-      const bytes = new Uint8Array(await response.arrayBuffer());
-      const type = response.headers.get("content-type") ?? "";
-      const parsed = type.includes("json") ? JSON.parse(new TextDecoder().decode(bytes)) : bytes;
-      return { status: response.status, body: parsed, headers: response.headers };
+      const bytes = typeof answer.body === "string" ? new TextEncoder().encode(answer.body) : answer.body;
+      const headers = new Headers(answer.headers);
+      const parsed = (headers.get("content-type") ?? "").includes("json")
+        ? JSON.parse(new TextDecoder().decode(bytes))
+        : bytes;
+      return { status: answer.status, body: parsed, headers };
     },
   };
 }

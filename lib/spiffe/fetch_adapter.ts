@@ -7,14 +7,9 @@
  * CPU per request on the same server (docs/ARCHITECTURE.md), and the rules
  * below for bodies the app never reads have to live in the bridge either way.
  *
- * A request body the app leaves unread (a request refused before its body
- * mattered) must cost neither memory nor the connection: once the answer is
- * ready, the rest of the body is read and dropped, so the client reads the
- * answer and the kept-alive connection carries its next request. Dropping
- * stops at the body cap (at least {@linkcode DISCARD_MIN_BYTES}; a declared
- * length over the cap is refused with `Connection: close` before anything is
- * read) and at {@linkcode DISCARD_TIMEOUT_MS}: past either, the socket is
- * destroyed. Nothing of a dropped body is kept.
+ * A request body the app leaves unread is read and dropped within bounds
+ * once the answer is ready (`node_exchange.ts`); a declared length over the
+ * cap is refused with `Connection: close` before anything is read.
  *
  * A client that hangs up mid-body fails the body stream with
  * {@linkcode ClientClosedError} (its fault, not a server error). A method the
@@ -27,7 +22,18 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ClientClosedError } from "../api/client_closed.ts";
-import { NO_CACHE_HEADERS } from "../api/no_cache.ts";
+import {
+  BodyTooLargeError,
+  declaredLength,
+  DISCARD_MIN_BYTES,
+  discardRest,
+  hasBody,
+  refuseTooLarge,
+  requestUrl,
+  sendJson,
+} from "./node_exchange.ts";
+
+export { DISCARD_MIN_BYTES, DISCARD_TIMEOUT_MS } from "./node_exchange.ts";
 
 /** Anything with a Fetch-API handler, such as a Hono app. */
 export interface FetchApp<Env> {
@@ -52,33 +58,8 @@ export interface FetchHandlerOptions<Env> {
 /** Handles one node request by calling the fetch app with `env`. */
 export type NodeFetchHandler<Env> = (req: IncomingMessage, res: ServerResponse, env: Env) => Promise<void>;
 
-/**
- * Least number of bytes of an unread request body read and dropped before
- * the connection is closed instead (the whole allowance of a sender the
- * server does not know, see `serveHono`).
- */
-export const DISCARD_MIN_BYTES = 64 * 1024;
-
-/** Longest wait for the unread rest of a body once the answer is written; then the socket is closed. */
-export const DISCARD_TIMEOUT_MS = 5_000;
-
 /** The method the app sees for one the Fetch API refuses to represent (TRACE, TRACK, CONNECT). */
 export const UNSERVED_METHOD = "UNSUPPORTED";
-
-const ORIGIN = "https://localhost";
-const SLASH = 0x2f;
-const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  "content-type": "application/json",
-  ...NO_CACHE_HEADERS,
-});
-
-/** Raised inside the body stream when the cap is crossed. */
-class BodyTooLargeError extends Error {
-  constructor(limit: number) {
-    super(`request body exceeds ${limit} bytes`);
-    this.name = "BodyTooLargeError";
-  }
-}
 
 /**
  * Creates a node `(req, res, env)` handler that runs `app.fetch`.
@@ -98,8 +79,7 @@ export function createFetchHandler<Env>(app: FetchApp<Env>, options: FetchHandle
 
   return async (req, res, env) => {
     const discardLimit = allowance ? allowance(env) : defaultAllowance;
-    const declared = Number(req.headers["content-length"] ?? Number.NaN);
-    if (declared > limit) return refuseTooLarge(req, res, discardLimit);
+    if (declaredLength(req) > limit) return refuseTooLarge(req, res, discardLimit);
     let url: URL;
     try {
       url = requestUrl(req.url ?? "/");
@@ -111,9 +91,7 @@ export function createFetchHandler<Env>(app: FetchApp<Env>, options: FetchHandle
       if (!res.writableFinished) abort.abort();
     });
     const method = req.method ?? "GET";
-    const hasBody = method !== "GET" && method !== "HEAD" &&
-      (declared > 0 || req.headers["transfer-encoding"] !== undefined);
-    const body = hasBody ? cappedBody(req, limit) : undefined;
+    const body = hasBody(req) ? cappedBody(req, limit) : undefined;
     const init: RequestInit & { duplex?: "half" } = { method, headers: toHeaders(req), signal: abort.signal };
     if (body) {
       init.body = body.stream;
@@ -147,16 +125,6 @@ export function createFetchHandler<Env>(app: FetchApp<Env>, options: FetchHandle
     }
     await writeResponse(req, res, discardLimit, response);
   };
-}
-
-/**
- * The request target as a URL. Origin form (`/path?query`) is the rule; the
- * authority form of CONNECT and `*` get a leading slash, so their path is
- * still the raw target and never a made-up scheme.
- */
-function requestUrl(target: string): URL {
-  if (target.charCodeAt(0) !== SLASH && !/^https?:\/\//i.test(target)) target = `/${target}`;
-  return new URL(target, ORIGIN);
 }
 
 /** A web stream over the node request body that errors past `limit` bytes. */
@@ -256,58 +224,4 @@ async function writeResponse(
   } catch {
     res.destroy();
   }
-}
-
-/**
- * Reads and drops what is left of `req`'s body (called before answering a
- * request whose body has not fully arrived): it never reaches the app's
- * stream, and the socket is never left paused with the client's bytes
- * buffered. Past `discardLimit` bytes (only a chunked body gets there: a
- * longer declared one is refused before the app runs) or
- * {@linkcode DISCARD_TIMEOUT_MS}, the socket is destroyed.
- */
-function discardRest(req: IncomingMessage, discardLimit: number): void {
-  const socket = req.socket;
-  let dropped = 0;
-  const timer = setTimeout(() => socket.destroy(), DISCARD_TIMEOUT_MS);
-  const done = () => {
-    clearTimeout(timer);
-    req.off("end", done);
-    socket.off("close", done);
-  };
-  req.once("end", done);
-  socket.once("close", done);
-  // The app's stream (if any) is done with: its listener would queue the rest.
-  req.removeAllListeners("data");
-  req.on("data", (chunk: Uint8Array) => {
-    dropped += chunk.length;
-    if (dropped > discardLimit) socket.destroy();
-  });
-  req.resume();
-}
-
-/**
- * Answers 413 and closes the connection once the answer is written (what
- * arrives until then is dropped, within the usual bounds): the rest of the
- * body is not worth reading, so the connection cannot carry another request.
- */
-function refuseTooLarge(req: IncomingMessage, res: ServerResponse, discardLimit: number): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  res.shouldKeepAlive = false;
-  sendJson(req, res, discardLimit, 413, { err: "api_payload_too_large" });
-}
-
-function sendJson(
-  req: IncomingMessage,
-  res: ServerResponse,
-  discardLimit: number,
-  status: number,
-  body: unknown,
-): void {
-  if (!req.complete) discardRest(req, discardLimit);
-  res.writeHead(status, JSON_HEADERS);
-  res.end(JSON.stringify(body));
 }

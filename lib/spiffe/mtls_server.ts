@@ -31,6 +31,7 @@ import type { IdPredicate } from "./roles.ts";
 import { SvidError, type SvidErrorReason } from "./errors.ts";
 import { parseTrustBundle, type TrustBundle, validatePeerSvid } from "./svid.ts";
 import { createFetchHandler, DISCARD_MIN_BYTES, type FetchApp } from "./fetch_adapter.ts";
+import { PeerVerdicts } from "./peer_verdicts.ts";
 
 /** An authenticated client. */
 export interface PeerInfo {
@@ -149,6 +150,8 @@ export async function createMtlsServer(options: MtlsServerOptions): Promise<Mtls
   // One verdict per TLS connection; revalidated if the bundle changes or the
   // SVID expires while a keep-alive connection is still open.
   const verdicts = new WeakMap<TLSSocket, { bundle: TrustBundle; peer: Peer }>();
+  // Across connections: a client seen before is known by its leaf's hash.
+  const known = new PeerVerdicts();
   const sockets = new Set<Socket>();
   let closed = false;
 
@@ -168,11 +171,11 @@ export async function createMtlsServer(options: MtlsServerOptions): Promise<Mtls
 
   const peerOf = (socket: TLSSocket): Peer => {
     const cached = verdicts.get(socket);
-    const t = now().getTime();
-    if (cached && cached.bundle === bundle && (!cached.peer.ok || t <= cached.peer.notAfter.getTime())) {
+    const at = now();
+    if (cached && cached.bundle === bundle && (!cached.peer.ok || at.getTime() <= cached.peer.notAfter.getTime())) {
       return cached.peer;
     }
-    const peer = authenticate(socket, bundle, now(), options.authorizePeer);
+    const peer = authenticate(socket, bundle, at, known, options.authorizePeer);
     verdicts.set(socket, { bundle, peer });
     return peer;
   };
@@ -231,6 +234,7 @@ export async function createMtlsServer(options: MtlsServerOptions): Promise<Mtls
       const nextBundle = parseTrustBundle(identity.trustBundlePem);
       server.setSecureContext({ ...tlsContextOptions(identity), minVersion: TLS_MIN_VERSION });
       bundle = nextBundle;
+      known.clear();
     } catch (err) {
       // Keep serving with the previous SVID rather than going down.
       options.onError?.(new Error(`could not load rotated SVID: ${errorText(err)}`));
@@ -299,26 +303,49 @@ export function serveHono(app: FetchApp<MtlsEnv>, options: ServeHonoOptions): Pr
   });
 }
 
-/** Validates the client's SVID on `socket` and applies the ID predicate. */
-function authenticate(socket: TLSSocket, bundle: TrustBundle, now: Date, allowed?: IdPredicate): Peer {
+/**
+ * Validates the client's SVID on `socket` and applies the ID predicate. A
+ * leaf `known` from an earlier connection under this bundle skips the
+ * chain check (its validity window is still checked at `now`); a resumed
+ * TLS session goes through the same check, since it carries the
+ * certificate of the handshake it resumes.
+ */
+function authenticate(
+  socket: TLSSocket,
+  bundle: TrustBundle,
+  now: Date,
+  known: PeerVerdicts,
+  allowed?: IdPredicate,
+): Peer {
   if (typeof socket.getPeerCertificate !== "function") {
     return { ok: false, reason: "no_certificate", message: "connection is not TLS" };
   }
+  // The leaf alone is cheap to get; the whole chain (detailed objects) only on a miss.
+  const leaf = socket.getPeerX509Certificate?.()?.raw;
+  const fingerprint = leaf && leaf.length > 0 ? PeerVerdicts.fingerprint(leaf) : undefined;
+  const hit = fingerprint === undefined ? undefined : known.lookup(fingerprint, bundle, now.getTime());
+  if (hit) return verdictOf(hit.svid, hit.allowed);
   try {
     const svid = validatePeerSvid(socket.getPeerCertificate(true), bundle, now);
-    if (allowed && !allowed(svid.spiffeId)) {
-      return {
-        ok: false,
-        reason: "id_not_allowed",
-        message: `client SPIFFE ID ${svid.spiffeId} is not allowed`,
-        spiffeId: svid.spiffeId,
-      };
-    }
-    return { ok: true, spiffeId: svid.spiffeId, trustDomain: svid.trustDomain, notAfter: svid.notAfter };
+    const ok = !allowed || allowed(svid.spiffeId);
+    if (fingerprint !== undefined) known.remember(fingerprint, bundle, svid, ok);
+    return verdictOf(svid, ok);
   } catch (err) {
     if (err instanceof SvidError) return { ok: false, reason: err.reason, message: err.message };
     throw err;
   }
+}
+
+function verdictOf(svid: { spiffeId: string; trustDomain: string; notAfter: Date }, allowed: boolean): Peer {
+  if (!allowed) {
+    return {
+      ok: false,
+      reason: "id_not_allowed",
+      message: `client SPIFFE ID ${svid.spiffeId} is not allowed`,
+      spiffeId: svid.spiffeId,
+    };
+  }
+  return { ok: true, spiffeId: svid.spiffeId, trustDomain: svid.trustDomain, notAfter: svid.notAfter };
 }
 
 function tlsContextOptions(identity: X509Identity): { key: string; cert: string; ca: string } {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { createDevCa, type DevCa } from "./dev_ca.ts";
+import { createDevCa, type DevCa, writeSvidFiles } from "./dev_ca.ts";
 import type { X509Identity } from "./identity.ts";
 import { createMtlsServer, type MtlsEnv, type MtlsServer, type Peer, serveHono } from "./mtls_server.ts";
 import { createStaticSource } from "./static_source.ts";
@@ -229,4 +229,114 @@ Deno.test("port is only known after listen; close is idempotent", async () => {
   await mtls.close();
   await mtls.close();
   await assert.rejects(rawRequest(port, "/"));
+});
+
+/** A server answering each request with the verdict on its peer, on a clock the test moves. */
+async function clockedServer(identity: X509Identity, clock: { now: number }) {
+  const source = createStaticSource(identity);
+  const server = await createMtlsServer({
+    identity: source,
+    now: () => new Date(clock.now),
+    authorizePeer: (id) => isPilotSuperuser(id),
+    handler: (_req, res, peer) => res.end(JSON.stringify(peer)),
+  });
+  return { server, source };
+}
+
+Deno.test("a client known from an earlier connection is checked again: its expiry, the ID predicate, a new trust bundle", async () => {
+  const { ca, server } = await testPki();
+  const clock = { now: Date.now() };
+  const client = await ca.issue(SUPERUSER, { notAfter: new Date(clock.now + 600e3) });
+  const web = await ca.issue("spiffe://spike.ist/app/web");
+  const { server: mtls, source } = await clockedServer(server, clock);
+  await withServer(mtls, async (port) => {
+    const verdict = async (identity: X509Identity) =>
+      JSON.parse((await rawRequest(port, "/", { identity })).text) as Peer;
+    // Known after the first connection, still itself on the second.
+    for (let i = 0; i < 2; i++) assert.equal((await verdict(client)).ok, true);
+    // A valid SVID the predicate refuses stays refused when it comes back.
+    for (let i = 0; i < 2; i++) assert.equal((await verdict(web) as { reason?: string }).reason, "id_not_allowed");
+    // Past its notAfter the known leaf is expired, not remembered as good.
+    clock.now += 601e3;
+    assert.equal((await verdict(client) as { reason?: string }).reason, "expired");
+    clock.now -= 601e3;
+    assert.equal((await verdict(client)).ok, true);
+    // A bundle without its CA: the verdict of the old bundle does not carry over.
+    const other = await createDevCa();
+    source.set(await other.issue(NEXUS));
+    assert.equal((await verdict(client) as { reason?: string }).reason, "untrusted_chain");
+  });
+});
+
+/**
+ * One request over `openssl s_client` presenting `dir`'s SVID files, saving
+ * the TLS session to `session` or resuming it from there. Returns whether the
+ * session was resumed and the handler's answer.
+ */
+async function opensslRequest(
+  port: number,
+  dir: string,
+  session: { out?: string; in?: string },
+): Promise<{ resumed: boolean; body: string }> {
+  const child = new Deno.Command("openssl", {
+    args: [
+      "s_client",
+      "-connect",
+      `127.0.0.1:${port}`,
+      "-cert",
+      `${dir}/svid.pem`,
+      "-key",
+      `${dir}/svid_key.pem`,
+      "-ign_eof",
+      ...(session.out ? ["-sess_out", session.out] : []),
+      ...(session.in ? ["-sess_in", session.in] : []),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode("GET / HTTP/1.1\r\nhost: nexus\r\nconnection: close\r\n\r\n"));
+  await writer.close();
+  const output = await child.output();
+  const text = new TextDecoder().decode(output.stdout);
+  const state = /^(New|Reused), TLSv1\.[23]/m.exec(text)?.[1];
+  assert.ok(state, `openssl s_client printed no session state:\n${text}\n${new TextDecoder().decode(output.stderr)}`);
+  // The answer's JSON, whatever framing and s_client chatter surround it.
+  // The verdict's JSON (flat: it ends at its first brace), whatever s_client prints around it.
+  const body = text.slice(text.indexOf("\r\n\r\n") + 4);
+  const start = body.indexOf("{");
+  return { resumed: state === "Reused", body: body.slice(start, body.indexOf("}", start) + 1) };
+}
+
+Deno.test("a resumed TLS session is authenticated like a new connection: its ID arrives, and expiry and bundle still apply", async () => {
+  const { ca, server } = await testPki();
+  const dir = await Deno.makeTempDir({ prefix: "spike_resume_" });
+  try {
+    const clock = { now: Date.now() };
+    await writeSvidFiles(dir, await ca.issue(SUPERUSER, { notAfter: new Date(clock.now + 600e3) }));
+    const session = `${dir}/session.pem`;
+    const { server: mtls, source } = await clockedServer(server, clock);
+    await withServer(mtls, async (port) => {
+      const first = await opensslRequest(port, dir, { out: session });
+      assert.equal(first.resumed, false);
+      assert.equal((JSON.parse(first.body) as Peer).ok, true);
+      // Deno's TLS server resumes sessions; the certificate of the first handshake comes with it.
+      const resumed = await opensslRequest(port, dir, { in: session });
+      assert.equal(resumed.resumed, true, "the server resumed the session");
+      const peer = JSON.parse(resumed.body) as Peer;
+      assert.equal(peer.ok && peer.spiffeId, SUPERUSER);
+      // Resumed past the certificate's notAfter: refused.
+      clock.now += 601e3;
+      const late = await opensslRequest(port, dir, { in: session });
+      assert.equal((JSON.parse(late.body) as { reason?: string }).reason, "expired");
+      clock.now -= 601e3;
+      // After the trust bundle changes to one without the client's CA: refused, resumed or not.
+      source.set(await (await createDevCa()).issue(NEXUS));
+      const after = await opensslRequest(port, dir, { in: session });
+      assert.equal((JSON.parse(after.body) as { reason?: string }).reason, "untrusted_chain");
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -77,6 +77,17 @@ unix://{{ .Values.spiffe.mountPath }}/{{ .Values.spiffe.socketName }}
   value: {{ .Values.logLevel | quote }}
 {{- end }}
 
+{{/*
+Memory settings of the server roles (lib/config/permissions.ts, SERVER_MEMORY_ENV;
+docs/OPERATIONS.md, "Memory"): glibc maps blocks of 16 KiB and more apart and
+gives them back when freed. The image's binary is compiled with the matching
+V8 flag (--max-semi-space-size=2).
+*/}}
+{{- define "spike.serverMemoryEnv" -}}
+- name: MALLOC_MMAP_THRESHOLD_
+  value: "16384"
+{{- end }}
+
 {{/* Shard layout Nexus and Bootstrap must agree on. */}}
 {{- define "spike.shamirEnv" -}}
 - name: SPIKE_NEXUS_KEEPER_PEERS
