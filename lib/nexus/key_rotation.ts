@@ -47,6 +47,7 @@ import type {
   SecretWrite,
   Store,
 } from "../store/types.ts";
+import { IDLE_KEY_STATE_CHANGE } from "../store/key_state.ts";
 import type { KeeperSync } from "./keeper_sync.ts";
 import { keyCheckMetaKey, sealKeyCheck } from "./key_check.ts";
 import { recordRetired } from "./key_versions.ts";
@@ -592,17 +593,7 @@ export class KeyRotation {
 }
 
 /** An idle key state but for the versions. */
-const IDLE: KeyStateChange = {
-  currentVersion: 1,
-  phase: "idle",
-  targetVersion: null,
-  targetCheck: null,
-  minWriteVersion: 1,
-  leaseOwner: null,
-  leaseUntil: null,
-  startedAt: null,
-  toReseal: 0,
-};
+const IDLE: KeyStateChange = IDLE_KEY_STATE_CHANGE;
 
 function withoutRevision(state: KeyState): KeyStateChange {
   const { revision: _, ...rest } = state;

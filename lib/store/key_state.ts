@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { KeyState } from "./types.ts";
+import type { KeyState, KeyStateChange } from "./types.ts";
 
 /** The key state every backend starts with. */
 export const INITIAL_KEY_STATE: KeyState = Object.freeze({
@@ -19,3 +19,8 @@ export const INITIAL_KEY_STATE: KeyState = Object.freeze({
   startedAt: null,
   toReseal: 0,
 });
+
+/** The same state as a change (no revision): what finishing a rotation, or a test, builds on. */
+export const IDLE_KEY_STATE_CHANGE: KeyStateChange = Object.freeze(
+  (({ revision: _, ...change }) => change)(INITIAL_KEY_STATE),
+);

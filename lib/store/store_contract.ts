@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { StaleKeyVersionError } from "./errors.ts";
+import { IDLE_KEY_STATE_CHANGE } from "./key_state.ts";
 import type {
   KeyState,
   KeyStateChange,
@@ -86,17 +87,7 @@ export function plainPolicy(name: string, seconds = 1): PolicyRecord {
 }
 
 /** The key state of a new store, as a change. */
-const INITIAL: KeyStateChange = {
-  currentVersion: 1,
-  phase: "idle",
-  targetVersion: null,
-  targetCheck: null,
-  minWriteVersion: 1,
-  leaseOwner: null,
-  leaseUntil: null,
-  startedAt: null,
-  toReseal: 0,
-};
+const INITIAL: KeyStateChange = IDLE_KEY_STATE_CHANGE;
 
 /** Compares records ignoring `revision`. */
 function assertSameRecord(actual: SecretRecord | undefined, expected: SecretRecord): void {
