@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { type DevIdentities, mintDevIdentities } from "../lib/dev/identities.ts";
 import { getPlain } from "../lib/dev/health.ts";
 import type { X509Identity } from "../lib/spiffe/identity.ts";
-import { roleEnvironment, SERVER_SEMI_SPACE } from "../lib/config/permissions.ts";
+import { roleEnvironment, SERVER_MEMORY_V8 } from "../lib/config/permissions.ts";
 import { eventually, freePort, SpikeProcess, TEST_DENO_FLAGS } from "./support/process.ts";
 import { closeWaitSockets, postAndHangUp, RawConnection, residentMiB } from "./support/raw_client.ts";
 
@@ -36,7 +36,7 @@ async function startRole(role: "nexus" | "keeper", env: Record<string, string> =
   const auditFile = join(dir, "audit.log");
   // Launched with the memory settings every deployment gives the server roles.
   const process = new SpikeProcess([role], {
-    denoFlags: [...TEST_DENO_FLAGS, `--v8-flags=${SERVER_SEMI_SPACE}`],
+    denoFlags: [...TEST_DENO_FLAGS, `--v8-flags=${SERVER_MEMORY_V8}`],
     env: role === "nexus"
       ? {
         SPIKE_SVID_DIR: ids.dirOf("nexus"),

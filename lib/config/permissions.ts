@@ -58,15 +58,22 @@ export const NEXUS_V8_FLAGS = `--v8-flags=${LINEAR_REGEX}`;
 const JITLESS = "--jitless";
 
 /**
- * V8 option of the server roles (Nexus, Keeper): the young generation
- * stops growing at 2 MiB, so request garbage (request bodies included) is
- * collected young instead of being promoted and kept. With
- * {@linkcode SERVER_MEMORY_ENV}, Nexus's resident size after a flood of
- * 1 MiB bodies settled ~30 MiB above a fresh process instead of ~60–80,
- * and after steady load at ~95 MiB instead of ~150, at no CPU cost we
- * could measure (docs/OPERATIONS.md, bench/memory_flags_bench.ts).
+ * V8 options of the server roles (Nexus, Keeper), one comma-separated list:
+ * - the young generation stops growing at 2 MiB, so request garbage
+ *   (request bodies included) is collected young instead of being promoted
+ *   and kept;
+ * - V8's memory reducer starts 1 s after the heap stops growing (not 30 s
+ *   after start, then 8 s), so buffers a burst went through are released
+ *   shortly after it instead of whenever the next GC happens.
+ *
+ * With {@linkcode SERVER_MEMORY_ENV}, Nexus's resident size 10 s after 300
+ * unauthenticated 1 MiB POSTs settled ~30 MiB above a fresh process
+ * (default launch: ~115), at no CPU cost we could measure on GET or PUT
+ * (docs/BENCHMARKS.md, "Memory after unauthenticated floods";
+ * bench/flood_memory_bench.ts).
  */
-export const SERVER_SEMI_SPACE = "--max-semi-space-size=2";
+export const SERVER_MEMORY_V8 =
+  "--max-semi-space-size=2,--gc-memory-reducer-start-delay-ms=1000,--memory-reducer-delay-ms=1000";
 
 /**
  * Environment of the server roles: glibc serves blocks of 16 KiB and more
@@ -117,7 +124,7 @@ export function rolePermissionFlags(role: ProcessRole, resources: RoleResources)
   if (notify) flags.push(UNSTABLE_NET_FLAG);
   const v8 = [
     ...(role === "nexus" ? [LINEAR_REGEX] : []),
-    ...(role === "bootstrap" ? [] : [SERVER_SEMI_SPACE]),
+    ...(role === "bootstrap" ? [] : [SERVER_MEMORY_V8]),
     ...(resources.jitless ? [JITLESS] : []),
   ];
   if (v8.length > 0) flags.push(`--v8-flags=${v8.join(",")}`);

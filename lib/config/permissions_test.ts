@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { netTarget, roleEnvironment, rolePermissionFlags } from "./permissions.ts";
+import { netTarget, roleEnvironment, rolePermissionFlags, SERVER_MEMORY_V8 } from "./permissions.ts";
 
 Deno.test("nexus may read its SVID and data, write only data, and use only its ports", () => {
   assert.deepEqual(
@@ -15,7 +15,7 @@ Deno.test("nexus may read its SVID and data, write only data, and use only its p
       "--allow-read=/d/id/nexus,/d/data",
       "--allow-write=/d/data",
       "--allow-net=127.0.0.1:8553,127.0.0.1:8443,127.0.0.1:8543",
-      "--v8-flags=--enable-experimental-regexp-engine,--max-semi-space-size=2",
+      "--v8-flags=--enable-experimental-regexp-engine,--max-semi-space-size=2,--gc-memory-reducer-start-delay-ms=1000,--memory-reducer-delay-ms=1000",
     ],
   );
 });
@@ -35,7 +35,7 @@ Deno.test("nexus on postgres: writes only its audit file, reads its password fil
       "--allow-read=/d/id/nexus,/run/secrets/pg",
       "--allow-write=/var/log/spike/audit.log",
       "--allow-net=0.0.0.0:8553,db.internal:5432,10.0.0.5:8443",
-      "--v8-flags=--enable-experimental-regexp-engine,--max-semi-space-size=2",
+      "--v8-flags=--enable-experimental-regexp-engine,--max-semi-space-size=2,--gc-memory-reducer-start-delay-ms=1000,--memory-reducer-delay-ms=1000",
     ],
   );
 });
@@ -63,7 +63,7 @@ Deno.test("with SPIRE's Workload API: read, write and unix: net access to the so
       "--allow-read=/run/spire-agent/public/api.sock",
       "--allow-write=/run/spire-agent/public/api.sock",
       "--allow-net=0.0.0.0:8443,unix:/run/spire-agent/public/api.sock",
-      "--v8-flags=--max-semi-space-size=2",
+      "--v8-flags=--max-semi-space-size=2,--gc-memory-reducer-start-delay-ms=1000,--memory-reducer-delay-ms=1000",
     ],
   );
 });
@@ -86,7 +86,7 @@ Deno.test("under systemd: the notification socket and its sending end, with --un
       "--allow-net=0.0.0.0:8553,127.0.0.1:8443,unix:/run/spire-agent/public/api.sock," +
       "unix:/run/spike-nexus/notify.sock,unix:/run/systemd/notify",
       "--unstable-net",
-      "--v8-flags=--enable-experimental-regexp-engine,--max-semi-space-size=2",
+      "--v8-flags=--enable-experimental-regexp-engine,--max-semi-space-size=2,--gc-memory-reducer-start-delay-ms=1000,--memory-reducer-delay-ms=1000",
     ],
   );
 });
@@ -95,13 +95,13 @@ Deno.test("jitless: V8's JIT off, next to Nexus's own V8 flag", () => {
   assert.deepEqual(rolePermissionFlags("bootstrap", { svidDir: "/b", jitless: true }).at(-1), "--v8-flags=--jitless");
   assert.deepEqual(
     rolePermissionFlags("nexus", { svidDir: "/n", jitless: true }).at(-1),
-    "--v8-flags=--enable-experimental-regexp-engine,--max-semi-space-size=2,--jitless",
+    "--v8-flags=--enable-experimental-regexp-engine,--max-semi-space-size=2,--gc-memory-reducer-start-delay-ms=1000,--memory-reducer-delay-ms=1000,--jitless",
   );
 });
 
 Deno.test("the server roles run with a 2 MiB young generation and large blocks mapped apart; bootstrap does not", () => {
   for (const role of ["nexus", "keeper"] as const) {
-    assert.match(rolePermissionFlags(role, { svidDir: "/s" }).at(-1)!, /^--v8-flags=.*--max-semi-space-size=2/);
+    assert.match(rolePermissionFlags(role, { svidDir: "/s" }).at(-1)!, new RegExp(`^--v8-flags=.*${SERVER_MEMORY_V8}`));
     assert.deepEqual(roleEnvironment(role), { MALLOC_MMAP_THRESHOLD_: "16384" });
   }
   assert.ok(!rolePermissionFlags("bootstrap", { svidDir: "/b" }).some((flag) => flag.includes("semi-space")));

@@ -81,7 +81,7 @@ unix://{{ .Values.spiffe.mountPath }}/{{ .Values.spiffe.socketName }}
 Memory settings of the server roles (lib/config/permissions.ts, SERVER_MEMORY_ENV;
 docs/OPERATIONS.md, "Memory"): glibc maps blocks of 16 KiB and more apart and
 gives them back when freed. The image's binary is compiled with the matching
-V8 flag (--max-semi-space-size=2).
+V8 flags (--max-semi-space-size=2 and the memory reducer's 1 s delays).
 */}}
 {{- define "spike.serverMemoryEnv" -}}
 - name: MALLOC_MMAP_THRESHOLD_
