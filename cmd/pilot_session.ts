@@ -46,7 +46,8 @@ export async function withNexus<T>(io: CliIo, use: (session: PilotSession) => Pr
     import("../lib/spiffe/mtls_client.ts"),
     import("../lib/client/nexus_client.ts"),
   ]);
-  const identity = selectIdentitySource(config.identity);
+  // No directory watch: a command reads its SVID once (the poll still follows a rotation in a long one).
+  const identity = selectIdentitySource(config.identity, { watchFiles: false });
   try {
     try {
       await identity.ready();

@@ -74,7 +74,7 @@ async function staticGraph(entry: string): Promise<{ files: Set<string>; npm: Se
 }
 
 /** Packages only a server role or one command uses; none may load with the command tree. */
-const HEAVY_PACKAGES = ["@grpc/grpc-js", "postgres", "@peculiar/x509", "refa", "hono", "yaml"];
+const HEAVY_PACKAGES = ["@grpc/grpc-js", "postgres", "@peculiar/x509", "refa", "hono", "yaml", "prom-client"];
 
 Deno.test("the spike command tree (--help, completions, version) loads no npm package, TLS, crypto, files or SQLite", async () => {
   const { npm, node, files } = await staticGraph("cmd/spike.ts");
@@ -85,6 +85,38 @@ Deno.test("the spike command tree (--help, completions, version) loads no npm pa
   }
   for (const file of ["lib/spiffe/mtls_client.ts", "lib/nexus/server.ts", "lib/keeper/server.ts"]) {
     assert.ok(!files.has(file), `${file} is loaded`);
+  }
+  // Nor any server, store, key or rotation module (the sealed policies, root key rotation and key-value
+  // commands added code on both sides; the tree keeps only what --help and argument parsing need).
+  for (const file of files) {
+    assert.ok(!/^lib\/(nexus|keeper|metrics|audit)\//.test(file), `${file} is loaded`);
+    assert.ok(!/^lib\/store\/.*_(store|database|connection)\.ts$/.test(file), `${file} is loaded`);
+    assert.ok(!/^lib\/crypto\/(aead|kdf|shamir|scalar)\.ts$/.test(file), `${file} is loaded`);
+  }
+});
+
+Deno.test("every CLI command's module loads no npm package, TLS or crypto until its session opens", async () => {
+  for (
+    const entry of [
+      "cmd/secret.ts",
+      "cmd/secret_write.ts",
+      "cmd/secret_list.ts",
+      "cmd/secret_metadata.ts",
+      "cmd/secret_destroy.ts",
+      "cmd/secret_get_many.ts",
+      "cmd/policy.ts",
+      "cmd/cipher.ts",
+      "cmd/operator.ts",
+      "cmd/audit.ts",
+      "cmd/status.ts",
+      "cmd/exec.ts",
+    ]
+  ) {
+    const { npm, node } = await staticGraph(entry);
+    assert.deepEqual([...npm], [], `${entry} loads npm packages`);
+    for (const builtin of ["node:https", "node:tls", "node:crypto", "node:sqlite", "node:fs"]) {
+      assert.ok(!node.has(builtin), `${entry} loads ${builtin}`);
+    }
   }
 });
 
@@ -107,7 +139,8 @@ Deno.test("a CLI session (secret get with SVID files) loads the TLS client, not 
 Deno.test("Nexus loads no Hono, store module, Postgres, gRPC, X.509 builder or pattern analysis at start", async () => {
   const { npm, node, files } = await staticGraph("lib/nexus/server.ts");
   // The API is served without a framework (lib/nexus/http_handler.ts).
-  for (const name of ["hono", "@grpc/grpc-js", "postgres", "@peculiar/x509", "refa", "yaml"]) {
+  // prom-client loads at the first scrape of /metrics (lib/metrics/registry.ts).
+  for (const name of ["hono", "@grpc/grpc-js", "postgres", "@peculiar/x509", "refa", "yaml", "prom-client"]) {
     assert.ok(!npm.has(name), `Nexus loads ${name} at start`);
   }
   assert.ok(!node.has("node:sqlite"), "the SQLite module loads with the SQLite store only");
@@ -121,7 +154,7 @@ Deno.test("the SQLite store loads node:sqlite and not Postgres; the Keeper loads
   assert.ok(sqlite.node.has("node:sqlite"));
   assert.ok(!sqlite.npm.has("postgres"));
   const keeper = await staticGraph("lib/keeper/server.ts");
-  for (const name of ["@grpc/grpc-js", "postgres", "@peculiar/x509", "refa", "yaml"]) {
+  for (const name of ["@grpc/grpc-js", "postgres", "@peculiar/x509", "refa", "yaml", "prom-client"]) {
     assert.ok(!keeper.npm.has(name), `the Keeper loads ${name}`);
   }
   assert.ok(!keeper.node.has("node:sqlite"));

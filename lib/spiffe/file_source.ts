@@ -187,9 +187,20 @@ export async function loadSvidFiles(dir: string): Promise<X509Identity> {
     if (isNotFound(e)) throw new IdentitySourceError("missing", dirMissing(dir));
     throw e;
   }
-  const certPem = await readSvidFile(dir, SVID_FILE_NAMES.cert);
-  const bundlePem = await readSvidFile(dir, SVID_FILE_NAMES.bundle);
-  const keyPem = await readSvidFile(dir, SVID_FILE_NAMES.key);
+  // Read together: each read is several file operations, and a start waits for all three.
+  const [cert, bundle, key] = await Promise.allSettled([
+    readSvidFile(dir, SVID_FILE_NAMES.cert),
+    readSvidFile(dir, SVID_FILE_NAMES.bundle),
+    readSvidFile(dir, SVID_FILE_NAMES.key),
+  ]);
+  if (cert.status === "rejected" || bundle.status === "rejected" || key.status === "rejected") {
+    // The key may have been read although another file is missing: zero it before reporting.
+    if (key.status === "fulfilled") key.value.fill(0);
+    throw [cert, bundle, key].find((read) => read.status === "rejected")!.reason;
+  }
+  const certPem = cert.value;
+  const bundlePem = bundle.value;
+  const keyPem = key.value;
   let keyDer: Uint8Array[] = [];
   try {
     const invalid = (file: string, why: string) =>
@@ -251,14 +262,15 @@ function parseOrThrow<T>(parse: () => T, error: () => IdentitySourceError): T {
 
 /** Identity, size and times of the three files: changes whenever any is replaced or rewritten. */
 async function fingerprintOf(dir: string): Promise<string> {
-  const parts: string[] = [];
-  for (const file of Object.values(SVID_FILE_NAMES)) {
-    try {
-      const info = await stat(join(dir, file));
-      parts.push(`${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`);
-    } catch {
-      parts.push("-");
-    }
-  }
+  const parts = await Promise.all(
+    Object.values(SVID_FILE_NAMES).map(async (file) => {
+      try {
+        const info = await stat(join(dir, file));
+        return `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+      } catch {
+        return "-";
+      }
+    }),
+  );
   return parts.join("|");
 }

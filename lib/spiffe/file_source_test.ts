@@ -202,6 +202,14 @@ Deno.test("loadSvidFiles names each problem", async () => {
     await writeSvidFiles(dir, svid);
     await Deno.remove(join(dir, SVID_FILE_NAMES.bundle));
     await assert.rejects(loadSvidFiles(dir), { message: `no SVID in ${dir}: svid_bundle.pem missing` });
+    // The files are read together; with several missing, the report still names them in order.
+    await Deno.remove(join(dir, SVID_FILE_NAMES.cert));
+    await assert.rejects(loadSvidFiles(dir), { message: `no SVID in ${dir}: svid.pem missing` });
+    await Deno.remove(join(dir, SVID_FILE_NAMES.key));
+    await assert.rejects(loadSvidFiles(dir), { message: `no SVID in ${dir}: svid.pem missing` });
+    await writeSvidFiles(dir, svid);
+    await Deno.remove(join(dir, SVID_FILE_NAMES.key));
+    await assert.rejects(loadSvidFiles(dir), { message: `no SVID in ${dir}: svid_key.pem missing` });
     await writeSvidFiles(dir, svid);
     await Deno.writeFile(join(dir, SVID_FILE_NAMES.key), other.privateKeyPem);
     await assert.rejects(

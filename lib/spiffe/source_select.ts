@@ -31,6 +31,11 @@ export interface SelectOptions {
   readyTimeoutMs?: number;
   /** Diagnostics; default silent. */
   log?: Logger;
+  /**
+   * SVID files only: watch the directory for changes besides polling it (default true). A one-shot
+   * command turns it off: it never waits for a rotation, and the watcher costs its start a thread.
+   */
+  watchFiles?: boolean;
 }
 
 /** Which source {@linkcode selectIdentitySource} would build, and from where. */
@@ -59,12 +64,15 @@ export function chooseIdentitySource(config: IdentitySourceConfig): IdentitySour
  */
 export function selectIdentitySource(config: IdentitySourceConfig, options: SelectOptions = {}): IdentitySource {
   const choice = chooseIdentitySource(config);
-  if (choice.kind === "files") return createFileSource(choice.svidDir, options);
+  const { watchFiles, ...common } = options;
+  if (choice.kind === "files") {
+    return createFileSource(choice.svidDir, { ...common, ...(watchFiles === false ? { watch: false } : {}) });
+  }
   // Checked now, so a bad setting fails here as it did before the import was deferred.
   parseWorkloadApiEndpoint(choice.endpoint);
   return deferredSource(
     `Workload API at ${choice.endpoint}`,
     async () =>
-      (await import("./workload_api_source.ts")).createWorkloadApiSource({ endpoint: choice.endpoint, ...options }),
+      (await import("./workload_api_source.ts")).createWorkloadApiSource({ endpoint: choice.endpoint, ...common }),
   );
 }

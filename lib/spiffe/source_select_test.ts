@@ -38,6 +38,36 @@ Deno.test("selectIdentitySource starts a file source for svidDir", async () => {
   }
 });
 
+Deno.test("selectIdentitySource without the directory watch (one-shot commands) still follows a rotation", async () => {
+  const ca = await createDevCa({ trustDomain: TD });
+  const first = await ca.issue(`spiffe://${TD}/files`);
+  const second = await ca.issue(`spiffe://${TD}/files`);
+  const dir = await Deno.makeTempDir({ prefix: "spike_select_" });
+  await writeSvidFiles(dir, first);
+  const source = selectIdentitySource({ svidDir: dir }, { watchFiles: false });
+  try {
+    assert.equal((await source.ready()).certChainPem, first.certChainPem);
+    const rotated = new Promise<string>((resolve) => {
+      const off = source.onChange((identity) => {
+        off();
+        resolve(identity.certChainPem);
+      });
+    });
+    await writeSvidFiles(dir, second);
+    // The stat poll (every second) notices it without a watcher.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const chain = await Promise.race([
+      rotated,
+      new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error("no rotation seen")), 5000)),
+    ]).finally(() => clearTimeout(timer));
+    assert.equal(chain, second.certChainPem);
+    assert.notEqual(first.certChainPem, second.certChainPem);
+  } finally {
+    await source.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("selectIdentitySource starts a Workload API source otherwise", async () => {
   const ca = await createDevCa({ trustDomain: TD });
   const svid = await ca.issue(`spiffe://${TD}/api`);
