@@ -47,7 +47,7 @@ import {
   startSpikeGoStack,
   superuserClient,
 } from "./bench_stack.ts";
-import { formatNumber, formatRatio, hasFlag, markdownTable, median, numberFlag } from "./support.ts";
+import { formatNumber, formatRatio, hasFlag, markdownTable, median, numberFlag, processCpuMs } from "./support.ts";
 
 /** Rounds of the full run and of `--quick`. */
 const FULL_ROUNDS = 15;
@@ -105,23 +105,6 @@ function phasesOf(process: BenchProcess): Map<string, number> {
     }
   }
   return phases;
-}
-
-/**
- * CPU time a process has used so far (all its threads, user + system), in
- * ms, from `/proc/<pid>/task/<tid>/schedstat` (nanoseconds). Unlike wall
- * time it barely moves when other work shares the machine.
- */
-function processCpuMs(pid: number): number {
-  let ns = 0;
-  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[0]);
-    } catch {
-      // The thread ended meanwhile.
-    }
-  }
-  return ns / 1e6;
 }
 
 /**

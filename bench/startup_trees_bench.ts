@@ -24,20 +24,7 @@ import {
   startOurStack,
   superuserClient,
 } from "./bench_stack.ts";
-import { formatNumber, formatRatio, markdownTable, median, numberFlag } from "./support.ts";
-
-/** CPU time of every thread of `pid` so far, in ms (`/proc/<pid>/task/*\/schedstat`). */
-function processCpuMs(pid: number): number {
-  let ns = 0;
-  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[0]);
-    } catch {
-      // The thread ended meanwhile.
-    }
-  }
-  return ns / 1e6;
-}
+import { formatNumber, formatRatio, markdownTable, median, numberFlag, processCpuMs } from "./support.ts";
 
 /** Samples of one tree, by row name. */
 type Samples = Map<string, number[]>;
