@@ -39,3 +39,34 @@ export async function* secretItems(
   const last = flush();
   if (last) yield last;
 }
+
+/** Where a SQL backend's schema differs for the backup's secret query. */
+export interface SecretsQueryDialect {
+  /** Suffix of the time columns: `ms` (SQLite, integer milliseconds) or `at` (Postgres, timestamptz). */
+  readonly time: "ms" | "at";
+  /** Schema versions that added custom metadata, expiry and key versions. */
+  readonly steps: { readonly customMetadata: number; readonly expiry: number; readonly keyVersions: number };
+}
+
+/**
+ * Every secret row with its versions, ordered for {@linkcode secretItems},
+ * from a database at `schemaVersion`: the columns later steps added read
+ * as NULL (key versions: 1) from an older schema, such as a database an
+ * earlier build left, backed up before this build migrated it.
+ */
+export function secretsQuery(schemaVersion: number, dialect: SecretsQueryDialect): string {
+  const { time, steps } = dialect;
+  const since = (version: number, column: string, alias: string, before = "NULL") =>
+    schemaVersion >= version ? `${column} AS ${alias}` : `${before} AS ${alias}`;
+  return `
+    SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
+           s.created_${time} AS created, s.updated_${time} AS updated,
+           ${since(steps.customMetadata, "s.custom_metadata", "custom_metadata")},
+           ${since(steps.keyVersions, "s.custom_metadata_key_version", "custom_metadata_key_version")},
+           ${since(steps.expiry, `s.expires_${time}`, "expires")},
+           v.version, v.created_${time} AS v_created, v.deleted_${time} AS v_deleted, v.sealed,
+           ${since(steps.keyVersions, "v.key_version", "key_version", "1")},
+           ${since(steps.expiry, `v.expires_${time}`, "v_expires")}
+    FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
+    ORDER BY s.path, v.version`;
+}

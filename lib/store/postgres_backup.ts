@@ -16,7 +16,7 @@ import type { Sql, TransactionSql } from "postgres";
 import { type BackupCounts, BackupError, type BackupItem, describeCounts } from "../backup/format.ts";
 import type { StoreImport, StoreSnapshot } from "../backup/snapshot.ts";
 import { keyCheckMetaKey } from "../nexus/key_check.ts";
-import { secretItems } from "./backup_rows.ts";
+import { secretItems, secretsQuery, type SecretsQueryDialect } from "./backup_rows.ts";
 import { INITIAL_KEY_STATE } from "./key_state.ts";
 import { connectPostgres, type PostgresStoreOptions } from "./postgres_connection.ts";
 import { migratePostgres, POSTGRES_SCHEMA_VERSION } from "./postgres_schema.ts";
@@ -38,6 +38,11 @@ type Row = Record<string, unknown>;
 const SEALED_POLICIES_SCHEMA = 6;
 /** The schema step that added root key versions (columns and the key state row). */
 const KEY_VERSIONS_SCHEMA = 7;
+/** This backend's columns and schema steps for the backup's secret query. */
+const POSTGRES_SECRETS: SecretsQueryDialect = {
+  time: "at",
+  steps: { customMetadata: 4, expiry: 5, keyVersions: KEY_VERSIONS_SCHEMA },
+};
 
 /** Rows fetched per cursor round trip, and rows sent per multi-row insert. */
 const BATCH_ROWS = 500;
@@ -295,28 +300,6 @@ async function readKeyCheck(tx: TransactionSql, keyState: KeyState | undefined):
   return row && POSTGRES_DECODERS.bytes(row.value);
 }
 
-/**
- * Every secret row with its versions, from a database at `schemaVersion`:
- * the columns later steps added (custom metadata: 4; expiry: 5; key
- * versions: 7) read as NULL, or as version 1, from an older schema (a
- * database an earlier build left, backed up before a Nexus of this build
- * migrated it).
- */
-function secretsQuery(schemaVersion: number): string {
-  const since = (version: number, column: string, alias: string, before = "NULL") =>
-    schemaVersion >= version ? `${column} AS ${alias}` : `${before} AS ${alias}`;
-  return `
-    SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
-           s.created_at AS created, s.updated_at AS updated, ${since(4, "s.custom_metadata", "custom_metadata")},
-           ${since(KEY_VERSIONS_SCHEMA, "s.custom_metadata_key_version", "custom_metadata_key_version")},
-           ${since(5, "s.expires_at", "expires")},
-           v.version, v.created_at AS v_created, v.deleted_at AS v_deleted, v.sealed,
-           ${since(KEY_VERSIONS_SCHEMA, "v.key_version", "key_version", "1")},
-           ${since(5, "v.expires_at", "v_expires")}
-    FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
-    ORDER BY s.path, v.version`;
-}
-
 /** Every policy row, from a database at `schemaVersion` (rows before sealed policies are all plain). */
 function policiesQuery(schemaVersion: number): string {
   const sealed = schemaVersion >= SEALED_POLICIES_SCHEMA
@@ -333,7 +316,7 @@ async function* snapshotItems(
   keyState: KeyState | undefined,
 ): AsyncGenerator<BackupItem> {
   const secretRows = async function* () {
-    const cursor = tx.unsafe(secretsQuery(schemaVersion)).cursor(BATCH_ROWS);
+    const cursor = tx.unsafe(secretsQuery(schemaVersion, POSTGRES_SECRETS)).cursor(BATCH_ROWS);
     for await (const rows of cursor) yield* rows as Row[];
   };
   yield* secretItems(secretRows(), POSTGRES_DECODERS);

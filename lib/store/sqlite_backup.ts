@@ -16,7 +16,7 @@ import { backup, DatabaseSync } from "node:sqlite";
 import { type BackupCounts, BackupError, type BackupItem, describeCounts } from "../backup/format.ts";
 import type { StoreImport, StoreSnapshot } from "../backup/snapshot.ts";
 import { keyCheckMetaKey } from "../nexus/key_check.ts";
-import { secretItems } from "./backup_rows.ts";
+import { secretItems, secretsQuery, type SecretsQueryDialect } from "./backup_rows.ts";
 import { INITIAL_KEY_STATE } from "./key_state.ts";
 import {
   checkKeyStateChange,
@@ -70,6 +70,11 @@ const SQL = {
 const SEALED_POLICIES_SCHEMA = 5;
 /** The schema step that added root key versions (columns and the key state row). */
 const KEY_VERSIONS_SCHEMA = 6;
+/** This backend's columns and schema steps for the backup's secret query. */
+const SQLITE_SECRETS: SecretsQueryDialect = {
+  time: "ms",
+  steps: { customMetadata: 3, expiry: 4, keyVersions: KEY_VERSIONS_SCHEMA },
+};
 
 /** Every policy row, from a file at `schemaVersion` (rows before sealed policies are all plain). */
 function policiesQuery(schemaVersion: number): string {
@@ -79,27 +84,6 @@ function policiesQuery(schemaVersion: number): string {
   return `SELECT name, ${sealed}, spiffe_id_pattern, path_pattern, permissions,
                  created_ms AS created, updated_ms AS updated
           FROM policies ORDER BY name`;
-}
-
-/**
- * Every secret row with its versions, from a file at `schemaVersion`: the
- * columns later steps added (custom metadata: 3; expiry: 4; key versions:
- * 6) read as NULL, or as version 1, from an older file, such as a `sqlite`
- * backup an earlier build made.
- */
-function secretsQuery(schemaVersion: number): string {
-  const since = (version: number, column: string, alias: string, before = "NULL") =>
-    schemaVersion >= version ? `${column} AS ${alias}` : `${before} AS ${alias}`;
-  return `
-    SELECT s.path, s.revision, s.current_version, s.oldest_version, s.max_versions,
-           s.created_ms AS created, s.updated_ms AS updated, ${since(3, "s.custom_metadata", "custom_metadata")},
-           ${since(KEY_VERSIONS_SCHEMA, "s.custom_metadata_key_version", "custom_metadata_key_version")},
-           ${since(4, "s.expires_ms", "expires")},
-           v.version, v.created_ms AS v_created, v.deleted_ms AS v_deleted, v.sealed,
-           ${since(KEY_VERSIONS_SCHEMA, "v.key_version", "key_version", "1")},
-           ${since(4, "v.expires_ms", "v_expires")}
-    FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
-    ORDER BY s.path, v.version`;
 }
 
 /**
@@ -342,7 +326,10 @@ async function* snapshotItems(
   schemaVersion: number,
   keyState: KeyState | undefined,
 ): AsyncGenerator<BackupItem> {
-  yield* secretItems(db.prepare(secretsQuery(schemaVersion)).iterate() as Iterable<Row>, SQLITE_DECODERS);
+  yield* secretItems(
+    db.prepare(secretsQuery(schemaVersion, SQLITE_SECRETS)).iterate() as Iterable<Row>,
+    SQLITE_DECODERS,
+  );
   for (const row of db.prepare(policiesQuery(schemaVersion)).iterate() as Iterable<Row>) {
     yield { kind: "policy", policy: storedPolicyFromRow(row, SQLITE_DECODERS) };
   }
