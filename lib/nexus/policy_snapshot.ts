@@ -21,6 +21,7 @@ import { CompiledPolicySet } from "./compiled_policy_set.ts";
 import { openPolicy } from "./policy_seal.ts";
 import type { RootKeyState } from "./root_key_state.ts";
 import { StoredPolicyFilter } from "./stored_policy_filter.ts";
+import { constantTimeEqual } from "../crypto/constant_time.ts";
 
 /** The policies of one generation, opened and compiled; shared by all requests. */
 export interface PolicyGeneration {
@@ -152,7 +153,7 @@ export class PolicySnapshot {
         return;
       }
       const before = previous?.opened.get(row.name);
-      if (before && before.row.keyVersion === row.keyVersion && sameBytes(before.row.sealed, row.sealed)) {
+      if (before && before.row.keyVersion === row.keyVersion && constantTimeEqual(before.row.sealed, row.sealed)) {
         records[i] = before.record;
         opened.set(row.name, before);
       } else {
@@ -220,10 +221,4 @@ export class PolicySnapshot {
 /** A failed row's name, key version and exact bytes, so the same row is counted once. */
 function rowIdentity(row: SealedPolicyRow): string {
   return `${row.keyVersion}\0${row.name}\0${encodeBase64(row.sealed)}`;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -15,6 +15,7 @@ import { type CertFields, KeyUsage, readCertFields } from "./cert_fields.ts";
 import { checkTrustDomainName, parseSpiffeId } from "./id.ts";
 import { SpiffeIdError, SvidError } from "./errors.ts";
 import { pemToDerList } from "./pem.ts";
+import { constantTimeEqual } from "../crypto/constant_time.ts";
 
 /** What a successful validation tells about the peer. */
 export interface ValidatedSvid {
@@ -113,7 +114,7 @@ export class TrustBundle {
 
   /** @internal Whether `der` is one of the bundle's CA certificates. */
   isAnchor(der: Uint8Array): boolean {
-    return this.#anchors.some((anchor) => sameBytes(anchor.der, der));
+    return this.#anchors.some((anchor) => constantTimeEqual(anchor.der, der));
   }
 
   /** @internal Use {@linkcode parseTrustBundle} / {@linkcode trustBundleFromMap}. */
@@ -162,7 +163,7 @@ export function peerChainToDer(input: PeerChainInput): Uint8Array[] {
   while (cert !== undefined && !seen.has(cert) && chain.length < MAX_CHAIN_LENGTH) {
     const raw = cert.raw;
     if (!(raw instanceof Uint8Array) || raw.length === 0) break;
-    if (chain.some((c) => sameBytes(c, raw))) break;
+    if (chain.some((c) => constantTimeEqual(c, raw))) break;
     chain.push(raw);
     seen.add(cert);
     cert = cert.issuerCertificate;
@@ -367,12 +368,6 @@ function findPath(
       "untrusted_chain",
       `certificate chain does not verify to a trusted CA of trust domain ${trustDomain}`,
     );
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function errorText(err: unknown): string {

@@ -40,6 +40,7 @@ import type {
   Store,
   StoredPolicy,
 } from "./types.ts";
+import { constantTimeEqual } from "../crypto/constant_time.ts";
 
 function copyVersion(v: SecretVersion): SecretVersion {
   return {
@@ -103,13 +104,7 @@ function copyPolicy(p: StoredPolicy): StoredPolicy {
 function unchanged(stored: StoredPolicy | undefined, expected: StoredPolicy): boolean {
   if (!stored || stored.kind !== expected.kind) return false;
   if (stored.kind === "plain" || expected.kind === "plain") return true;
-  return stored.keyVersion === expected.keyVersion && sameBytes(stored.sealed, expected.sealed);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  return stored.keyVersion === expected.keyVersion && constantTimeEqual(stored.sealed, expected.sealed);
 }
 
 /** Options of the memory store. */
