@@ -5,6 +5,7 @@
  */
 import { type CommandSpec, runCommand } from "../lib/cli/command.ts";
 import { processIo } from "./process_io.ts";
+import { startEntropyWarmup } from "./entropy_warmup.ts";
 import { agentCommand } from "./agent.ts";
 import { auditCommand } from "./audit.ts";
 import { bootstrapCommand } from "./bootstrap.ts";
@@ -47,5 +48,7 @@ export const spikeCommand: CommandSpec = {
 };
 
 if (import.meta.main) {
+  // Seeds the crypto library's randomness on another core while the role's own modules load.
+  startEntropyWarmup(Deno.args);
   Deno.exit(await runCommand(spikeCommand, Deno.args, processIo()));
 }
