@@ -9,6 +9,7 @@
  * Measured, interleaved round by round (medians over rounds):
  * - the floors: `deno run` of an empty module with the same flags, `spike version`, `spike --help`;
  * - `spike secret get` with SVID files, spawn to exit (a real read from Nexus);
+ * - `spike secret list` of 1,001 paths, spawn to exit (each stack's own CLI);
  * - a Keeper's cold start: spawn to its first HTTP answer over mTLS;
  * - Nexus restart after SIGKILL, with three Keepers holding the shards:
  *   spawn to the first successful `secret get` (the root key rebuilt), and
@@ -283,6 +284,21 @@ async function keeperColdStart(
   }
 }
 
+/** Paths seeded besides {@linkcode BENCH_SECRET} for the `secret list` row (the issue's table listed 1,000). */
+const LIST_PATHS = 1000;
+
+/** Writes `bench/list-<i>` for i < LIST_PATHS, 8 at a time. */
+async function seedListPaths(nexus: NexusClient): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < LIST_PATHS) {
+      const i = next++;
+      await nexus.putSecret(`bench/list-${i}`, { username: "bench", password: "s3cr3t" });
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+}
+
 async function main(): Promise<void> {
   const args = Deno.args;
   const quick = hasFlag(args, "--quick");
@@ -317,6 +333,10 @@ async function main(): Promise<void> {
       const client = new NexusClient(stack.nexusUrl, transport);
       transports.set(client, transport);
       nexusOf.set(stack, client);
+    }
+    for (const [stack, nexus] of nexusOf) {
+      log(`startup_bench: seeding ${LIST_PATHS} paths for \`secret list\` (${stack.kind})`);
+      await seedListPaths(nexus);
     }
     const keeperClient = createMtlsClient({
       identity: createStaticSource(ids.byName.get("nexus")!),
@@ -361,6 +381,8 @@ async function main(): Promise<void> {
       for (const stack of order) {
         const cli = stack.cli(["secret", "get", BENCH_SECRET]);
         record(samples, `cli|${stack.kind}`, await timeCommand(cli.executable, cli.args, cli.env));
+        const list = stack.cli(["secret", "list"]);
+        record(samples, `cli-list|${stack.kind}`, await timeCommand(list.executable, list.args, list.env));
         if (stack.kind === "ours") {
           for (const variant of variants) {
             const b = stack.cli(["secret", "get", BENCH_SECRET], variant);
@@ -537,6 +559,11 @@ function report(
     withGo ? "cli|spike-go" : undefined,
     baselineRoot ? "cli|baseline" : undefined,
     "cli|no-code-cache",
+  );
+  row(
+    `\`spike secret list\` (${formatNumber(LIST_PATHS + 1)} paths), spawn to exit`,
+    "cli-list|ours",
+    withGo ? "cli-list|spike-go" : undefined,
   );
   row("Keeper cold start to first answer", "keeper|ours", withGo ? "keeper|spike-go" : undefined);
   row("— its CPU time (all threads) until then", "keeper-cpu|ours", withGo ? "keeper-cpu|spike-go" : undefined);
