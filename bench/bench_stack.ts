@@ -477,3 +477,15 @@ export async function startSpikeGoStack(
     },
   };
 }
+
+/** Writes `count` secrets at `pathOf(i)` for i < count, 8 requests at a time, all with the same two values. */
+export async function seedSecrets(nexus: NexusClient, count: number, pathOf: (i: number) => string): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      await nexus.putSecret(pathOf(i), { username: "bench", password: "correct-horse-battery-staple" });
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+}

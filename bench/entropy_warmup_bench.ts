@@ -13,8 +13,8 @@
  *
  * @module
  */
-import { createServer } from "node:tls";
 import { mintBenchIdentities } from "./bench_stack.ts";
+import { startHandshakeServer } from "./handshake_server.ts";
 import { formatNumber, hasFlag, markdownTable, median, numberFlag } from "./support.ts";
 
 /** One probe process: optional warm-up, `work` ms of main-thread work, one mTLS connection; prints timings as JSON. */
@@ -55,19 +55,9 @@ async function main(): Promise<void> {
   const rounds = numberFlag(args, "--rounds", hasFlag(args, "--quick") ? 3 : 15, 1, 200);
   const workMs = numberFlag(args, "--work-ms", 50, 0, 1000);
   const dir = await Deno.makeTempDir({ prefix: "spike-entropy-" });
-  const server = await (async () => {
-    const ids = await mintBenchIdentities(dir);
-    const read = (name: string) => Deno.readTextFileSync(`${ids.dirOf("nexus")}/${name}`);
-    const tls = createServer({
-      key: read("svid_key.pem"),
-      cert: read("svid.pem"),
-      ca: read("svid_bundle.pem"),
-      requestCert: true,
-      rejectUnauthorized: false,
-    }, (socket) => socket.end());
-    await new Promise<void>((resolve) => tls.listen(0, "127.0.0.1", resolve));
-    return { tls, port: (tls.address() as { port: number }).port, clientDir: ids.dirOf("pilot-superuser") };
-  })();
+  const ids = await mintBenchIdentities(dir);
+  const server = await startHandshakeServer(ids.dirOf("nexus"));
+  const clientDir = ids.dirOf("pilot-superuser");
   const probe = `${dir}/probe.mjs`;
   await Deno.writeTextFile(probe, PROBE);
   const variants = ["cold", "warm-up"] as const;
@@ -77,7 +67,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
         const output = await new Deno.Command(Deno.execPath(), {
-          args: ["run", "-A", probe, server.clientDir, String(server.port), variant, String(workMs)],
+          args: ["run", "-A", probe, clientDir, String(server.port), variant, String(workMs)],
           stdout: "piped",
           stderr: "piped",
         }).output();
@@ -86,7 +76,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    server.tls.close();
+    server.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
   const loadAfter = Deno.loadavg();

@@ -37,6 +37,7 @@ import {
   mintBenchIdentities,
   pollUntil,
   REPO_ROOT,
+  seedSecrets,
   spikeGoBinaries,
   startOurStack,
   startSpikeGoStack,
@@ -120,18 +121,6 @@ const CELLS: readonly Cell[] = [
   },
 ];
 
-/** Seeds `count` secrets `bench/s-<i>`, 8 at a time. */
-async function seed(nexus: NexusClient, count: number): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      const i = next++;
-      await nexus.putSecret(`bench/s-${i}`, { username: "bench", password: "correct-horse-battery-staple" });
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
-}
-
 async function startCeiling(svidDir: string, direct: boolean): Promise<{ process: BenchProcess; url: string }> {
   const port = freePort();
   const process = new BenchProcess(direct ? "ceiling-direct" : "ceiling", Deno.execPath(), [
@@ -211,7 +200,7 @@ async function main(): Promise<void> {
       log(`side_by_side_bench: seeding ${secrets} secrets into ${stack.nexusUrl} (${stack.kind})`);
       const client = superuserClient(ids.byName.get("pilot-superuser")!, 30_000);
       try {
-        await seed(new NexusClient(stack.nexusUrl, client), secrets);
+        await seedSecrets(new NexusClient(stack.nexusUrl, client), secrets, (i) => `bench/s-${i}`);
       } finally {
         client.close();
       }

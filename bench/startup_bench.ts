@@ -42,12 +42,14 @@ import {
   pollUntil,
   REPO_ROOT,
   type RunVariant,
+  seedSecrets,
   spikeGoBinaries,
   spikeRunArgs,
   startOurStack,
   startSpikeGoStack,
   superuserClient,
 } from "./bench_stack.ts";
+import { startHandshakeServer } from "./handshake_server.ts";
 import { formatNumber, formatRatio, hasFlag, markdownTable, median, numberFlag, processCpuMs } from "./support.ts";
 
 /** Rounds of the full run and of `--quick`. */
@@ -287,18 +289,6 @@ async function keeperColdStart(
 /** Paths seeded besides {@linkcode BENCH_SECRET} for the `secret list` row (the issue's table listed 1,000). */
 const LIST_PATHS = 1000;
 
-/** Writes `bench/list-<i>` for i < LIST_PATHS, 8 at a time. */
-async function seedListPaths(nexus: NexusClient): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < LIST_PATHS) {
-      const i = next++;
-      await nexus.putSecret(`bench/list-${i}`, { username: "bench", password: "s3cr3t" });
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
-}
-
 async function main(): Promise<void> {
   const args = Deno.args;
   const quick = hasFlag(args, "--quick");
@@ -336,7 +326,7 @@ async function main(): Promise<void> {
     }
     for (const [stack, nexus] of nexusOf) {
       log(`startup_bench: seeding ${LIST_PATHS} paths for \`secret list\` (${stack.kind})`);
-      await seedListPaths(nexus);
+      await seedSecrets(nexus, LIST_PATHS, (i) => `bench/list-${i}`);
     }
     const keeperClient = createMtlsClient({
       identity: createStaticSource(ids.byName.get("nexus")!),
@@ -477,18 +467,8 @@ async function firstTlsConnectionRows(
   clientSvid: string,
   rounds: number,
 ): Promise<string[][]> {
-  const { default: tls } = await import("node:tls");
-  const read = (name: string) => Deno.readTextFileSync(join(serverSvid, name));
-  const server = tls.createServer({
-    key: read("svid_key.pem"),
-    cert: read("svid.pem"),
-    ca: read("svid_bundle.pem"),
-    requestCert: true,
-    rejectUnauthorized: false,
-  }, (socket) => socket.end());
-  const port = await new Promise<number>((resolve) =>
-    server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port))
-  );
+  const server = await startHandshakeServer(serverSvid);
+  const port = server.port;
   try {
     const denoProbe = join(dir, "tls_probe.ts");
     const nodeProbe = join(dir, "tls_probe.mjs");
