@@ -197,6 +197,7 @@ export function parseChainedLine(line: string): ChainedRecord | string {
 
 /** Whether `signed` hashes to `mac` (the check of a record written without a key). */
 export function unkeyedMacMatches(record: Pick<ChainedRecord, "signed" | "mac">): boolean {
+  if (!HEX64.test(record.mac)) return false;
   return constantTimeEqual(sha256(encoder.encode(record.signed)), hexToBytes(record.mac));
 }
 

@@ -1,11 +1,20 @@
 import assert from "node:assert/strict";
+import { createHash, createHmac } from "node:crypto";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { deriveKey, KeyPurpose } from "../crypto/kdf.ts";
 import { deriveAuditKey } from "../nexus/audit_key.ts";
 import { testRootKey } from "../nexus/testing.ts";
-import { linkOf, parseChainedLine, sealLine, sha256Hex, splitLine, unkeyedMacMatches } from "./chain_format.ts";
+import {
+  createAuditMacKey,
+  linkOf,
+  parseChainedLine,
+  sealLine,
+  sha256Hex,
+  splitLine,
+  unkeyedMacMatches,
+} from "./chain_format.ts";
 
 const CHAIN = { instance: "i-1", segment: 0, seq: 2, keyVersion: 1, prev: "0".repeat(64) };
 
@@ -49,4 +58,21 @@ Deno.test("chain format: an unkeyed record carries SHA-256; key and keyVersion m
     const result = parseChainedLine(text);
     assert.ok(typeof result === "string" && why.test(result), `${text.slice(0, 40)}: ${String(result)}`);
   }
+});
+
+Deno.test("chain format: the audit MAC equals node:crypto's HMAC-SHA-256 for any length; only lower-case hex verifies", () => {
+  for (const length of [0, 1, 55, 56, 63, 64, 65, 119, 120, 477, 4096]) {
+    const raw = crypto.getRandomValues(new Uint8Array(32));
+    const message = crypto.getRandomValues(new Uint8Array(length));
+    const key = createAuditMacKey(1, raw);
+    const mac = key.sign(message);
+    assert.equal(mac, createHmac("sha256", raw).update(message).digest("hex"), `node:crypto, ${length} bytes`);
+    assert.equal(key.verify(message, mac), true);
+    const flipped = `${mac.slice(0, -1)}${mac.endsWith("0") ? "1" : "0"}`;
+    assert.equal(key.verify(message, flipped), false);
+    assert.equal(key.verify(message, mac.toUpperCase()), false, "only lower-case hex is a MAC");
+    key.destroy();
+  }
+  assert.equal(sha256Hex("ünïcode"), createHash("sha256").update(new TextEncoder().encode("ünïcode")).digest("hex"));
+  assert.equal(unkeyedMacMatches({ signed: "x", mac: "zz" }), false, "junk is no match, not an exception");
 });
