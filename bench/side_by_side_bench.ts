@@ -25,7 +25,9 @@
  * alternates by round); tables show medians over rounds and ratios are
  * medians of same-round ratios. The server's CPU per request is its
  * process's utime+stime over the run (`/proc/<pid>/stat`) divided by the
- * requests served.
+ * requests served; "cores busy" is that times the rate: near 1 or above, a
+ * server held its one JavaScript thread's core (so a ratio of rates
+ * against it is a ratio of costs), well below, something else limited it.
  *
  * @module
  */
@@ -306,6 +308,7 @@ function report(
         "p50 ms",
         "p99 ms",
         "server CPU µs/req",
+        "server cores busy",
         "errors",
       ],
       cells.flatMap((cell) =>
@@ -321,11 +324,14 @@ function report(
             formatNumber(med(list, "p50_ms"), 2),
             formatNumber(med(list, "p99_ms"), 2),
             formatNumber(med(list, "server_cpu_us_per_request"), 0),
+            // Rate × CPU per request: near 1.0, a single-threaded server held its core, so a ratio
+            // of rates against it is a ratio of costs; well below, something else limited it.
+            formatNumber(list ? median(list.map((r) => r.rps * (r.server_cpu_us_per_request ?? NaN) / 1e6)) : NaN, 2),
             formatNumber(list?.reduce((n, r) => n + r.errors, 0) ?? NaN),
           ];
         })
       ),
-      ["left", "right", "left", "right", "right", "right", "right", "right", "right", "right"],
+      ["left", "right", "left", "right", "right", "right", "right", "right", "right", "right", "right"],
     ),
     "",
   );
