@@ -20,3 +20,14 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   }
   return diff === 0;
 }
+
+/**
+ * Whether every byte of `bytes` is zero, in time that depends only on its
+ * length (an early exit would tell where the first non-zero byte of a
+ * shard or key sits).
+ */
+export function isAllZero(bytes: Uint8Array): boolean {
+  let any = 0;
+  for (let i = 0; i < bytes.length; i++) any |= bytes[i]!;
+  return any === 0;
+}

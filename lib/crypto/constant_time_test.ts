@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { constantTimeEqual } from "./constant_time.ts";
+import { constantTimeEqual, isAllZero } from "./constant_time.ts";
 
 Deno.test("constantTimeEqual is true exactly for equal arrays", () => {
   fc.assert(
@@ -46,4 +46,14 @@ Deno.test("constantTimeEqual edge cases", () => {
   // Views are compared by content, not by buffer.
   const buf = new Uint8Array([7, 7, 1, 7, 7]);
   assert.equal(constantTimeEqual(buf.subarray(0, 2), buf.subarray(3, 5)), true);
+});
+
+Deno.test("isAllZero: true only when no byte is set, wherever the set byte sits", () => {
+  assert.equal(isAllZero(new Uint8Array(0)), true);
+  assert.equal(isAllZero(new Uint8Array(32)), true);
+  for (const at of [0, 15, 31]) {
+    const bytes = new Uint8Array(32);
+    bytes[at] = 0x80;
+    assert.equal(isAllZero(bytes), false, `byte ${at}`);
+  }
 });

@@ -8,7 +8,7 @@
 
 export { CryptoError } from "./errors.ts";
 export { drawRandom, type RandomBytes, systemRandom } from "./random.ts";
-export { constantTimeEqual } from "./constant_time.ts";
+export { constantTimeEqual, isAllZero } from "./constant_time.ts";
 export { withZeroized, zeroize } from "./zeroize.ts";
 export { CURVE_ORDER, isValidScalar, SCALAR_LENGTH } from "./scalar.ts";
 export { generateRootKey } from "./root_key.ts";

@@ -19,6 +19,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { CryptoError } from "./errors.ts";
 import { bytesToScalar, CURVE_ORDER, Fn, isValidScalar, SCALAR_LENGTH, scalarToBytes } from "./scalar.ts";
+import { isAllZero } from "./constant_time.ts";
 import { zeroize } from "./zeroize.ts";
 
 export { isValidScalar } from "./scalar.ts";
@@ -168,7 +169,7 @@ function checkShare(share: Share | undefined, seen: Set<number>): void {
   if (!(value instanceof Uint8Array) || value.length !== SCALAR_LENGTH) {
     throw new CryptoError(`share ${index} must be ${SCALAR_LENGTH} bytes`);
   }
-  if (value.every((b) => b === 0)) {
+  if (isAllZero(value)) {
     throw new CryptoError(`share ${index} is all zero`);
   }
   if (!isValidScalar(value)) {

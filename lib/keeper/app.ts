@@ -25,6 +25,7 @@ import type { Logger } from "../log/logger.ts";
 import { noCache } from "../api/no_cache.ts";
 import { parseJsonBody, readBodyCapped } from "../api/body.ts";
 import type { PeerBindings } from "../nexus/peer.ts";
+import { isAllZero } from "../crypto/constant_time.ts";
 import { zeroize } from "../crypto/zeroize.ts";
 import { isBootstrap, isNexus, type TrustRoots } from "../spiffe/roles.ts";
 import { SPIKE_VERSION } from "../version.ts";
@@ -116,7 +117,7 @@ export function createKeeperApp(deps: KeeperDeps): Hono<{ Bindings: PeerBindings
     try {
       // SPIKE's Nexus may push an all-zero shard before it has a key; a
       // Keeper must not let that erase the shard it holds.
-      if (shard.some((byte) => byte !== 0)) {
+      if (!isAllZero(shard)) {
         // Nexus re-sends the same shard on every push; only a change is news.
         const fields = { from: peer.spiffeId, keyVersion: keyVersion ?? null };
         if (deps.shard.set(shard, keyVersion ?? UNVERSIONED)) deps.log.info("shard stored", fields);
