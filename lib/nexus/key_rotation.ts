@@ -256,13 +256,7 @@ export class KeyRotation {
       phase: state.phase,
       targetKeyVersion: state.targetVersion,
       startedAt: state.startedAt?.toISOString() ?? null,
-      driver: state.phase === "idle"
-        ? null
-        : this.#running && state.leaseOwner === this.#me
-        ? "this"
-        : leased
-        ? "other"
-        : null,
+      driver: state.phase === "idle" ? null : driving ? "this" : leased ? "other" : null,
       toReseal: state.toReseal,
       remaining: remaining ? remaining.secretVersions + remaining.policies : 0,
       resealedHere: this.#resealed,
@@ -419,7 +413,7 @@ export class KeyRotation {
     const reason = `only ${confirmed} Keeper(s) that keep key versions apart confirmed the new root key; ` +
       `${this.#options.threshold} are needed`;
     const idle: KeyStateChange = {
-      ...IDLE,
+      ...IDLE_KEY_STATE_CHANGE,
       currentVersion: state.currentVersion,
       minWriteVersion: state.currentVersion,
     };
@@ -469,7 +463,7 @@ export class KeyRotation {
     const { store, keys, log, clock } = this.#deps;
     const from = state.currentVersion;
     const to = state.targetVersion!;
-    const idle: KeyStateChange = { ...IDLE, currentVersion: to, minWriteVersion: to };
+    const idle: KeyStateChange = { ...IDLE_KEY_STATE_CHANGE, currentVersion: to, minWriteVersion: to };
     // The store checks, in the same change, that nothing is left under the old version.
     if (!await store.changeKeyState(state.revision, idle, { requireNoneBelow: to })) return await store.keyState();
     await recordRetired(store, from, clock());
@@ -591,9 +585,6 @@ export class KeyRotation {
     await this.#options.at?.(step);
   }
 }
-
-/** An idle key state but for the versions. */
-const IDLE: KeyStateChange = IDLE_KEY_STATE_CHANGE;
 
 function withoutRevision(state: KeyState): KeyStateChange {
   const { revision: _, ...rest } = state;
