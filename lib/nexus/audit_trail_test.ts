@@ -45,6 +45,16 @@ async function lines(file: string): Promise<Array<Record<string, unknown>>> {
   return (await Deno.readTextFile(file)).trimEnd().split("\n").map((line) => JSON.parse(line));
 }
 
+/** Runs `test` with a fresh temporary directory, removed afterwards whatever happens. */
+async function inTempDir(test: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "spike_trail_" });
+  try {
+    await test(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 /** A trail on `path` whose audit key follows `keys`, as `startNexus` wires it. */
 async function startTrail(path: string, keys: RootKeyState, options: { failClosed?: boolean } = {}) {
   const trail = new AuditTrail({
@@ -60,8 +70,7 @@ async function startTrail(path: string, keys: RootKeyState, options: { failClose
 }
 
 Deno.test("audit trail: unkeyed until the key arrives, then keyed; rotation starts a linked segment; stop ends it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "spike_trail_" });
-  try {
+  await inTempDir(async (dir) => {
     const file = join(dir, "audit.log");
     const keys = new RootKeyState();
     const trail = await startTrail(file, keys);
@@ -90,14 +99,11 @@ Deno.test("audit trail: unkeyed until the key arrives, then keyed; rotation star
     assert.ok([...first, ...second].every((r) => r.instance === trail.instance));
     const report = await verify([`${file}.1`, file]);
     assert.deepEqual([report.ok, report.records, report.segments, report.notes], [true, 8, 2, []]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("audit trail: records a full disk swallowed are declared in a MAC'd lost record once writing works again", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "spike_trail_" });
-  try {
+  await inTempDir(async (dir) => {
     // The audit path is a symlink: pointed at /dev/full, every write fails with ENOSPC.
     const path = join(dir, "audit.log");
     const real = join(dir, "real.log");
@@ -131,9 +137,7 @@ Deno.test("audit trail: records a full disk swallowed are declared in a MAC'd lo
     const report = await verify([real, join(dir, "after.log")]);
     assert.equal(report.ok, true, report.finding?.message ?? "");
     assert.match(report.notes.join("\n"), /declared 4 record\(s\) unwritten to its file \(last error: No space left/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("audit trail: fail-closed refuses to start on an output it cannot write", async () => {
@@ -147,8 +151,7 @@ Deno.test("audit trail: fail-closed refuses to start on an output it cannot writ
 });
 
 Deno.test("audit trail: table rows carry the exact lines; rows the table refused are declared lost there", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "spike_trail_" });
-  try {
+  await inTempDir(async (dir) => {
     const file = join(dir, "audit.log");
     const rows: AuditRow[] = [];
     let refuse = false;
@@ -196,14 +199,11 @@ Deno.test("audit trail: table rows carry the exact lines; rows the table refused
     const report = await verify([tableFile]);
     assert.equal(report.ok, true, report.finding?.message ?? "");
     assert.match(report.notes.join("\n"), /declared 1 record\(s\) unwritten to its table/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("fail-closed app: on a full disk a put is refused with 503 and changes nothing; reads are refused too", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "spike_trail_" });
-  try {
+  await inTempDir(async (dir) => {
     const path = join(dir, "audit.log");
     await Deno.symlink(join(dir, "real.log"), path);
     const keys = new RootKeyState();
@@ -235,9 +235,7 @@ Deno.test("fail-closed app: on a full disk a put is refused with 503 and changes
     assert.ok(after.some((r) => r.event === "lost"));
     const types = (await lines(join(dir, "real.log"))).map((r) => r.event ?? `${r.type}:${r.action}`);
     assert.deepEqual(types, ["start", "key", "audit-intent:", "audit:", "reopen"]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 /** A line target in memory that counts its writes and fails while `full` is set. */
@@ -323,8 +321,7 @@ function sweepIntent(paths: string[]): SweepIntentRecord {
 }
 
 Deno.test("audit trail: a sweep intent counts once synced (fail-closed); on a full disk it is refused, then declared", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "spike_trail_" });
-  try {
+  await inTempDir(async (dir) => {
     const path = join(dir, "audit.log");
     await Deno.symlink(join(dir, "real.log"), path);
     const keys = new RootKeyState();
@@ -345,14 +342,11 @@ Deno.test("audit trail: a sweep intent counts once synced (fail-closed); on a fu
     const sweeps = (await lines(join(dir, "real.log"))).concat(await lines(join(dir, "after.log")))
       .filter((r) => r.type === "audit-sweep").map((r) => r.paths);
     assert.deepEqual(sweeps, [["a"], ["c"]]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("audit trail: with a table, a sweep intent's row is committed durably before it resolves; a refused row refuses it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "spike_trail_" });
-  try {
+  await inTempDir(async (dir) => {
     const file = join(dir, "audit.log");
     const inserts: Array<{ types: string[]; durable: boolean }> = [];
     let refuse = false;
@@ -390,7 +384,5 @@ Deno.test("audit trail: with a table, a sweep intent's row is committed durably 
     await trail.close();
     const lost = (await lines(file)).find((r) => r.event === "lost");
     assert.equal(lost?.sink, "table", "the refused intent's row is declared lost in the chain");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

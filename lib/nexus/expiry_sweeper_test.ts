@@ -18,7 +18,7 @@ import { openLineTarget } from "./audit_output.ts";
 import { AuditTrail } from "./audit_trail.ts";
 import { RootKeyState } from "./root_key_state.ts";
 import { groupsWithin, sweepDoneRecords } from "./sweep_audit.ts";
-import { ExpirySweeper, type SweepReport } from "./expiry_sweeper.ts";
+import { ExpirySweeper, type ExpirySweeperDeps, type SweepReport } from "./expiry_sweeper.ts";
 import { isDestroyed } from "./secret_state.ts";
 import { createTestNexus, manualClock, peer, type TestNexus, testRootKey } from "./testing.ts";
 
@@ -29,6 +29,22 @@ async function call(nexus: TestNexus, path: string, action: string, body: unknow
   const response = await nexus.call(SUPERUSER, path, action, body);
   assert.equal(response.status, status, `${path}?action=${action} → ${JSON.stringify(response.body)}`);
   return response.body;
+}
+
+/** A sweeper of `store` on `clock`: batches of 10, silent, audited in memory, unless `options` says otherwise. */
+function sweeperOn(
+  store: Store,
+  clock: { now: () => Date },
+  options: Partial<ExpirySweeperDeps> = {},
+): ExpirySweeper {
+  return new ExpirySweeper({
+    store,
+    clock: clock.now,
+    log: silentLogger,
+    batchSize: 10,
+    audit: memoryAuditSink(),
+    ...options,
+  });
 }
 
 /** Runs `use` on the memory store and on a SQLite store in a temp dir. */
@@ -61,14 +77,7 @@ Deno.test("sweep: removes expired secrets, destroys expired versions, leaves the
     await call(nexus, PATHS.secrets, "", { path: "a/never", values: { v: "1" } });
     const reports: SweepReport[] = [];
     const audit = memoryAuditSink();
-    const sweeper = new ExpirySweeper({
-      store,
-      clock: clock.now,
-      log: silentLogger,
-      batchSize: 10,
-      onPass: (r) => reports.push(r),
-      audit,
-    });
+    const sweeper = sweeperOn(store, clock, { onPass: (r) => reports.push(r), audit });
 
     assert.deepEqual(pick(await sweeper.sweep()), { ran: true, removedSecrets: 0, destroyedVersions: 0 }, name);
     assert.equal(audit.sweeps.length, 0, "a pass with nothing expired leaves no record");
@@ -129,14 +138,7 @@ Deno.test("sweep: bounded batches — a mass expiry takes several batches, at mo
   }
   clock.advance(1000);
   const audit = memoryAuditSink();
-  const sweeper = new ExpirySweeper({
-    store,
-    clock: clock.now,
-    log: silentLogger,
-    batchSize: 10,
-    maxBatches: 4,
-    audit,
-  });
+  const sweeper = sweeperOn(store, clock, { maxBatches: 4, audit });
   const first = await sweeper.sweep();
   assert.equal(first.batches, 4);
   assert.equal(first.removedSecrets, 40, "four full batches of ten");
@@ -161,7 +163,7 @@ Deno.test("sweep: a put that lands after the expiry is kept (the sweep rewrites 
   // Expired and not yet swept: a put makes a fresh secret in its place.
   await call(nexus, PATHS.secrets, "", { path: "p", values: { v: "new" } });
   const audit = memoryAuditSink();
-  const sweeper = new ExpirySweeper({ store, clock: clock.now, log: silentLogger, batchSize: 10, audit });
+  const sweeper = sweeperOn(store, clock, { audit });
   assert.equal((await sweeper.sweep()).removedSecrets, 0);
   assert.equal(audit.sweeps.length, 0, "the put left nothing expired to find");
   assert.deepEqual(await call(nexus, PATHS.secrets, "get", { path: "p" }), { data: { v: "new" } });
@@ -178,14 +180,7 @@ Deno.test("sweep: a pass that finds the store's exclusive lock taken does nothin
   await call(nexus, PATHS.secrets, "", { path: "p", values: { v: "1" }, ttl: "1s" });
   clock.advance(1000);
   const reports: SweepReport[] = [];
-  const sweeper = new ExpirySweeper({
-    store,
-    clock: clock.now,
-    log: silentLogger,
-    batchSize: 10,
-    onPass: (r) => reports.push(r),
-    audit: memoryAuditSink(),
-  });
+  const sweeper = sweeperOn(store, clock, { onPass: (r) => reports.push(r) });
   let release!: () => void;
   const holding = store.tryExclusive(() => new Promise<void>((resolve) => release = resolve));
   assert.deepEqual(pick(await sweeper.sweep()), { ran: false, removedSecrets: 0, destroyedVersions: 0 });
@@ -223,7 +218,7 @@ Deno.test("sweep audit: the intent is stored before any change; a refused intent
       return true;
     },
   };
-  const sweeper = new ExpirySweeper({ store, clock: clock.now, log: silentLogger, batchSize: 2, audit });
+  const sweeper = sweeperOn(store, clock, { batchSize: 2, audit });
   const held = await sweeper.sweep();
   assert.deepEqual([held.auditRefused, held.removedSecrets, held.batches], [true, 0, 1]);
   assert.deepEqual(await store.listSecretPaths(), ["x/1", "x/2", "x/3"], "a refused batch changed nothing");
@@ -264,7 +259,7 @@ Deno.test("sweep audit: a write that fails mid-batch is recorded: what was done,
       path === failing ? Promise.reject(new Error("disk on fire")) : inner.deleteSecret(path, revision, row),
   };
   const audit = memoryAuditSink();
-  const sweeper = new ExpirySweeper({ store, clock: clock.now, log: silentLogger, batchSize: 100, audit });
+  const sweeper = sweeperOn(store, clock, { batchSize: 100, audit });
   await assert.rejects(sweeper.sweep(), /disk on fire/);
   const [intent, done] = audit.sweeps;
   assert.ok(intent?.phase === "intent" && done?.phase === "done");
@@ -283,14 +278,7 @@ Deno.test("expiry sweep: a path's sweep waits for the Nexus's writers of that pa
   clock.advance(1000);
   let release!: () => void;
   const held = nexus.deps.secretWrites.run("turn/a", () => new Promise<void>((resolve) => release = resolve));
-  const sweeper = new ExpirySweeper({
-    store,
-    clock: clock.now,
-    log: silentLogger,
-    batchSize: 10,
-    audit: memoryAuditSink(),
-    writes: nexus.deps.secretWrites,
-  });
+  const sweeper = sweeperOn(store, clock, { writes: nexus.deps.secretWrites });
   const pass = sweeper.sweep();
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.deepEqual(await store.listSecretPaths(), ["turn/a"], "swept while a writer of the path held its turn");
@@ -325,7 +313,7 @@ Deno.test("sweep audit: long path lists are cut into records a verifier reads, a
       keys: rootKeyAuditKeys(keys),
     });
     await trail.start();
-    const sweeper = new ExpirySweeper({ store, clock: clock.now, log: silentLogger, batchSize: 500, audit: trail });
+    const sweeper = sweeperOn(store, clock, { batchSize: 500, audit: trail });
     const report = await sweeper.sweep();
     assert.deepEqual([report.removedSecrets, report.destroyedVersions], [1, 299]);
     await trail.close();

@@ -352,12 +352,12 @@ export function startKeeperSync(
     const settled = state?.currentVersion ?? keys.writeVersion;
     if (!keys.holds(settled)) return 0;
     const retire = state?.phase === "idle" ? settled : undefined;
-    const answers = await pushVersion(settled, () => true, retire);
-    options.status?.recordPush(answers.filter((a) => a?.accepted).length);
+    const accepted = acceptedCount(await pushVersion(settled, () => true, retire));
+    options.status?.recordPush(accepted);
     // The target of a rotation only goes to Keepers that keep versions apart.
     const target = state?.phase !== "idle" ? state?.targetVersion ?? undefined : undefined;
     if (target !== undefined && keys.holds(target)) await pushVersion(target, (view) => view.versioned === true);
-    return answers.filter((a) => a?.accepted).length;
+    return accepted;
   };
 
   // One push at a time: a slow Keeper must not pile pushes up behind the interval.
@@ -398,8 +398,7 @@ export function startKeeperSync(
   };
 
   const retireBelow = async (version: number): Promise<number> => {
-    const answers = await pushVersion(version, () => true, version);
-    return answers.filter((a) => a?.accepted).length;
+    return acceptedCount(await pushVersion(version, () => true, version));
   };
 
   const holdsAll = (state: KeyState): boolean => {
@@ -491,6 +490,11 @@ export function startKeeperSync(
       await catchingUp?.catch(() => {});
     },
   };
+}
+
+/** How many Keepers took their shard. */
+function acceptedCount(answers: readonly (ContributeAnswer | undefined)[]): number {
+  return answers.filter((a) => a?.accepted).length;
 }
 
 /** The `size`-element subsets of `items`, in lexicographic order of position. */

@@ -4,13 +4,12 @@
  *
  * @module
  */
-import { importAeadKey } from "../crypto/aead.ts";
-import { deriveKey, KeyPurpose } from "../crypto/kdf.ts";
-import { zeroize } from "../crypto/zeroize.ts";
+import { KeyPurpose } from "../crypto/kdf.ts";
 import type { NexusDeps } from "./deps.ts";
 import { writeRootKeyCheck } from "./key_check.ts";
 import { identifyRootKey, retiredKeyMessage, versionsNeeded } from "./key_versions.ts";
 import { sealLegacyPolicies } from "./legacy_policies.ts";
+import { importDerivedKey } from "./root_key_state.ts";
 
 /** Result of offering a root key to Nexus. */
 export type InstallResult = "installed" | "pending" | "mismatch" | "retired";
@@ -75,12 +74,7 @@ export async function offerRootKey(deps: InstallDeps, rootKey: Uint8Array): Prom
   }
   const { version, check } = identity;
   if (version === 1 && !check.policiesSealed) {
-    const raw = deriveKey(rootKey, KeyPurpose.policies);
-    try {
-      await sealLegacyPolicies(store, await importAeadKey(raw), 1, deps.random, log);
-    } finally {
-      zeroize(raw);
-    }
+    await sealLegacyPolicies(store, await importDerivedKey(rootKey, KeyPurpose.policies), 1, deps.random, log);
     await writeRootKeyCheck(store, rootKey, deps.random, 1);
   }
   const needed = versionsNeeded(state);

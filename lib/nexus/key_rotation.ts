@@ -256,13 +256,7 @@ export class KeyRotation {
       phase: state.phase,
       targetKeyVersion: state.targetVersion,
       startedAt: state.startedAt?.toISOString() ?? null,
-      driver: state.phase === "idle"
-        ? null
-        : this.#running && state.leaseOwner === this.#me
-        ? "this"
-        : leased
-        ? "other"
-        : null,
+      driver: state.phase === "idle" ? null : driving ? "this" : leased ? "other" : null,
       toReseal: state.toReseal,
       remaining: remaining ? remaining.secretVersions + remaining.policies : 0,
       resealedHere: this.#resealed,
@@ -419,7 +413,7 @@ export class KeyRotation {
     const reason = `only ${confirmed} Keeper(s) that keep key versions apart confirmed the new root key; ` +
       `${this.#options.threshold} are needed`;
     const idle: KeyStateChange = {
-      ...IDLE,
+      ...IDLE_KEY_STATE_CHANGE,
       currentVersion: state.currentVersion,
       minWriteVersion: state.currentVersion,
     };
@@ -469,7 +463,7 @@ export class KeyRotation {
     const { store, keys, log, clock } = this.#deps;
     const from = state.currentVersion;
     const to = state.targetVersion!;
-    const idle: KeyStateChange = { ...IDLE, currentVersion: to, minWriteVersion: to };
+    const idle: KeyStateChange = { ...IDLE_KEY_STATE_CHANGE, currentVersion: to, minWriteVersion: to };
     // The store checks, in the same change, that nothing is left under the old version.
     if (!await store.changeKeyState(state.revision, idle, { requireNoneBelow: to })) return await store.keyState();
     await recordRetired(store, from, clock());
@@ -523,10 +517,10 @@ export class KeyRotation {
   }
 
   async #resealedRecord(path: string, to: number): Promise<(SecretWrite & { count: number }) | undefined> {
-    const { store, keys, random, log } = this.#deps;
+    const { store, keys, log } = this.#deps;
     const record = await store.readSecret(path);
     if (!record) return undefined;
-    const target = keys.keysFor(to)!;
+    const target = keys.keysFor(to)!.secrets;
     const versions = new Map<number, SecretVersion>(record.versions);
     const failed: number[] = [];
     let count = 0;
@@ -538,40 +532,22 @@ export class KeyRotation {
         count++;
         continue;
       }
-      const key = keys.keysFor(v.keyVersion)?.secrets;
-      let plaintext: Uint8Array | undefined;
-      try {
-        if (!key) throw new Error("key version not held");
-        plaintext = await open(key, v.sealed, secretAad(path, v.version));
-        versions.set(v.version, {
-          ...v,
-          sealed: await seal(target.secrets, plaintext, secretAad(path, v.version), random),
-          keyVersion: to,
-        });
+      const sealed = await this.#resealBytes(v.sealed, v.keyVersion, secretAad(path, v.version), target);
+      if (sealed) {
+        versions.set(v.version, { ...v, sealed, keyVersion: to });
         count++;
-      } catch {
-        failed.push(v.version);
-      } finally {
-        zeroize(plaintext);
-      }
+      } else failed.push(v.version);
     }
     let next: SecretRecord = { ...record, versions };
     const custom = record.customMetadata;
     if (custom !== undefined && custom.keyVersion < to) {
       // Custom metadata is sealed once per path (not per version), under its own key version.
-      const key = keys.keysFor(custom.keyVersion)?.secrets;
-      let plaintext: Uint8Array | undefined;
-      try {
-        if (!key) throw new Error("key version not held");
-        plaintext = await open(key, custom.sealed, secretMetadataAad(path));
-        const sealed = await seal(target.secrets, plaintext, secretMetadataAad(path), random);
-        next = { ...next, customMetadata: { sealed, keyVersion: to } };
-      } catch {
+      const sealed = await this.#resealBytes(custom.sealed, custom.keyVersion, secretMetadataAad(path), target);
+      if (sealed) next = { ...next, customMetadata: { sealed, keyVersion: to } };
+      else {
         log.error("rotation removes custom metadata that fails authentication (tampered)", { path });
         const { customMetadata: _tampered, ...rest } = next;
         next = rest;
-      } finally {
-        zeroize(plaintext);
       }
       count++;
     }
@@ -587,13 +563,34 @@ export class KeyRotation {
     return { path, expectedRevision: record.revision, next, sealedUnder: to, count };
   }
 
+  /**
+   * `sealed`, sealed under root key version `keyVersion`, opened and sealed
+   * again under `target` with the same associated data (computed once);
+   * `undefined` when its key is not held or it fails authentication.
+   */
+  async #resealBytes(
+    sealed: Uint8Array,
+    keyVersion: number,
+    aad: Uint8Array,
+    target: CryptoKey,
+  ): Promise<Uint8Array | undefined> {
+    const key = this.#deps.keys.keysFor(keyVersion)?.secrets;
+    if (!key) return undefined;
+    let plaintext: Uint8Array | undefined;
+    try {
+      plaintext = await open(key, sealed, aad);
+      return await seal(target, plaintext, aad, this.#deps.random);
+    } catch {
+      return undefined;
+    } finally {
+      zeroize(plaintext);
+    }
+  }
+
   async #at(step: RotationStep): Promise<void> {
     await this.#options.at?.(step);
   }
 }
-
-/** An idle key state but for the versions. */
-const IDLE: KeyStateChange = IDLE_KEY_STATE_CHANGE;
 
 function withoutRevision(state: KeyState): KeyStateChange {
   const { revision: _, ...rest } = state;

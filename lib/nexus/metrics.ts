@@ -255,8 +255,13 @@ export class NexusMetrics {
       ),
     );
     if (keyState) {
-      // A one-row read; a store that does not answer leaves the gauges out of this scrape.
-      const state = () => keyState().catch(() => undefined);
+      // A one-row read, shared by both gauges of a scrape (the registry reads its
+      // metrics together); a store that does not answer leaves them out of this scrape.
+      let reading: Promise<KeyState | undefined> | undefined;
+      const state = () =>
+        reading ??= keyState().catch(() => undefined).finally(() => {
+          reading = undefined;
+        });
       registry.add(
         new Gauge(
           "spike_nexus_rotation_phase",

@@ -10,12 +10,13 @@
  *
  * @module
  */
-import { type AeadKey, importAeadKey, open, seal } from "../crypto/aead.ts";
-import { deriveKey, KeyPurpose } from "../crypto/kdf.ts";
+import { type AeadKey, open, seal } from "../crypto/aead.ts";
+import { KeyPurpose } from "../crypto/kdf.ts";
 import type { RandomBytes } from "../crypto/random.ts";
 import { zeroize } from "../crypto/zeroize.ts";
 import { PERMISSIONS } from "../api/validate.ts";
 import type { Permission, PolicyRecord, SealedPolicy } from "../store/types.ts";
+import { importDerivedKey } from "./root_key_state.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -91,12 +92,6 @@ export async function policySealer(
   keyVersion: number,
   random: RandomBytes,
 ): Promise<(policy: PolicyRecord) => Promise<SealedPolicy>> {
-  const raw = deriveKey(rootKey, KeyPurpose.policies);
-  let key: CryptoKey;
-  try {
-    key = await importAeadKey(raw);
-  } finally {
-    zeroize(raw);
-  }
+  const key = await importDerivedKey(rootKey, KeyPurpose.policies);
   return (policy) => sealPolicy(key, keyVersion, policy, random);
 }

@@ -183,9 +183,9 @@ async function derive(rootKey: Uint8Array, version: number): Promise<HeldKey> {
   try {
     const derived: DerivedKeys = {
       version,
-      secrets: await importDerived(root, KeyPurpose.secrets),
-      cipher: await importDerived(root, KeyPurpose.cipher),
-      policies: await importDerived(root, KeyPurpose.policies),
+      secrets: await importDerivedKey(root, KeyPurpose.secrets),
+      cipher: await importDerivedKey(root, KeyPurpose.cipher),
+      policies: await importDerivedKey(root, KeyPurpose.policies),
     };
     return { root, derived };
   } catch (error) {
@@ -199,7 +199,11 @@ function forget(key: HeldKey | undefined): void {
   zeroize(key?.root);
 }
 
-async function importDerived(root: Uint8Array, purpose: string): Promise<CryptoKey> {
+/**
+ * The non-extractable AES-256-GCM key derived from `root` for `purpose`
+ * (a `KeyPurpose`); the derived bytes are zeroed once imported.
+ */
+export async function importDerivedKey(root: Uint8Array, purpose: string): Promise<CryptoKey> {
   const raw = deriveKey(root, purpose);
   try {
     return await importAeadKey(raw);

@@ -94,6 +94,7 @@ const MAX_ATTEMPTS = 100;
 const MAX_CATCH_UPS = 3;
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /**
  * Associated data binding a sealed record to its identity, so a ciphertext
@@ -395,32 +396,26 @@ export class SecretService {
   }
 
   /** Opens the custom metadata of `path`: the one place it is opened. */
-  async #openMetadata(path: string, metadata: SealedMetadata): Promise<Record<string, string>> {
-    const plaintext = await this.#open(
-      path,
-      metadata.sealed,
-      metadata.keyVersion,
-      secretMetadataAad(path),
-      "custom metadata",
-    );
-    try {
-      return JSON.parse(new TextDecoder().decode(plaintext));
-    } finally {
-      zeroize(plaintext);
-    }
+  #openMetadata(path: string, metadata: SealedMetadata): Promise<Record<string, string>> {
+    return this.#openJson(path, metadata.sealed, metadata.keyVersion, secretMetadataAad(path), "custom metadata");
   }
 
   /** The values of `version` of `path`, opened: the one place secret values are opened. */
-  async #readValues(path: string, version: SecretVersion): Promise<Record<string, string>> {
-    const plaintext = await this.#open(
-      path,
-      version.sealed,
-      version.keyVersion,
-      secretAad(path, version.version),
-      "secret record",
-    );
+  #readValues(path: string, version: SecretVersion): Promise<Record<string, string>> {
+    return this.#openJson(path, version.sealed, version.keyVersion, secretAad(path, version.version), "secret record");
+  }
+
+  /** `#open`, then the JSON it holds parsed; the plaintext is zeroed either way. */
+  async #openJson(
+    path: string,
+    sealed: Uint8Array,
+    keyVersion: number,
+    aad: Uint8Array,
+    what: string,
+  ): Promise<Record<string, string>> {
+    const plaintext = await this.#open(path, sealed, keyVersion, aad, what);
     try {
-      return JSON.parse(new TextDecoder().decode(plaintext));
+      return JSON.parse(decoder.decode(plaintext));
     } finally {
       zeroize(plaintext);
     }

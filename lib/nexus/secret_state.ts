@@ -92,9 +92,10 @@ function highestVersion(record: SecretRecord): number {
   return highest;
 }
 
-function highestLive(versions: ReadonlyMap<number, SecretVersion>): number {
+/** The highest version not deleted (with `now`: nor expired), or 0. */
+function highestLive(versions: ReadonlyMap<number, SecretVersion>, now?: Date): number {
   let highest = 0;
-  for (const [n, v] of versions) if (v.deletedTime === null && n > highest) highest = n;
+  for (const [n, v] of versions) if (readable(v, now) && n > highest) highest = n;
   return highest;
 }
 
@@ -147,9 +148,7 @@ export function currentVersionOf(record: SecretRecord | undefined, now?: Date): 
   if (!record) return 0;
   const current = record.versions.get(record.currentVersion);
   if (!current || readable(current, now)) return record.currentVersion;
-  let highest = 0;
-  for (const [n, v] of record.versions) if (readable(v, now) && n > highest) highest = n;
-  return highest;
+  return highestLive(record.versions, now);
 }
 
 /**
