@@ -5,8 +5,8 @@
  * @module
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
+import { confirm } from "../lib/cli/confirm.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
-import { confirm } from "./policy.ts";
 import { withNexus } from "./pilot_session.ts";
 import { parseVersions } from "./secret_args.ts";
 
