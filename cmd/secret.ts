@@ -17,6 +17,7 @@ import {
   parseVersion,
   parseVersions,
   VALUE_OPTIONS,
+  VERSIONS_OPTION,
 } from "./secret_args.ts";
 import { moveCommand, patchCommand } from "./secret_write.ts";
 import { destroyCommand } from "./secret_destroy.ts";
@@ -98,9 +99,7 @@ export const secretCommand: CommandSpec = {
       summary: "Soft-delete versions of a secret (default: the current one)",
       args: "<path>",
       positionals: { min: 1, max: 1 },
-      options: {
-        versions: { type: "string", short: "v", description: "Comma-separated versions, e.g. 1,2", valueName: "list" },
-      },
+      options: VERSIONS_OPTION,
       run: async ({ positionals, options, io }) => {
         const versions = parseVersions(options.versions);
         await withNexus(io, ({ nexus }) => nexus.deleteSecret(positionals[0]!, versions));
@@ -116,9 +115,7 @@ export const secretCommand: CommandSpec = {
         "nothing changes and the command fails with 'not found' (exit 3).",
       args: "<path>",
       positionals: { min: 1, max: 1 },
-      options: {
-        versions: { type: "string", short: "v", description: "Comma-separated versions, e.g. 1,2", valueName: "list" },
-      },
+      options: VERSIONS_OPTION,
       run: async ({ positionals, options, io }) => {
         const versions = parseVersions(options.versions);
         await withNexus(io, ({ nexus }) => nexus.undeleteSecret(positionals[0]!, versions));

@@ -20,6 +20,11 @@ export const FORMAT_OPTION = {
   },
 } as const;
 
+/** `-v/--versions 1,2` of delete, undelete and destroy. */
+export const VERSIONS_OPTION = {
+  versions: { type: "string", short: "v", description: "Comma-separated versions, e.g. 1,2", valueName: "list" },
+} as const;
+
 /** `--cas N`. */
 export const CAS_OPTION = {
   cas: {
