@@ -12,10 +12,9 @@ import {
   CAS_OPTION,
   collectValues,
   EXPIRY_OPTIONS,
-  parseCas,
-  parseExpiryOptions,
   parseVersion,
   parseVersions,
+  parseWriteOptions,
   VALUE_OPTIONS,
   VERSIONS_OPTION,
 } from "./secret_args.ts";
@@ -42,15 +41,9 @@ export const secretCommand: CommandSpec = {
       options: { ...VALUE_OPTIONS, ...CAS_OPTION, ...EXPIRY_OPTIONS },
       run: async ({ positionals, options, io }) => {
         const [path, ...pairs] = positionals;
-        const cas = parseCas(options.cas);
-        const expiry = parseExpiryOptions(options);
-        const values = await collectValues(
-          pairs,
-          (options["from-file"] as string[] | undefined) ?? [],
-          options["from-stdin"] as string | undefined,
-          io,
-        );
-        await withNexus(io, ({ nexus }) => nexus.putSecret(path!, values, { cas, ...expiry }));
+        const writeOptions = parseWriteOptions(options);
+        const values = await collectValues(pairs, options, io);
+        await withNexus(io, ({ nexus }) => nexus.putSecret(path!, values, writeOptions));
         io.stderr(`OK: secret ${path} written\n`);
         return 0;
       },

@@ -8,6 +8,7 @@
 import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { parseDuration } from "../lib/config/parse.ts";
 import type { CliIo } from "../lib/cli/io.ts";
+import type { WriteOptions } from "../lib/client/nexus_client.ts";
 
 /** `-f/--format` of commands printing structured data. */
 export const FORMAT_OPTION = {
@@ -90,6 +91,12 @@ function checkTime(flag: string, value: unknown): string {
   throw new UsageError(`${flag}: '${text}' is not an RFC 3339 time (example: 2030-01-31T00:00:00Z)`);
 }
 
+/** The `CAS_OPTION` and `EXPIRY_OPTIONS` of put and patch as the client's write options (checked here, exit 2). */
+export function parseWriteOptions(options: Readonly<Record<string, unknown>>): WriteOptions {
+  const cas = parseCas(options.cas);
+  return { cas, ...parseExpiryOptions(options) };
+}
+
 /** Parses `--cas N` (absent: no check). */
 export function parseCas(value: unknown): number | undefined {
   if (value === undefined) return undefined;
@@ -148,16 +155,17 @@ export function parsePairs(pairs: readonly string[]): Record<string, string> {
 }
 
 /**
- * Collects `key=value` pairs, `--from-file key=path` and `--from-stdin key`;
- * at least one unless `allowNone`.
+ * Collects `key=value` pairs and the `VALUE_OPTIONS` (`--from-file key=path`,
+ * `--from-stdin key`); at least one unless `allowNone`.
  */
 export async function collectValues(
   pairs: readonly string[],
-  fromFile: readonly string[],
-  fromStdin: string | undefined,
+  options: Readonly<Record<string, unknown>>,
   io: CliIo,
   allowNone = false,
 ): Promise<Record<string, string>> {
+  const fromFile = (options["from-file"] as string[] | undefined) ?? [];
+  const fromStdin = options["from-stdin"] as string | undefined;
   const values: Record<string, string> = {};
   const set = (key: string, value: string) => {
     if (key === "") throw new UsageError("a key name is empty");
