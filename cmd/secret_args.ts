@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { MAX_VERSION } from "../lib/api/validate.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { parseDuration } from "../lib/config/parse.ts";
 import type { CliIo } from "../lib/cli/io.ts";
@@ -97,26 +98,29 @@ export function parseWriteOptions(options: Readonly<Record<string, unknown>>): W
   return { cas, ...parseExpiryOptions(options) };
 }
 
+/** A version number as typed (digits, at most `MAX_VERSION`, the bound Nexus checks); `undefined` otherwise. */
+function versionNumber(text: string): number | undefined {
+  return /^\d+$/.test(text) && Number(text) <= MAX_VERSION ? Number(text) : undefined;
+}
+
 /** Parses `--cas N` (absent: no check). */
 export function parseCas(value: unknown): number | undefined {
   if (value === undefined) return undefined;
   const text = String(value).trim();
-  if (!/^\d+$/.test(text) || Number(text) > 2 ** 31 - 1) {
-    throw new UsageError(`--cas: '${text}' is not a version number`);
-  }
-  return Number(text);
+  const version = versionNumber(text);
+  if (version === undefined) throw new UsageError(`--cas: '${text}' is not a version number`);
+  return version;
 }
 
 /** Parses `-v 1,2,3` into version numbers. */
 export function parseVersions(value: unknown): number[] {
   if (value === undefined) return [];
-  const out: number[] = [];
-  for (const part of String(value).split(",")) {
+  return String(value).split(",").map((part) => {
     const text = part.trim();
-    if (!/^\d+$/.test(text) || Number(text) > 2 ** 31 - 1) throw new UsageError(`'${text}' is not a version number`);
-    out.push(Number(text));
-  }
-  return out;
+    const version = versionNumber(text);
+    if (version === undefined) throw new UsageError(`'${text}' is not a version number`);
+    return version;
+  });
 }
 
 /** Parses `-v N` (absent: 0, the current version). */
