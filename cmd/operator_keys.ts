@@ -14,7 +14,7 @@ import type { CliIo } from "../lib/cli/io.ts";
 import { ApiCallError } from "../lib/client/errors.ts";
 import type { NexusClient } from "../lib/client/nexus_client.ts";
 import { zeroize } from "../lib/crypto/zeroize.ts";
-import { formatRecoveryFile, parseRecoveryFile } from "../lib/pilot/recovery_file.ts";
+import { formatRecoveryFile, formatRecoveryShard, parseRecoveryFile } from "../lib/pilot/recovery_file.ts";
 import { withNexus } from "./pilot_session.ts";
 
 /** How often `rotate` asks for progress while it waits. */
@@ -54,6 +54,21 @@ interface StatusView {
   readonly tamperedPolicies?: string[];
 }
 
+/** Runs `call`; a refusal Nexus gave a reason for becomes a CLI error with that reason (exit 1). */
+async function reasonAsCliError<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof ApiCallError && error.reason) throw new CliError(error.reason);
+    throw error;
+  }
+}
+
+/** Records a rotation has re-sealed so far (never shown below 0). */
+function resealed(rotation: NonNullable<StatusView["rotation"]>): number {
+  return Math.max(0, (rotation.toReseal ?? 0) - (rotation.remaining ?? 0));
+}
+
 /** The status as lines for a person. */
 function describeStatus(status: StatusView): string {
   const r = status.rotation ?? {};
@@ -65,10 +80,9 @@ function describeStatus(status: StatusView): string {
   ];
   if (r.phase === "idle") lines.push("rotation: none in progress");
   else {
-    const done = (r.toReseal ?? 0) - (r.remaining ?? 0);
     lines.push(
       `rotation: ${r.phase} ${r.keyVersion} → ${r.targetKeyVersion}, started ${r.startedAt}` +
-        (r.phase === "sealing" ? `; re-sealed ${Math.max(0, done)} of ${r.toReseal} records` : "") +
+        (r.phase === "sealing" ? `; re-sealed ${resealed(r)} of ${r.toReseal} records` : "") +
         (r.driver ? `; driven by ${r.driver === "this" ? "this Nexus" : "another Nexus"}` : "; waiting for a driver"),
     );
   }
@@ -106,7 +120,7 @@ async function followRotation(io: CliIo, nexus: NexusClient, to: number): Promis
       throw new CliError(`the rotation was given up: ${r.lastError ?? "see the Nexus log"}`);
     }
     const line = r.phase === "sealing"
-      ? `re-sealing: ${Math.max(0, (r.toReseal ?? 0) - (r.remaining ?? 0))} of ${r.toReseal} records`
+      ? `re-sealing: ${resealed(r)} of ${r.toReseal} records`
       : "handing the new key to the Keepers";
     if (line !== last) io.stderr(`${line}\n`);
     last = line;
@@ -116,28 +130,22 @@ async function followRotation(io: CliIo, nexus: NexusClient, to: number): Promis
 /** Runs `spike operator recover`: every shard into `spike.recovery.<i>.txt`, with its key version. */
 export async function runRecover({ io }: CommandContext): Promise<number> {
   await withNexus(io, async ({ nexus, config }) => {
-    let recovered;
-    try {
-      recovered = await nexus.recoverWithVersion();
-    } catch (error) {
-      if (error instanceof ApiCallError && error.reason) throw new CliError(error.reason);
-      throw error;
-    }
-    const { shards, keyVersion, threshold } = recovered;
+    const { shards, keyVersion, threshold } = await reasonAsCliError(() => nexus.recoverWithVersion());
     try {
       await Deno.mkdir(config.recoveryDir, { recursive: true, mode: 0o700 });
       const writtenAt = new Date();
       for (const [index, shard] of [...shards].sort(([a], [b]) => a - b)) {
         const file = `${config.recoveryDir}/spike.recovery.${index}.txt`;
-        const text = formatRecoveryFile(index, shard, {
-          keyVersion: keyVersion ?? 1,
-          shares: shards.size,
-          threshold: threshold ?? shards.size,
-          writtenAt,
-        });
-        await Deno.writeTextFile(file, keyVersion === undefined ? text.split("\n")[0] + "\n" : text, {
-          mode: 0o600,
-        });
+        // A Nexus that names no key version (SPIKE's) gets SPIKE's one-line file.
+        const text = keyVersion === undefined
+          ? `${formatRecoveryShard(index, shard)}\n`
+          : formatRecoveryFile(index, shard, {
+            keyVersion,
+            shares: shards.size,
+            threshold: threshold ?? shards.size,
+            writtenAt,
+          });
+        await Deno.writeTextFile(file, text, { mode: 0o600 });
         // writeTextFile keeps the mode of an existing file; force it.
         await Deno.chmod(file, 0o600);
         io.stderr(`wrote ${file}\n`);
@@ -193,13 +201,7 @@ export async function runRestore({ io }: CommandContext): Promise<number> {
 /** Runs `spike operator rotate`: starts a rotation and, unless `--no-wait`, follows it to its end. */
 export async function runRotate({ io, options }: CommandContext): Promise<number> {
   await withNexus(io, async ({ nexus }) => {
-    let started;
-    try {
-      started = await nexus.rotate();
-    } catch (error) {
-      if (error instanceof ApiCallError && error.reason) throw new CliError(error.reason);
-      throw error;
-    }
+    const started = await reasonAsCliError(() => nexus.rotate());
     io.stderr(`rotating the root key: version ${started.from} → ${started.to}\n`);
     if (options["no-wait"] === true) {
       io.stdout(`rotation to root key version ${started.to} started\n`);

@@ -5,6 +5,7 @@
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
+import { confirm } from "../lib/cli/confirm.ts";
 import { outputFormat, renderStructured } from "../lib/cli/format.ts";
 import type { CliIo } from "../lib/cli/io.ts";
 import { type Permission, PERMISSIONS } from "../lib/api/validate.ts";
@@ -142,13 +143,6 @@ function policyFromFlags(options: Record<string, unknown>): PolicyInput {
     pathPattern: flagOrAlias(options, "path-pattern", "path"),
     permissions: parsePermissions(requireString(options, "permissions")),
   };
-}
-
-/** Asks `question` on stderr and reads a line: true for `y` or `yes` (any case). */
-export async function confirm(io: CliIo, question: string): Promise<boolean> {
-  io.stderr(`${question} [y/N] `);
-  const answer = (await io.readLine() ?? "").trim().toLowerCase();
-  return answer === "y" || answer === "yes";
 }
 
 function requireString(options: Record<string, unknown>, name: string): string {

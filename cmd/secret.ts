@@ -12,11 +12,11 @@ import {
   CAS_OPTION,
   collectValues,
   EXPIRY_OPTIONS,
-  parseCas,
-  parseExpiryOptions,
   parseVersion,
   parseVersions,
+  parseWriteOptions,
   VALUE_OPTIONS,
+  VERSIONS_OPTION,
 } from "./secret_args.ts";
 import { moveCommand, patchCommand } from "./secret_write.ts";
 import { destroyCommand } from "./secret_destroy.ts";
@@ -41,15 +41,9 @@ export const secretCommand: CommandSpec = {
       options: { ...VALUE_OPTIONS, ...CAS_OPTION, ...EXPIRY_OPTIONS },
       run: async ({ positionals, options, io }) => {
         const [path, ...pairs] = positionals;
-        const cas = parseCas(options.cas);
-        const expiry = parseExpiryOptions(options);
-        const values = await collectValues(
-          pairs,
-          (options["from-file"] as string[] | undefined) ?? [],
-          options["from-stdin"] as string | undefined,
-          io,
-        );
-        await withNexus(io, ({ nexus }) => nexus.putSecret(path!, values, { cas, ...expiry }));
+        const writeOptions = parseWriteOptions(options);
+        const values = await collectValues(pairs, options, io);
+        await withNexus(io, ({ nexus }) => nexus.putSecret(path!, values, writeOptions));
         io.stderr(`OK: secret ${path} written\n`);
         return 0;
       },
@@ -98,9 +92,7 @@ export const secretCommand: CommandSpec = {
       summary: "Soft-delete versions of a secret (default: the current one)",
       args: "<path>",
       positionals: { min: 1, max: 1 },
-      options: {
-        versions: { type: "string", short: "v", description: "Comma-separated versions, e.g. 1,2", valueName: "list" },
-      },
+      options: VERSIONS_OPTION,
       run: async ({ positionals, options, io }) => {
         const versions = parseVersions(options.versions);
         await withNexus(io, ({ nexus }) => nexus.deleteSecret(positionals[0]!, versions));
@@ -116,9 +108,7 @@ export const secretCommand: CommandSpec = {
         "nothing changes and the command fails with 'not found' (exit 3).",
       args: "<path>",
       positionals: { min: 1, max: 1 },
-      options: {
-        versions: { type: "string", short: "v", description: "Comma-separated versions, e.g. 1,2", valueName: "list" },
-      },
+      options: VERSIONS_OPTION,
       run: async ({ positionals, options, io }) => {
         const versions = parseVersions(options.versions);
         await withNexus(io, ({ nexus }) => nexus.undeleteSecret(positionals[0]!, versions));

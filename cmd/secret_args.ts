@@ -5,9 +5,11 @@
  *
  * @module
  */
+import { MAX_VERSION } from "../lib/api/validate.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { parseDuration } from "../lib/config/parse.ts";
 import type { CliIo } from "../lib/cli/io.ts";
+import type { WriteOptions } from "../lib/client/nexus_client.ts";
 
 /** `-f/--format` of commands printing structured data. */
 export const FORMAT_OPTION = {
@@ -18,6 +20,11 @@ export const FORMAT_OPTION = {
     valueName: "format",
     choices: ["human", "json", "yaml"],
   },
+} as const;
+
+/** `-v/--versions 1,2` of delete, undelete and destroy. */
+export const VERSIONS_OPTION = {
+  versions: { type: "string", short: "v", description: "Comma-separated versions, e.g. 1,2", valueName: "list" },
 } as const;
 
 /** `--cas N`. */
@@ -85,26 +92,35 @@ function checkTime(flag: string, value: unknown): string {
   throw new UsageError(`${flag}: '${text}' is not an RFC 3339 time (example: 2030-01-31T00:00:00Z)`);
 }
 
+/** The `CAS_OPTION` and `EXPIRY_OPTIONS` of put and patch as the client's write options (checked here, exit 2). */
+export function parseWriteOptions(options: Readonly<Record<string, unknown>>): WriteOptions {
+  const cas = parseCas(options.cas);
+  return { cas, ...parseExpiryOptions(options) };
+}
+
+/** A version number as typed (digits, at most `MAX_VERSION`, the bound Nexus checks); `undefined` otherwise. */
+function versionNumber(text: string): number | undefined {
+  return /^\d+$/.test(text) && Number(text) <= MAX_VERSION ? Number(text) : undefined;
+}
+
 /** Parses `--cas N` (absent: no check). */
 export function parseCas(value: unknown): number | undefined {
   if (value === undefined) return undefined;
   const text = String(value).trim();
-  if (!/^\d+$/.test(text) || Number(text) > 2 ** 31 - 1) {
-    throw new UsageError(`--cas: '${text}' is not a version number`);
-  }
-  return Number(text);
+  const version = versionNumber(text);
+  if (version === undefined) throw new UsageError(`--cas: '${text}' is not a version number`);
+  return version;
 }
 
 /** Parses `-v 1,2,3` into version numbers. */
 export function parseVersions(value: unknown): number[] {
   if (value === undefined) return [];
-  const out: number[] = [];
-  for (const part of String(value).split(",")) {
+  return String(value).split(",").map((part) => {
     const text = part.trim();
-    if (!/^\d+$/.test(text) || Number(text) > 2 ** 31 - 1) throw new UsageError(`'${text}' is not a version number`);
-    out.push(Number(text));
-  }
-  return out;
+    const version = versionNumber(text);
+    if (version === undefined) throw new UsageError(`'${text}' is not a version number`);
+    return version;
+  });
 }
 
 /** Parses `-v N` (absent: 0, the current version). */
@@ -143,16 +159,17 @@ export function parsePairs(pairs: readonly string[]): Record<string, string> {
 }
 
 /**
- * Collects `key=value` pairs, `--from-file key=path` and `--from-stdin key`;
- * at least one unless `allowNone`.
+ * Collects `key=value` pairs and the `VALUE_OPTIONS` (`--from-file key=path`,
+ * `--from-stdin key`); at least one unless `allowNone`.
  */
 export async function collectValues(
   pairs: readonly string[],
-  fromFile: readonly string[],
-  fromStdin: string | undefined,
+  options: Readonly<Record<string, unknown>>,
   io: CliIo,
   allowNone = false,
 ): Promise<Record<string, string>> {
+  const fromFile = (options["from-file"] as string[] | undefined) ?? [];
+  const fromStdin = options["from-stdin"] as string | undefined;
   const values: Record<string, string> = {};
   const set = (key: string, value: string) => {
     if (key === "") throw new UsageError("a key name is empty");

@@ -5,10 +5,10 @@
  * @module
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
+import { confirm } from "../lib/cli/confirm.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
-import { confirm } from "./policy.ts";
 import { withNexus } from "./pilot_session.ts";
-import { parseVersions } from "./secret_args.ts";
+import { parseVersions, VERSIONS_OPTION } from "./secret_args.ts";
 
 /** `spike secret destroy PATH -v 1,2 [--yes]`. */
 export const destroyCommand: CommandSpec = {
@@ -19,7 +19,7 @@ export const destroyCommand: CommandSpec = {
     "-v is required: there is no default version to destroy.",
   positionals: { min: 1, max: 1 },
   options: {
-    versions: { type: "string", short: "v", description: "Comma-separated versions, e.g. 1,2", valueName: "list" },
+    ...VERSIONS_OPTION,
     yes: { type: "boolean", short: "y", description: "Do not ask for confirmation" },
   },
   run: async ({ positionals, options, io }) => {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { MAX_BATCH_PATHS } from "../lib/api/validate.ts";
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { outputFormat, renderStructured } from "../lib/cli/format.ts";
@@ -42,7 +43,7 @@ export const getManyCommand: CommandSpec = {
   run: async ({ positionals, options, io }) => {
     const format = outputFormat(options.format);
     const paths = [...new Set(positionals)];
-    if (paths.length > 100) throw new UsageError("at most 100 paths per request");
+    if (paths.length > MAX_BATCH_PATHS) throw new UsageError(`at most ${MAX_BATCH_PATHS} paths per request`);
     const results = await withNexus(io, ({ nexus }) => nexus.getSecrets(paths));
     io.stdout(format === "human" ? human(paths, results) : await renderStructured(results, format));
     const failed = paths.filter((p) => !(results[p] && "data" in results[p]!));

@@ -22,13 +22,12 @@ const PAGE_SIZE = 1000;
  * the prefix is applied here too, so the result is the same.
  */
 async function collect(nexus: NexusClient, prefix: string): Promise<string[]> {
+  // Loaded with the session (like the client), not with the command tree.
+  const { pagedSecretPaths } = await import("../lib/client/paged_list.ts");
   const out: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await nexus.listSecretsPage({ prefix, limit: PAGE_SIZE, ...(cursor ? { cursor } : {}) });
-    for (const key of page.keys) if (key.startsWith(prefix)) out.push(key);
-    cursor = page.cursor;
-  } while (cursor !== undefined);
+  for await (const key of pagedSecretPaths((query) => nexus.listSecretsPage(query), prefix, PAGE_SIZE)) {
+    if (key.startsWith(prefix)) out.push(key);
+  }
   return out;
 }
 

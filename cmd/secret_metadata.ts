@@ -5,9 +5,9 @@
  * @module
  */
 import type { CommandSpec } from "../lib/cli/command.ts";
+import { confirm } from "../lib/cli/confirm.ts";
 import { CliError, UsageError } from "../lib/cli/errors.ts";
 import { outputFormat, renderStructured } from "../lib/cli/format.ts";
-import { confirm } from "./policy.ts";
 import { withNexus } from "./pilot_session.ts";
 import type { MetadataUpdate } from "../lib/client/nexus_client.ts";
 import { EXPIRY_OPTIONS, FORMAT_OPTION, parseExpiryOptions, parsePairs, parseVersion } from "./secret_args.ts";

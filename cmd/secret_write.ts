@@ -7,14 +7,7 @@
 import type { CommandSpec } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
 import { withNexus } from "./pilot_session.ts";
-import {
-  CAS_OPTION,
-  collectValues,
-  EXPIRY_OPTIONS,
-  parseCas,
-  parseExpiryOptions,
-  VALUE_OPTIONS,
-} from "./secret_args.ts";
+import { CAS_OPTION, collectValues, EXPIRY_OPTIONS, parseWriteOptions, VALUE_OPTIONS } from "./secret_args.ts";
 
 /** `spike secret patch PATH key=value… [--remove KEY…] [--cas N]`. */
 export const patchCommand: CommandSpec = {
@@ -33,22 +26,15 @@ export const patchCommand: CommandSpec = {
   },
   run: async ({ positionals, options, io }) => {
     const [path, ...pairs] = positionals;
-    const cas = parseCas(options.cas);
-    const expiry = parseExpiryOptions(options);
+    const writeOptions = parseWriteOptions(options);
     const remove = (options.remove as string[] | undefined) ?? [];
-    const values = await collectValues(
-      pairs,
-      (options["from-file"] as string[] | undefined) ?? [],
-      options["from-stdin"] as string | undefined,
-      io,
-      remove.length > 0,
-    );
+    const values = await collectValues(pairs, options, io, remove.length > 0);
     const changes: Record<string, string | null> = { ...values };
     for (const key of remove) {
       if (Object.hasOwn(changes, key)) throw new UsageError(`key '${key}' is both set and removed`);
       changes[key] = null;
     }
-    await withNexus(io, ({ nexus }) => nexus.patchSecret(path!, changes, { cas, ...expiry }));
+    await withNexus(io, ({ nexus }) => nexus.patchSecret(path!, changes, writeOptions));
     io.stderr(`OK: secret ${path} patched\n`);
     return 0;
   },

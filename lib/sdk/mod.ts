@@ -29,6 +29,7 @@ import {
   type SecretMetadata,
   type WriteOptions,
 } from "../client/nexus_client.ts";
+import { pagedSecretPaths } from "../client/paged_list.ts";
 import { deletePolicyByName, getPolicyByName } from "../client/policy_by_name.ts";
 import type { Permission } from "../api/validate.ts";
 import { type Env, resolveWorkloadConfig } from "../config/spike_config.ts";
@@ -296,16 +297,8 @@ export async function connect(options: ConnectOptions = {}): Promise<SpikeClient
     moveSecret: (from, to) => write(() => nexus.moveSecret(from, to)),
     listSecrets: () => read(() => nexus.listSecrets()),
     listSecretsPage: (query = {}) => read(() => nexus.listSecretsPage(query)),
-    async *iterateSecrets(prefix = "", options = {}) {
-      let cursor: string | undefined;
-      do {
-        const page: ListPage = await read(() =>
-          nexus.listSecretsPage({ prefix, limit: options.pageSize ?? 500, ...(cursor ? { cursor } : {}) })
-        );
-        yield* page.keys;
-        cursor = page.cursor;
-      } while (cursor !== undefined);
-    },
+    iterateSecrets: (prefix = "", options = {}) =>
+      pagedSecretPaths((query) => read(() => nexus.listSecretsPage(query)), prefix, options.pageSize ?? 500),
     getMetadata: (path, o) => read(() => nexus.getSecretMetadata(path, o?.version ?? 0)),
     putPolicy: (policy) =>
       write(() =>

@@ -10,13 +10,22 @@ import { ApiError, badRequest } from "../../api/errors.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
 import type { Permission } from "../../api/validate.ts";
+import type { AuditResource } from "../audit.ts";
 import { authorize, permissionChecker, policyCallers, type Route } from "../route.ts";
 import { body, service, writeOptions } from "./secret_support.ts";
 
 /** One path's answer in a batch read [ours]. */
-type BatchResult =
-  | { data: Record<string, string> }
-  | { err: "api_not_found" | "access_unauthorized" | "api_internal_error" };
+type BatchResult = { data: Record<string, string> } | { err: BatchError };
+
+/** Why a batch read did not read one path. */
+type BatchError = "api_not_found" | "access_unauthorized" | "api_internal_error";
+
+/** The audit outcome of a path a batch read did not read. */
+const AUDIT_OUTCOME_OF: Readonly<Record<BatchError, AuditResource["outcome"]>> = {
+  access_unauthorized: "denied",
+  api_not_found: "not_found",
+  api_internal_error: "error",
+};
 
 /** The key-value extension routes. */
 export const secretExtensionRoutes: readonly Route[] = [
@@ -53,22 +62,15 @@ export const secretExtensionRoutes: readonly Route[] = [
           return [path, { data: await secrets.get(path, 0) }];
         } catch (error) {
           if (!(error instanceof ApiError)) throw error;
-          if (error.code !== "api_not_found") {
-            input.deps.log.error("batch read: a path failed", { detail: error.message });
-          }
-          return [path, { err: error.code === "api_not_found" ? "api_not_found" : "api_internal_error" }];
+          if (error.code === "api_not_found") return [path, { err: "api_not_found" }];
+          input.deps.log.error("batch read: a path failed", { detail: error.message });
+          return [path, { err: "api_internal_error" }];
         }
       }));
       input.audit.resources = outcomes.map(([path, result]) => ({
         path,
         permissions: ["read"],
-        outcome: "data" in result
-          ? "ok"
-          : result.err === "access_unauthorized"
-          ? "denied"
-          : result.err === "api_not_found"
-          ? "not_found"
-          : "error",
+        outcome: "data" in result ? "ok" : AUDIT_OUTCOME_OF[result.err],
       }));
       // fromEntries: any path, even `__proto__`, is an own key of the answer.
       return { results: Object.fromEntries(outcomes) };
