@@ -9,7 +9,7 @@
  */
 import type { KeeperSync, KeeperView } from "./keeper_sync.ts";
 import type { KeyRotation } from "./key_rotation.ts";
-import type { KeyCatchUp } from "./secret_service.ts";
+import type { KeyCatchUp } from "./write_keys.ts";
 
 /** The key management parts of a running Nexus. */
 export class KeyManager implements KeyCatchUp {

@@ -29,7 +29,6 @@ import { type Expiry, MAX_KEYS } from "../api/validate.ts";
 import { open, seal } from "../crypto/aead.ts";
 import type { RandomBytes } from "../crypto/random.ts";
 import { zeroize } from "../crypto/zeroize.ts";
-import { StaleKeyVersionError } from "../store/errors.ts";
 import type { SealedMetadata, SecretRecord, SecretVersion, Store } from "../store/types.ts";
 import type { KeyedQueue } from "./keyed_queue.ts";
 import type { DerivedKeys, RootKeyState } from "./root_key_state.ts";
@@ -49,11 +48,8 @@ import {
   undeleteVersions,
 } from "./secret_state.ts";
 
-/** Brings this Nexus's keys in line with the store's key state (another Nexus rotated). */
-export interface KeyCatchUp {
-  /** Resolves whether this Nexus now holds every version the store needs. */
-  catchUp(): Promise<boolean>;
-}
+export type { KeyCatchUp } from "./write_keys.ts";
+import { type KeyCatchUp, withWriteKeys } from "./write_keys.ts";
 
 /** What the secret service needs. */
 export interface SecretServiceDeps {
@@ -89,9 +85,6 @@ export interface PutOptions {
 
 /** How often a contended write is retried before giving up with a 500. */
 const MAX_ATTEMPTS = 100;
-
-/** How often a write refused for its key version is retried after catching up. */
-const MAX_CATCH_UPS = 3;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -354,20 +347,9 @@ export class SecretService {
     return this.#deps.store.listSecretPaths();
   }
 
-  /**
-   * Runs `write` with the write version's keys; when the store refuses it
-   * for that version (another Nexus rotated the root key meanwhile), catches
-   * up with the store's key state and runs it again with the new keys.
-   */
-  async #sealing<T>(write: (keys: DerivedKeys) => Promise<T>): Promise<T> {
-    for (let attempt = 0;; attempt++) {
-      try {
-        return await write(this.#deps.keys.keys());
-      } catch (error) {
-        if (!(error instanceof StaleKeyVersionError) || attempt >= MAX_CATCH_UPS) throw error;
-        if (!await this.#catchUp()) throw notReady("the store takes new data under a root key version not held");
-      }
-    }
+  /** Runs `write` with the write version's keys, catching up and sealing again after a rotation elsewhere. */
+  #sealing<T>(write: (keys: DerivedKeys) => Promise<T>): Promise<T> {
+    return withWriteKeys(this.#deps.keys, this.#deps.keyCatchUp, write);
   }
 
   /** The keys of root key version `version`, catching up with the store once when they are not held. */

@@ -14,13 +14,13 @@
 import { ApiError, badRequest } from "../../api/errors.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
-import { StaleKeyVersionError } from "../../store/errors.ts";
 import type { PolicyRecord } from "../../store/types.ts";
 import { ACL_PATH } from "../authorizer.ts";
 import { parseJsonBody } from "../../api/body.ts";
 import { compileLinear } from "../linear_regex.ts";
 import { openPolicy, sealPolicy } from "../policy_seal.ts";
 import { authorize, policyCallers, requireStore, type Route, type RouteInput } from "../route.ts";
+import { withWriteKeys } from "../write_keys.ts";
 
 function body(input: RouteInput): Record<string, unknown> {
   return v.object(parseJsonBody(input.body));
@@ -95,19 +95,11 @@ export const policyRoutes: readonly Route[] = [
       const now = deps.clock();
       const createdAt = await storedCreatedAt(input, name) ?? now;
       const record: PolicyRecord = { name, spiffeIdPattern, pathPattern, permissions, createdAt, updatedAt: now };
-      for (let attempt = 0;; attempt++) {
-        const keys = deps.keys.keys();
-        try {
-          await store.upsertPolicy(await sealPolicy(keys.policies, keys.version, record, deps.random));
-          return { id: name };
-        } catch (error) {
-          // Another Nexus rotated the root key: fetch the new one and seal again.
-          if (!(error instanceof StaleKeyVersionError) || attempt >= 3) throw error;
-          if (!await deps.keyManager.catchUp()) {
-            throw new ApiError("state_not_ready", "the store takes new data under a root key version not held");
-          }
-        }
-      }
+      // Another Nexus may rotate the root key meanwhile: then this one catches up and seals again.
+      await withWriteKeys(deps.keys, deps.keyManager, async (keys) => {
+        await store.upsertPolicy(await sealPolicy(keys.policies, keys.version, record, deps.random));
+      });
+      return { id: name };
     },
   },
   {
