@@ -21,7 +21,7 @@ import { ApiError, badRequest, refusal } from "../../api/errors.ts";
 import { PATHS } from "../../api/paths.ts";
 import * as v from "../../api/validate.ts";
 import { CryptoError } from "../../crypto/errors.ts";
-import { constantTimeEqual } from "../../crypto/constant_time.ts";
+import { constantTimeEqual, isAllZero } from "../../crypto/constant_time.ts";
 import { isValidScalar, shareAt, splitSecret } from "../../crypto/shamir.ts";
 import { zeroize } from "../../crypto/zeroize.ts";
 import { parseJsonBody } from "../../api/body.ts";
@@ -115,7 +115,7 @@ export const operatorRoutes: readonly Route[] = [
       const keyVersion = optionalKeyVersion(b.keyVersion);
       const shard = v.shardBytes(b.shard);
       try {
-        if (shard.every((byte) => byte === 0)) throw badRequest("shard is all zeros");
+        if (isAllZero(shard)) throw badRequest("shard is all zeros");
         // Refused here, so a mistyped shard never sits in the session only
         // to make the combination fail later.
         if (!isValidScalar(shard)) throw badRequest("shard is not a scalar below the P-256 group order");
