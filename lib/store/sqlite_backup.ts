@@ -28,7 +28,7 @@ import {
 } from "./record_check.ts";
 import { keyStateFromRow, storedPolicyFromRow } from "./record_rows.ts";
 import { openDatabase } from "./sqlite_connection.ts";
-import { SQLITE_DECODERS } from "./sqlite_database.ts";
+import { keyStateParams, SQLITE_DECODERS, SQLITE_KEY_STATE_QUERY } from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
 import { migrate, SCHEMA_VERSION } from "./sqlite_schema.ts";
 import type { KeyState } from "./types.ts";
@@ -43,10 +43,6 @@ const SQL = {
   counts: `SELECT (SELECT count(*) FROM secrets) AS secrets, (SELECT count(*) FROM secret_versions) AS versions,
                   (SELECT count(*) FROM policies) AS policies, (SELECT count(*) FROM meta) AS meta`,
   keyCheck: "SELECT value FROM meta WHERE key = ?",
-  keyState: `
-    SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
-           lease_until_ms AS lease_until, started_ms AS started, to_reseal
-    FROM key_state WHERE id = 1`,
   meta: "SELECT key, value FROM meta ORDER BY key",
   insertSecret: `
     INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms,
@@ -60,6 +56,7 @@ const SQL = {
     INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
     VALUES (?, ?, ?, ?, ?, ?)`,
   insertMeta: "INSERT INTO meta (key, value) VALUES (?, ?)",
+  // Columns in the order of `keyStateParams`.
   writeKeyState: `
     UPDATE key_state SET revision = ?, current_version = ?, phase = ?, target_version = ?, target_check = ?,
       min_write_version = ?, lease_owner = ?, lease_until_ms = ?, started_ms = ?, to_reseal = ?
@@ -167,18 +164,7 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
       const writeKeyState = (state: KeyState) => {
         const { revision, ...change } = state;
         checkKeyStateChange(revision, change);
-        st.keyState.run(
-          revision,
-          state.currentVersion,
-          state.phase,
-          state.targetVersion,
-          state.targetCheck,
-          state.minWriteVersion,
-          state.leaseOwner,
-          state.leaseUntil?.getTime() ?? null,
-          state.startedAt?.getTime() ?? null,
-          state.toReseal,
-        );
+        st.keyState.run(revision, ...keyStateParams(change));
       };
       // A backup without a key state (format 1 and 2) is all under version 1; one with it replaces this.
       writeKeyState(INITIAL_KEY_STATE);
@@ -312,7 +298,7 @@ function readCounts(db: DatabaseSync): BackupCounts {
 /** The key state row; a file from before key versions has none (everything is under version 1). */
 function readKeyState(db: DatabaseSync, schemaVersion: number): KeyState | undefined {
   if (schemaVersion < KEY_VERSIONS_SCHEMA) return undefined;
-  return keyStateFromRow(db.prepare(SQL.keyState).get() as Row, SQLITE_DECODERS);
+  return keyStateFromRow(db.prepare(SQLITE_KEY_STATE_QUERY).get() as Row, SQLITE_DECODERS);
 }
 
 /** The check value of the version the records are under (version 1 without a key state). */

@@ -103,6 +103,12 @@ const toPolicy = (row: Row): StoredPolicy => storedPolicyFromRow(row, DECODE);
 const POLICY_COLUMNS = `name, key_version, sealed, spiffe_id_pattern, path_pattern, permissions,
   created_ms AS created, updated_ms AS updated`;
 
+/** The key state row, aliased as `keyStateFromRow` reads it; backups read it too. */
+export const SQLITE_KEY_STATE_QUERY = `
+  SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
+         lease_until_ms AS lease_until, started_ms AS started, to_reseal
+  FROM key_state WHERE id = 1`;
+
 const SQL = {
   begin: "BEGIN IMMEDIATE",
   commit: "COMMIT",
@@ -166,10 +172,7 @@ const SQL = {
     SELECT (SELECT count(*) FROM secret_versions WHERE key_version < ?) AS secret_versions,
            (SELECT count(*) FROM secrets WHERE custom_metadata_key_version < ?) AS custom_metadata,
            (SELECT count(*) FROM policies WHERE key_version < ?) AS policies`,
-  keyState: `
-    SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
-           lease_until_ms AS lease_until, started_ms AS started, to_reseal
-    FROM key_state WHERE id = 1`,
+  keyState: SQLITE_KEY_STATE_QUERY,
   changeKeyState: `
     UPDATE key_state SET revision = ?, current_version = ?, phase = ?, target_version = ?, target_check = ?,
       min_write_version = ?, lease_owner = ?, lease_until_ms = ?, started_ms = ?, to_reseal = ?
@@ -217,8 +220,12 @@ const SQL = {
 
 type Statements = { readonly [K in keyof typeof SQL]: StatementSync };
 
-/** The column values of a key state change, in the order of the `changeKeyState` statement. */
-function keyStateParams(next: KeyStateChange): SQLInputValue[] {
+/**
+ * The column values of a key state change, in the order of the
+ * `changeKeyState` statement (after its revision); a backup's import writes
+ * the row in the same order.
+ */
+export function keyStateParams(next: KeyStateChange): SQLInputValue[] {
   return [
     next.currentVersion,
     next.phase,
