@@ -20,7 +20,7 @@ import { secretItems, secretsQuery, type SecretsQueryDialect } from "./backup_ro
 import { INITIAL_KEY_STATE } from "./key_state.ts";
 import { connectPostgres, type PostgresStoreOptions } from "./postgres_connection.ts";
 import { migratePostgres, POSTGRES_SCHEMA_VERSION } from "./postgres_schema.ts";
-import { POSTGRES_DECODERS } from "./postgres_store.ts";
+import { POSTGRES_DECODERS, POSTGRES_KEY_STATE_COLUMNS } from "./postgres_store.ts";
 import {
   checkKeyStateChange,
   checkMetaKey,
@@ -275,10 +275,7 @@ async function readCounts(tx: TransactionSql): Promise<BackupCounts> {
 /** The key state row; a database from before key versions has none (everything is under version 1). */
 async function readKeyState(tx: TransactionSql, schemaVersion: number): Promise<KeyState | undefined> {
   if (schemaVersion < KEY_VERSIONS_SCHEMA) return undefined;
-  const [row] = await tx`
-    SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
-           lease_until, started_at AS started, to_reseal
-    FROM key_state WHERE id = 1`;
+  const [row] = await tx`SELECT ${tx.unsafe(POSTGRES_KEY_STATE_COLUMNS)} FROM key_state WHERE id = 1`;
   return keyStateFromRow(row!, POSTGRES_DECODERS);
 }
 

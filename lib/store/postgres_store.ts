@@ -82,6 +82,10 @@ export const POSTGRES_DECODERS: ColumnDecoders = {
 const DECODE = POSTGRES_DECODERS;
 const toPolicy = (row: Row): StoredPolicy => storedPolicyFromRow(row, DECODE);
 
+/** Every column of the key state row, aliased as `keyStateFromRow` reads them; backups read them too. */
+export const POSTGRES_KEY_STATE_COLUMNS = `revision, current_version, phase, target_version, target_check,
+  min_write_version, lease_owner, lease_until, started_at AS started, to_reseal`;
+
 /** Every column of a policy row, aliased as `storedPolicyFromRow` reads them. */
 const POLICY_COLUMNS = `name, key_version, sealed, spiffe_id_pattern, path_pattern, permissions,
   created_at AS created, updated_at AS updated`;
@@ -330,10 +334,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
 
     keyState: () =>
       run(async () => {
-        const [row] = await sql`
-          SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
-                 lease_until, started_at AS started, to_reseal
-          FROM key_state WHERE id = 1`;
+        const [row] = await sql`SELECT ${sql.unsafe(POSTGRES_KEY_STATE_COLUMNS)} FROM key_state WHERE id = 1`;
         return keyStateFromRow(row!, DECODE);
       }),
 
