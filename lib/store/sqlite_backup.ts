@@ -16,7 +16,7 @@ import { backup, DatabaseSync } from "node:sqlite";
 import { type BackupCounts, BackupError, type BackupItem, describeCounts } from "../backup/format.ts";
 import type { StoreImport, StoreSnapshot } from "../backup/snapshot.ts";
 import { keyCheckMetaKey } from "../nexus/key_check.ts";
-import { secretItems, secretsQuery, type SecretsQueryDialect } from "./backup_rows.ts";
+import { type BackupQueryDialect, policiesQuery, secretItems, secretsQuery } from "./backup_rows.ts";
 import { INITIAL_KEY_STATE } from "./key_state.ts";
 import {
   checkKeyStateChange,
@@ -63,25 +63,13 @@ const SQL = {
     WHERE id = 1`,
 } as const;
 
-/** The schema step that sealed policies (their key version and sealed columns). */
-const SEALED_POLICIES_SCHEMA = 5;
 /** The schema step that added root key versions (columns and the key state row). */
 const KEY_VERSIONS_SCHEMA = 6;
-/** This backend's columns and schema steps for the backup's secret query. */
-const SQLITE_SECRETS: SecretsQueryDialect = {
+/** This backend's columns and schema steps for the backup's queries. */
+const SQLITE_BACKUP: BackupQueryDialect = {
   time: "ms",
-  steps: { customMetadata: 3, expiry: 4, keyVersions: KEY_VERSIONS_SCHEMA },
+  steps: { customMetadata: 3, expiry: 4, sealedPolicies: 5, keyVersions: KEY_VERSIONS_SCHEMA },
 };
-
-/** Every policy row, from a file at `schemaVersion` (rows before sealed policies are all plain). */
-function policiesQuery(schemaVersion: number): string {
-  const sealed = schemaVersion >= SEALED_POLICIES_SCHEMA
-    ? "key_version, sealed"
-    : "NULL AS key_version, NULL AS sealed";
-  return `SELECT name, ${sealed}, spiffe_id_pattern, path_pattern, permissions,
-                 created_ms AS created, updated_ms AS updated
-          FROM policies ORDER BY name`;
-}
 
 /**
  * Runs `use` with a snapshot of the spike database `file`, opened read-only
@@ -313,10 +301,10 @@ async function* snapshotItems(
   keyState: KeyState | undefined,
 ): AsyncGenerator<BackupItem> {
   yield* secretItems(
-    db.prepare(secretsQuery(schemaVersion, SQLITE_SECRETS)).iterate() as Iterable<Row>,
+    db.prepare(secretsQuery(schemaVersion, SQLITE_BACKUP)).iterate() as Iterable<Row>,
     SQLITE_DECODERS,
   );
-  for (const row of db.prepare(policiesQuery(schemaVersion)).iterate() as Iterable<Row>) {
+  for (const row of db.prepare(policiesQuery(schemaVersion, SQLITE_BACKUP)).iterate() as Iterable<Row>) {
     yield { kind: "policy", policy: storedPolicyFromRow(row, SQLITE_DECODERS) };
   }
   for (const row of db.prepare(SQL.meta).iterate() as Iterable<Row>) {
