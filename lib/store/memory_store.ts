@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { compareByteOrder } from "./byte_order.ts";
+import { compareByteOrder, pageRange } from "./byte_order.ts";
 import { localExclusive } from "./exclusive.ts";
 import { settle } from "./settle.ts";
 import { StaleKeyVersionError } from "./errors.ts";
@@ -304,13 +304,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       return run(() => {
         checkPathPage(query);
         const prefix = query.prefix ?? "";
+        const { from, inclusive } = pageRange(query);
         const list = sortedPaths();
-        const start = Math.max(
-          lowerBound(list, prefix, true),
-          query.after === undefined ? 0 : lowerBound(list, query.after, false),
-        );
         const out: string[] = [];
-        for (let i = start; i < list.length && out.length < query.limit; i++) {
+        for (let i = lowerBound(list, from, inclusive); i < list.length && out.length < query.limit; i++) {
           if (!list[i]!.startsWith(prefix)) break;
           out.push(list[i]!);
         }
