@@ -224,11 +224,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     secretPathsSealedBelow(version, after, limit) {
       return run(() => {
         checkScan(version, after, limit);
-        return [...secrets.entries()]
-          .filter(([path, r]) => compareByteOrder(path, after) > 0 && holdsBelow(r, version))
-          .map(([path]) => path)
-          .sort(compareByteOrder)
-          .slice(0, limit);
+        // Walks the sorted paths from the cursor, as the SQL backends walk their index.
+        const list = sortedPaths();
+        const out: string[] = [];
+        for (let i = lowerBound(list, after, false); i < list.length && out.length < limit; i++) {
+          if (holdsBelow(secrets.get(list[i]!)!, version)) out.push(list[i]!);
+        }
+        return out;
       });
     },
 
