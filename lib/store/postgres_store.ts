@@ -112,6 +112,16 @@ async function upsert(q: Sql | TransactionSql, policy: SealedPolicy): Promise<vo
 }
 
 /**
+ * The key state's `min_write_version`, with its row locked FOR SHARE until
+ * `tx` ends (as every single-statement write locks it, `postgres_write.ts`),
+ * so a rotation cannot raise the minimum before `tx` commits.
+ */
+async function lockMinWriteVersion(tx: TransactionSql): Promise<number> {
+  const [row] = await tx`SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE`;
+  return int(row!.min_write_version);
+}
+
+/**
  * One secret write (`postgres_write.ts`) on `q` (the pool or a
  * transaction): whether it swapped; throws `StaleKeyVersionError` when its
  * key version is refused, and `AuditRowRefusedError` when its audit row is.
@@ -249,8 +259,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         try {
           await sql.begin(async (tx) => {
             if (sealedUnder !== undefined) {
-              const [gate] = await tx`SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE`;
-              const min = int(gate!.min_write_version);
+              const min = await lockMinWriteVersion(tx);
               if (sealedUnder < min) throw new StaleKeyVersionError(sealedUnder, min);
             }
             const removed =
@@ -402,8 +411,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         if (replacements.length === 0) return [];
         // One transaction; the statements go out pipelined, answered in order.
         return await sql.begin(async (tx) => {
-          const [gate] = await tx`SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE`;
-          const min = int(gate!.min_write_version);
+          const min = await lockMinWriteVersion(tx);
           const stale = replacements.find(({ next }) => next !== null && next.keyVersion < min);
           if (stale) throw new StaleKeyVersionError(stale.next!.keyVersion, min);
           return await Promise.all(replacements.map(({ expected, next }) =>
