@@ -28,7 +28,13 @@ import {
 } from "./record_check.ts";
 import { keyStateFromRow, storedPolicyFromRow } from "./record_rows.ts";
 import { openDatabase } from "./sqlite_connection.ts";
-import { keyStateParams, SQLITE_DECODERS, SQLITE_KEY_STATE_QUERY } from "./sqlite_database.ts";
+import {
+  keyStateParams,
+  secretRowParams,
+  SQLITE_DECODERS,
+  SQLITE_KEY_STATE_QUERY,
+  versionRowParams,
+} from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
 import { migrate, SCHEMA_VERSION } from "./sqlite_schema.ts";
 import type { KeyState } from "./types.ts";
@@ -44,6 +50,7 @@ const SQL = {
                   (SELECT count(*) FROM policies) AS policies, (SELECT count(*) FROM meta) AS meta`,
   keyCheck: "SELECT value FROM meta WHERE key = ?",
   meta: "SELECT key, value FROM meta ORDER BY key",
+  // Columns in the order of `secretRowParams` and `versionRowParams`.
   insertSecret: `
     INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms,
                          custom_metadata, custom_metadata_key_version, expires_ms)
@@ -162,29 +169,8 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
           case "secret": {
             const r = item.record;
             checkSecretWrite(item.path, r.revision - 1, r);
-            st.secret.run(
-              item.path,
-              r.revision,
-              r.currentVersion,
-              r.oldestVersion,
-              r.maxVersions,
-              r.createdTime.getTime(),
-              r.updatedTime.getTime(),
-              r.customMetadata?.sealed ?? null,
-              r.customMetadata?.keyVersion ?? null,
-              r.expiresAt?.getTime() ?? null,
-            );
-            for (const v of r.versions.values()) {
-              st.version.run(
-                item.path,
-                v.version,
-                v.createdTime.getTime(),
-                v.deletedTime?.getTime() ?? null,
-                v.sealed,
-                v.keyVersion,
-                v.expiresAt?.getTime() ?? null,
-              );
-            }
+            st.secret.run(item.path, ...secretRowParams(r.revision, r));
+            for (const v of r.versions.values()) st.version.run(...versionRowParams(item.path, v));
             return;
           }
           case "policy": {

@@ -45,6 +45,7 @@ import type {
   Permission,
   PolicyReplacement,
   SecretRecord,
+  SecretVersion,
   SecretWrite,
   StoredPolicy,
 } from "./types.ts";
@@ -240,6 +241,38 @@ export function keyStateParams(next: KeyStateChange): SQLInputValue[] {
 }
 
 /**
+ * The column values of a secret row after its path, in the order of the
+ * `insertSecret` statement (and of `updateSecret`, whose path comes last);
+ * a backup's import inserts rows in the same order.
+ */
+export function secretRowParams(revision: number, record: SecretRecord): SQLInputValue[] {
+  return [
+    revision,
+    record.currentVersion,
+    record.oldestVersion,
+    record.maxVersions,
+    record.createdTime.getTime(),
+    record.updatedTime.getTime(),
+    record.customMetadata?.sealed ?? null,
+    record.customMetadata?.keyVersion ?? null,
+    record.expiresAt?.getTime() ?? null,
+  ];
+}
+
+/** The column values of a version row of `path`, in the order of the `upsertVersion` statement (and a backup's insert). */
+export function versionRowParams(path: string, v: SecretVersion): SQLInputValue[] {
+  return [
+    path,
+    v.version,
+    v.createdTime.getTime(),
+    v.deletedTime?.getTime() ?? null,
+    v.sealed,
+    v.keyVersion,
+    v.expiresAt?.getTime() ?? null,
+  ];
+}
+
+/**
  * Opens `file` (which must exist; see `prepareSqliteFile`) with `options`
  * (a number: the busy timeout), brings its schema up to date and prepares
  * every statement once.
@@ -292,31 +325,11 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     checkSecretWrite(path, expectedRevision, next);
     const row = st.revision.get(path) as Row | undefined;
     if ((row ? int(row.revision) : 0) !== expectedRevision) return false;
-    const fields: SQLInputValue[] = [
-      expectedRevision + 1,
-      next.currentVersion,
-      next.oldestVersion,
-      next.maxVersions,
-      next.createdTime.getTime(),
-      next.updatedTime.getTime(),
-      next.customMetadata?.sealed ?? null,
-      next.customMetadata?.keyVersion ?? null,
-      next.expiresAt?.getTime() ?? null,
-    ];
+    const fields = secretRowParams(expectedRevision + 1, next);
     if (row) st.updateSecret.run(...fields, path);
     else st.insertSecret.run(path, ...fields);
     st.pruneVersions.run(path, JSON.stringify([...next.versions.keys()]));
-    for (const v of next.versions.values()) {
-      st.upsertVersion.run(
-        path,
-        v.version,
-        v.createdTime.getTime(),
-        v.deletedTime === null ? null : v.deletedTime.getTime(),
-        v.sealed,
-        v.keyVersion,
-        v.expiresAt?.getTime() ?? null,
-      );
-    }
+    for (const v of next.versions.values()) st.upsertVersion.run(...versionRowParams(path, v));
     return true;
   }
 
