@@ -40,12 +40,17 @@ export async function* secretItems(
   if (last) yield last;
 }
 
-/** Where a SQL backend's schema differs for the backup's secret query. */
-export interface SecretsQueryDialect {
+/** Where a SQL backend's schema differs for the backup's queries. */
+export interface BackupQueryDialect {
   /** Suffix of the time columns: `ms` (SQLite, integer milliseconds) or `at` (Postgres, timestamptz). */
   readonly time: "ms" | "at";
-  /** Schema versions that added custom metadata, expiry and key versions. */
-  readonly steps: { readonly customMetadata: number; readonly expiry: number; readonly keyVersions: number };
+  /** Schema versions that added custom metadata, expiry, sealed policies and key versions. */
+  readonly steps: {
+    readonly customMetadata: number;
+    readonly expiry: number;
+    readonly sealedPolicies: number;
+    readonly keyVersions: number;
+  };
 }
 
 /**
@@ -54,7 +59,7 @@ export interface SecretsQueryDialect {
  * as NULL (key versions: 1) from an older schema, such as a database an
  * earlier build left, backed up before this build migrated it.
  */
-export function secretsQuery(schemaVersion: number, dialect: SecretsQueryDialect): string {
+export function secretsQuery(schemaVersion: number, dialect: BackupQueryDialect): string {
   const { time, steps } = dialect;
   const since = (version: number, column: string, alias: string, before = "NULL") =>
     schemaVersion >= version ? `${column} AS ${alias}` : `${before} AS ${alias}`;
@@ -69,4 +74,17 @@ export function secretsQuery(schemaVersion: number, dialect: SecretsQueryDialect
            ${since(steps.expiry, `v.expires_${time}`, "v_expires")}
     FROM secrets s LEFT JOIN secret_versions v ON v.path = s.path
     ORDER BY s.path, v.version`;
+}
+
+/**
+ * Every policy row, sorted by name, from a database at `schemaVersion`
+ * (rows from before sealed policies are all plain), aliased as
+ * `storedPolicyFromRow` reads them.
+ */
+export function policiesQuery(schemaVersion: number, dialect: BackupQueryDialect): string {
+  const { time, steps } = dialect;
+  const sealed = schemaVersion >= steps.sealedPolicies ? "key_version, sealed" : "NULL AS key_version, NULL AS sealed";
+  return `SELECT name, ${sealed}, spiffe_id_pattern, path_pattern, permissions,
+                 created_${time} AS created, updated_${time} AS updated
+          FROM policies ORDER BY name`;
 }

@@ -26,9 +26,3 @@ export class StaleKeyVersionError extends Error {
     this.minWriteVersion = minWriteVersion;
   }
 }
-
-/** Rebuilds a `StaleKeyVersionError` from its message (it crossed a thread as name and message). */
-export function staleKeyVersionErrorFrom(message: string): StaleKeyVersionError {
-  const match = /version (\d+), but .* version (\d+) or later/.exec(message);
-  return new StaleKeyVersionError(Number(match?.[1] ?? 0), Number(match?.[2] ?? 0));
-}

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { compareByteOrder } from "./byte_order.ts";
+import { compareByteOrder, pageRange } from "./byte_order.ts";
 import { localExclusive } from "./exclusive.ts";
 import { settle } from "./settle.ts";
 import { StaleKeyVersionError } from "./errors.ts";
@@ -224,11 +224,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     secretPathsSealedBelow(version, after, limit) {
       return run(() => {
         checkScan(version, after, limit);
-        return [...secrets.entries()]
-          .filter(([path, r]) => compareByteOrder(path, after) > 0 && holdsBelow(r, version))
-          .map(([path]) => path)
-          .sort(compareByteOrder)
-          .slice(0, limit);
+        // Walks the sorted paths from the cursor, as the SQL backends walk their index.
+        const list = sortedPaths();
+        const out: string[] = [];
+        for (let i = lowerBound(list, after, false); i < list.length && out.length < limit; i++) {
+          if (holdsBelow(secrets.get(list[i]!)!, version)) out.push(list[i]!);
+        }
+        return out;
       });
     },
 
@@ -304,13 +306,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       return run(() => {
         checkPathPage(query);
         const prefix = query.prefix ?? "";
+        const { from, inclusive } = pageRange(query);
         const list = sortedPaths();
-        const start = Math.max(
-          lowerBound(list, prefix, true),
-          query.after === undefined ? 0 : lowerBound(list, query.after, false),
-        );
         const out: string[] = [];
-        for (let i = start; i < list.length && out.length < query.limit; i++) {
+        for (let i = lowerBound(list, from, inclusive); i < list.length && out.length < query.limit; i++) {
           if (!list[i]!.startsWith(prefix)) break;
           out.push(list[i]!);
         }

@@ -4,7 +4,7 @@ import { createTestDatabase } from "../../tests/support/postgres_db.ts";
 import { type AuditRow, AuditRowRefusedError } from "./audit_row.ts";
 import { createPostgresStore } from "./postgres_store.ts";
 import { StaleKeyVersionError } from "./errors.ts";
-import { INITIAL_KEY_STATE } from "./key_state.ts";
+import { IDLE_KEY_STATE_CHANGE } from "./key_state.ts";
 import { secretWriteStatement } from "./postgres_write.ts";
 import type { SealedPolicy, SecretRecord } from "./types.ts";
 
@@ -158,10 +158,9 @@ Deno.test("postgres audit rows during a rotation: one statement holds the gate a
     assert.equal(await store.writeSecret("m", 0, secret(0), { sealedUnder: 1 }), true);
     assert.equal(await store.writeSecret("d", 0, secret(0), { sealedUnder: 1 }), true);
     // Sealing under version 2 has begun: the minimum is 2.
-    const { revision: _, ...initial } = INITIAL_KEY_STATE;
     assert.equal(
       await store.changeKeyState(1, {
-        ...initial,
+        ...IDLE_KEY_STATE_CHANGE,
         phase: "sealing",
         targetVersion: 2,
         targetCheck: new Uint8Array([2]),

@@ -16,11 +16,11 @@ import type { Sql, TransactionSql } from "postgres";
 import { type BackupCounts, BackupError, type BackupItem, describeCounts } from "../backup/format.ts";
 import type { StoreImport, StoreSnapshot } from "../backup/snapshot.ts";
 import { keyCheckMetaKey } from "../nexus/key_check.ts";
-import { secretItems, secretsQuery, type SecretsQueryDialect } from "./backup_rows.ts";
+import { type BackupQueryDialect, policiesQuery, secretItems, secretsQuery } from "./backup_rows.ts";
 import { INITIAL_KEY_STATE } from "./key_state.ts";
 import { connectPostgres, type PostgresStoreOptions } from "./postgres_connection.ts";
 import { migratePostgres, POSTGRES_SCHEMA_VERSION } from "./postgres_schema.ts";
-import { POSTGRES_DECODERS } from "./postgres_store.ts";
+import { POSTGRES_DECODERS, POSTGRES_KEY_STATE_COLUMNS } from "./postgres_store.ts";
 import {
   checkKeyStateChange,
   checkMetaKey,
@@ -34,14 +34,12 @@ import type { KeyState } from "./types.ts";
 
 type Row = Record<string, unknown>;
 
-/** The schema step that sealed policies (their key version and sealed columns). */
-const SEALED_POLICIES_SCHEMA = 6;
 /** The schema step that added root key versions (columns and the key state row). */
 const KEY_VERSIONS_SCHEMA = 7;
-/** This backend's columns and schema steps for the backup's secret query. */
-const POSTGRES_SECRETS: SecretsQueryDialect = {
+/** This backend's columns and schema steps for the backup's queries. */
+const POSTGRES_BACKUP: BackupQueryDialect = {
   time: "at",
-  steps: { customMetadata: 4, expiry: 5, keyVersions: KEY_VERSIONS_SCHEMA },
+  steps: { customMetadata: 4, expiry: 5, sealedPolicies: 6, keyVersions: KEY_VERSIONS_SCHEMA },
 };
 
 /** Rows fetched per cursor round trip, and rows sent per multi-row insert. */
@@ -275,10 +273,7 @@ async function readCounts(tx: TransactionSql): Promise<BackupCounts> {
 /** The key state row; a database from before key versions has none (everything is under version 1). */
 async function readKeyState(tx: TransactionSql, schemaVersion: number): Promise<KeyState | undefined> {
   if (schemaVersion < KEY_VERSIONS_SCHEMA) return undefined;
-  const [row] = await tx`
-    SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
-           lease_until, started_at AS started, to_reseal
-    FROM key_state WHERE id = 1`;
+  const [row] = await tx`SELECT ${tx.unsafe(POSTGRES_KEY_STATE_COLUMNS)} FROM key_state WHERE id = 1`;
   return keyStateFromRow(row!, POSTGRES_DECODERS);
 }
 
@@ -300,27 +295,17 @@ async function readKeyCheck(tx: TransactionSql, keyState: KeyState | undefined):
   return row && POSTGRES_DECODERS.bytes(row.value);
 }
 
-/** Every policy row, from a database at `schemaVersion` (rows before sealed policies are all plain). */
-function policiesQuery(schemaVersion: number): string {
-  const sealed = schemaVersion >= SEALED_POLICIES_SCHEMA
-    ? "key_version, sealed"
-    : "NULL AS key_version, NULL AS sealed";
-  return `SELECT name, ${sealed}, spiffe_id_pattern, path_pattern, permissions,
-                 created_at AS created, updated_at AS updated
-          FROM policies ORDER BY name`;
-}
-
 async function* snapshotItems(
   tx: TransactionSql,
   schemaVersion: number,
   keyState: KeyState | undefined,
 ): AsyncGenerator<BackupItem> {
   const secretRows = async function* () {
-    const cursor = tx.unsafe(secretsQuery(schemaVersion, POSTGRES_SECRETS)).cursor(BATCH_ROWS);
+    const cursor = tx.unsafe(secretsQuery(schemaVersion, POSTGRES_BACKUP)).cursor(BATCH_ROWS);
     for await (const rows of cursor) yield* rows as Row[];
   };
   yield* secretItems(secretRows(), POSTGRES_DECODERS);
-  const policies = await tx.unsafe(policiesQuery(schemaVersion));
+  const policies = await tx.unsafe(policiesQuery(schemaVersion, POSTGRES_BACKUP));
   for (const row of policies) yield { kind: "policy", policy: storedPolicyFromRow(row, POSTGRES_DECODERS) };
   const meta = await tx`SELECT key, value FROM meta ORDER BY key`;
   for (const row of meta) {

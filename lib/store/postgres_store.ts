@@ -82,6 +82,10 @@ export const POSTGRES_DECODERS: ColumnDecoders = {
 const DECODE = POSTGRES_DECODERS;
 const toPolicy = (row: Row): StoredPolicy => storedPolicyFromRow(row, DECODE);
 
+/** Every column of the key state row, aliased as `keyStateFromRow` reads them; backups read them too. */
+export const POSTGRES_KEY_STATE_COLUMNS = `revision, current_version, phase, target_version, target_check,
+  min_write_version, lease_owner, lease_until, started_at AS started, to_reseal`;
+
 /** Every column of a policy row, aliased as `storedPolicyFromRow` reads them. */
 const POLICY_COLUMNS = `name, key_version, sealed, spiffe_id_pattern, path_pattern, permissions,
   created_at AS created, updated_at AS updated`;
@@ -105,6 +109,16 @@ async function upsert(q: Sql | TransactionSql, policy: SealedPolicy): Promise<vo
       RETURNING 1)
     SELECT (SELECT count(*)::integer FROM upserted) AS done, (SELECT min_write_version FROM gate) AS min_write`;
   if (row!.done !== 1) throw new StaleKeyVersionError(policy.keyVersion, int(row!.min_write));
+}
+
+/**
+ * The key state's `min_write_version`, with its row locked FOR SHARE until
+ * `tx` ends (as every single-statement write locks it, `postgres_write.ts`),
+ * so a rotation cannot raise the minimum before `tx` commits.
+ */
+async function lockMinWriteVersion(tx: TransactionSql): Promise<number> {
+  const [row] = await tx`SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE`;
+  return int(row!.min_write_version);
 }
 
 /**
@@ -245,8 +259,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         try {
           await sql.begin(async (tx) => {
             if (sealedUnder !== undefined) {
-              const [gate] = await tx`SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE`;
-              const min = int(gate!.min_write_version);
+              const min = await lockMinWriteVersion(tx);
               if (sealedUnder < min) throw new StaleKeyVersionError(sealedUnder, min);
             }
             const removed =
@@ -330,10 +343,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
 
     keyState: () =>
       run(async () => {
-        const [row] = await sql`
-          SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
-                 lease_until, started_at AS started, to_reseal
-          FROM key_state WHERE id = 1`;
+        const [row] = await sql`SELECT ${sql.unsafe(POSTGRES_KEY_STATE_COLUMNS)} FROM key_state WHERE id = 1`;
         return keyStateFromRow(row!, DECODE);
       }),
 
@@ -401,8 +411,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         if (replacements.length === 0) return [];
         // One transaction; the statements go out pipelined, answered in order.
         return await sql.begin(async (tx) => {
-          const [gate] = await tx`SELECT min_write_version FROM key_state WHERE id = 1 FOR SHARE`;
-          const min = int(gate!.min_write_version);
+          const min = await lockMinWriteVersion(tx);
           const stale = replacements.find(({ next }) => next !== null && next.keyVersion < min);
           if (stale) throw new StaleKeyVersionError(stale.next!.keyVersion, min);
           return await Promise.all(replacements.map(({ expected, next }) =>

@@ -16,7 +16,7 @@ import { backup, DatabaseSync } from "node:sqlite";
 import { type BackupCounts, BackupError, type BackupItem, describeCounts } from "../backup/format.ts";
 import type { StoreImport, StoreSnapshot } from "../backup/snapshot.ts";
 import { keyCheckMetaKey } from "../nexus/key_check.ts";
-import { secretItems, secretsQuery, type SecretsQueryDialect } from "./backup_rows.ts";
+import { type BackupQueryDialect, policiesQuery, secretItems, secretsQuery } from "./backup_rows.ts";
 import { INITIAL_KEY_STATE } from "./key_state.ts";
 import {
   checkKeyStateChange,
@@ -28,7 +28,13 @@ import {
 } from "./record_check.ts";
 import { keyStateFromRow, storedPolicyFromRow } from "./record_rows.ts";
 import { openDatabase } from "./sqlite_connection.ts";
-import { SQLITE_DECODERS } from "./sqlite_database.ts";
+import {
+  keyStateParams,
+  secretRowParams,
+  SQLITE_DECODERS,
+  SQLITE_KEY_STATE_QUERY,
+  versionRowParams,
+} from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
 import { migrate, SCHEMA_VERSION } from "./sqlite_schema.ts";
 import type { KeyState } from "./types.ts";
@@ -43,11 +49,8 @@ const SQL = {
   counts: `SELECT (SELECT count(*) FROM secrets) AS secrets, (SELECT count(*) FROM secret_versions) AS versions,
                   (SELECT count(*) FROM policies) AS policies, (SELECT count(*) FROM meta) AS meta`,
   keyCheck: "SELECT value FROM meta WHERE key = ?",
-  keyState: `
-    SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
-           lease_until_ms AS lease_until, started_ms AS started, to_reseal
-    FROM key_state WHERE id = 1`,
   meta: "SELECT key, value FROM meta ORDER BY key",
+  // Columns in the order of `secretRowParams` and `versionRowParams`.
   insertSecret: `
     INSERT INTO secrets (path, revision, current_version, oldest_version, max_versions, created_ms, updated_ms,
                          custom_metadata, custom_metadata_key_version, expires_ms)
@@ -60,31 +63,20 @@ const SQL = {
     INSERT INTO policies (name, spiffe_id_pattern, path_pattern, permissions, created_ms, updated_ms)
     VALUES (?, ?, ?, ?, ?, ?)`,
   insertMeta: "INSERT INTO meta (key, value) VALUES (?, ?)",
+  // Columns in the order of `keyStateParams`.
   writeKeyState: `
     UPDATE key_state SET revision = ?, current_version = ?, phase = ?, target_version = ?, target_check = ?,
       min_write_version = ?, lease_owner = ?, lease_until_ms = ?, started_ms = ?, to_reseal = ?
     WHERE id = 1`,
 } as const;
 
-/** The schema step that sealed policies (their key version and sealed columns). */
-const SEALED_POLICIES_SCHEMA = 5;
 /** The schema step that added root key versions (columns and the key state row). */
 const KEY_VERSIONS_SCHEMA = 6;
-/** This backend's columns and schema steps for the backup's secret query. */
-const SQLITE_SECRETS: SecretsQueryDialect = {
+/** This backend's columns and schema steps for the backup's queries. */
+const SQLITE_BACKUP: BackupQueryDialect = {
   time: "ms",
-  steps: { customMetadata: 3, expiry: 4, keyVersions: KEY_VERSIONS_SCHEMA },
+  steps: { customMetadata: 3, expiry: 4, sealedPolicies: 5, keyVersions: KEY_VERSIONS_SCHEMA },
 };
-
-/** Every policy row, from a file at `schemaVersion` (rows before sealed policies are all plain). */
-function policiesQuery(schemaVersion: number): string {
-  const sealed = schemaVersion >= SEALED_POLICIES_SCHEMA
-    ? "key_version, sealed"
-    : "NULL AS key_version, NULL AS sealed";
-  return `SELECT name, ${sealed}, spiffe_id_pattern, path_pattern, permissions,
-                 created_ms AS created, updated_ms AS updated
-          FROM policies ORDER BY name`;
-}
 
 /**
  * Runs `use` with a snapshot of the spike database `file`, opened read-only
@@ -167,18 +159,7 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
       const writeKeyState = (state: KeyState) => {
         const { revision, ...change } = state;
         checkKeyStateChange(revision, change);
-        st.keyState.run(
-          revision,
-          state.currentVersion,
-          state.phase,
-          state.targetVersion,
-          state.targetCheck,
-          state.minWriteVersion,
-          state.leaseOwner,
-          state.leaseUntil?.getTime() ?? null,
-          state.startedAt?.getTime() ?? null,
-          state.toReseal,
-        );
+        st.keyState.run(revision, ...keyStateParams(change));
       };
       // A backup without a key state (format 1 and 2) is all under version 1; one with it replaces this.
       writeKeyState(INITIAL_KEY_STATE);
@@ -188,29 +169,8 @@ export async function importIntoSqlite(dataDir: string, use: (target: StoreImpor
           case "secret": {
             const r = item.record;
             checkSecretWrite(item.path, r.revision - 1, r);
-            st.secret.run(
-              item.path,
-              r.revision,
-              r.currentVersion,
-              r.oldestVersion,
-              r.maxVersions,
-              r.createdTime.getTime(),
-              r.updatedTime.getTime(),
-              r.customMetadata?.sealed ?? null,
-              r.customMetadata?.keyVersion ?? null,
-              r.expiresAt?.getTime() ?? null,
-            );
-            for (const v of r.versions.values()) {
-              st.version.run(
-                item.path,
-                v.version,
-                v.createdTime.getTime(),
-                v.deletedTime?.getTime() ?? null,
-                v.sealed,
-                v.keyVersion,
-                v.expiresAt?.getTime() ?? null,
-              );
-            }
+            st.secret.run(item.path, ...secretRowParams(r.revision, r));
+            for (const v of r.versions.values()) st.version.run(...versionRowParams(item.path, v));
             return;
           }
           case "policy": {
@@ -312,7 +272,7 @@ function readCounts(db: DatabaseSync): BackupCounts {
 /** The key state row; a file from before key versions has none (everything is under version 1). */
 function readKeyState(db: DatabaseSync, schemaVersion: number): KeyState | undefined {
   if (schemaVersion < KEY_VERSIONS_SCHEMA) return undefined;
-  return keyStateFromRow(db.prepare(SQL.keyState).get() as Row, SQLITE_DECODERS);
+  return keyStateFromRow(db.prepare(SQLITE_KEY_STATE_QUERY).get() as Row, SQLITE_DECODERS);
 }
 
 /** The check value of the version the records are under (version 1 without a key state). */
@@ -327,10 +287,10 @@ async function* snapshotItems(
   keyState: KeyState | undefined,
 ): AsyncGenerator<BackupItem> {
   yield* secretItems(
-    db.prepare(secretsQuery(schemaVersion, SQLITE_SECRETS)).iterate() as Iterable<Row>,
+    db.prepare(secretsQuery(schemaVersion, SQLITE_BACKUP)).iterate() as Iterable<Row>,
     SQLITE_DECODERS,
   );
-  for (const row of db.prepare(policiesQuery(schemaVersion)).iterate() as Iterable<Row>) {
+  for (const row of db.prepare(policiesQuery(schemaVersion, SQLITE_BACKUP)).iterate() as Iterable<Row>) {
     yield { kind: "policy", policy: storedPolicyFromRow(row, SQLITE_DECODERS) };
   }
   for (const row of db.prepare(SQL.meta).iterate() as Iterable<Row>) {

@@ -45,6 +45,7 @@ import type {
   Permission,
   PolicyReplacement,
   SecretRecord,
+  SecretVersion,
   SecretWrite,
   StoredPolicy,
 } from "./types.ts";
@@ -102,6 +103,12 @@ const toPolicy = (row: Row): StoredPolicy => storedPolicyFromRow(row, DECODE);
 /** Every column of a policy row, aliased as `storedPolicyFromRow` reads them. */
 const POLICY_COLUMNS = `name, key_version, sealed, spiffe_id_pattern, path_pattern, permissions,
   created_ms AS created, updated_ms AS updated`;
+
+/** The key state row, aliased as `keyStateFromRow` reads it; backups read it too. */
+export const SQLITE_KEY_STATE_QUERY = `
+  SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
+         lease_until_ms AS lease_until, started_ms AS started, to_reseal
+  FROM key_state WHERE id = 1`;
 
 const SQL = {
   begin: "BEGIN IMMEDIATE",
@@ -166,10 +173,7 @@ const SQL = {
     SELECT (SELECT count(*) FROM secret_versions WHERE key_version < ?) AS secret_versions,
            (SELECT count(*) FROM secrets WHERE custom_metadata_key_version < ?) AS custom_metadata,
            (SELECT count(*) FROM policies WHERE key_version < ?) AS policies`,
-  keyState: `
-    SELECT revision, current_version, phase, target_version, target_check, min_write_version, lease_owner,
-           lease_until_ms AS lease_until, started_ms AS started, to_reseal
-    FROM key_state WHERE id = 1`,
+  keyState: SQLITE_KEY_STATE_QUERY,
   changeKeyState: `
     UPDATE key_state SET revision = ?, current_version = ?, phase = ?, target_version = ?, target_check = ?,
       min_write_version = ?, lease_owner = ?, lease_until_ms = ?, started_ms = ?, to_reseal = ?
@@ -217,8 +221,12 @@ const SQL = {
 
 type Statements = { readonly [K in keyof typeof SQL]: StatementSync };
 
-/** The column values of a key state change, in the order of the `changeKeyState` statement. */
-function keyStateParams(next: KeyStateChange): SQLInputValue[] {
+/**
+ * The column values of a key state change, in the order of the
+ * `changeKeyState` statement (after its revision); a backup's import writes
+ * the row in the same order.
+ */
+export function keyStateParams(next: KeyStateChange): SQLInputValue[] {
   return [
     next.currentVersion,
     next.phase,
@@ -229,6 +237,38 @@ function keyStateParams(next: KeyStateChange): SQLInputValue[] {
     next.leaseUntil?.getTime() ?? null,
     next.startedAt?.getTime() ?? null,
     next.toReseal,
+  ];
+}
+
+/**
+ * The column values of a secret row after its path, in the order of the
+ * `insertSecret` statement (and of `updateSecret`, whose path comes last);
+ * a backup's import inserts rows in the same order.
+ */
+export function secretRowParams(revision: number, record: SecretRecord): SQLInputValue[] {
+  return [
+    revision,
+    record.currentVersion,
+    record.oldestVersion,
+    record.maxVersions,
+    record.createdTime.getTime(),
+    record.updatedTime.getTime(),
+    record.customMetadata?.sealed ?? null,
+    record.customMetadata?.keyVersion ?? null,
+    record.expiresAt?.getTime() ?? null,
+  ];
+}
+
+/** The column values of a version row of `path`, in the order of the `upsertVersion` statement (and a backup's insert). */
+export function versionRowParams(path: string, v: SecretVersion): SQLInputValue[] {
+  return [
+    path,
+    v.version,
+    v.createdTime.getTime(),
+    v.deletedTime?.getTime() ?? null,
+    v.sealed,
+    v.keyVersion,
+    v.expiresAt?.getTime() ?? null,
   ];
 }
 
@@ -285,31 +325,11 @@ function createCalls(db: DatabaseSync, st: Statements): SqliteDatabase {
     checkSecretWrite(path, expectedRevision, next);
     const row = st.revision.get(path) as Row | undefined;
     if ((row ? int(row.revision) : 0) !== expectedRevision) return false;
-    const fields: SQLInputValue[] = [
-      expectedRevision + 1,
-      next.currentVersion,
-      next.oldestVersion,
-      next.maxVersions,
-      next.createdTime.getTime(),
-      next.updatedTime.getTime(),
-      next.customMetadata?.sealed ?? null,
-      next.customMetadata?.keyVersion ?? null,
-      next.expiresAt?.getTime() ?? null,
-    ];
+    const fields = secretRowParams(expectedRevision + 1, next);
     if (row) st.updateSecret.run(...fields, path);
     else st.insertSecret.run(path, ...fields);
     st.pruneVersions.run(path, JSON.stringify([...next.versions.keys()]));
-    for (const v of next.versions.values()) {
-      st.upsertVersion.run(
-        path,
-        v.version,
-        v.createdTime.getTime(),
-        v.deletedTime === null ? null : v.deletedTime.getTime(),
-        v.sealed,
-        v.keyVersion,
-        v.expiresAt?.getTime() ?? null,
-      );
-    }
+    for (const v of next.versions.values()) st.upsertVersion.run(...versionRowParams(path, v));
     return true;
   }
 

@@ -48,6 +48,7 @@ import { settle } from "./settle.ts";
 import type { SynchronousPragma } from "./sqlite_connection.ts";
 import { openSqliteDatabase } from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
+import { groupedWrites } from "./sqlite_grouped_writes.ts";
 import {
   DEFAULT_MAX_BATCH,
   type SqliteCall,
@@ -284,16 +285,8 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
     thread: "main",
     synchronous,
     readSecret: (path) => read(secretKey(path), () => db.readSecret(path)),
-    // SQLite keeps no audit table: only the key version of the options matters here.
-    writeSecret: (path, expectedRevision, next, options) =>
-      write({ name: "writeSecret", args: [path, expectedRevision, next, { sealedUnder: options?.sealedUnder }] }),
-    writeSecrets: (writes) => write({ name: "writeSecrets", args: [writes] }),
-    deleteSecret: (path, expectedRevision) => write({ name: "deleteSecret", args: [path, expectedRevision] }),
-    moveSecret: (from, fromRevision, to, toRevision, next, options) =>
-      write({
-        name: "moveSecret",
-        args: [from, fromRevision, to, toRevision, next, { sealedUnder: options?.sealedUnder }],
-      }),
+    // Writes go out in groups (`group_commit.ts`).
+    ...groupedWrites(write),
     listExpired: (now, limit) => read(PATHS, () => db.listExpired(now, limit)),
     tryExclusive: (work) => {
       try {
@@ -309,13 +302,8 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
       read(ANYTHING, () => db.secretPathsSealedBelow(version, after, limit)),
     countSealedBelow: (version) => read(ANYTHING, () => db.countSealedBelow(version)),
     keyState: () => read(KEY_STATE, () => db.keyState()),
-    changeKeyState: (expectedRevision, next, options) =>
-      write({ name: "changeKeyState", args: [expectedRevision, next, options] }),
     listSecretPaths: () => read(PATHS, () => db.listSecretPaths()),
-    upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(POLICIES, () => db.getPolicy(name)),
-    deletePolicy: (name) => write({ name: "deletePolicy", args: [name] }),
-    replacePolicies: (replacements) => write({ name: "replacePolicies", args: [replacements] }),
     listPolicies: () => read(POLICIES, () => db.listPolicies()),
     policyGeneration: () => read(POLICIES, () => db.policyGeneration()),
     // Meta values are rare (the root key's check value): on their own, not in groups.

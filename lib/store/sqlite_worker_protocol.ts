@@ -1,12 +1,13 @@
 /**
  * The messages between the worker store (main thread) and its SQLite worker.
  * Structured clone carries records as they are (`Map`, `Date`, `Uint8Array`);
- * errors travel as name and message and are rebuilt on the other side, so a
- * caller sees the same `TypeError` and message the in-thread store throws.
+ * errors travel as name and message (and a key version refusal with its
+ * versions) and are rebuilt on the other side, so a caller sees the same
+ * error class and message the in-thread store throws.
  *
  * @module
  */
-import { staleKeyVersionErrorFrom } from "./errors.ts";
+import { StaleKeyVersionError } from "./errors.ts";
 import type { ConnectionOptions } from "./sqlite_connection.ts";
 import type { SqliteCall, SqliteCallName, SqliteWriteName } from "./sqlite_types.ts";
 
@@ -28,6 +29,8 @@ export interface WireError {
   readonly message: string;
   /** `code` of `node:sqlite` errors, e.g. `ERR_SQLITE_ERROR`. */
   readonly code?: string;
+  /** A `StaleKeyVersionError`'s `sealedUnder` and `minWriteVersion`, so the caller gets the same error back. */
+  readonly staleKey?: readonly [sealedUnder: number, minWriteVersion: number];
 }
 
 /** A result or an error. A `batch` succeeds with one `WireOutcome` per call as its value. */
@@ -46,13 +49,16 @@ export interface WorkerReply {
 /** Flattens anything thrown into a `WireError`. */
 export function toWireError(error: unknown): WireError {
   if (!(error instanceof Error)) return { name: "Error", message: String(error) };
+  if (error instanceof StaleKeyVersionError) {
+    return { name: error.name, message: error.message, staleKey: [error.sealedUnder, error.minWriteVersion] };
+  }
   const code = (error as { code?: unknown }).code;
   return { name: error.name, message: error.message, ...(typeof code === "string" ? { code } : {}) };
 }
 
 /** Rebuilds an error from its wire form, keeping `TypeError` a `TypeError` and a stale key version refusal one. */
 export function fromWireError(wire: WireError): Error {
-  if (wire.name === "StaleKeyVersionError") return staleKeyVersionErrorFrom(wire.message);
+  if (wire.staleKey) return new StaleKeyVersionError(...wire.staleKey);
   const error = wire.name === "TypeError" ? new TypeError(wire.message) : new Error(wire.message);
   if (error.name !== wire.name) error.name = wire.name;
   if (wire.code !== undefined) Object.assign(error, { code: wire.code });

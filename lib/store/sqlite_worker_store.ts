@@ -31,6 +31,7 @@ import { settle } from "./settle.ts";
 import type { ConnectionOptions, SynchronousPragma } from "./sqlite_connection.ts";
 import { openSqliteDatabase } from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
+import { groupedWrites } from "./sqlite_grouped_writes.ts";
 import {
   DEFAULT_MAX_BATCH,
   type SqliteCall,
@@ -222,29 +223,16 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     thread: "worker",
     synchronous,
     readSecret: (path) => read(() => reader.readSecret(path)),
-    // SQLite keeps no audit table: only the key version of the options goes to the worker.
-    writeSecret: (path, expectedRevision, next, options) =>
-      write({ name: "writeSecret", args: [path, expectedRevision, next, { sealedUnder: options?.sealedUnder }] }),
-    writeSecrets: (writes) => write({ name: "writeSecrets", args: [writes] }),
-    deleteSecret: (path, expectedRevision) => write({ name: "deleteSecret", args: [path, expectedRevision] }),
-    moveSecret: (from, fromRevision, to, toRevision, next, options) =>
-      write({
-        name: "moveSecret",
-        args: [from, fromRevision, to, toRevision, next, { sealedUnder: options?.sealedUnder }],
-      }),
+    // Writes go out in groups (`group_commit.ts`).
+    ...groupedWrites(write),
     listExpired: (now, limit) => read(() => reader.listExpired(now, limit)),
     tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
     listSecretPathsPage: (query) => read(() => reader.listSecretPathsPage(query)),
     secretPathsSealedBelow: (version, after, limit) => read(() => reader.secretPathsSealedBelow(version, after, limit)),
     countSealedBelow: (version) => read(() => reader.countSealedBelow(version)),
     keyState: () => read(() => reader.keyState()),
-    changeKeyState: (expectedRevision, next, options) =>
-      write({ name: "changeKeyState", args: [expectedRevision, next, options] }),
     listSecretPaths: () => read(() => reader.listSecretPaths()),
-    upsertPolicy: (policy) => write({ name: "upsertPolicy", args: [policy] }),
     getPolicy: (name) => read(() => reader.getPolicy(name)),
-    deletePolicy: (name) => write({ name: "deletePolicy", args: [name] }),
-    replacePolicies: (replacements) => write({ name: "replacePolicies", args: [replacements] }),
     listPolicies: () => read(() => reader.listPolicies()),
     policyGeneration: () => read(() => reader.policyGeneration()),
     getMeta: (key) => read(() => reader.getMeta(key)),
