@@ -21,7 +21,7 @@
  * @module
  */
 import { NexusClient } from "../lib/client/nexus_client.ts";
-import { type BenchStack, mintBenchIdentities, startOurStack, superuserClient } from "./bench_stack.ts";
+import { type BenchStack, mintBenchIdentities, seedSecrets, startOurStack, superuserClient } from "./bench_stack.ts";
 import { ensureLoadgen, runLoadgen } from "./loadgen_build.ts";
 import { formatNumber, formatRatio, hasFlag, markdownTable, median, numberFlag } from "./support.ts";
 
@@ -51,9 +51,7 @@ async function main(): Promise<void> {
       const client = superuserClient(ids.byName.get("pilot-superuser")!, 30_000);
       try {
         const nexus = new NexusClient(stack.nexusUrl, client);
-        for (let i = 0; i < SECRETS; i++) {
-          await nexus.putSecret(`bench/s-${i}`, { username: "bench", password: "correct-horse-battery-staple" });
-        }
+        await seedSecrets(nexus, SECRETS, (i) => `bench/s-${i}`);
       } finally {
         client.close();
       }

@@ -15,7 +15,7 @@
  */
 import { join } from "node:path";
 import { NexusClient } from "../lib/client/nexus_client.ts";
-import { mintBenchIdentities, startOurStack, superuserClient } from "./bench_stack.ts";
+import { mintBenchIdentities, seedSecrets, startOurStack, superuserClient } from "./bench_stack.ts";
 import { type CpuProfile, formatSummary, summarizeProfile } from "./cpu_profile_summary.ts";
 import { ensureLoadgen, runLoadgen } from "./loadgen_build.ts";
 import { numberFlag } from "./support.ts";
@@ -48,9 +48,7 @@ async function main(): Promise<void> {
     const client = superuserClient(ids.byName.get("pilot-superuser")!, 30_000);
     try {
       const nexus = new NexusClient(stack.nexusUrl, client);
-      for (let i = 0; i < SECRETS; i++) {
-        await nexus.putSecret(`bench/s-${i}`, { username: "bench", password: "correct-horse-battery-staple" });
-      }
+      await seedSecrets(nexus, SECRETS, (i) => `bench/s-${i}`);
     } finally {
       client.close();
     }
