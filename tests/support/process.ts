@@ -227,14 +227,19 @@ export class SpikeProcess {
 }
 
 /**
- * Polls `check` until it holds (a check that throws counts as not yet);
- * throws naming `what` after `timeoutMs`.
+ * Polls `check` every `intervalMs` until it holds (a check that throws
+ * counts as not yet); throws naming `what` after `timeoutMs`.
  */
-export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+export async function eventually(
+  check: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 15_000,
+  intervalMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check().catch(() => false))) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 
