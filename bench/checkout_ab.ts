@@ -22,7 +22,7 @@
  */
 import { NexusClient } from "../lib/client/nexus_client.ts";
 import { type BenchStack, mintBenchIdentities, seedSecrets, startOurStack, superuserClient } from "./bench_stack.ts";
-import { ensureLoadgen, runLoadgen } from "./loadgen_build.ts";
+import { ensureLoadgen, runLoadgen, secretGetArgs } from "./loadgen_build.ts";
 import { formatNumber, formatRatio, hasFlag, markdownTable, median, numberFlag } from "./support.ts";
 
 const SECRETS = 100;
@@ -64,14 +64,7 @@ async function main(): Promise<void> {
         for (const i of order) {
           const stack = stacks[i]!;
           const result = await runLoadgen(loadgen, [
-            "-url",
-            `${stack.nexusUrl}/v1/store/secrets?action=get`,
-            "-method",
-            "POST",
-            "-body",
-            `{"path":"bench/s-{i}"}`,
-            "-modulo",
-            String(SECRETS),
+            ...secretGetArgs(stack.nexusUrl, SECRETS),
             "-svid-dir",
             ids.dirOf("pilot-superuser"),
             "-server-id",

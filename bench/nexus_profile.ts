@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { NexusClient } from "../lib/client/nexus_client.ts";
 import { mintBenchIdentities, seedSecrets, startOurStack, superuserClient } from "./bench_stack.ts";
 import { type CpuProfile, formatSummary, summarizeProfile } from "./cpu_profile_summary.ts";
-import { ensureLoadgen, runLoadgen } from "./loadgen_build.ts";
+import { ensureLoadgen, runLoadgen, secretGetArgs, secretPutArgs } from "./loadgen_build.ts";
 import { numberFlag } from "./support.ts";
 
 const SECRETS = 100;
@@ -54,25 +54,8 @@ async function main(): Promise<void> {
     }
     const common = ["-svid-dir", ids.dirOf("pilot-superuser"), "-server-id", NEXUS_ID];
     const cellArgs = cell === "put"
-      ? [
-        "-url",
-        `${stack.nexusUrl}/v1/store/secrets`,
-        "-method",
-        "POST",
-        "-body",
-        `{"path":"bench/new-{i}","values":{"username":"bench","password":"correct-horse-battery-staple"}}`,
-      ]
-      : [
-        "-url",
-        `${stack.nexusUrl}/v1/store/secrets?action=get`,
-        "-method",
-        "POST",
-        "-body",
-        `{"path":"bench/s-{i}"}`,
-        "-modulo",
-        String(SECRETS),
-        ...(cell === "handshake" ? ["-new-conn"] : []),
-      ];
+      ? secretPutArgs(stack.nexusUrl, "bench/new-{i}")
+      : [...secretGetArgs(stack.nexusUrl, SECRETS), ...(cell === "handshake" ? ["-new-conn"] : [])];
     const result = await runLoadgen(loadgen, [
       ...cellArgs,
       ...common,
