@@ -21,6 +21,7 @@ import { isKeeper, isNexus } from "../lib/spiffe/roles.ts";
 import { createStaticSource } from "../lib/spiffe/static_source.ts";
 import { startWorkloadApiServer, type WorkloadApiServer } from "../lib/spiffe/workload_api_server.ts";
 import { freePort } from "../tests/support/ports.ts";
+import { findSpikeGoBinaries, type SpikeGoBinaries } from "../tests/support/spike_go.ts";
 
 /** The repository root (where deno.json is). */
 export const REPO_ROOT: string = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
@@ -344,24 +345,15 @@ export async function startOurStack(
   };
 }
 
-/** SPIKE's binaries in `SPIKE_GO_BIN`, or undefined when it is unset. */
-export function spikeGoBinaries(): { nexus: string; keeper: string; bootstrap: string; spike: string } | undefined {
-  const dir = Deno.env.get("SPIKE_GO_BIN");
-  if (dir === undefined || dir === "") return undefined;
-  const bins = {
-    nexus: join(dir, "nexus"),
-    keeper: join(dir, "keeper"),
-    bootstrap: join(dir, "bootstrap"),
-    spike: join(dir, "spike"),
-  };
-  for (const [name, path] of Object.entries(bins)) {
-    try {
-      if (!Deno.statSync(path).isFile) throw new Error();
-    } catch {
-      throw new Error(`SPIKE_GO_BIN=${dir} has no '${name}' binary (see docs/BENCHMARKS.md for how to build them)`);
-    }
-  }
-  return bins;
+/**
+ * SPIKE's binaries in `SPIKE_GO_BIN`, or undefined when it is unset; throws
+ * when it is set but a binary is missing.
+ */
+export function spikeGoBinaries(): SpikeGoBinaries | undefined {
+  if (!Deno.env.get("SPIKE_GO_BIN")) return undefined;
+  const found = findSpikeGoBinaries();
+  if ("reason" in found) throw new Error(`${found.reason} (see docs/BENCHMARKS.md for how to build them)`);
+  return found.bins;
 }
 
 /**
@@ -374,7 +366,7 @@ export function spikeGoBinaries(): { nexus: string; keeper: string; bootstrap: s
 export async function startSpikeGoStack(
   dir: string,
   ids: DevIdentities,
-  bins: NonNullable<ReturnType<typeof spikeGoBinaries>>,
+  bins: SpikeGoBinaries,
   options: { extraNexusEnv?: Record<string, string> } = {},
 ): Promise<BenchStack> {
   const host = "127.0.0.1";

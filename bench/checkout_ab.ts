@@ -21,8 +21,8 @@
  * @module
  */
 import { NexusClient } from "../lib/client/nexus_client.ts";
-import { type BenchStack, mintBenchIdentities, startOurStack, superuserClient } from "./bench_stack.ts";
-import { ensureLoadgen, runLoadgen } from "./loadgen_build.ts";
+import { type BenchStack, mintBenchIdentities, seedSecrets, startOurStack, superuserClient } from "./bench_stack.ts";
+import { ensureLoadgen, runLoadgen, secretGetArgs } from "./loadgen_build.ts";
 import { formatNumber, formatRatio, hasFlag, markdownTable, median, numberFlag } from "./support.ts";
 
 const SECRETS = 100;
@@ -51,9 +51,7 @@ async function main(): Promise<void> {
       const client = superuserClient(ids.byName.get("pilot-superuser")!, 30_000);
       try {
         const nexus = new NexusClient(stack.nexusUrl, client);
-        for (let i = 0; i < SECRETS; i++) {
-          await nexus.putSecret(`bench/s-${i}`, { username: "bench", password: "correct-horse-battery-staple" });
-        }
+        await seedSecrets(nexus, SECRETS, (i) => `bench/s-${i}`);
       } finally {
         client.close();
       }
@@ -66,14 +64,7 @@ async function main(): Promise<void> {
         for (const i of order) {
           const stack = stacks[i]!;
           const result = await runLoadgen(loadgen, [
-            "-url",
-            `${stack.nexusUrl}/v1/store/secrets?action=get`,
-            "-method",
-            "POST",
-            "-body",
-            `{"path":"bench/s-{i}"}`,
-            "-modulo",
-            String(SECRETS),
+            ...secretGetArgs(stack.nexusUrl, SECRETS),
             "-svid-dir",
             ids.dirOf("pilot-superuser"),
             "-server-id",

@@ -47,7 +47,7 @@ import {
   startOurStack,
   superuserClient,
 } from "./bench_stack.ts";
-import { ensureLoadgen, type LoadgenResult, runLoadgen } from "./loadgen_build.ts";
+import { ensureLoadgen, type LoadgenResult, runLoadgen, secretGetArgs, secretPutArgs } from "./loadgen_build.ts";
 import { formatNumber, formatRatio, hasFlag, markdownTable, median, numberFlag } from "./support.ts";
 
 const MIB = 1024 * 1024;
@@ -291,29 +291,11 @@ async function measure(target: Target, subject: Subject): Promise<Measured> {
 const CPU_CELLS: readonly { label: string; args: (url: string, round: number) => string[] }[] = [
   {
     label: "secret get c=16",
-    args: (
-      url,
-    ) => [
-      "-url",
-      `${url}/v1/store/secrets?action=get`,
-      "-method",
-      "POST",
-      "-body",
-      `{"path":"bench/flood-{i}"}`,
-      "-modulo",
-      "10",
-    ],
+    args: (url) => secretGetArgs(url, 10, "bench/flood-{i}"),
   },
   {
     label: "secret put c=16",
-    args: (url, round) => [
-      "-url",
-      `${url}/v1/store/secrets`,
-      "-method",
-      "POST",
-      "-body",
-      `{"path":"bench/cpu-${round}-{i}","values":{"username":"bench","password":"correct-horse-battery-staple"}}`,
-    ],
+    args: (url, round) => secretPutArgs(url, `bench/cpu-${round}-{i}`),
   },
 ];
 

@@ -83,3 +83,36 @@ export async function runLoadgen(binary: string, args: readonly string[]): Promi
   }
   return JSON.parse(stdout) as LoadgenResult;
 }
+
+/**
+ * Load generator arguments for `secret get` on `nexusUrl`: request `i` reads
+ * `pathTemplate` with `{i}` replaced by `i` modulo `modulo`.
+ */
+export function secretGetArgs(nexusUrl: string, modulo: number, pathTemplate = "bench/s-{i}"): string[] {
+  return [
+    "-url",
+    `${nexusUrl}/v1/store/secrets?action=get`,
+    "-method",
+    "POST",
+    "-body",
+    JSON.stringify({ path: pathTemplate }),
+    "-modulo",
+    String(modulo),
+  ];
+}
+
+/**
+ * Load generator arguments for `secret put` on `nexusUrl`: request `i`
+ * writes the benchmarks' two values at `pathTemplate` with `{i}` replaced
+ * by `i` (a new path per request when the template holds `{i}`).
+ */
+export function secretPutArgs(nexusUrl: string, pathTemplate: string): string[] {
+  return [
+    "-url",
+    `${nexusUrl}/v1/store/secrets`,
+    "-method",
+    "POST",
+    "-body",
+    JSON.stringify({ path: pathTemplate, values: { username: "bench", password: "correct-horse-battery-staple" } }),
+  ];
+}

@@ -27,7 +27,7 @@
  */
 import { NexusClient } from "../lib/client/nexus_client.ts";
 import { type BenchStack, mintBenchIdentities, startOurStack, superuserClient } from "./bench_stack.ts";
-import { ensureLoadgen, type LoadgenResult, runLoadgen } from "./loadgen_build.ts";
+import { ensureLoadgen, type LoadgenResult, runLoadgen, secretGetArgs, secretPutArgs } from "./loadgen_build.ts";
 import { formatNumber, formatRatio, hasFlag, markdownTable, median, numberFlag } from "./support.ts";
 import { postAndHangUp, residentMiB } from "../tests/support/raw_client.ts";
 
@@ -55,16 +55,7 @@ interface Cell {
   readonly args: (url: string, round: number) => string[];
 }
 
-const get = (url: string) => [
-  "-url",
-  `${url}/v1/store/secrets?action=get`,
-  "-method",
-  "POST",
-  "-body",
-  `{"path":"bench/s-{i}"}`,
-  "-modulo",
-  String(SECRETS),
-];
+const get = (url: string) => secretGetArgs(url, SECRETS);
 
 const CELLS: readonly Cell[] = [
   { label: "secret get", connections: 1, args: get },
@@ -72,14 +63,7 @@ const CELLS: readonly Cell[] = [
   {
     label: "secret put (new paths)",
     connections: 16,
-    args: (url, round) => [
-      "-url",
-      `${url}/v1/store/secrets`,
-      "-method",
-      "POST",
-      "-body",
-      `{"path":"bench/new-${round}-{i}","values":{"username":"bench","password":"correct-horse-battery-staple"}}`,
-    ],
+    args: (url, round) => secretPutArgs(url, `bench/new-${round}-{i}`),
   },
 ];
 

@@ -15,9 +15,9 @@
  */
 import { join } from "node:path";
 import { NexusClient } from "../lib/client/nexus_client.ts";
-import { mintBenchIdentities, startOurStack, superuserClient } from "./bench_stack.ts";
+import { mintBenchIdentities, seedSecrets, startOurStack, superuserClient } from "./bench_stack.ts";
 import { type CpuProfile, formatSummary, summarizeProfile } from "./cpu_profile_summary.ts";
-import { ensureLoadgen, runLoadgen } from "./loadgen_build.ts";
+import { ensureLoadgen, runLoadgen, secretGetArgs, secretPutArgs } from "./loadgen_build.ts";
 import { numberFlag } from "./support.ts";
 
 const SECRETS = 100;
@@ -48,33 +48,14 @@ async function main(): Promise<void> {
     const client = superuserClient(ids.byName.get("pilot-superuser")!, 30_000);
     try {
       const nexus = new NexusClient(stack.nexusUrl, client);
-      for (let i = 0; i < SECRETS; i++) {
-        await nexus.putSecret(`bench/s-${i}`, { username: "bench", password: "correct-horse-battery-staple" });
-      }
+      await seedSecrets(nexus, SECRETS, (i) => `bench/s-${i}`);
     } finally {
       client.close();
     }
     const common = ["-svid-dir", ids.dirOf("pilot-superuser"), "-server-id", NEXUS_ID];
     const cellArgs = cell === "put"
-      ? [
-        "-url",
-        `${stack.nexusUrl}/v1/store/secrets`,
-        "-method",
-        "POST",
-        "-body",
-        `{"path":"bench/new-{i}","values":{"username":"bench","password":"correct-horse-battery-staple"}}`,
-      ]
-      : [
-        "-url",
-        `${stack.nexusUrl}/v1/store/secrets?action=get`,
-        "-method",
-        "POST",
-        "-body",
-        `{"path":"bench/s-{i}"}`,
-        "-modulo",
-        String(SECRETS),
-        ...(cell === "handshake" ? ["-new-conn"] : []),
-      ];
+      ? secretPutArgs(stack.nexusUrl, "bench/new-{i}")
+      : [...secretGetArgs(stack.nexusUrl, SECRETS), ...(cell === "handshake" ? ["-new-conn"] : [])];
     const result = await runLoadgen(loadgen, [
       ...cellArgs,
       ...common,

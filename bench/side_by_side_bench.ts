@@ -45,7 +45,7 @@ import {
   startSpikeGoStack,
   superuserClient,
 } from "./bench_stack.ts";
-import { ensureLoadgen, type LoadgenResult, runLoadgen } from "./loadgen_build.ts";
+import { ensureLoadgen, type LoadgenResult, runLoadgen, secretGetArgs, secretPutArgs } from "./loadgen_build.ts";
 import { formatNumber, formatRatio, hasFlag, markdownTable, median, numberFlag } from "./support.ts";
 import { freePort } from "../tests/support/ports.ts";
 
@@ -70,16 +70,7 @@ interface Cell {
   readonly args: (target: Target, round: number, secrets: number) => string[];
 }
 
-const getArgs = (t: Target, secrets: number) => [
-  "-url",
-  `${t.url}/v1/store/secrets?action=get`,
-  "-method",
-  "POST",
-  "-body",
-  `{"path":"bench/s-{i}"}`,
-  "-modulo",
-  String(secrets),
-];
+const getArgs = (t: Target, secrets: number) => secretGetArgs(t.url, secrets);
 
 const CELLS: readonly Cell[] = [
   { group: "get", label: "secret get", connections: 1, args: (t, _, secrets) => getArgs(t, secrets) },
@@ -88,14 +79,7 @@ const CELLS: readonly Cell[] = [
     group: "put",
     label: "secret put (new paths)",
     connections: 16,
-    args: (t, round) => [
-      "-url",
-      `${t.url}/v1/store/secrets`,
-      "-method",
-      "POST",
-      "-body",
-      `{"path":"bench/new-${round}-{i}","values":{"username":"bench","password":"correct-horse-battery-staple"}}`,
-    ],
+    args: (t, round) => secretPutArgs(t.url, `bench/new-${round}-{i}`),
   },
   {
     group: "handshake",

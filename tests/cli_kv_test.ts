@@ -7,71 +7,21 @@
  * `spike operator restore`, as in `cli_test.ts`.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { generateRootKey, splitSecret } from "../lib/crypto/shamir.ts";
-import { systemRandom } from "../lib/crypto/random.ts";
-import { formatRecoveryShard } from "../lib/pilot/recovery_file.ts";
-import { type CommandResult, freePort, runSpike, SpikeProcess, waitForReady } from "./support/process.ts";
-
-const ROLES = {
-  nexus: "spiffe://spike.ist/spike/nexus",
-  superuser: "spiffe://spike.ist/spike/pilot/role/superuser",
-  restore: "spiffe://spike.ist/spike/pilot/role/restore",
-  web: "spiffe://spike.ist/app/web",
-} as const;
-type Role = keyof typeof ROLES;
-
-/** Asserts exit code `code`; the message carries the output to explain a failure. */
-function exits(result: CommandResult, code: number, what: string): CommandResult {
-  assert.equal(result.code, code, `${what}: exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-  return result;
-}
+import { runSpike } from "./support/process.ts";
+import { exits, startRestoredNexus } from "./support/restored_nexus.ts";
 
 Deno.test("spike CLI key-value commands against a real Nexus", async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "spike_cli_kv_" });
-  let nexus: SpikeProcess | undefined;
+  const nexus = await startRestoredNexus("spike_cli_kv_", {
+    nexusEnv: () => ({ SPIKE_NEXUS_EXPIRY_SWEEP_INTERVAL: "500ms" }),
+  });
   try {
-    const ca = join(dir, "ca");
-    const ids = Object.fromEntries(Object.keys(ROLES).map((r) => [r, join(dir, "ids", r)])) as Record<Role, string>;
-    const mint = async (role: Role) =>
-      exits(
-        await runSpike(["dev", "identity", ROLES[role], "--dir", ca, "--out", ids[role], "--ttl", "1h"], { env: {} }),
-        0,
-        `dev identity ${role}`,
-      );
-    await mint("nexus");
-    await Promise.all((["superuser", "restore", "web"] as const).map(mint));
-    const port = freePort();
-    nexus = new SpikeProcess(["nexus"], {
-      env: {
-        SPIKE_SVID_DIR: ids.nexus,
-        SPIKE_NEXUS_TLS_PORT: `127.0.0.1:${port}`,
-        SPIKE_NEXUS_BACKEND_STORE: "sqlite",
-        SPIKE_NEXUS_DATA_DIR: join(dir, "data"),
-        SPIKE_NEXUS_KEEPER_PEERS: "",
-        SPIKE_NEXUS_EXPIRY_SWEEP_INTERVAL: "500ms",
-      },
-    });
-    await nexus.waitFor(/nexus listening/);
-    const as = (role: Role, args: string[], stdin?: string) =>
-      runSpike(args, {
-        env: { SPIKE_SVID_DIR: ids[role], SPIKE_NEXUS_API_URL: `https://127.0.0.1:${port}` },
-        ...(stdin === undefined ? {} : { stdin }),
-      });
+    const web = await nexus.mint("app/web");
+    const as = (role: "superuser" | "web", args: string[], stdin?: string) =>
+      role === "superuser"
+        ? nexus.admin(args, stdin)
+        : runSpike(args, { env: nexus.env(web), ...(stdin === undefined ? {} : { stdin }) });
     const su = (...args: string[]) => as("superuser", args);
-
-    const rootKey = generateRootKey(systemRandom);
-    const shares = splitSecret(rootKey, 3, 2);
-    rootKey.fill(0);
-    for (const share of [shares[0]!, shares[2]!]) {
-      exits(
-        await as("restore", ["operator", "restore"], formatRecoveryShard(share.index, share.value) + "\n"),
-        0,
-        "restore",
-      );
-    }
-    await waitForReady(port, 10_000);
 
     await t.step("put --cas: writes only over the expected version; a conflict exits 1 and says why", async () => {
       exits(await su("secret", "put", "cas/db", "pass=one", "--cas", "0"), 0, "put --cas 0 on a new path");
@@ -287,8 +237,8 @@ Deno.test("spike CLI key-value commands against a real Nexus", async (t) => {
       );
     });
   } finally {
-    const status = nexus ? await nexus.stop() : undefined;
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    if (status) assert.equal(status.code, 0, `nexus exit after SIGTERM:\n${nexus!.output}`);
+    const status = await nexus.process.stop();
+    await nexus.close();
+    assert.equal(status.code, 0, `nexus exit after SIGTERM:\n${nexus.process.output}`);
   }
 });

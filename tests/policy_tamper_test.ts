@@ -104,6 +104,20 @@ async function metric(port: number, name: string): Promise<number | undefined> {
   return line === undefined ? undefined : Number(line.split(" ")[1]);
 }
 
+/** `spike policy create` of the one legitimate policy: app/web reads apps/web/. */
+const CREATE_WEB_POLICY = [
+  "policy",
+  "create",
+  "--name",
+  "web",
+  "--spiffeid-pattern",
+  "^spiffe://spike\\.ist/app/web$",
+  "--path-pattern",
+  "^apps/web/",
+  "--permissions",
+  "read",
+];
+
 /** Runs `spike secret get <path>` as the workload whose SVID is in `svidDir`. */
 function readAs(nexus: RestoredNexus, svidDir: string, path: string): Promise<CommandResult> {
   return runSpike(["secret", "get", path], { env: nexus.env(svidDir) });
@@ -114,18 +128,7 @@ async function tamperScenario(nexus: RestoredNexus, raw: RawDatabase): Promise<v
   exits(await nexus.admin(["secret", "put", "apps/web/db", "pass=hunter2"]), 0, "secret put");
   exits(await nexus.admin(["secret", "put", "apps/other/db", "pass=swordfish"]), 0, "secret put");
   exits(
-    await nexus.admin([
-      "policy",
-      "create",
-      "--name",
-      "web",
-      "--spiffeid-pattern",
-      "^spiffe://spike\\.ist/app/web$",
-      "--path-pattern",
-      "^apps/web/",
-      "--permissions",
-      "read",
-    ]),
+    await nexus.admin(CREATE_WEB_POLICY),
     0,
     "policy create",
   );
@@ -171,18 +174,7 @@ async function tamperScenario(nexus: RestoredNexus, raw: RawDatabase): Promise<v
     exits(await nexus.admin(["policy", "delete", name, "--yes"]), 0, `delete ${name}`);
   }
   exits(
-    await nexus.admin([
-      "policy",
-      "create",
-      "--name",
-      "web",
-      "--spiffeid-pattern",
-      "^spiffe://spike\\.ist/app/web$",
-      "--path-pattern",
-      "^apps/web/",
-      "--permissions",
-      "read",
-    ]),
+    await nexus.admin(CREATE_WEB_POLICY),
     0,
     "policy rewritten",
   );

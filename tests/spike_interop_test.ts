@@ -29,6 +29,7 @@ import {
   type SpikeGoBinaries,
   waitListening,
 } from "./support/spike_go.ts";
+import { exits } from "./support/restored_nexus.ts";
 
 const found = findSpikeGoBinaries();
 const bins: SpikeGoBinaries | undefined = "bins" in found ? found.bins : undefined;
@@ -52,12 +53,6 @@ function spikeSays(result: CommandResult, stdout: string | RegExp, stderr: strin
   if (typeof stdout === "string") assert.equal(result.stdout, stdout, detail);
   else assert.match(result.stdout, stdout, detail);
   assert.equal(result.stderr, stderr, detail);
-}
-
-/** Asserts our CLI's exit code (ours exits non-zero on errors). */
-function exits(result: CommandResult, code: number, what: string): CommandResult {
-  assert.equal(result.code, code, `${what}: exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-  return result;
 }
 
 /** The audit records a Nexus of ours wrote on its standard output so far. */

@@ -80,7 +80,7 @@ function defaultDenoDir(): string {
  * Runs `spike <args>` to completion (killed after `timeoutMs`, default 60 s)
  * and returns its exit code and output.
  */
-export async function runSpike(
+export function runSpike(
   args: readonly string[],
   options: {
     env?: Record<string, string>;
@@ -91,8 +91,30 @@ export async function runSpike(
     gid?: number;
   } = {},
 ): Promise<CommandResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(options.denoFlags ?? TEST_DENO_FLAGS), SPIKE_MAIN, ...args],
+  const { denoFlags, ...rest } = options;
+  return runExecutable(Deno.execPath(), ["run", ...(denoFlags ?? TEST_DENO_FLAGS), SPIKE_MAIN, ...args], rest);
+}
+
+/**
+ * Runs `executable args` (in `cwd`) to completion with exactly the test's
+ * PATH/HOME plus `env` (killed after `timeoutMs`, default 60 s); `stdin` is
+ * written and closed, or stdin is empty.
+ */
+export async function runExecutable(
+  executable: string,
+  args: readonly string[],
+  options: {
+    env?: Record<string, string>;
+    stdin?: string | Uint8Array;
+    timeoutMs?: number;
+    cwd?: string;
+    /** Primary group to run as (the uid stays the test's). */
+    gid?: number;
+  } = {},
+): Promise<CommandResult> {
+  const child = new Deno.Command(executable, {
+    args: [...args],
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     env: childEnv(options.env ?? {}),
     ...(options.gid === undefined ? {} : { gid: options.gid }),
     clearEnv: true,
@@ -105,20 +127,23 @@ export async function runSpike(
       child.kill("SIGKILL");
     } catch { /* already gone */ }
   }, options.timeoutMs ?? 60_000);
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin);
-    await writer.close();
+  try {
+    if (options.stdin !== undefined) {
+      const writer = child.stdin.getWriter();
+      await writer.write(typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin);
+      await writer.close();
+    }
+    const output = await child.output();
+    const decoder = new TextDecoder();
+    return {
+      code: output.code,
+      stdout: decoder.decode(output.stdout),
+      stdoutBytes: output.stdout,
+      stderr: decoder.decode(output.stderr),
+    };
+  } finally {
+    clearTimeout(timer);
   }
-  const output = await child.output();
-  clearTimeout(timer);
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stdoutBytes: output.stdout,
-    stderr: decoder.decode(output.stderr),
-  };
 }
 
 /** A long-running `spike` child. */
@@ -202,14 +227,19 @@ export class SpikeProcess {
 }
 
 /**
- * Polls `check` until it holds (a check that throws counts as not yet);
- * throws naming `what` after `timeoutMs`.
+ * Polls `check` every `intervalMs` until it holds (a check that throws
+ * counts as not yet); throws naming `what` after `timeoutMs`.
  */
-export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+export async function eventually(
+  check: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 15_000,
+  intervalMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check().catch(() => false))) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 

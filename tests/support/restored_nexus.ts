@@ -92,7 +92,10 @@ export async function startRestoredNexus(prefix: string, options: RestoredNexusO
     SPIKE_PILOT_RECOVERY_DIR: join(dir, "recover"),
     ...extra,
   });
-  const shares = splitSecret(options.rootKey ?? generateRootKey(systemRandom), 3, 2);
+  const rootKey = options.rootKey ?? generateRootKey(systemRandom);
+  const shares = splitSecret(rootKey, 3, 2);
+  // A key the fixture made is needed only as shards from here on; the caller's is the caller's to zero.
+  if (rootKey !== options.rootKey) rootKey.fill(0);
   const backend: Record<string, string> = options.postgresUrl
     ? { SPIKE_NEXUS_BACKEND_STORE: "postgres", SPIKE_NEXUS_POSTGRES_URL: options.postgresUrl }
     : { SPIKE_NEXUS_BACKEND_STORE: "sqlite", SPIKE_NEXUS_DATA_DIR: dataDir };

@@ -16,7 +16,7 @@ import type { IdentitySource } from "../../lib/spiffe/identity.ts";
 import { loadOrCreateDevCa, writeSvidFiles } from "../../lib/spiffe/dev_ca.ts";
 import { SQLITE_FILE_NAME } from "../../lib/store/sqlite_files.ts";
 import { exits } from "./restored_nexus.ts";
-import { type CommandResult, freePort, runSpike, SpikeProcess, waitForReady } from "./process.ts";
+import { type CommandResult, eventually, freePort, runSpike, SpikeProcess, waitForReady } from "./process.ts";
 
 /** Where the Nexus instances keep their data. */
 export type StackBackend = { readonly sqlite: true } | { readonly postgresUrl: string };
@@ -206,11 +206,10 @@ export async function startRotationStack(options: RotationStackOptions = {}): Pr
   return stack;
 }
 
-/** Polls `check` every 250 ms until true; throws naming `what` after `timeoutMs`. */
-export async function until(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+/**
+ * Polls `check` every 250 ms (most checks run the CLI, half a second each)
+ * until true; throws naming `what` after `timeoutMs`.
+ */
+export function until(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  return eventually(check, what, timeoutMs, 250);
 }

@@ -21,7 +21,7 @@ import { loadOrCreateDevCa, writeSvidFiles } from "../../lib/spiffe/dev_ca.ts";
 import { startWorkloadApiServer, type WorkloadApiServer } from "../../lib/spiffe/workload_api_server.ts";
 import { toolCacheDir } from "./cache_dir.ts";
 import { exists } from "./files.ts";
-import { childEnv, type CommandResult, freePort, runSpike, SpikeProcess } from "./process.ts";
+import { type CommandResult, freePort, runExecutable, runSpike, SpikeProcess } from "./process.ts";
 
 /** The trust domain of every identity in an interop world (SPIKE's default trust root). */
 export const TRUST_DOMAIN = "spike.ist";
@@ -56,49 +56,6 @@ export function findSpikeGoBinaries(): { bins: SpikeGoBinaries } | { reason: str
     }
   }
   return { bins };
-}
-
-/**
- * Runs `executable args` (in `cwd`) to completion with exactly the test's
- * PATH/HOME plus `env` (killed after `timeoutMs`, default 60 s); `stdin` is
- * written and closed, or stdin is empty.
- */
-export async function runExecutable(
-  executable: string,
-  args: readonly string[],
-  options: { env?: Record<string, string>; stdin?: string | Uint8Array; timeoutMs?: number; cwd?: string } = {},
-): Promise<CommandResult> {
-  const child = new Deno.Command(executable, {
-    args: [...args],
-    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-    env: childEnv(options.env ?? {}),
-    clearEnv: true,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-  }, options.timeoutMs ?? 60_000);
-  try {
-    if (options.stdin !== undefined) {
-      const writer = child.stdin.getWriter();
-      await writer.write(typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin);
-      await writer.close();
-    }
-    const output = await child.output();
-    const decoder = new TextDecoder();
-    return {
-      code: output.code,
-      stdout: decoder.decode(output.stdout),
-      stdoutBytes: output.stdout,
-      stderr: decoder.decode(output.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** The Go module of the SDK client. */
