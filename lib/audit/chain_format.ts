@@ -3,21 +3,33 @@
  * writes it) and `spike audit verify` (which checks it). Pure: no IO.
  *
  * A chained record is one JSON object on one line. Nexus builds the object
- * with its fields in a fixed order, appends the chain fields (`instance`,
- * `segment`, `seq`, `keyVersion`, `prev`), serializes it once, and computes
- * `mac` over exactly those UTF-8 bytes; the line is that serialization with
- * `,"mac":"<64 hex>"` put before the closing brace. A verifier therefore
- * never re-serializes anything: it cuts the fixed-length suffix off, puts
- * the brace back, and checks the very bytes Nexus wrote.
+ * with its fields in a fixed order, appends the chain fields (`format`,
+ * `instance`, `segment`, `seq`, `keyVersion`, `prev`), serializes it once,
+ * and computes `mac` from exactly those UTF-8 bytes; the line is that
+ * serialization with `,"mac":"<64 hex>"` put before the closing brace. A
+ * verifier therefore never re-serializes anything: it cuts the fixed-length
+ * suffix off, puts the brace back, and checks the very bytes Nexus wrote.
  *
- * `mac` is HMAC-SHA-256 under the audit key of version `keyVersion`, or,
- * for a record written before any key existed (`keyVersion: null`), plain
- * SHA-256 of the same bytes (which catches accidents, not forgers). `prev`
- * is the SHA-256 of the previous line of the chain as written (`null` for
- * the first record of an instance), so a record's MAC covers its
- * predecessor's content and MAC, and a check without the key still sees
- * edits, deletions and reordering made by anyone who does not rewrite every
- * later line.
+ * Two formats exist; a record names its own in `format` (absent: 1), and
+ * one instance's chain never changes format.
+ *
+ * - **Format 2** (what Nexus writes): the record's digest is SHA-256 of the
+ *   signed bytes; `mac` is HMAC-SHA-256 of that digest under the audit key
+ *   of version `keyVersion`, or the digest itself for a record written
+ *   before any key existed (`keyVersion: null`; it catches accidents, not
+ *   forgers); the next record's `prev` is the digest. The bytes are hashed
+ *   once: a third of format 1's hashing per record.
+ * - **Format 1** (written before format 2; still verified): `mac` is
+ *   HMAC-SHA-256 of the signed bytes, or their SHA-256 when unkeyed; `prev`
+ *   is SHA-256 of the whole previous line, `mac` included.
+ *
+ * Either way `prev` commits to everything the previous record says, and
+ * each MAC covers `prev`, so one MAC vouches for the chain before it; and a
+ * check without the key, recomputing plain SHA-256, still sees edits,
+ * deletions and reordering made by anyone who does not rewrite every later
+ * line. (Format 2's link leaves the previous `mac` out: a `mac` changed on
+ * its own fails that record's MAC check, and without the key no check can
+ * judge a keyed MAC anyway.)
  *
  * @module
  */
@@ -36,8 +48,19 @@ export const CHAIN_RECORD = "audit-chain";
 /** Events of `audit-chain` records. */
 export type ChainEvent = "start" | "key" | "reopen" | "segment" | "lost" | "stop";
 
-/** The chain fields every chained record carries, in this order, before `mac`. */
+/** The chain format Nexus writes. */
+export const CHAIN_FORMAT = 2;
+
+/** Chain formats a verifier knows (see the module's documentation). */
+export type ChainFormat = 1 | 2;
+
+/**
+ * The chain fields every chained record carries, in this order, before
+ * `mac`; `format` is written only when it is 2.
+ */
 export interface ChainFields {
+  /** How `mac` and the next record's `prev` are computed. */
+  readonly format: ChainFormat;
   /** Random id of the Nexus process that wrote the chain (one chain per process). */
   readonly instance: string;
   /** Counts reopens of the output (log rotation): 0 for the first file. */
@@ -46,7 +69,7 @@ export interface ChainFields {
   readonly seq: number;
   /** Version of the audit key behind `mac`; `null` for a record written before the key was loaded. */
   readonly keyVersion: number | null;
-  /** SHA-256 (hex) of the previous line of the chain; `null` for the first record of an instance. */
+  /** The previous record's link (format 2: its digest; format 1: SHA-256 of its line); `null` for an instance's first record. */
   readonly prev: string | null;
 }
 
@@ -105,28 +128,58 @@ export function sha256Hex(text: string | Uint8Array): string {
   return bytesToHex(sha256(typeof text === "string" ? encoder.encode(text) : text));
 }
 
-/** The link the next record's `prev` holds: SHA-256 of this line as written (no newline). */
+/**
+ * The link the next record's `prev` holds after `line` (as written, no
+ * newline); throws when `line` is not a chained record.
+ */
 export function linkOf(line: string): string {
-  return sha256Hex(line);
+  const record = parseChainedLine(line);
+  if (typeof record === "string") throw new TypeError(`not a chained record: ${record}`);
+  return linkAfter(record, line);
+}
+
+/** The link the next record's `prev` holds after `record`, parsed from `line`. */
+export function linkAfter(record: Pick<ChainedRecord, "chain" | "digest">, line: string): string {
+  return record.digest ? bytesToHex(record.digest) : sha256Hex(line);
+}
+
+/** A finished line and the link the next record of its chain carries in `prev`. */
+export interface SealedLine {
+  /** The line, no newline. */
+  readonly line: string;
+  /** The next record's `prev`. */
+  readonly link: string;
 }
 
 /**
  * Serializes `fields` (their own order) followed by `chain`, and returns the
- * finished line (no newline): `mac` under `key`, or plain SHA-256 when
- * `key` is undefined (then `chain.keyVersion` must be `null`).
+ * finished line (no newline) with its link: `mac` under `key`, or the
+ * unkeyed form when `key` is undefined (then `chain.keyVersion` must be
+ * `null`).
  */
-export function sealLine(fields: object, chain: ChainFields, key?: AuditMacKey): string {
+export function sealRecord(fields: object, chain: ChainFields, key?: AuditMacKey): SealedLine {
   if ((key?.version ?? null) !== chain.keyVersion) throw new Error("keyVersion does not match the key");
-  const signed = JSON.stringify({
-    ...fields,
-    instance: chain.instance,
-    segment: chain.segment,
-    seq: chain.seq,
-    keyVersion: chain.keyVersion,
-    prev: chain.prev,
-  });
+  const { format, instance, segment, seq, keyVersion, prev } = chain;
+  if (format === 2) {
+    const signed = JSON.stringify({ ...fields, format, instance, segment, seq, keyVersion, prev });
+    const digest = sha256(encoder.encode(signed));
+    const link = bytesToHex(digest);
+    const mac = key ? key.sign(digest) : link;
+    return { line: withMac(signed, mac), link };
+  }
+  if (format !== 1) throw new RangeError(`unknown chain format ${String(format)}`);
+  const signed = JSON.stringify({ ...fields, instance, segment, seq, keyVersion, prev });
   const bytes = encoder.encode(signed);
-  const mac = key ? key.sign(bytes) : sha256Hex(bytes);
+  const line = withMac(signed, key ? key.sign(bytes) : sha256Hex(bytes));
+  return { line, link: sha256Hex(line) };
+}
+
+/** {@linkcode sealRecord}'s line alone. */
+export function sealLine(fields: object, chain: ChainFields, key?: AuditMacKey): string {
+  return sealRecord(fields, chain, key).line;
+}
+
+function withMac(signed: string, mac: string): string {
   return `${signed.slice(0, -1)}${MAC_PREFIX}${mac}"}`;
 }
 
@@ -162,6 +215,8 @@ export interface ChainedRecord {
   readonly signed: string;
   /** The hex MAC. */
   readonly mac: string;
+  /** Format 2: SHA-256 of `signed` (what the MAC covers, and the next link); format 1: absent. */
+  readonly digest: Uint8Array | undefined;
 }
 
 /** Parses one line; a string says why it is not a chained record. */
@@ -177,8 +232,11 @@ export function parseChainedLine(line: string): ChainedRecord | string {
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return "it is not a JSON object";
   const fields = value as Record<string, unknown>;
-  const { instance, segment, seq, keyVersion, prev, type, event } = fields;
+  const { format = 1, instance, segment, seq, keyVersion, prev, type, event } = fields;
   if (typeof type !== "string") return 'it has no "type"';
+  if (format !== 1 && format !== 2) return 'bad "format"';
+  // Format 1 has no field: a record that names it is not one Nexus wrote.
+  if (format === 1 && Object.hasOwn(fields, "format")) return 'bad "format"';
   if (typeof instance !== "string" || instance.length === 0 || instance.length > 100) return 'bad "instance"';
   if (!isCount(segment, 0)) return 'bad "segment"';
   if (!isCount(seq, 1)) return 'bad "seq"';
@@ -187,23 +245,34 @@ export function parseChainedLine(line: string): ChainedRecord | string {
   if (event !== undefined && typeof event !== "string") return 'bad "event"';
   return {
     fields,
-    chain: { instance, segment: segment as number, seq: seq as number, keyVersion: keyVersion as number | null, prev },
+    chain: {
+      format,
+      instance,
+      segment: segment as number,
+      seq: seq as number,
+      keyVersion: keyVersion as number | null,
+      prev,
+    },
     type,
     event: event as string | undefined,
     signed: split.signed,
     mac: split.mac,
+    digest: format === 2 ? sha256(encoder.encode(split.signed)) : undefined,
   };
 }
 
-/** Whether `signed` hashes to `mac` (the check of a record written without a key). */
-export function unkeyedMacMatches(record: Pick<ChainedRecord, "signed" | "mac">): boolean {
+/**
+ * Whether a record written without a key carries the right `mac`: SHA-256
+ * of its signed bytes, in either format.
+ */
+export function unkeyedMacMatches(record: Pick<ChainedRecord, "signed" | "mac" | "digest">): boolean {
   if (!HEX64.test(record.mac)) return false;
-  return constantTimeEqual(sha256(encoder.encode(record.signed)), hexToBytes(record.mac));
+  return constantTimeEqual(record.digest ?? sha256(encoder.encode(record.signed)), hexToBytes(record.mac));
 }
 
-/** The UTF-8 bytes a record's MAC covers. */
-export function signedBytes(record: Pick<ChainedRecord, "signed">): Uint8Array {
-  return encoder.encode(record.signed);
+/** Whether `key` made a keyed record's `mac` (compared in constant time), as its format says. */
+export function macMatches(key: AuditMacKey, record: Pick<ChainedRecord, "signed" | "mac" | "digest">): boolean {
+  return key.verify(record.digest ?? encoder.encode(record.signed), record.mac);
 }
 
 function isCount(value: unknown, min: number): value is number {

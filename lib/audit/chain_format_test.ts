@@ -9,42 +9,82 @@ import { testRootKey } from "../nexus/testing.ts";
 import {
   createAuditMacKey,
   linkOf,
+  macMatches,
   parseChainedLine,
   sealLine,
+  sealRecord,
   sha256Hex,
   splitLine,
   unkeyedMacMatches,
 } from "./chain_format.ts";
 
-const CHAIN = { instance: "i-1", segment: 0, seq: 2, keyVersion: 1, prev: "0".repeat(64) };
+const CHAIN = { format: 2, instance: "i-1", segment: 0, seq: 2, keyVersion: 1, prev: "0".repeat(64) } as const;
+const V1_CHAIN = { ...CHAIN, format: 1 } as const;
+const FIELDS = { type: "audit", route: "/v1/x", note: 'quote " and ünïcode' };
+const encoder = new TextEncoder();
 
-Deno.test("chain format: the MAC is HMAC-SHA-256 of exactly the bytes before it, under HKDF(root, spike/v1/audit)", () => {
+Deno.test("chain format 2: the MAC is HMAC-SHA-256 of the SHA-256 of exactly the bytes before it; the link is that SHA-256", () => {
   const key = deriveAuditKey(testRootKey(), 1);
-  const line = sealLine({ type: "audit", route: "/v1/x", note: 'quote " and ünïcode' }, CHAIN, key);
-  const signed = '{"type":"audit","route":"/v1/x","note":"quote \\" and ünïcode","instance":"i-1","segment":0,' +
-    `"seq":2,"keyVersion":1,"prev":"${"0".repeat(64)}"}`;
+  const { line, link } = sealRecord(FIELDS, CHAIN, key);
+  const signed = '{"type":"audit","route":"/v1/x","note":"quote \\" and ünïcode","format":2,"instance":"i-1",' +
+    `"segment":0,"seq":2,"keyVersion":1,"prev":"${"0".repeat(64)}"}`;
   const raw = deriveKey(testRootKey(), KeyPurpose.audit);
-  const mac = bytesToHex(hmac(sha256, raw, new TextEncoder().encode(signed)));
+  const digest = createHash("sha256").update(encoder.encode(signed)).digest();
+  const mac = createHmac("sha256", raw).update(digest).digest("hex");
   assert.equal(line, `${signed.slice(0, -1)},"mac":"${mac}"}`);
+  assert.equal(link, digest.toString("hex"));
+  assert.equal(linkOf(line), link);
   assert.notDeepEqual(raw, deriveKey(testRootKey(), KeyPurpose.secrets), "its own purpose, its own key");
   assert.deepEqual(splitLine(line), { signed, mac });
-  assert.equal(linkOf(line), sha256Hex(line));
   const parsed = parseChainedLine(line);
   assert.ok(typeof parsed !== "string");
   assert.deepEqual(parsed.chain, CHAIN);
-  assert.equal(key.verify(new TextEncoder().encode(parsed.signed), parsed.mac), true);
-  assert.equal(key.verify(new TextEncoder().encode(parsed.signed + " "), parsed.mac), false);
+  assert.deepEqual(parsed.digest, new Uint8Array(digest));
+  assert.equal(macMatches(key, parsed), true);
+  assert.equal(macMatches(key, { ...parsed, signed: parsed.signed + " ", digest: undefined }), false);
+  const edited = parseChainedLine(line.replace('"route":"/v1/x"', '"route":"/v1/y"'));
+  assert.ok(typeof edited !== "string");
+  assert.equal(macMatches(key, edited), false, "an edited record's digest no longer carries the MAC");
   key.destroy();
   assert.throws(() => key.sign(new Uint8Array(1)), /destroyed/);
 });
 
-Deno.test("chain format: an unkeyed record carries SHA-256; key and keyVersion must agree; junk is not a record", () => {
-  const line = sealLine({ type: "audit" }, { ...CHAIN, keyVersion: null });
+Deno.test("chain format 1 (older logs): the MAC covers the bytes themselves; the link hashes the whole line", () => {
+  const key = deriveAuditKey(testRootKey(), 1);
+  const { line, link } = sealRecord(FIELDS, V1_CHAIN, key);
+  const signed = '{"type":"audit","route":"/v1/x","note":"quote \\" and ünïcode","instance":"i-1","segment":0,' +
+    `"seq":2,"keyVersion":1,"prev":"${"0".repeat(64)}"}`;
+  const raw = deriveKey(testRootKey(), KeyPurpose.audit);
+  const mac = bytesToHex(hmac(sha256, raw, encoder.encode(signed)));
+  assert.equal(line, `${signed.slice(0, -1)},"mac":"${mac}"}`, "byte for byte what Nexus wrote before format 2");
+  assert.equal(link, sha256Hex(line));
+  assert.equal(linkOf(line), link);
   const parsed = parseChainedLine(line);
   assert.ok(typeof parsed !== "string");
-  assert.equal(parsed.mac, sha256Hex(parsed.signed));
-  assert.equal(unkeyedMacMatches(parsed), true);
+  assert.deepEqual(parsed.chain, V1_CHAIN);
+  assert.equal(parsed.digest, undefined);
+  assert.equal(macMatches(key, parsed), true);
+  assert.equal(macMatches(key, { ...parsed, signed: parsed.signed + " " }), false);
+  const other = deriveAuditKey(new Uint8Array(32).fill(9), 1);
+  assert.equal(macMatches(other, parsed), false);
+  key.destroy();
+  other.destroy();
+});
+
+Deno.test("chain format: an unkeyed record carries SHA-256; key and keyVersion must agree; junk is not a record", () => {
+  for (const chain of [CHAIN, V1_CHAIN]) {
+    const line = sealLine({ type: "audit" }, { ...chain, keyVersion: null });
+    const parsed = parseChainedLine(line);
+    assert.ok(typeof parsed !== "string");
+    assert.equal(parsed.mac, sha256Hex(parsed.signed), `format ${chain.format}`);
+    assert.equal(unkeyedMacMatches(parsed), true);
+    const edited = parseChainedLine(line.replace('"type":"audit"', '"type":"audiT"'));
+    assert.ok(typeof edited !== "string");
+    assert.equal(unkeyedMacMatches(edited), false, `format ${chain.format}: an edit breaks the hash`);
+  }
   assert.throws(() => sealLine({ type: "audit" }, CHAIN), /keyVersion does not match/);
+  assert.throws(() => sealLine({ type: "audit" }, { ...CHAIN, keyVersion: null, format: 3 as never }), /format 3/);
+  const line = sealLine({ type: "audit" }, { ...CHAIN, keyVersion: null });
   for (
     const [text, why] of [
       ['{"type":"audit"}', /does not end with a "mac" field/],
@@ -53,6 +93,9 @@ Deno.test("chain format: an unkeyed record carries SHA-256; key and keyVersion m
       [line.replace('"prev":"0', '"prev":"Z'), /bad "prev"/],
       [line.replace('{"type"', '["type"'), /not JSON/],
       ["x".repeat(70_000), /longer than/],
+      [line.replace('"format":2', '"format":3'), /bad "format"/],
+      [line.replace('"format":2', '"format":1'), /bad "format"/],
+      [line.replace('"format":2', '"format":"2"'), /bad "format"/],
     ] as const
   ) {
     const result = parseChainedLine(text);
@@ -74,5 +117,10 @@ Deno.test("chain format: the audit MAC equals node:crypto's HMAC-SHA-256 for any
     key.destroy();
   }
   assert.equal(sha256Hex("ünïcode"), createHash("sha256").update(new TextEncoder().encode("ünïcode")).digest("hex"));
-  assert.equal(unkeyedMacMatches({ signed: "x", mac: "zz" }), false, "junk is no match, not an exception");
+  assert.equal(
+    unkeyedMacMatches({ signed: "x", mac: "zz", digest: undefined }),
+    false,
+    "junk is no match, not an exception",
+  );
+  assert.throws(() => linkOf('{"type":"audit"}'), /not a chained record/);
 });

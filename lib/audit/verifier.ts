@@ -8,14 +8,15 @@
  *
  * Each Nexus process writes its own chain (its `instance`); records of
  * several instances may be interleaved. Within one chain, `seq` counts up by
- * one and `prev` holds the SHA-256 of the previous line. A gap in `seq` is
+ * one, `prev` holds the link to the previous record (a SHA-256, as its
+ * format says), and the format stays the same. A gap in `seq` is
  * not judged at once: the records may still come (then they were
  * reordered), Nexus may declare them unwritten in a later MAC'd `lost`
  * record (a full disk), or the input ends (then they are missing).
  *
  * @module
  */
-import { CHAIN_RECORD, type ChainedRecord, linkOf, unkeyedMacMatches } from "./chain_format.ts";
+import { CHAIN_RECORD, type ChainedRecord, type ChainFormat, linkAfter, unkeyedMacMatches } from "./chain_format.ts";
 
 /** What the key holder said about a keyed record's MAC. */
 export type MacVerdict = "ok" | "mismatch" | "unknown_key" | "unchecked";
@@ -88,6 +89,8 @@ interface Gap {
 
 interface Chain {
   readonly instance: string;
+  /** The format of the chain's first record; every later one must share it. */
+  readonly format: ChainFormat;
   next: number;
   link: string;
   last: Position;
@@ -203,6 +206,17 @@ export class ChainVerifier {
             : `${n.record(fields.instance, seq)} (${
               at(position)
             }): forged (${what}, and it does not link to the record before it)`,
+      });
+    }
+
+    if (fields.format !== chain.format) {
+      this.#find({
+        index,
+        kind: "forged",
+        position,
+        describe: (n) =>
+          `${n.record(fields.instance, seq)} (${at(position)}): forged (chain format ${fields.format} in a chain ` +
+          `of format ${chain.format}; one Nexus process writes one format)`,
       });
     }
 
@@ -339,6 +353,7 @@ export class ChainVerifier {
     const isStart = record.type === CHAIN_RECORD && record.event === "start";
     const chain: Chain = {
       instance: fields.instance,
+      format: fields.format,
       next: fields.seq,
       link: fields.prev ?? "",
       last: position,
@@ -401,7 +416,7 @@ export class ChainVerifier {
   ): void {
     const fields = record.chain;
     chain.next = fields.seq + 1;
-    chain.link = linkOf(line);
+    chain.link = linkAfter(record, line);
     chain.last = position;
     chain.lastSeq = fields.seq;
     chain.lastIndex = index;

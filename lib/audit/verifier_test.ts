@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { deriveAuditKey } from "../nexus/audit_key.ts";
 import { AuditChain } from "../nexus/audit_chain.ts";
 import { testRootKey } from "../nexus/testing.ts";
-import { linkOf, parseChainedLine, sealLine } from "./chain_format.ts";
+import { type ChainFields, linkOf, parseChainedLine, sealLine, sealRecord } from "./chain_format.ts";
 import type { VerifyReport } from "./verifier.ts";
 import { type InputLine, localMacChecker, type MacChecker, noMacChecker, verifyLines } from "./verify_run.ts";
 
@@ -45,6 +45,36 @@ function trail(options: { unkeyed?: number; keyed?: number; stop?: boolean; inst
   lines.push(chain.seal(event("key")).line);
   for (let i = 0; i < (options.keyed ?? 5); i++) lines.push(chain.seal(request(++n)).line);
   if (options.stop ?? true) lines.push(chain.seal(event("stop")).line);
+  return lines;
+}
+
+/**
+ * The same trail in chain format 1, as Nexus wrote it before format 2 (its
+ * writer no longer exists, so it is sealed here record by record).
+ */
+function formatOneTrail(instance = "99999999-2222-3333-4444-555555555555"): string[] {
+  const key = KEY();
+  const lines: string[] = [];
+  let prev: string | null = null;
+  const add = (fields: object, keyed: boolean) => {
+    const chain: ChainFields = {
+      format: 1,
+      instance,
+      segment: 0,
+      seq: lines.length + 1,
+      keyVersion: keyed ? 1 : null,
+      prev,
+    };
+    const sealed = sealRecord(fields, chain, keyed ? key : undefined);
+    lines.push(sealed.line);
+    prev = sealed.link;
+  };
+  add(event("start", { pid: 1 }), false);
+  add(request(1, 503), false);
+  add(event("key"), true);
+  for (let n = 2; n < 6; n++) add(request(n), true);
+  add(event("stop"), true);
+  key.destroy();
   return lines;
 }
 
@@ -323,4 +353,42 @@ Deno.test("verify: multi-path records (move, batch read: resources) and the swee
     const report = await check({ "a.log": edited });
     assert.equal(report.finding?.message, `record ${index + 1} (line ${index + 1} of a.log): edited (MAC mismatch)`);
   }
+});
+
+Deno.test("verify: logs written in chain format 1 still verify, with and without the key, and edits still show", async () => {
+  const old = formatOneTrail();
+  assert.ok(!old.some((line) => line.includes('"format"')), "format 1 lines carry no format field");
+  const report = await check({ "old.log": old });
+  assert.deepEqual([report.ok, report.records, report.notes], [true, 8, []]);
+  assert.equal((await check({ "old.log": old }, noMacChecker)).ok, true);
+
+  const edited = [...old];
+  edited[4] = edit(edited[4]!, '"status":200', '"status":403');
+  assert.equal(
+    (await check({ "old.log": edited })).finding?.message,
+    "record 5 (line 5 of old.log): edited (MAC mismatch)",
+  );
+  assert.equal(
+    (await check({ "old.log": edited }, noMacChecker)).finding?.message,
+    "record 5 (line 5 of old.log): edited (the link in the next record, line 6 of old.log, does not match it)",
+  );
+
+  // An old file and a new one side by side: two instances, two formats, both intact.
+  const both = await check({ "old.log": old, "new.log": trail() });
+  assert.deepEqual([both.ok, both.instances], [true, 2]);
+});
+
+Deno.test("verify: a record in another chain format inside an instance's chain is forged", async () => {
+  const lines = trail();
+  const record = parseChainedLine(lines[5]!);
+  assert.ok(typeof record !== "string");
+  // Even sealed with the right key, seq and link: one Nexus process writes one format.
+  const key = KEY();
+  lines[5] = sealLine(request(3), { ...record.chain, format: 1 }, key);
+  key.destroy();
+  const report = await check({ "a.log": lines });
+  assert.equal(
+    report.finding?.message,
+    "record 6 (line 6 of a.log): forged (chain format 1 in a chain of format 2; one Nexus process writes one format)",
+  );
 });

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type AuditMacKey, type ChainedRecord, parseChainedLine, signedBytes } from "./chain_format.ts";
+import { type AuditMacKey, type ChainedRecord, macMatches, parseChainedLine } from "./chain_format.ts";
 import { ChainVerifier, type MacVerdict, type VerifierOptions, type VerifyReport } from "./verifier.ts";
 
 /** One line of input with where it came from. */
@@ -34,7 +34,7 @@ export function localMacChecker(keys: readonly AuditMacKey[]): MacChecker {
       Promise.resolve(records.map(({ record }) => {
         const key = byVersion.get(record.chain.keyVersion!);
         if (!key) return "unknown_key";
-        return key.verify(signedBytes(record), record.mac) ? "ok" : "mismatch";
+        return macMatches(key, record) ? "ok" : "mismatch";
       })),
   };
 }

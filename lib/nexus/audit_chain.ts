@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { type AuditMacKey, type ChainFields, linkOf, sealLine } from "../audit/chain_format.ts";
+import { type AuditMacKey, CHAIN_FORMAT, type ChainFields, sealRecord } from "../audit/chain_format.ts";
 
 /** A sealed record: its chain position and the line to write. */
 export interface SealedRecord {
@@ -78,15 +78,16 @@ export class AuditChain {
   /** Seals `fields` as the next record of the chain. */
   seal(fields: object): SealedRecord {
     const chain: ChainFields = {
+      format: CHAIN_FORMAT,
       instance: this.instance,
       segment: this.#segment,
       seq: this.#seq + 1,
       keyVersion: this.#key?.version ?? null,
       prev: this.#link,
     };
-    const line = sealLine(fields, chain, this.#key);
+    const { line, link } = sealRecord(fields, chain, this.#key);
     this.#seq = chain.seq;
-    this.#link = linkOf(line);
+    this.#link = link;
     return { chain, fields: fields as Readonly<Record<string, unknown>>, line, mac: line.slice(-66, -2) };
   }
 
