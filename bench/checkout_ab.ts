@@ -4,7 +4,9 @@
  * as the installed command runs it) started from each of several checkouts,
  * and `secret get` of 100 secrets driven against each in interleaved rounds
  * by the Go load generator. Prints, per checkout, the median server CPU per
- * request and the median of same-round ratios against the first checkout.
+ * request and req/s, each with the median of same-round ratios against the
+ * first checkout (req/s shows what moving work to another thread buys,
+ * which CPU per request cannot).
  *
  * Run:
  * `deno run --allow-all --v8-flags=--enable-experimental-regexp-engine bench/checkout_ab.ts [--rounds N] [--seconds S] [--handshakes] <checkout> <checkout>...`
@@ -57,6 +59,7 @@ async function main(): Promise<void> {
       }
     }
     const cpu = new Map<string, number[]>();
+    const rate = new Map<string, number[]>();
     for (let round = 0; round <= rounds; round++) {
       console.error(`checkout_ab: ${round === 0 ? "warm-up" : `round ${round}/${rounds}`}`);
       for (const conns of connections) {
@@ -80,6 +83,7 @@ async function main(): Promise<void> {
           if (round === 0) continue;
           const key = `${i}|${conns}`;
           cpu.set(key, [...(cpu.get(key) ?? []), result.server_cpu_us_per_request ?? NaN]);
+          rate.set(key, [...(rate.get(key) ?? []), result.rps]);
         }
       }
     }
@@ -90,16 +94,21 @@ async function main(): Promise<void> {
         `after ${loadAfter.map((n) => formatNumber(n, 2)).join(" ")}.\n`,
     );
     console.log(markdownTable(
-      ["checkout", ...connections.flatMap((c) => [`c=${c} CPU µs/req`, "÷ first"])],
+      [
+        "checkout",
+        ...connections.flatMap((c) => [`c=${c} CPU µs/req`, "÷ first", `c=${c} req/s`, "÷ first"]),
+      ],
       checkouts.map((root, i) => [
         root,
-        ...connections.flatMap((c) => {
-          const own = cpu.get(`${i}|${c}`)!;
-          const reference = cpu.get(`0|${c}`)!;
-          return [formatNumber(median(own), 0), formatRatio(median(own.map((x, k) => x / reference[k]!)))];
-        }),
+        ...connections.flatMap((c) =>
+          [cpu, rate].flatMap((measure) => {
+            const own = measure.get(`${i}|${c}`)!;
+            const reference = measure.get(`0|${c}`)!;
+            return [formatNumber(median(own), 0), formatRatio(median(own.map((x, k) => x / reference[k]!)))];
+          })
+        ),
       ]),
-      ["left", ...connections.flatMap(() => ["right", "right"] as const)],
+      ["left", ...connections.flatMap(() => ["right", "right", "right", "right"] as const)],
     ));
   } finally {
     for (const stack of stacks) await stack.stop();
