@@ -97,17 +97,23 @@ export const MAX_RECORD_LINE = 65_536;
 
 /**
  * A MAC key over `raw` (32 bytes, copied into HMAC's precomputed state; the
- * caller zeroes `raw`). Each use clones the precomputed state, so signing
- * costs two hash compressions plus the message.
+ * caller zeroes `raw`). Each use starts from the precomputed state, so
+ * signing costs two hash compressions plus the message.
  */
 export function createAuditMacKey(version: number, raw: Uint8Array): AuditMacKey {
   if (!Number.isSafeInteger(version) || version < 1) throw new RangeError("audit key version must be ≥ 1");
   if (raw.length !== 32) throw new RangeError("audit key must be 32 bytes");
   const base = hmac.create(sha256, raw);
+  // Each use copies the precomputed state into this one instance instead of
+  // a fresh clone: two hash objects fewer per record (~2 % of a secret
+  // read's CPU). Its digest wipes the copied state again.
+  const scratch = base.clone();
+  const mac = new Uint8Array(32);
   let destroyed = false;
   const digest = (signed: Uint8Array) => {
     if (destroyed) throw new Error("audit key was destroyed");
-    return base.clone().update(signed).digest();
+    base._cloneInto(scratch).update(signed).digestInto(mac);
+    return mac;
   };
   return {
     version,
@@ -119,6 +125,8 @@ export function createAuditMacKey(version: number, raw: Uint8Array): AuditMacKey
     destroy() {
       destroyed = true;
       base.destroy();
+      scratch.destroy();
+      mac.fill(0);
     },
   };
 }
@@ -143,6 +151,30 @@ export function linkAfter(record: Pick<ChainedRecord, "chain" | "digest">, line:
   return record.digest ? bytesToHex(record.digest) : sha256Hex(line);
 }
 
+/**
+ * SHA-256 with its state kept between uses: a sealer that hashes a record
+ * at a time allocates no hash objects (with the MAC key's reuse, ~4 % of a
+ * secret read's CPU). Not for concurrent use; JavaScript never interleaves
+ * two calls.
+ */
+export interface RecordHasher {
+  /** SHA-256 of `bytes`, in a new array. */
+  digest(bytes: Uint8Array): Uint8Array;
+}
+
+/** A {@linkcode RecordHasher}; a sealer keeps one for its life. */
+export function createRecordHasher(): RecordHasher {
+  const blank = sha256.create();
+  const scratch = sha256.create();
+  return {
+    digest(bytes) {
+      const out = new Uint8Array(32);
+      blank._cloneInto(scratch).update(bytes).digestInto(out);
+      return out;
+    },
+  };
+}
+
 /** A finished line and the link the next record of its chain carries in `prev`. */
 export interface SealedLine {
   /** The line, no newline. */
@@ -155,14 +187,19 @@ export interface SealedLine {
  * Serializes `fields` (their own order) followed by `chain`, and returns the
  * finished line (no newline) with its link: `mac` under `key`, or the
  * unkeyed form when `key` is undefined (then `chain.keyVersion` must be
- * `null`).
+ * `null`). A sealer of many records passes its own `hasher`.
  */
-export function sealRecord(fields: object, chain: ChainFields, key?: AuditMacKey): SealedLine {
+export function sealRecord(
+  fields: object,
+  chain: ChainFields,
+  key?: AuditMacKey,
+  hasher: RecordHasher = createRecordHasher(),
+): SealedLine {
   if ((key?.version ?? null) !== chain.keyVersion) throw new Error("keyVersion does not match the key");
   const { format, instance, segment, seq, keyVersion, prev } = chain;
   if (format === 2) {
     const signed = JSON.stringify({ ...fields, format, instance, segment, seq, keyVersion, prev });
-    const digest = sha256(encoder.encode(signed));
+    const digest = hasher.digest(encoder.encode(signed));
     const link = bytesToHex(digest);
     const mac = key ? key.sign(digest) : link;
     return { line: withMac(signed, mac), link };

@@ -8,6 +8,7 @@ import { deriveAuditKey } from "../nexus/audit_key.ts";
 import { testRootKey } from "../nexus/testing.ts";
 import {
   createAuditMacKey,
+  createRecordHasher,
   linkOf,
   macMatches,
   parseChainedLine,
@@ -123,4 +124,25 @@ Deno.test("chain format: the audit MAC equals node:crypto's HMAC-SHA-256 for any
     "junk is no match, not an exception",
   );
   assert.throws(() => linkOf('{"type":"audit"}'), /not a chained record/);
+});
+
+Deno.test("chain format: a key and a record hasher used over and over give node:crypto's answer every time", () => {
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  const key = createAuditMacKey(1, raw);
+  const hasher = createRecordHasher();
+  // Lengths that leave different partial blocks behind, long after short and back.
+  const lengths = [477, 3, 64, 0, 130, 55, 56, 4096, 1, 119, 32, 32, 700];
+  const digests: Uint8Array[] = [];
+  for (const length of lengths) {
+    const message = crypto.getRandomValues(new Uint8Array(length));
+    const mac = key.sign(message);
+    assert.equal(mac, createHmac("sha256", raw).update(message).digest("hex"), `MAC of ${length} bytes`);
+    assert.equal(key.verify(message, mac), true);
+    const digest = hasher.digest(message);
+    assert.equal(bytesToHex(digest), createHash("sha256").update(message).digest("hex"), `SHA-256 of ${length} bytes`);
+    digests.push(digest);
+  }
+  assert.equal(new Set(digests).size, lengths.length, "each digest is an array of its own");
+  key.destroy();
+  assert.throws(() => key.verify(new Uint8Array(1), "0".repeat(64)), /destroyed/);
 });

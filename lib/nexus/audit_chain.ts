@@ -11,7 +11,13 @@
  *
  * @module
  */
-import { type AuditMacKey, CHAIN_FORMAT, type ChainFields, sealRecord } from "../audit/chain_format.ts";
+import {
+  type AuditMacKey,
+  CHAIN_FORMAT,
+  type ChainFields,
+  createRecordHasher,
+  sealRecord,
+} from "../audit/chain_format.ts";
 
 /** A sealed record: its chain position and the line to write. */
 export interface SealedRecord {
@@ -33,6 +39,7 @@ export class AuditChain {
   #seq = 0;
   #link: string | null = null;
   #key: AuditMacKey | undefined;
+  readonly #hasher = createRecordHasher();
 
   /** Starts an empty chain (a random instance id unless one is given). */
   constructor(instance: string = crypto.randomUUID()) {
@@ -85,7 +92,7 @@ export class AuditChain {
       keyVersion: this.#key?.version ?? null,
       prev: this.#link,
     };
-    const { line, link } = sealRecord(fields, chain, this.#key);
+    const { line, link } = sealRecord(fields, chain, this.#key, this.#hasher);
     this.#seq = chain.seq;
     this.#link = link;
     return { chain, fields: fields as Readonly<Record<string, unknown>>, line, mac: line.slice(-66, -2) };
