@@ -18,7 +18,7 @@
  *   of version `keyVersion`, or the digest itself for a record written
  *   before any key existed (`keyVersion: null`; it catches accidents, not
  *   forgers); the next record's `prev` is the digest. The bytes are hashed
- *   once: a third of format 1's hashing per record.
+ *   once: about half of format 1's hashing per record.
  * - **Format 1** (written before format 2; still verified): `mac` is
  *   HMAC-SHA-256 of the signed bytes, or their SHA-256 when unkeyed; `prev`
  *   is SHA-256 of the whole previous line, `mac` included.
