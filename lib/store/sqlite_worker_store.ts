@@ -226,7 +226,15 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     // Writes go out in groups (`group_commit.ts`).
     ...groupedWrites(write),
     listExpired: (now, limit) => read(() => reader.listExpired(now, limit)),
-    tryExclusive: (work) => closed ? Promise.reject(new Error("store is closed")) : exclusive(work),
+    // Refused once the store has failed, as every other call is: the work would only meet that failure later.
+    tryExclusive: (work) => {
+      try {
+        usable();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return exclusive(work);
+    },
     listSecretPathsPage: (query) => read(() => reader.listSecretPathsPage(query)),
     secretPathsSealedBelow: (version, after, limit) => read(() => reader.secretPathsSealedBelow(version, after, limit)),
     countSealedBelow: (version) => read(() => reader.countSealedBelow(version)),

@@ -91,6 +91,13 @@ Deno.test("worker-sqlite: a worker crash fails every pending call and every late
     await assert.rejects(store.ping(), /sqlite worker crashed/);
     await assert.rejects(store.readSecret("ok/1"), /sqlite worker crashed/);
     await assert.rejects(store.writeSecret("x/4", 0, recordOf([live(1)])), /sqlite worker crashed/);
+    let ran = false;
+    await assert.rejects(
+      store.tryExclusive(() => Promise.resolve(ran = true)),
+      /sqlite worker crashed/,
+      "exclusive work (rotation, the expiry sweep) is refused too",
+    );
+    assert.equal(ran, false);
 
     const reopened = createSqliteStore({ dataDir: dir });
     try {
