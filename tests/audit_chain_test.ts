@@ -10,7 +10,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { linkOf, parseChainedLine, sealLine } from "../lib/audit/chain_format.ts";
+import { type ChainFields, linkOf, parseChainedLine, sealLine, sealRecord } from "../lib/audit/chain_format.ts";
+import { zeroize } from "../lib/crypto/zeroize.ts";
+import { deriveAuditKey } from "../lib/nexus/audit_key.ts";
+import { rootKeyFromRecoveryDir } from "../lib/pilot/recovery_key.ts";
 import { exits, type RestoredNexus, startRestoredNexus } from "./support/restored_nexus.ts";
 import { runSpike } from "./support/process.ts";
 
@@ -134,6 +137,51 @@ Deno.test("audit chain on a real Nexus: verified through Nexus, offline and unke
       exits(await verify([...first, forged]), 1, "forged").stdout,
       `record ${last.chain.seq + 1} (line ${first.length + 1} of ${copy}): forged ` +
         "(a record without a key after the chain was keyed)\n",
+    );
+
+    // An upgrade in place: the file first holds what an older Nexus wrote under
+    // the same root key, in chain format 1, then this Nexus's format-2 chain.
+    const recovered = await rootKeyFromRecoveryDir(join(nexus.dir, "recover"));
+    const oldKey = deriveAuditKey(recovered.rootKey, recovered.keyVersion);
+    zeroize(recovered.rootKey);
+    const old: string[] = [];
+    let prev: string | null = null;
+    const oldRecord = (fields: object, keyed: boolean) => {
+      const chain: ChainFields = {
+        format: 1,
+        instance: "0ld0ld00-0000-4000-8000-000000000000",
+        segment: 0,
+        seq: old.length + 1,
+        keyVersion: keyed ? recovered.keyVersion : null,
+        prev,
+      };
+      const sealed = sealRecord(fields, chain, keyed ? oldKey : undefined);
+      old.push(sealed.line);
+      prev = sealed.link;
+    };
+    const time = "2026-11-01T00:00:00.000Z";
+    oldRecord({ time, type: "audit-chain", event: "start", pid: 1 }, false);
+    oldRecord({ time, type: "audit-chain", event: "key" }, true);
+    // The put's record as the older Nexus wrote it: its own fields, none of the new chain's.
+    const { format: _f, instance: _i, segment: _s, seq: _q, keyVersion: _k, prev: _p, mac: _m, ...putFields } = JSON
+      .parse(first[put.line - 1]!);
+    oldRecord(putFields, true);
+    oldRecord({ time, type: "audit-chain", event: "stop" }, true);
+    oldKey.destroy();
+    assert.ok(!old.some((line) => line.includes('"format"')) && first.every((line) => line.includes('"format":2')));
+    const upgraded = exits(await verify([...old, ...first]), 0, "format 1 then format 2, via Nexus").stdout;
+    assert.match(upgraded, /^OK \d+ records \(2 segments, 2 instances; MACs checked by Nexus\)\n$/);
+    await Deno.writeTextFile(copy, [...old, ...first].join("\n") + "\n");
+    exits(
+      await runSpike(["audit", "verify", "--recovery-dir", join(nexus.dir, "recover"), copy]),
+      0,
+      "format 1 then format 2, offline",
+    );
+    const oldEdited = [...old, ...first];
+    oldEdited[2] = oldEdited[2]!.replace('"status":200', '"status":401');
+    assert.equal(
+      exits(await verify(oldEdited), 1, "an edit in the format-1 part").stdout,
+      `record 3 of instance 0ld0ld00 (line 3 of ${copy}): edited (MAC mismatch)\n`,
     );
 
     // A clean stop writes the stop record: the chain then ends without a note.
