@@ -14,3 +14,16 @@ export function settle<T>(work: () => T): Promise<T> {
     return Promise.reject(error);
   }
 }
+
+/**
+ * `run()`, unless `check` throws first (a store closed, or failed for
+ * good): then that exception as a rejection, and `run` never starts.
+ */
+export function guarded<T>(check: () => void, run: () => Promise<T>): Promise<T> {
+  try {
+    check();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return run();
+}

@@ -44,7 +44,7 @@
 import { localExclusive } from "./exclusive.ts";
 import { DEFAULT_INLINE_FSYNC_LIMIT_MS, FsyncPlacement } from "./fsync_placement.ts";
 import { createGroupCommit } from "./group_commit.ts";
-import { settle } from "./settle.ts";
+import { guarded, settle } from "./settle.ts";
 import type { SynchronousPragma } from "./sqlite_connection.ts";
 import { openSqliteDatabase } from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
@@ -227,24 +227,16 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
   });
 
   function write<K extends SqliteWriteName>(call: SqliteCall<K>): Promise<SqliteResult<K>> {
-    try {
-      usable();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return track(group.submit(call as SqliteCall<SqliteWriteName>) as Promise<SqliteResult<K>>);
+    return guarded(usable, () => track(group.submit(call as SqliteCall<SqliteWriteName>) as Promise<SqliteResult<K>>));
   }
 
   /** A read of what writes to `key` change: runs at once unless such a write awaits its fsync. */
   function read<T>(key: string, work: () => T): Promise<T> {
-    try {
-      usable();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const wait = visible(key);
-    // A call issued before `close` still runs (close waits for it); only a failure stops it.
-    return wait ? track(wait.then(() => afterWait(work))) : settle(work);
+    return guarded(usable, () => {
+      const wait = visible(key);
+      // A call issued before `close` still runs (close waits for it); only a failure stops it.
+      return wait ? track(wait.then(() => afterWait(work))) : settle(work);
+    });
   }
 
   /**
@@ -253,18 +245,14 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
    * once that change is durable too.
    */
   function run<T>(work: () => T): Promise<T> {
-    try {
-      usable();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return track((async () => {
-      await visible(ANYTHING);
-      const before = db.totalChanges();
-      const result = afterWait(work);
-      if (db.totalChanges() !== before) await makeDurable(new Set([ANYTHING]), 1, 0);
-      return result;
-    })());
+    return guarded(usable, () =>
+      track((async () => {
+        await visible(ANYTHING);
+        const before = db.totalChanges();
+        const result = afterWait(work);
+        if (db.totalChanges() !== before) await makeDurable(new Set([ANYTHING]), 1, 0);
+        return result;
+      })()));
   }
 
   function afterWait<T>(work: () => T): T {
@@ -288,14 +276,7 @@ export function createSqliteStore(options: SqliteInThreadStoreOptions): SqliteSt
     // Writes go out in groups (`group_commit.ts`).
     ...groupedWrites(write),
     listExpired: (now, limit) => read(PATHS, () => db.listExpired(now, limit)),
-    tryExclusive: (work) => {
-      try {
-        usable();
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      return exclusive(work);
-    },
+    tryExclusive: (work) => guarded(usable, () => exclusive(work)),
     listSecretPathsPage: (query) => read(PATHS, () => db.listSecretPathsPage(query)),
     // Rotation's scans look at every secret and policy row.
     secretPathsSealedBelow: (version, after, limit) =>

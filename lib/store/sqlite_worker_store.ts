@@ -27,7 +27,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { localExclusive } from "./exclusive.ts";
 import { createGroupCommit } from "./group_commit.ts";
-import { settle } from "./settle.ts";
+import { guarded, settle } from "./settle.ts";
 import type { ConnectionOptions, SynchronousPragma } from "./sqlite_connection.ts";
 import { openSqliteDatabase } from "./sqlite_database.ts";
 import { prepareSqliteFile } from "./sqlite_files.ts";
@@ -192,23 +192,19 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
   }
 
   function call<K extends SqliteSingleName>(single: SqliteCall<K>): Promise<SqliteResult<K>> {
-    try {
-      usable();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return track(
-      request({ type: "call", id: ++nextId, call: single as SqliteCall<SqliteSingleName> }) as Promise<SqliteResult<K>>,
-    );
+    return guarded(usable, () =>
+      track(
+        request({ type: "call", id: ++nextId, call: single as SqliteCall<SqliteSingleName> }) as Promise<
+          SqliteResult<K>
+        >,
+      ));
   }
 
   function write<K extends SqliteWriteName>(queued: SqliteCall<K>): Promise<SqliteResult<K>> {
-    try {
-      usable();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return track(group.submit(queued as SqliteCall<SqliteWriteName>) as Promise<SqliteResult<K>>);
+    return guarded(
+      usable,
+      () => track(group.submit(queued as SqliteCall<SqliteWriteName>) as Promise<SqliteResult<K>>),
+    );
   }
 
   function read<T>(work: () => T): Promise<T> {
@@ -227,14 +223,7 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
     ...groupedWrites(write),
     listExpired: (now, limit) => read(() => reader.listExpired(now, limit)),
     // Refused once the store has failed, as every other call is: the work would only meet that failure later.
-    tryExclusive: (work) => {
-      try {
-        usable();
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      return exclusive(work);
-    },
+    tryExclusive: (work) => guarded(usable, () => exclusive(work)),
     listSecretPathsPage: (query) => read(() => reader.listSecretPathsPage(query)),
     secretPathsSealedBelow: (version, after, limit) => read(() => reader.secretPathsSealedBelow(version, after, limit)),
     countSealedBelow: (version) => read(() => reader.countSealedBelow(version)),
