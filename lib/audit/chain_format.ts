@@ -147,7 +147,7 @@ export function linkOf(line: string): string {
 }
 
 /** The link the next record's `prev` holds after `record`, parsed from `line`. */
-export function linkAfter(record: Pick<ChainedRecord, "chain" | "digest">, line: string): string {
+export function linkAfter(record: Pick<ChainedRecord, "digest">, line: string): string {
   return record.digest ? bytesToHex(record.digest) : sha256Hex(line);
 }
 
@@ -205,6 +205,8 @@ export function sealRecord(
     return { line: withMac(signed, mac), link };
   }
   if (format !== 1) throw new RangeError(`unknown chain format ${String(format)}`);
+  // Format 1 has no such field: one among the fields would make the record read as another format.
+  if (Object.hasOwn(fields, "format")) throw new Error('a format 1 record cannot carry a "format" field');
   const signed = JSON.stringify({ ...fields, instance, segment, seq, keyVersion, prev });
   const bytes = encoder.encode(signed);
   const line = withMac(signed, key ? key.sign(bytes) : sha256Hex(bytes));

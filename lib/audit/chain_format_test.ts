@@ -85,6 +85,10 @@ Deno.test("chain format: an unkeyed record carries SHA-256; key and keyVersion m
   }
   assert.throws(() => sealLine({ type: "audit" }, CHAIN), /keyVersion does not match/);
   assert.throws(() => sealLine({ type: "audit" }, { ...CHAIN, keyVersion: null, format: 3 as never }), /format 3/);
+  assert.throws(
+    () => sealLine({ type: "audit", format: 2 }, { ...V1_CHAIN, keyVersion: null }),
+    /cannot carry a "format" field/,
+  );
   const line = sealLine({ type: "audit" }, { ...CHAIN, keyVersion: null });
   for (
     const [text, why] of [
