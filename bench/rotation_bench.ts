@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 import { join } from "node:path";
 import { seal } from "../lib/crypto/aead.ts";
 import { systemRandom } from "../lib/crypto/random.ts";
@@ -154,6 +155,10 @@ function readLoad(service: SecretService, paths: number, settings: Settings) {
       } catch {
         phase.errors++;
       }
+      // A read of a settled SQLite row never leaves the microtask queue, so
+      // without this the readers would starve every timer, the rotation's
+      // included (a server's requests come from I/O, which yields).
+      await new Promise((resolve) => setImmediate(resolve));
     }
   });
   return {
