@@ -8,9 +8,11 @@
  * bootstrapped key, one secret), Nexus restarted `--restarts` times (SIGTERM)
  * until the first secret read (wall and CPU time of all its threads, and
  * its start-up phases), then `spike secret get` spawn to exit as often.
- * The trees alternate pass by pass, so both see the same machine.
+ * The trees alternate pass by pass, so both see the same machine. A tool
+ * like `checkout_ab.ts`, not run by `deno task bench` (it needs the other
+ * checkout), hence not named `*_bench.ts`.
  *
- * `deno run --allow-all --v8-flags=--enable-experimental-regexp-engine bench/startup_trees_bench.ts --other DIR [--passes N] [--restarts N]`
+ * `deno run --allow-all --v8-flags=--enable-experimental-regexp-engine bench/startup_trees_ab.ts --other DIR [--passes N] [--restarts N]`
  *
  * @module
  */
@@ -104,7 +106,7 @@ async function main(): Promise<void> {
       ? [[other, theirs], [REPO_ROOT, ours]]
       : [[REPO_ROOT, ours], [other, theirs]];
     for (const [root, samples] of order) {
-      console.error(`startup_trees_bench: pass ${i + 1}/${passes}, ${root}`);
+      console.error(`startup_trees_ab: pass ${i + 1}/${passes}, ${root}`);
       await pass(root, restarts, samples);
     }
   }
