@@ -47,8 +47,6 @@ import {
   setSecretExpiry,
   undeleteVersions,
 } from "./secret_state.ts";
-
-export type { KeyCatchUp } from "./write_keys.ts";
 import { type KeyCatchUp, withWriteKeys } from "./write_keys.ts";
 
 /** What the secret service needs. */
