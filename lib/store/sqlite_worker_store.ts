@@ -192,12 +192,11 @@ export function createSqliteWorkerStore(options: SqliteWorkerStoreOptions): Sqli
   }
 
   function call<K extends SqliteSingleName>(single: SqliteCall<K>): Promise<SqliteResult<K>> {
-    return guarded(usable, () =>
-      track(
-        request({ type: "call", id: ++nextId, call: single as SqliteCall<SqliteSingleName> }) as Promise<
-          SqliteResult<K>
-        >,
-      ));
+    const wire = single as SqliteCall<SqliteSingleName>;
+    return guarded(
+      usable,
+      () => track(request({ type: "call", id: ++nextId, call: wire }) as Promise<SqliteResult<K>>),
+    );
   }
 
   function write<K extends SqliteWriteName>(queued: SqliteCall<K>): Promise<SqliteResult<K>> {
