@@ -76,20 +76,27 @@ function defaultDenoDir(): string {
   return Deno.build.os === "darwin" ? `${home}/Library/Caches/deno` : `${home}/.cache/deno`;
 }
 
+/** How {@linkcode runExecutable} and {@linkcode runSpike} run a child. */
+export interface RunOptions {
+  /** Added to the test's PATH/HOME (nothing else is inherited). */
+  env?: Record<string, string>;
+  /** Written to the child's stdin, which is then closed (absent: empty stdin). */
+  stdin?: string | Uint8Array;
+  /** Killed after this long (default 60 s). */
+  timeoutMs?: number;
+  /** Working directory. */
+  cwd?: string;
+  /** Primary group to run as (the uid stays the test's): how SPIRE tests pick a workload identity. */
+  gid?: number;
+}
+
 /**
  * Runs `spike <args>` to completion (killed after `timeoutMs`, default 60 s)
  * and returns its exit code and output.
  */
 export function runSpike(
   args: readonly string[],
-  options: {
-    env?: Record<string, string>;
-    stdin?: string | Uint8Array;
-    timeoutMs?: number;
-    denoFlags?: string[];
-    /** Primary group to run as (the uid stays the test's): how SPIRE tests pick a workload identity. */
-    gid?: number;
-  } = {},
+  options: Omit<RunOptions, "cwd"> & { denoFlags?: string[] } = {},
 ): Promise<CommandResult> {
   const { denoFlags, ...rest } = options;
   return runExecutable(Deno.execPath(), ["run", ...(denoFlags ?? TEST_DENO_FLAGS), SPIKE_MAIN, ...args], rest);
@@ -103,14 +110,7 @@ export function runSpike(
 export async function runExecutable(
   executable: string,
   args: readonly string[],
-  options: {
-    env?: Record<string, string>;
-    stdin?: string | Uint8Array;
-    timeoutMs?: number;
-    cwd?: string;
-    /** Primary group to run as (the uid stays the test's). */
-    gid?: number;
-  } = {},
+  options: RunOptions = {},
 ): Promise<CommandResult> {
   const child = new Deno.Command(executable, {
     args: [...args],
